@@ -1,0 +1,58 @@
+//! The REST surface on `rest.sock`: OpenAI-compatible routes, `/health`, and OpenAI-shaped
+//! errors for everything else (unknown routes, wrong methods, oversized bodies).
+
+mod models;
+mod openai;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use hero_aibroker_sdk::ErrorCode;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The REST router. Layers, outermost first:
+/// - `DefaultBodyLimit`: bounds every body the handlers buffer (413 through [`ApiError`]).
+///
+/// The in-flight cap is taken inside the handlers rather than as a layer, because a stream
+/// must hold its permit until its last chunk, long after the handler returned.
+pub fn rest_router(state: Arc<AppState>) -> Router {
+    let limit = state.settings.max_body_bytes;
+    Router::new()
+        .route("/v1/chat/completions", post(openai::chat))
+        .route("/v1/completions", post(openai::completions))
+        .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/models", get(models::list))
+        .route("/v1/models/{*id}", get(models::get))
+        .route("/health", get(models::health))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::NotFound,
+        format!(
+            "No route {}. See docs/api.md for the REST API.",
+            crate::error::printable(uri.path())
+        ),
+    )
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!(
+            "{method} is not allowed on {}.",
+            crate::error::printable(uri.path())
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+//! Server settings from the environment (through [`Env`]), each with a documented default.
+//! The binary's flags override the few that operators set per process.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::ConfigError;
+use crate::env::Env;
+
+/// How `auto` requests choose among models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// Lowest price first.
+    Cheapest,
+    /// Highest tier first, then priority, then price.
+    Best,
+}
+
+impl FromStr for Strategy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "cheapest" => Ok(Strategy::Cheapest),
+            "best" => Ok(Strategy::Best),
+            other => Err(format!(
+                "unknown strategy {other:?} (expected cheapest or best)"
+            )),
+        }
+    }
+}
+
+/// Everything the server needs besides the models file.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Root of the socket tree; the broker's sockets are in `<root>/hero_aibroker/`.
+    pub socket_root: PathBuf,
+    pub models_config: PathBuf,
+    /// Strategy for `auto`; `autocheapest`/`autobest` force one.
+    pub strategy: Strategy,
+    pub connect_timeout: Duration,
+    /// From sending the request to the first byte of the body (first SSE event for streams).
+    pub first_byte_timeout: Duration,
+    /// Longest silence between two chunks of a stream or body.
+    pub idle_timeout: Duration,
+    /// One deadline for a request until its first byte reaches the client, retries included.
+    pub request_deadline: Duration,
+    /// Upstream attempts per request, fallbacks included.
+    pub max_attempts: u32,
+    /// Longest `Retry-After` the broker waits before retrying the same candidate.
+    pub retry_after_cap: Duration,
+    pub max_body_bytes: usize,
+    /// Requests handled at once; beyond it the broker answers 503 at once.
+    pub max_concurrent: usize,
+    /// How long SIGTERM waits for in-flight requests and streams.
+    pub drain_timeout: Duration,
+}
+
+impl Settings {
+    /// Reads settings from `env`, falling back to defaults.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let home = env.get("HOME").unwrap_or("/root");
+        Ok(Settings {
+            socket_root: env
+                .get("HERO_SOCKET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(home).join("hero/var/sockets")),
+            models_config: env
+                .get("MODELS_CONFIG_PATH")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from("modelsconfig.yml")),
+            strategy: parse(env, "ROUTING_STRATEGY", Strategy::Cheapest)?,
+            connect_timeout: millis(env, "UPSTREAM_CONNECT_TIMEOUT_MS", 5_000)?,
+            first_byte_timeout: millis(env, "UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 60_000)?,
+            idle_timeout: millis(env, "UPSTREAM_IDLE_TIMEOUT_MS", 120_000)?,
+            request_deadline: millis(env, "REQUEST_DEADLINE_MS", 180_000)?,
+            max_attempts: parse(env, "MAX_ATTEMPTS", 4u32)?.max(1),
+            retry_after_cap: millis(env, "RETRY_AFTER_CAP_MS", 2_000)?,
+            max_body_bytes: parse(env, "MAX_BODY_BYTES", 32 * 1024 * 1024usize)?,
+            max_concurrent: parse(env, "MAX_CONCURRENT_REQUESTS", 4096usize)?.max(1),
+            drain_timeout: millis(env, "DRAIN_TIMEOUT_MS", 30_000)?,
+        })
+    }
+
+    /// `<root>/hero_aibroker`, where this service's sockets live.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.socket_root.join("hero_aibroker")
+    }
+}
+
+fn parse<T: FromStr>(env: &Env, var: &str, default: T) -> Result<T, ConfigError>
+where
+    T::Err: std::fmt::Display,
+{
+    match env.get(var) {
+        None => Ok(default),
+        Some(v) => v.parse().map_err(|e: T::Err| ConfigError::Env {
+            var: var.to_owned(),
+            message: format!("{v:?}: {e}"),
+        }),
+    }
+}
+
+fn millis(env: &Env, var: &str, default: u64) -> Result<Duration, ConfigError> {
+    parse(env, var, default).map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let s = Settings::from_env(&Env::from_pairs([("HOME", "/home/u")])).expect("defaults");
+        assert_eq!(
+            s.socket_dir(),
+            PathBuf::from("/home/u/hero/var/sockets/hero_aibroker")
+        );
+        assert_eq!(s.max_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(s.strategy, Strategy::Cheapest);
+
+        let s = Settings::from_env(&Env::from_pairs([
+            ("HERO_SOCKET_DIR", "/tmp/s"),
+            ("ROUTING_STRATEGY", "best"),
+            ("UPSTREAM_IDLE_TIMEOUT_MS", "250"),
+        ]))
+        .expect("overrides");
+        assert_eq!(s.socket_dir(), PathBuf::from("/tmp/s/hero_aibroker"));
+        assert_eq!(s.strategy, Strategy::Best);
+        assert_eq!(s.idle_timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let e = Settings::from_env(&Env::from_pairs([("MAX_BODY_BYTES", "big")])).expect_err("bad");
+        assert!(
+            e.to_string()
+                .starts_with("environment variable MAX_BODY_BYTES: \"big\""),
+            "{e}"
+        );
+        let e = Settings::from_env(&Env::from_pairs([("ROUTING_STRATEGY", "random")]))
+            .expect_err("bad");
+        assert!(e.to_string().contains("unknown strategy"), "{e}");
+    }
+}

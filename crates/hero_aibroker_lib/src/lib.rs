@@ -1,0 +1,20 @@
+//! hero_aibroker core library. Binaries are wiring; everything a test may want to call lives
+//! here: configuration, the model registry, routing, provider drivers, the relay loop and the
+//! HTTP surfaces.
+#![warn(clippy::print_stdout)]
+
+pub mod api;
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod pool;
+pub mod providers;
+pub mod registry;
+pub mod relay;
+pub mod request;
+pub mod router;
+pub mod secret;
+pub mod server;
+pub mod socket;
+pub mod sse;
+pub mod state;

@@ -1,0 +1,382 @@
+//! The model registry: an immutable snapshot of models, their backends and the provider
+//! instances (keys) that can serve them, built from `modelsconfig.yml` and the environment.
+//! Swapped whole on reload; requests in flight keep the snapshot they started with.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use indexmap::IndexMap;
+
+use crate::config::models::{BUILTIN_PROVIDERS, env_prefix};
+use crate::config::{ModelsConfig, Tier};
+use crate::env::Env;
+use crate::pool::Instance;
+use crate::secret::Secret;
+
+/// A model as routing sees it.
+#[derive(Debug)]
+pub struct Model {
+    pub name: String,
+    pub display_name: String,
+    pub tier: Tier,
+    pub capabilities: Vec<String>,
+    pub context_window: u64,
+    pub aliases: Vec<String>,
+    pub backends: Vec<Backend>,
+}
+
+impl Model {
+    /// True if the model declares `capability`.
+    pub fn has(&self, capability: &str) -> bool {
+        self.capabilities.iter().any(|c| c == capability)
+    }
+}
+
+/// One backend of a model.
+#[derive(Debug)]
+pub struct Backend {
+    pub provider: String,
+    pub model_id: String,
+    pub priority: u32,
+    /// USD per million input tokens.
+    pub input_cost: f64,
+    /// USD per million output tokens.
+    pub output_cost: f64,
+    /// Round-robin cursor over the provider's instances, so keys share the load.
+    cursor: AtomicUsize,
+}
+
+impl Backend {
+    /// Price used to order candidates: input plus output per million tokens.
+    pub fn price(&self) -> f64 {
+        self.input_cost + self.output_cost
+    }
+
+    /// USD cost of a request with these token counts.
+    pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
+        (prompt_tokens as f64 * self.input_cost + completion_tokens as f64 * self.output_cost)
+            / 1_000_000.0
+    }
+
+    /// Next starting offset for round-robin over `n` instances.
+    pub fn next_offset(&self, n: usize) -> usize {
+        if n <= 1 {
+            0
+        } else {
+            self.cursor.fetch_add(1, Ordering::Relaxed) % n
+        }
+    }
+}
+
+/// A configured provider and its instances (empty when it has no keys).
+#[derive(Debug)]
+pub struct Provider {
+    pub name: String,
+    pub base_url: String,
+    pub keyless: bool,
+    /// Where its keys come from, for operator messages.
+    pub key_source: String,
+    pub instances: Vec<Arc<Instance>>,
+}
+
+/// The immutable routing snapshot.
+#[derive(Debug)]
+pub struct Registry {
+    pub models: IndexMap<String, Arc<Model>>,
+    aliases: HashMap<String, String>,
+    pub providers: IndexMap<String, Provider>,
+}
+
+/// What a requested model name resolved to.
+#[derive(Debug)]
+pub enum Target {
+    /// A model, with all its backends, or only the one `provider/model_id` named.
+    Model {
+        model: Arc<Model>,
+        only_backend: Option<usize>,
+    },
+    /// `auto` (None: the configured strategy), `autocheapest`, `autobest`.
+    Auto(Option<crate::config::Strategy>),
+}
+
+impl Registry {
+    /// Builds the snapshot: providers from the built-ins and the file, keys from `env`.
+    pub fn build(cfg: &ModelsConfig, env: &Env) -> Registry {
+        let mut providers = IndexMap::new();
+        for (name, default_url) in BUILTIN_PROVIDERS {
+            let prefix = env_prefix(name);
+            let base_url = env
+                .get(&format!("{prefix}_BASE_URL"))
+                .unwrap_or(default_url);
+            let keys = keys_from(
+                env,
+                &[format!("{prefix}_API_KEYS"), format!("{prefix}_API_KEY")],
+            );
+            let source = format!("{prefix}_API_KEY / {prefix}_API_KEYS");
+            providers.insert(
+                (*name).to_owned(),
+                make_provider(name, base_url, keys, false, source),
+            );
+        }
+        for p in &cfg.providers {
+            let prefix = env_prefix(&p.name);
+            let base_url = env
+                .get(&format!("{prefix}_BASE_URL"))
+                .unwrap_or(&p.base_url);
+            let (keys, keyless, source) = match &p.api_key_env {
+                Some(var) => (
+                    keys_from(env, std::slice::from_ref(var)),
+                    false,
+                    var.clone(),
+                ),
+                None => (Vec::new(), true, "none (keyless)".to_owned()),
+            };
+            providers.insert(
+                p.name.clone(),
+                make_provider(&p.name, base_url, keys, keyless, source),
+            );
+        }
+
+        let mut models = IndexMap::new();
+        let mut aliases = HashMap::new();
+        for (name, m) in &cfg.models {
+            for a in &m.aliases {
+                aliases.insert(a.clone(), name.clone());
+            }
+            let backends = m
+                .backends
+                .iter()
+                .map(|b| Backend {
+                    provider: b.provider.clone(),
+                    model_id: b.model_id.clone(),
+                    priority: b.priority,
+                    input_cost: b.input_cost,
+                    output_cost: b.output_cost,
+                    cursor: AtomicUsize::new(0),
+                })
+                .collect();
+            models.insert(
+                name.clone(),
+                Arc::new(Model {
+                    name: name.clone(),
+                    display_name: m.display_name.clone(),
+                    tier: m.tier,
+                    capabilities: m.capabilities.clone(),
+                    context_window: m.context_window,
+                    aliases: m.aliases.clone(),
+                    backends,
+                }),
+            );
+        }
+        Registry {
+            models,
+            aliases,
+            providers,
+        }
+    }
+
+    /// Instances able to serve `backend` (none if its provider has no keys).
+    pub fn instances(&self, backend: &Backend) -> &[Arc<Instance>] {
+        self.providers
+            .get(&backend.provider)
+            .map(|p| p.instances.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// True when at least one backend of the model has instances.
+    pub fn servable(&self, model: &Model) -> bool {
+        model.backends.iter().any(|b| !self.instances(b).is_empty())
+    }
+
+    /// Resolves a requested name: exact model, alias, `auto*`, or `provider/model_id`.
+    pub fn resolve(&self, requested: &str) -> Option<Target> {
+        if let Some(m) = self.models.get(requested) {
+            return Some(Target::Model {
+                model: m.clone(),
+                only_backend: None,
+            });
+        }
+        if let Some(m) = self.aliases.get(requested).and_then(|n| self.models.get(n)) {
+            return Some(Target::Model {
+                model: m.clone(),
+                only_backend: None,
+            });
+        }
+        match requested {
+            "auto" => return Some(Target::Auto(None)),
+            "autocheapest" => return Some(Target::Auto(Some(crate::config::Strategy::Cheapest))),
+            "autobest" => return Some(Target::Auto(Some(crate::config::Strategy::Best))),
+            _ => {}
+        }
+        let (provider, model_id) = requested.split_once('/')?;
+        self.models.values().find_map(|m| {
+            m.backends
+                .iter()
+                .position(|b| b.provider == provider && b.model_id == model_id)
+                .map(|i| Target::Model {
+                    model: m.clone(),
+                    only_backend: Some(i),
+                })
+        })
+    }
+}
+
+/// Keys from the first variable of `vars` that is set, split on commas.
+fn keys_from(env: &Env, vars: &[String]) -> Vec<Secret> {
+    vars.iter()
+        .find_map(|v| env.get(v))
+        .map(|raw| {
+            raw.split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(Secret::new)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn make_provider(
+    name: &str,
+    base_url: &str,
+    keys: Vec<Secret>,
+    keyless: bool,
+    key_source: String,
+) -> Provider {
+    let instances = if keyless {
+        vec![Arc::new(Instance::new(
+            format!("{name}-0"),
+            name.to_owned(),
+            base_url.to_owned(),
+            None,
+        ))]
+    } else {
+        keys.into_iter()
+            .enumerate()
+            .map(|(i, k)| {
+                Arc::new(Instance::new(
+                    format!("{name}-{i}"),
+                    name.to_owned(),
+                    base_url.to_owned(),
+                    Some(k),
+                ))
+            })
+            .collect()
+    };
+    Provider {
+        name: name.to_owned(),
+        base_url: base_url.trim_end_matches('/').to_owned(),
+        keyless,
+        key_source,
+        instances,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use std::path::Path;
+
+    pub(crate) const CFG: &str = r#"
+providers:
+  - {name: local, base_url: "http://127.0.0.1:9/v1"}
+  - {name: paid, base_url: "http://127.0.0.1:9/v1", api_key_env: PAID_KEY}
+models:
+  small:
+    display_name: Small
+    tier: cheap
+    aliases: [tiny]
+    context_window: 8192
+    backends:
+      - {provider: openai, model_id: gpt-small, priority: 2, input_cost: 0.1, output_cost: 0.4}
+      - {provider: local, model_id: small-gguf, priority: 1, input_cost: 0, output_cost: 0}
+  big:
+    display_name: Big
+    tier: frontier
+    context_window: 200000
+    backends:
+      - {provider: paid, model_id: big-1, priority: 1, input_cost: 3, output_cost: 15}
+      - {provider: openai, model_id: gpt-big, priority: 1, input_cost: 2, output_cost: 8}
+  embed:
+    display_name: Embed
+    tier: cheap
+    capabilities: [embeddings]
+    context_window: 8192
+    backends:
+      - {provider: openai, model_id: text-embedding-3-small, input_cost: 0.02, output_cost: 0}
+"#;
+
+    pub(crate) fn registry(env: &[(&str, &str)]) -> Registry {
+        let cfg = ModelsConfig::parse(Path::new("t.yml"), CFG).expect("valid");
+        Registry::build(&cfg, &Env::from_pairs(env.iter().copied()))
+    }
+
+    #[test]
+    fn keys_make_instances_and_keyless_providers_get_one() {
+        let r = registry(&[("OPENAI_API_KEYS", "k1, k2,,k3"), ("GROQ_API_KEY", "g")]);
+        let ids: Vec<_> = r.providers["openai"]
+            .instances
+            .iter()
+            .map(|i| i.id.as_str())
+            .collect();
+        assert_eq!(ids, ["openai-0", "openai-1", "openai-2"]);
+        assert_eq!(r.providers["groq"].instances.len(), 1);
+        assert_eq!(r.providers["local"].instances.len(), 1);
+        assert!(r.providers["local"].instances[0].key.is_none());
+        assert!(r.providers["paid"].instances.is_empty(), "no PAID_KEY set");
+        assert!(r.providers["sambanova"].instances.is_empty());
+    }
+
+    #[test]
+    fn base_url_override_from_env() {
+        let r = registry(&[
+            ("OPENAI_BASE_URL", "http://127.0.0.1:1234/v1/"),
+            ("OPENAI_API_KEY", "k"),
+        ]);
+        assert_eq!(
+            r.providers["openai"].instances[0].base_url,
+            "http://127.0.0.1:1234/v1"
+        );
+    }
+
+    #[test]
+    fn resolves_names_aliases_auto_and_provider_paths() {
+        let r = registry(&[]);
+        assert!(matches!(
+            r.resolve("small"),
+            Some(Target::Model {
+                only_backend: None,
+                ..
+            })
+        ));
+        assert!(
+            matches!(r.resolve("tiny"), Some(Target::Model { ref model, .. }) if model.name == "small")
+        );
+        assert!(
+            matches!(r.resolve("openai/gpt-big"), Some(Target::Model { only_backend: Some(1), ref model }) if model.name == "big")
+        );
+        assert!(matches!(
+            r.resolve("autobest"),
+            Some(Target::Auto(Some(crate::config::Strategy::Best)))
+        ));
+        assert!(matches!(r.resolve("auto"), Some(Target::Auto(None))));
+        assert!(r.resolve("openai/unknown").is_none());
+        assert!(r.resolve("../../etc/passwd").is_none());
+    }
+
+    #[test]
+    fn servable_needs_keys_or_keyless() {
+        let r = registry(&[]);
+        assert!(r.servable(&r.models["small"]), "local is keyless");
+        assert!(!r.servable(&r.models["big"]));
+        let r = registry(&[("PAID_KEY", "p")]);
+        assert!(r.servable(&r.models["big"]));
+    }
+
+    #[test]
+    fn cost_is_per_million_tokens() {
+        let r = registry(&[]);
+        let b = &r.models["big"].backends[0];
+        assert!((b.cost(1_000_000, 100_000) - 4.5).abs() < 1e-9);
+    }
+}

@@ -1,0 +1,592 @@
+//! The relay: walks a routing plan within the retry limit and one deadline, fails over only
+//! before the first byte reached the client, and relays the winner (JSON or an SSE stream,
+//! chunk by chunk) with `provider` and `usage.cost` added.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures_util::{Stream, StreamExt};
+use hero_aibroker_sdk::{ErrorCode, Usage};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::error::ApiError;
+use crate::pool::Observation;
+use crate::providers::{Driver, Verdict, driver_for, snippet};
+use crate::request::ParsedRequest;
+use crate::router::{self, Candidate, Endpoint};
+use crate::sse::{self, Annotator};
+use crate::state::AppState;
+
+/// Largest upstream reply body the broker buffers (non-streaming replies and error bodies).
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// First backoff step before a candidate is tried a second time.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+
+/// Why one attempt failed.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    Connect(String),
+    Timeout(&'static str),
+    Status { status: u16, detail: String },
+    Auth(u16),
+    InBand(String),
+    Protocol(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Connect(e) => write!(f, "connection failed ({e})"),
+            Failure::Timeout(phase) => write!(f, "timed out waiting for {phase}"),
+            Failure::Status { status, detail } => write!(f, "HTTP {status}: {detail}"),
+            Failure::Auth(s) => write!(f, "HTTP {s}: the provider refused the API key"),
+            Failure::InBand(m) => write!(f, "error event before any content: {m}"),
+            Failure::Protocol(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// One failed attempt, for the final error message and the logs.
+#[derive(Debug, Clone)]
+struct Attempt {
+    label: String,
+    failure: Failure,
+    retry_after: Option<Duration>,
+}
+
+enum AttemptResult {
+    Done(Response),
+    Failed(Failure, Option<Duration>),
+}
+
+/// Everything about the request the winning attempt and the stream need.
+struct Ctx {
+    state: Arc<AppState>,
+    requested: String,
+    started: Instant,
+    attempts: u32,
+}
+
+/// Relays a request body for `endpoint`: parse, plan, attempt candidates, answer.
+pub async fn relay(
+    state: Arc<AppState>,
+    endpoint: Endpoint,
+    body: Bytes,
+    permit: OwnedSemaphorePermit,
+) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let req = ParsedRequest::parse(endpoint, &body)?;
+    drop(body);
+    let registry = state.registry.load_full();
+    let plan = router::plan(&registry, &req.model, endpoint, state.settings.strategy)?;
+    let settings = &state.settings;
+    let deadline = tokio::time::Instant::now() + settings.request_deadline;
+    let mut failed: Vec<Attempt> = Vec::new();
+    let mut ctx = Ctx {
+        state: state.clone(),
+        requested: req.model.clone(),
+        started,
+        attempts: 0,
+    };
+    let mut permit = Some(permit);
+
+    for n in 0..settings.max_attempts as usize {
+        let cand = &plan[n % plan.len()];
+        if n >= plan.len() {
+            // Every candidate failed once: wait before trying them again (full jitter,
+            // honouring Retry-After up to the cap), unless the deadline would pass first.
+            let wait = backoff(
+                n / plan.len(),
+                failed.last().and_then(|a| a.retry_after),
+                settings.retry_after_cap,
+            );
+            if tokio::time::Instant::now() + wait >= deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        ctx.attempts += 1;
+        let driver = driver_for(&cand.instance.provider);
+        let outcome =
+            tokio::time::timeout_at(deadline, attempt(&ctx, driver, &req, cand, &mut permit)).await;
+        let (failure, retry_after) = match outcome {
+            Ok(Ok(AttemptResult::Done(resp))) => return Ok(resp),
+            Ok(Ok(AttemptResult::Failed(f, ra))) => (f, ra),
+            Ok(Err(e)) => return Err(e),
+            Err(_) => (Failure::Timeout("the request deadline"), None),
+        };
+        let obs = match &failure {
+            Failure::Status { status: 429, .. } => Observation::RateLimited(retry_after),
+            _ => Observation::Failed,
+        };
+        cand.instance.observe(obs);
+        tracing::warn!(
+            model = %req.model_printable(), candidate = %cand.label(), attempt = n + 1,
+            "upstream attempt failed: {failure}"
+        );
+        let deadline_hit = matches!(failure, Failure::Timeout("the request deadline"));
+        failed.push(Attempt {
+            label: cand.label(),
+            failure,
+            retry_after,
+        });
+        if deadline_hit {
+            break;
+        }
+    }
+    let err = all_failed(&req, &failed);
+    log_summary(&ctx, None, "error", None, None, Some(&err.message));
+    Err(err)
+}
+
+/// Full-jitter exponential backoff for round `round` (1 = second pass), or the upstream's
+/// `Retry-After` when it asked for longer, never past `cap`.
+fn backoff(round: usize, retry_after: Option<Duration>, cap: Duration) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << round.min(10));
+    let jitter = exp.mul_f64(rand::random::<f64>());
+    retry_after.map_or(jitter, |ra| ra.max(jitter)).min(cap)
+}
+
+fn all_failed(req: &ParsedRequest, failed: &[Attempt]) -> ApiError {
+    let detail: Vec<String> = failed
+        .iter()
+        .map(|a| format!("{}: {}", a.label, a.failure))
+        .collect();
+    let all = |p: fn(&Failure) -> bool| !failed.is_empty() && failed.iter().all(|a| p(&a.failure));
+    let code = if all(|f| matches!(f, Failure::Timeout(_))) {
+        ErrorCode::UpstreamTimeout
+    } else if all(|f| matches!(f, Failure::Status { status: 429, .. })) {
+        ErrorCode::UpstreamRateLimited
+    } else {
+        ErrorCode::UpstreamFailed
+    };
+    let mut err = ApiError::new(
+        code,
+        format!(
+            "All {} upstream attempts for model \"{}\" failed: {}",
+            failed.len(),
+            req.model_printable(),
+            detail.join("; ")
+        ),
+    );
+    if code == ErrorCode::UpstreamRateLimited {
+        let secs = failed
+            .iter()
+            .filter_map(|a| a.retry_after)
+            .min()
+            .map_or(1, |d| d.as_secs().max(1));
+        err = err.retry_after(secs);
+    }
+    err
+}
+
+async fn attempt(
+    ctx: &Ctx,
+    driver: &'static dyn Driver,
+    req: &ParsedRequest,
+    cand: &Candidate,
+    permit: &mut Option<OwnedSemaphorePermit>,
+) -> Result<AttemptResult, ApiError> {
+    let settings = &ctx.state.settings;
+    let backend = cand.backend();
+    let rb = driver.request(&ctx.state.client, &cand.instance, req, &backend.model_id)?;
+    let resp = match tokio::time::timeout(settings.first_byte_timeout, rb.send()).await {
+        Err(_) => {
+            return Ok(AttemptResult::Failed(
+                Failure::Timeout("the first byte"),
+                None,
+            ));
+        }
+        Ok(Err(e)) => return Ok(AttemptResult::Failed(transport_failure(&e), None)),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let verdict = driver.classify(status, resp.headers());
+        let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+        let body = read_body(resp, settings.idle_timeout, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        return Ok(match verdict {
+            Verdict::Retry { retry_after, .. } => AttemptResult::Failed(
+                Failure::Status {
+                    status: status.as_u16(),
+                    detail: snippet(&body),
+                },
+                retry_after,
+            ),
+            Verdict::AuthFailed => AttemptResult::Failed(Failure::Auth(status.as_u16()), None),
+            Verdict::Fatal => {
+                cand.instance.observe(Observation::Success);
+                log_summary(
+                    ctx,
+                    Some(cand),
+                    "client_error",
+                    None,
+                    None,
+                    Some(&snippet(&body)),
+                );
+                let mut r = Response::new(Body::from(body));
+                *r.status_mut() =
+                    StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
+                );
+                decorate(&mut r, cand, ctx.attempts);
+                AttemptResult::Done(r)
+            }
+        });
+    }
+    let annotator = Annotator::new(
+        &cand.instance.provider,
+        backend.input_cost,
+        backend.output_cost,
+    );
+
+    if req.stream {
+        let is_sse = resp
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !is_sse {
+            return Ok(AttemptResult::Failed(
+                Failure::Protocol(
+                    "the upstream did not answer the stream request with an event stream".into(),
+                ),
+                None,
+            ));
+        }
+        let mut events = resp.bytes_stream().eventsource();
+        let first = match tokio::time::timeout(settings.first_byte_timeout, events.next()).await {
+            Err(_) => {
+                return Ok(AttemptResult::Failed(
+                    Failure::Timeout("the first stream event"),
+                    None,
+                ));
+            }
+            Ok(None) => {
+                return Ok(AttemptResult::Failed(
+                    Failure::Protocol("the stream ended before its first event".into()),
+                    None,
+                ));
+            }
+            Ok(Some(Err(e))) => return Ok(AttemptResult::Failed(stream_failure(&e), None)),
+            Ok(Some(Ok(ev))) => ev,
+        };
+        if first.data.trim() == "[DONE]" {
+            return Ok(AttemptResult::Failed(
+                Failure::Protocol("the stream had no content before [DONE]".into()),
+                None,
+            ));
+        }
+        if let Some(msg) = driver.in_band_error(&first.data) {
+            return Ok(AttemptResult::Failed(
+                Failure::InBand(crate::error::printable(&msg)),
+                None,
+            ));
+        }
+        cand.instance.observe(Observation::Success);
+        let relay = StreamRelay {
+            events: Box::pin(events),
+            first: Some(first),
+            annotator,
+            model_id: backend.model_id.clone(),
+            idle: settings.idle_timeout,
+            driver,
+            usage: None,
+            finished: false,
+            saw_finish: false,
+            summary: Some(Summary {
+                ctx: Ctx {
+                    state: ctx.state.clone(),
+                    requested: ctx.requested.clone(),
+                    started: ctx.started,
+                    attempts: ctx.attempts,
+                },
+                cand: cand.clone(),
+                ttfb: ctx.started.elapsed(),
+            }),
+            _permit: permit.take(),
+        };
+        let mut r = Response::new(Body::from_stream(relay.into_stream()));
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        decorate(&mut r, cand, ctx.attempts);
+        return Ok(AttemptResult::Done(r));
+    }
+
+    let ttfb = ctx.started.elapsed();
+    let body = match read_body(resp, settings.idle_timeout, MAX_UPSTREAM_BODY).await {
+        Ok(b) => b,
+        Err(f) => return Ok(AttemptResult::Failed(f, None)),
+    };
+    let (out, usage) = match annotator.object(&body, &backend.model_id) {
+        Ok(x) => x,
+        Err(e) => {
+            return Ok(AttemptResult::Failed(
+                Failure::Protocol(format!("the upstream reply is not a JSON object ({e})")),
+                None,
+            ));
+        }
+    };
+    cand.instance.observe(Observation::Success);
+    log_summary(ctx, Some(cand), "ok", usage.as_ref(), Some(ttfb), None);
+    let mut r = Response::new(Body::from(out));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    decorate(&mut r, cand, ctx.attempts);
+    Ok(AttemptResult::Done(r))
+}
+
+/// Headers that explain the routing decision to the client.
+fn decorate(r: &mut Response, cand: &Candidate, attempts: u32) {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&cand.instance.id) {
+        h.insert("x-aibroker-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cand.backend().model_id) {
+        h.insert("x-aibroker-upstream-model", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cand.model.name) {
+        h.insert("x-aibroker-model", v);
+    }
+    h.insert("x-aibroker-attempts", HeaderValue::from(attempts));
+}
+
+fn transport_failure(e: &reqwest::Error) -> Failure {
+    if e.is_connect() {
+        Failure::Connect(root_cause(e))
+    } else if e.is_timeout() {
+        Failure::Timeout("the connection")
+    } else {
+        Failure::Protocol(format!("transport error: {}", root_cause(e)))
+    }
+}
+
+fn stream_failure(e: &EventStreamError<reqwest::Error>) -> Failure {
+    match e {
+        EventStreamError::Transport(t) => {
+            Failure::Protocol(format!("the stream broke: {}", root_cause(t)))
+        }
+        other => Failure::Protocol(format!("the stream is not valid SSE: {other}")),
+    }
+}
+
+/// The innermost error message: reqwest's own text is generic ("error sending request").
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    crate::error::printable(&cur.to_string())
+}
+
+/// Reads a whole body, at most `limit` bytes, with `idle` as the longest gap between chunks.
+async fn read_body(
+    resp: reqwest::Response,
+    idle: Duration,
+    limit: usize,
+) -> Result<Bytes, Failure> {
+    let mut stream = resp.bytes_stream();
+    let mut buf = BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => return Err(Failure::Timeout("the rest of the reply")),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => {
+                return Err(Failure::Protocol(format!(
+                    "the reply broke off: {}",
+                    root_cause(&e)
+                )));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if buf.is_empty() && chunk.len() >= limit {
+                    return Ok(chunk.slice(..limit));
+                }
+                buf.extend_from_slice(&chunk[..chunk.len().min(limit - buf.len())]);
+                if buf.len() >= limit {
+                    return Ok(buf.freeze());
+                }
+            }
+        }
+    }
+}
+
+/// What is logged when a request ends (the ledger of a later release hooks in here).
+struct Summary {
+    ctx: Ctx,
+    cand: Candidate,
+    ttfb: Duration,
+}
+
+fn log_summary(
+    ctx: &Ctx,
+    cand: Option<&Candidate>,
+    status: &str,
+    usage: Option<&Usage>,
+    ttfb: Option<Duration>,
+    error: Option<&str>,
+) {
+    let cost = match (cand, usage) {
+        (Some(c), Some(u)) => Some(c.backend().cost(u.prompt_tokens, u.completion_tokens)),
+        _ => None,
+    };
+    tracing::info!(
+        target: "hero_aibroker::requests",
+        model = %crate::error::printable(&ctx.requested),
+        provider = cand.map(|c| c.instance.id.as_str()),
+        upstream_model = cand.map(|c| c.backend().model_id.as_str()),
+        status,
+        attempts = ctx.attempts,
+        prompt_tokens = usage.map(|u| u.prompt_tokens),
+        completion_tokens = usage.map(|u| u.completion_tokens),
+        cost_usd = cost,
+        latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
+        ttfb_ms = ttfb.map(|t| t.as_secs_f64() * 1000.0),
+        error,
+        "request"
+    );
+}
+
+type EventStream =
+    std::pin::Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+
+/// A committed stream: relays upstream events one by one, with the idle timeout between them.
+/// After bytes reached the client a failure ends the stream with one error event and no
+/// `[DONE]`. Dropping it (client gone) drops the upstream response, which cancels the call.
+struct StreamRelay {
+    events: EventStream,
+    first: Option<Event>,
+    annotator: Annotator,
+    model_id: String,
+    idle: Duration,
+    driver: &'static dyn Driver,
+    usage: Option<Usage>,
+    finished: bool,
+    saw_finish: bool,
+    summary: Option<Summary>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl StreamRelay {
+    fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
+        futures_util::stream::unfold(self, |mut s| async move {
+            let out = s.next_event().await?;
+            Some((Ok(out), s))
+        })
+    }
+
+    async fn next_event(&mut self) -> Option<Bytes> {
+        if self.finished {
+            return None;
+        }
+        let ev = match self.first.take() {
+            Some(ev) => ev,
+            None => match tokio::time::timeout(self.idle, self.events.next()).await {
+                Err(_) => {
+                    return Some(self.fail(
+                        ErrorCode::UpstreamTimeout,
+                        "the upstream went silent mid-stream (idle timeout)",
+                    ));
+                }
+                Ok(Some(Err(e))) => {
+                    let msg = format!("the upstream stream broke: {}", stream_failure(&e));
+                    return Some(self.fail(ErrorCode::StreamInterrupted, &msg));
+                }
+                Ok(None) if self.saw_finish => {
+                    // Some servers end after the finish chunk without `[DONE]`: complete it.
+                    self.end("ok");
+                    return Some(Bytes::from_static(sse::DONE));
+                }
+                Ok(None) => {
+                    return Some(self.fail(
+                        ErrorCode::StreamInterrupted,
+                        "the upstream stream ended before it finished",
+                    ));
+                }
+                Ok(Some(Ok(ev))) => ev,
+            },
+        };
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            self.end("ok");
+            return Some(Bytes::from_static(sse::DONE));
+        }
+        if let Some(msg) = self.driver.in_band_error(data) {
+            // Forward the upstream's own error event, then stop: no [DONE].
+            tracing::warn!(
+                "upstream error event mid-stream: {}",
+                crate::error::printable(&msg)
+            );
+            self.end("partial");
+            return Some(sse::event(data.as_bytes()));
+        }
+        if !self.saw_finish && sse::has_finish_reason(data) {
+            self.saw_finish = true;
+        }
+        let (bytes, usage) = self.annotator.chunk(data, &self.model_id);
+        if usage.is_some() {
+            self.usage = usage;
+        }
+        Some(bytes)
+    }
+
+    fn fail(&mut self, code: ErrorCode, msg: &str) -> Bytes {
+        tracing::warn!("stream failed after the first byte: {msg}");
+        self.end("partial");
+        let body = ApiError::new(code, msg).body();
+        sse::event(&serde_json::to_vec(&body).unwrap_or_default())
+    }
+
+    fn end(&mut self, status: &str) {
+        self.finished = true;
+        if let Some(s) = self.summary.take() {
+            log_summary(
+                &s.ctx,
+                Some(&s.cand),
+                status,
+                self.usage.as_ref(),
+                Some(s.ttfb),
+                None,
+            );
+        }
+    }
+}
+
+impl Drop for StreamRelay {
+    fn drop(&mut self) {
+        // Still unfinished: the client went away mid-stream.
+        self.end("cancelled");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_honours_retry_after_and_cap() {
+        let cap = Duration::from_secs(2);
+        assert!(backoff(1, None, cap) <= Duration::from_millis(400));
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(1)), cap),
+            Duration::from_secs(1)
+        );
+        assert_eq!(backoff(1, Some(Duration::from_secs(30)), cap), cap);
+        assert!(backoff(20, None, cap) <= cap);
+    }
+}

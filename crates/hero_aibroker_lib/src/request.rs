@@ -1,0 +1,280 @@
+//! A client request as the relay needs it: the few fields the broker acts on (`model`,
+//! `stream`), checked, and every other top-level field kept as raw JSON so it reaches the
+//! upstream byte for byte without a deep parse.
+
+use bytes::Bytes;
+use hero_aibroker_sdk::ErrorCode;
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
+
+use crate::error::{ApiError, printable};
+use crate::router::Endpoint;
+
+/// Fields a client may not set: the broker alone chooses where a request goes (no SSRF).
+const FORBIDDEN_FIELDS: &[&str] = &[
+    "api_base",
+    "base_url",
+    "api_url",
+    "api_key",
+    "custom_llm_provider",
+];
+
+/// A parsed, validated request body.
+#[derive(Debug)]
+pub struct ParsedRequest {
+    pub endpoint: Endpoint,
+    pub model: String,
+    pub stream: bool,
+    /// All top-level fields in client order, including `model` and `stream`.
+    pub fields: IndexMap<String, Box<RawValue>>,
+}
+
+impl ParsedRequest {
+    /// Parses and validates a body for `endpoint`; errors are 400s naming the problem.
+    pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<Self, ApiError> {
+        if body.is_empty() {
+            return Err(invalid(
+                ErrorCode::InvalidJson,
+                "The request body is empty; send a JSON object.",
+            ));
+        }
+        let fields: IndexMap<String, Box<RawValue>> =
+            serde_json::from_slice(body).map_err(|e| {
+                let msg = if e.is_data() && body.first().is_some_and(|b| *b != b'{') {
+                    "The request body must be a JSON object.".to_owned()
+                } else {
+                    format!("The request body is not valid JSON: {e}.")
+                };
+                invalid(ErrorCode::InvalidJson, msg)
+            })?;
+        for f in FORBIDDEN_FIELDS {
+            if fields.contains_key(*f) {
+                return Err(invalid(
+                    ErrorCode::InvalidRequest,
+                    format!(
+                        "The field `{f}` is not allowed: the broker chooses the upstream provider and its credentials."
+                    ),
+                ));
+            }
+        }
+        let model: String = match fields.get("model") {
+            None => return Err(missing("model")),
+            Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
+                invalid(
+                    ErrorCode::InvalidRequest,
+                    "The field `model` must be a string.",
+                )
+            })?,
+        };
+        if model.is_empty() {
+            return Err(invalid(
+                ErrorCode::InvalidRequest,
+                "The field `model` must not be empty.",
+            ));
+        }
+        let stream = match fields.get("stream") {
+            None => false,
+            Some(raw) => serde_json::from_str::<Option<bool>>(raw.get())
+                .map_err(|_| {
+                    invalid(
+                        ErrorCode::InvalidRequest,
+                        "The field `stream` must be a boolean.",
+                    )
+                })?
+                .unwrap_or(false),
+        };
+        let (required, shape) = match endpoint {
+            Endpoint::Chat => ("messages", Shape::Array),
+            Endpoint::Completions => ("prompt", Shape::Any),
+            Endpoint::Embeddings => ("input", Shape::Any),
+        };
+        match fields.get(required) {
+            None => return Err(missing(required)),
+            Some(raw) if shape == Shape::Array && !raw.get().starts_with('[') => {
+                return Err(invalid(
+                    ErrorCode::InvalidRequest,
+                    format!("The field `{required}` must be an array."),
+                ));
+            }
+            Some(_) => {}
+        }
+        if endpoint == Endpoint::Embeddings && stream {
+            return Err(invalid(
+                ErrorCode::InvalidRequest,
+                "Embeddings cannot be streamed.",
+            ));
+        }
+        Ok(ParsedRequest {
+            endpoint,
+            model,
+            stream,
+            fields,
+        })
+    }
+
+    /// The body for an OpenAI-compatible upstream: the client's fields in order with `model`
+    /// replaced by the backend's id and, for streams, `stream_options.include_usage` forced on
+    /// (other `stream_options` keys are kept).
+    pub fn openai_body(&self, model_id: &str) -> Result<Bytes, ApiError> {
+        let mut out = Vec::with_capacity(
+            self.fields
+                .values()
+                .map(|v| v.get().len() + 16)
+                .sum::<usize>()
+                + 64,
+        );
+        out.push(b'{');
+        write_key(&mut out, "model");
+        serde_json::to_writer(&mut out, model_id).map_err(internal)?;
+        for (k, v) in &self.fields {
+            if k == "model" || (self.stream && k == "stream_options") {
+                continue;
+            }
+            out.push(b',');
+            write_key(&mut out, k);
+            out.extend_from_slice(v.get().as_bytes());
+        }
+        if self.stream {
+            let mut opts: serde_json::Map<String, serde_json::Value> =
+                match self.fields.get("stream_options") {
+                    Some(raw) => serde_json::from_str::<Option<_>>(raw.get())
+                        .map_err(|_| {
+                            invalid(
+                                ErrorCode::InvalidRequest,
+                                "The field `stream_options` must be an object.",
+                            )
+                        })?
+                        .unwrap_or_default(),
+                    None => serde_json::Map::new(),
+                };
+            opts.insert("include_usage".into(), serde_json::Value::Bool(true));
+            out.push(b',');
+            write_key(&mut out, "stream_options");
+            serde_json::to_writer(&mut out, &opts).map_err(internal)?;
+        }
+        out.push(b'}');
+        Ok(Bytes::from(out))
+    }
+
+    /// The requested model, safe to echo.
+    pub fn model_printable(&self) -> String {
+        printable(&self.model)
+    }
+}
+
+#[derive(PartialEq)]
+enum Shape {
+    Array,
+    Any,
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    // A String always serializes.
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+}
+
+fn invalid(code: ErrorCode, msg: impl Into<String>) -> ApiError {
+    ApiError::new(code, msg)
+}
+
+fn missing(field: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::InvalidRequest,
+        format!("The required field `{field}` is missing."),
+    )
+}
+
+fn internal(e: serde_json::Error) -> ApiError {
+    ApiError::new(
+        ErrorCode::Internal,
+        format!("could not build the upstream request: {e}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn parse(ep: Endpoint, body: &str) -> Result<ParsedRequest, ApiError> {
+        ParsedRequest::parse(ep, body.as_bytes())
+    }
+
+    #[test]
+    fn unknown_fields_pass_through_in_order_and_model_is_replaced() {
+        let r = parse(
+            Endpoint::Chat,
+            r#"{"model":"small","messages":[{"role":"user","content":"hi"}],"vendor_x":{"deep":[1,2]},"temperature":0.5}"#,
+        )
+        .expect("valid");
+        let out: Value =
+            serde_json::from_slice(&r.openai_body("gpt-small").expect("body")).expect("json");
+        assert_eq!(
+            out,
+            json!({"model":"gpt-small","messages":[{"role":"user","content":"hi"}],"vendor_x":{"deep":[1,2]},"temperature":0.5})
+        );
+    }
+
+    #[test]
+    fn streams_ask_for_usage_and_keep_other_stream_options() {
+        let r = parse(
+            Endpoint::Chat,
+            r#"{"model":"m","messages":[],"stream":true,"stream_options":{"include_usage":false,"include_obfuscation":false}}"#,
+        )
+        .expect("valid");
+        assert!(r.stream);
+        let out: Value = serde_json::from_slice(&r.openai_body("x").expect("body")).expect("json");
+        assert_eq!(
+            out["stream_options"],
+            json!({"include_usage":true,"include_obfuscation":false})
+        );
+        assert_eq!(out["stream"], true);
+    }
+
+    #[test]
+    fn bad_bodies_are_clear_400s() {
+        let cases = [
+            ("", "empty"),
+            ("{", "not valid JSON"),
+            ("[1]", "must be a JSON object"),
+            (r#"{"messages":[]}"#, "`model` is missing"),
+            (r#"{"model":7,"messages":[]}"#, "`model` must be a string"),
+            (r#"{"model":"m"}"#, "`messages` is missing"),
+            (
+                r#"{"model":"m","messages":"hi"}"#,
+                "`messages` must be an array",
+            ),
+            (
+                r#"{"model":"m","messages":[],"stream":"yes"}"#,
+                "`stream` must be a boolean",
+            ),
+            (
+                r#"{"model":"m","messages":[],"api_base":"http://169.254.169.254"}"#,
+                "`api_base` is not allowed",
+            ),
+        ];
+        for (body, want) in cases {
+            let e = parse(Endpoint::Chat, body).expect_err(body);
+            assert_eq!(e.code.http_status(), 400, "{body}");
+            assert!(e.message.contains(want), "{body}: {}", e.message);
+        }
+        let e = ParsedRequest::parse(Endpoint::Chat, b"{\"model\":\"\xff\",\"messages\":[]}")
+            .expect_err("utf8");
+        assert_eq!(e.code, ErrorCode::InvalidJson);
+    }
+
+    #[test]
+    fn endpoint_specific_fields() {
+        assert!(parse(Endpoint::Embeddings, r#"{"model":"e","input":"x"}"#).is_ok());
+        assert!(
+            parse(
+                Endpoint::Embeddings,
+                r#"{"model":"e","input":"x","stream":true}"#
+            )
+            .is_err()
+        );
+        assert!(parse(Endpoint::Completions, r#"{"model":"c","prompt":"x"}"#).is_ok());
+        assert!(parse(Endpoint::Completions, r#"{"model":"c"}"#).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Routing: turns a requested model into an ordered plan of candidates (backend + instance).
+//! Pure functions over a registry snapshot; the relay walks the plan.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use crate::config::Strategy;
+use crate::pool::Instance;
+use crate::registry::{Backend, Model, Registry, Target};
+
+/// The REST endpoints that relay to upstreams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Completions,
+    Embeddings,
+}
+
+impl Endpoint {
+    /// Path below the provider's base URL.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Completions => "/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+
+    /// The capability `auto` requires of a model for this endpoint.
+    pub fn capability(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+}
+
+/// One thing to try: a model's backend through one provider instance.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub model: Arc<Model>,
+    pub backend: usize,
+    pub instance: Arc<Instance>,
+}
+
+impl Candidate {
+    /// The backend this candidate uses.
+    pub fn backend(&self) -> &Backend {
+        &self.model.backends[self.backend]
+    }
+
+    /// `openai-1/gpt-4o`, for messages and headers.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.instance.id, self.backend().model_id)
+    }
+}
+
+/// Why no plan could be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    UnknownModel(String),
+    /// The model exists but none of its providers has a key.
+    NotServable {
+        model: String,
+        providers: Vec<String>,
+    },
+    /// `auto` found no servable model with the endpoint's capability.
+    NoAutoModel {
+        capability: &'static str,
+    },
+}
+
+/// Ordered candidates for `requested`: by priority (lower first) then price for a named model,
+/// by `strategy` for `auto`. Each backend's keys are rotated so they share the load, and
+/// instances cooling down go last rather than being dropped.
+pub fn plan(
+    reg: &Registry,
+    requested: &str,
+    endpoint: Endpoint,
+    default: Strategy,
+) -> Result<Vec<Candidate>, PlanError> {
+    let target = reg
+        .resolve(requested)
+        .ok_or_else(|| PlanError::UnknownModel(requested.to_owned()))?;
+    let mut pairs: Vec<(Arc<Model>, usize)> = Vec::new();
+    match target {
+        Target::Model {
+            model,
+            only_backend,
+        } => {
+            match only_backend {
+                Some(i) => pairs.push((model.clone(), i)),
+                None => pairs.extend((0..model.backends.len()).map(|i| (model.clone(), i))),
+            }
+            pairs.sort_by(|a, b| by_priority(&a.0.backends[a.1], &b.0.backends[b.1]));
+            if pairs
+                .iter()
+                .all(|(m, i)| reg.instances(&m.backends[*i]).is_empty())
+            {
+                let mut providers: Vec<String> = pairs
+                    .iter()
+                    .map(|(m, i)| m.backends[*i].provider.clone())
+                    .collect();
+                providers.dedup();
+                return Err(PlanError::NotServable {
+                    model: model.name.clone(),
+                    providers,
+                });
+            }
+        }
+        Target::Auto(strategy) => {
+            let strategy = strategy.unwrap_or(default);
+            for m in reg.models.values().filter(|m| m.has(endpoint.capability())) {
+                pairs.extend((0..m.backends.len()).map(|i| (m.clone(), i)));
+            }
+            pairs.retain(|(m, i)| !reg.instances(&m.backends[*i]).is_empty());
+            if pairs.is_empty() {
+                return Err(PlanError::NoAutoModel {
+                    capability: endpoint.capability(),
+                });
+            }
+            pairs.sort_by(|a, b| {
+                let (ba, bb) = (&a.0.backends[a.1], &b.0.backends[b.1]);
+                match strategy {
+                    Strategy::Cheapest => {
+                        cmp_f64(ba.price(), bb.price()).then_with(|| by_priority(ba, bb))
+                    }
+                    Strategy::Best => b.0.tier.cmp(&a.0.tier).then_with(|| by_priority(ba, bb)),
+                }
+            });
+        }
+    }
+
+    let mut ready = Vec::new();
+    let mut cooling = Vec::new();
+    for (model, bi) in pairs {
+        let backend = &model.backends[bi];
+        let instances = reg.instances(backend);
+        let start = backend.next_offset(instances.len());
+        for k in 0..instances.len() {
+            let instance = instances[(start + k) % instances.len()].clone();
+            let dup = ready.iter().chain(cooling.iter()).any(|c: &Candidate| {
+                Arc::ptr_eq(&c.instance, &instance) && c.backend().model_id == backend.model_id
+            });
+            if dup {
+                continue;
+            }
+            let c = Candidate {
+                model: model.clone(),
+                backend: bi,
+                instance,
+            };
+            if c.instance.cooling_down() {
+                cooling.push(c)
+            } else {
+                ready.push(c)
+            }
+        }
+    }
+    ready.extend(cooling);
+    Ok(ready)
+}
+
+fn by_priority(a: &Backend, b: &Backend) -> Ordering {
+    a.priority
+        .cmp(&b.priority)
+        .then_with(|| cmp_f64(a.price(), b.price()))
+}
+
+fn cmp_f64(a: f64, b: f64) -> Ordering {
+    a.partial_cmp(&b).unwrap_or(Ordering::Equal)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pool::Observation;
+    use crate::registry::tests::registry;
+    use std::time::Duration;
+
+    fn labels(plan: &[Candidate]) -> Vec<String> {
+        plan.iter().map(Candidate::label).collect()
+    }
+
+    #[test]
+    fn priority_then_price_then_keys() {
+        let r = registry(&[("OPENAI_API_KEYS", "a,b"), ("PAID_KEY", "p")]);
+        // big: both priority 1; openai's gpt-big is cheaper (10 < 18) so it comes first.
+        let p = plan(&r, "big", Endpoint::Chat, Strategy::Cheapest).expect("plan");
+        let l = labels(&p);
+        assert_eq!(l.len(), 3);
+        assert!(
+            l[0].ends_with("/gpt-big") && l[1].ends_with("/gpt-big"),
+            "{l:?}"
+        );
+        assert_eq!(l[2], "paid-0/big-1");
+        // small: local has priority 1 although openai is listed first.
+        let l = labels(&plan(&r, "tiny", Endpoint::Chat, Strategy::Cheapest).expect("plan"));
+        assert_eq!(l[0], "local-0/small-gguf");
+    }
+
+    #[test]
+    fn keys_rotate_between_requests() {
+        let r = registry(&[("OPENAI_API_KEYS", "a,b")]);
+        let first: Vec<_> = (0..4)
+            .map(|_| {
+                plan(&r, "openai/gpt-big", Endpoint::Chat, Strategy::Cheapest).expect("plan")[0]
+                    .instance
+                    .id
+                    .clone()
+            })
+            .collect();
+        assert_eq!(first, ["openai-0", "openai-1", "openai-0", "openai-1"]);
+    }
+
+    #[test]
+    fn cooling_instances_go_last_but_stay() {
+        let r = registry(&[("OPENAI_API_KEYS", "a,b")]);
+        r.providers["openai"].instances[0]
+            .observe(Observation::RateLimited(Some(Duration::from_secs(60))));
+        for _ in 0..3 {
+            let l = labels(&plan(&r, "big", Endpoint::Chat, Strategy::Cheapest).expect("plan"));
+            assert_eq!(l, ["openai-1/gpt-big", "openai-0/gpt-big"]);
+        }
+    }
+
+    #[test]
+    fn unknown_and_unservable_models() {
+        let r = registry(&[]);
+        assert_eq!(
+            plan(&r, "nope", Endpoint::Chat, Strategy::Cheapest).expect_err("unknown"),
+            PlanError::UnknownModel("nope".into())
+        );
+        assert_eq!(
+            plan(&r, "big", Endpoint::Chat, Strategy::Cheapest).expect_err("no keys"),
+            PlanError::NotServable {
+                model: "big".into(),
+                providers: vec!["openai".into(), "paid".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn auto_strategies() {
+        let r = registry(&[("OPENAI_API_KEY", "a"), ("PAID_KEY", "p")]);
+        let cheap = labels(&plan(&r, "auto", Endpoint::Chat, Strategy::Cheapest).expect("plan"));
+        assert_eq!(cheap[0], "local-0/small-gguf");
+        assert!(
+            !cheap.iter().any(|l| l.contains("embedding")),
+            "embeddings model is not a chat model"
+        );
+        let best = labels(&plan(&r, "auto", Endpoint::Chat, Strategy::Best).expect("plan"));
+        assert_eq!(
+            best[0], "openai-0/gpt-big",
+            "frontier tier first, then priority/price"
+        );
+        assert_eq!(
+            labels(&plan(&r, "autobest", Endpoint::Chat, Strategy::Cheapest).expect("plan")),
+            best
+        );
+        let emb =
+            labels(&plan(&r, "auto", Endpoint::Embeddings, Strategy::Cheapest).expect("plan"));
+        assert_eq!(emb, ["openai-0/text-embedding-3-small"]);
+        assert_eq!(
+            plan(&r, "auto", Endpoint::Completions, Strategy::Cheapest).expect_err("none"),
+            PlanError::NoAutoModel {
+                capability: "completions"
+            }
+        );
+    }
+}

@@ -1,0 +1,189 @@
+//! Annotating upstream replies on their way to the client: the top-level `provider` that names
+//! the backend, and `usage.cost` in USD from the registry's prices. Stream chunks take a
+//! splice-only fast path; only chunks that carry usage (or an upstream `provider`) are parsed.
+
+use bytes::{BufMut, Bytes, BytesMut};
+use hero_aibroker_sdk::Usage;
+use indexmap::IndexMap;
+use serde_json::value::RawValue;
+
+/// Rewrites replies of one backend.
+#[derive(Debug, Clone)]
+pub struct Annotator {
+    /// `"openai"` as a JSON string, quotes included.
+    provider_json: Box<RawValue>,
+    input_cost: f64,
+    output_cost: f64,
+}
+
+impl Annotator {
+    /// An annotator for `provider` with prices in USD per million tokens.
+    pub fn new(provider: &str, input_cost: f64, output_cost: f64) -> Self {
+        let provider_json =
+            serde_json::value::to_raw_value(provider).unwrap_or_else(|_| RawValue::NULL.to_owned());
+        Annotator {
+            provider_json,
+            input_cost,
+            output_cost,
+        }
+    }
+
+    /// USD cost of the given usage.
+    pub fn cost(&self, u: &Usage) -> f64 {
+        (u.prompt_tokens as f64 * self.input_cost + u.completion_tokens as f64 * self.output_cost)
+            / 1_000_000.0
+    }
+
+    /// Rewrites one JSON object (a whole reply, or a chunk that needs it): sets `provider`
+    /// (an upstream's own `provider` moves to `upstream_provider`), fills `model` if absent and
+    /// prices `usage` (an upstream's own cost moves to `usage.upstream_cost`).
+    pub fn object(
+        &self,
+        json: &[u8],
+        model_id: &str,
+    ) -> Result<(Vec<u8>, Option<Usage>), serde_json::Error> {
+        let mut map: IndexMap<String, Box<RawValue>> = serde_json::from_slice(json)?;
+        let mut usage_out = None;
+        if let Some(raw) = map.get_mut("usage")
+            && raw.get() != "null"
+        {
+            let mut u: Usage = serde_json::from_str(raw.get())?;
+            if let Some(theirs) = u.cost.take() {
+                u.extra.insert("upstream_cost".into(), theirs.into());
+            }
+            u.cost = Some(self.cost(&u));
+            *raw = serde_json::value::to_raw_value(&u)?;
+            usage_out = Some(u);
+        }
+        if let Some(theirs) = map.shift_remove("provider") {
+            map.insert("upstream_provider".into(), theirs);
+        }
+        let at = map.get_index_of("id").map_or(0, |i| i + 1);
+        map.shift_insert(at, "provider".into(), self.provider_json.clone());
+        if !map.contains_key("model") {
+            map.insert("model".into(), serde_json::value::to_raw_value(model_id)?);
+        }
+        Ok((serde_json::to_vec(&map)?, usage_out))
+    }
+
+    /// One SSE event for the client from an upstream chunk's `data`.
+    pub fn chunk(&self, data: &str, model_id: &str) -> (Bytes, Option<Usage>) {
+        let bytes = data.as_bytes();
+        let needs_parse = memchr::memmem::find(bytes, b"\"usage\"").is_some()
+            || memchr::memmem::find(bytes, b"\"provider\"").is_some();
+        if needs_parse && let Ok((obj, usage)) = self.object(bytes, model_id) {
+            return (event(&obj), usage);
+        }
+        let trimmed = data.trim_start();
+        let Some(rest) = trimmed.strip_prefix('{') else {
+            return (event(bytes), None);
+        };
+        let mut out = BytesMut::with_capacity(data.len() + self.provider_json.get().len() + 24);
+        out.put_slice(b"data: {\"provider\":");
+        out.put_slice(self.provider_json.get().as_bytes());
+        if !rest.trim_start().starts_with('}') {
+            out.put_u8(b',');
+        }
+        out.put_slice(rest.as_bytes());
+        out.put_slice(b"\n\n");
+        (out.freeze(), None)
+    }
+}
+
+/// `data: <payload>\n\n`.
+pub fn event(payload: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(payload.len() + 8);
+    out.put_slice(b"data: ");
+    out.put_slice(payload);
+    out.put_slice(b"\n\n");
+    out.freeze()
+}
+
+/// The stream terminator.
+pub const DONE: &[u8] = b"data: [DONE]\n\n";
+
+/// True if a chunk carries a non-null `finish_reason`.
+pub fn has_finish_reason(data: &str) -> bool {
+    let b = data.as_bytes();
+    let Some(at) = memchr::memmem::find(b, b"\"finish_reason\"") else {
+        return false;
+    };
+    let after = data[at + 15..]
+        .trim_start()
+        .trim_start_matches(':')
+        .trim_start();
+    !after.starts_with("null")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{Value, json};
+
+    fn ann() -> Annotator {
+        Annotator::new("openai", 2.5, 10.0)
+    }
+
+    fn parse_event(b: &Bytes) -> Value {
+        let s = std::str::from_utf8(b).expect("utf8");
+        let payload = s
+            .strip_prefix("data: ")
+            .and_then(|s| s.strip_suffix("\n\n"))
+            .expect("framed");
+        serde_json::from_str(payload).expect("json")
+    }
+
+    #[test]
+    fn plain_chunk_gets_provider_spliced() {
+        let (b, u) = ann().chunk(
+            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hi"}}]}"#,
+            "m",
+        );
+        assert!(u.is_none());
+        let v = parse_event(&b);
+        assert_eq!(v["provider"], "openai");
+        assert_eq!(v["choices"][0]["delta"]["content"], "Hi");
+        assert_eq!(
+            parse_event(&ann().chunk("{}", "m").0),
+            json!({"provider":"openai"})
+        );
+    }
+
+    #[test]
+    fn usage_chunk_is_priced() {
+        let (b, u) = ann().chunk(
+            r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":1000000,"completion_tokens":100000,"total_tokens":1100000}}"#,
+            "m",
+        );
+        let u = u.expect("usage seen");
+        assert_eq!(u.prompt_tokens, 1_000_000);
+        let v = parse_event(&b);
+        assert!((v["usage"]["cost"].as_f64().expect("cost") - 3.5).abs() < 1e-9);
+        assert_eq!(v["provider"], "openai");
+        let (_, none) = ann().chunk(r#"{"id":"c","choices":[],"usage":null}"#, "m");
+        assert!(none.is_none());
+    }
+
+    #[test]
+    fn upstream_provider_and_cost_are_kept_aside() {
+        let (b, _) = ann()
+            .object(br#"{"id":"g","provider":"DeepInfra","usage":{"prompt_tokens":10,"completion_tokens":0,"total_tokens":10,"cost":0.5}}"#, "m")
+            .expect("valid");
+        let v: Value = serde_json::from_slice(&b).expect("json");
+        assert_eq!(v["provider"], "openai");
+        assert_eq!(v["upstream_provider"], "DeepInfra");
+        assert_eq!(v["usage"]["upstream_cost"], 0.5);
+        assert_eq!(v["model"], "m", "model filled in when absent");
+    }
+
+    #[test]
+    fn finish_reason_detection() {
+        assert!(has_finish_reason(
+            r#"{"choices":[{"finish_reason": "stop"}]}"#
+        ));
+        assert!(!has_finish_reason(
+            r#"{"choices":[{"finish_reason":null}]}"#
+        ));
+        assert!(!has_finish_reason(r#"{"choices":[]}"#));
+    }
+}

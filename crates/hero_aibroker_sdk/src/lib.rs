@@ -1,0 +1,10 @@
+//! hero_aibroker SDK: the wire types clients exchange with the broker and the one table of
+//! error codes. It depends on serde only, so clients (CLI, dashboard, third parties) never
+//! compile the broker core.
+#![warn(clippy::print_stdout)]
+
+pub mod error;
+pub mod wire;
+
+pub use error::{ErrorBody, ErrorCode, ErrorObject};
+pub use wire::*;

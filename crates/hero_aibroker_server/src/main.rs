@@ -1,0 +1,109 @@
+//! `hero_aibroker_server`: parse flags, load config, bind `rest.sock`, serve until SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use hero_aibroker_lib::config::{ModelsConfig, Settings};
+use hero_aibroker_lib::env::Env;
+use hero_aibroker_lib::server::{self, Drained};
+use hero_aibroker_lib::socket;
+use hero_aibroker_lib::state::AppState;
+
+/// hero_aibroker: an OpenAI-compatible LLM broker on a Unix socket.
+///
+/// Settings not given as flags come from the environment (see docs/configuration.md):
+/// provider keys (OPENAI_API_KEY, OPENROUTER_API_KEYS, ...), ROUTING_STRATEGY, timeouts.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Root of the socket tree; sockets go in <DIR>/hero_aibroker/ [env: HERO_SOCKET_DIR, default ~/hero/var/sockets]
+    #[arg(long, value_name = "DIR")]
+    socket_dir: Option<PathBuf>,
+    /// Models file [env: MODELS_CONFIG_PATH, default ./modelsconfig.yml]
+    #[arg(long, value_name = "FILE")]
+    models_config: Option<PathBuf>,
+    /// Longest wait for in-flight requests on SIGTERM, in seconds [env: DRAIN_TIMEOUT_MS]
+    #[arg(long, value_name = "SECS")]
+    drain_timeout: Option<u64>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hero_aibroker_server: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let mut settings = Settings::from_env(&env)?;
+    if let Some(dir) = args.socket_dir {
+        settings.socket_root = dir;
+    }
+    if let Some(path) = args.models_config {
+        settings.models_config = path;
+    }
+    if let Some(secs) = args.drain_timeout {
+        settings.drain_timeout = Duration::from_secs(secs);
+    }
+    let models = ModelsConfig::load(&settings.models_config)?;
+    if args.check {
+        tracing::info!(models = models.models.len(), "configuration is valid");
+        return Ok(());
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let dir = settings.socket_dir();
+        socket::prepare_dir(&dir)?;
+        let rest = socket::bind(&dir.join("rest.sock"))?;
+        let drain = settings.drain_timeout;
+        let state = AppState::new(settings, &models, &env).context("cannot build the upstream HTTP client")?;
+        {
+            let reg = state.registry.load();
+            let servable = reg.models.values().filter(|m| reg.servable(m)).count();
+            let instances: Vec<&str> = reg
+                .providers
+                .values()
+                .flat_map(|p| p.instances.iter().map(|i| i.id.as_str()))
+                .collect();
+            tracing::info!(
+                socket = %dir.join("rest.sock").display(),
+                models = reg.models.len(),
+                servable,
+                instances = ?instances,
+                "hero_aibroker_server listening"
+            );
+            if servable == 0 {
+                tracing::warn!("no model is servable: set a provider key (e.g. OPENAI_API_KEY) or declare a keyless provider");
+            }
+        }
+        let drained = server::run(rest.listener, state, server::shutdown_signal(), drain).await?;
+        drop(rest.guard);
+        if drained == Drained::DeadlineHit {
+            tracing::warn!("stopped with requests still in flight after the drain deadline");
+        }
+        tracing::info!("stopped");
+        Ok(())
+    })
+}
