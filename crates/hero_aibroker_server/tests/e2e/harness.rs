@@ -1,0 +1,398 @@
+//! Starting the broker binary against a fake provider, and talking to it over `rest.sock`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use hero_aibroker_testkit::FakeProvider;
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hero_aibroker_server");
+
+/// Prices the tests compute costs with (USD per million tokens).
+pub const IN_COST: f64 = 2.0;
+pub const OUT_COST: f64 = 8.0;
+
+/// A models file with two backends for `chat`: provider `fake` (keys FAKE_KEYS) priority 1,
+/// provider `backup` (keyless) priority 2; `embed` and `legacy` on `fake`.
+pub fn models_yaml(fake: &str, backup: &str) -> String {
+    format!(
+        r#"
+providers:
+  - {{name: fake, base_url: "{fake}", api_key_env: FAKE_KEYS}}
+  - {{name: backup, base_url: "{backup}"}}
+models:
+  chat:
+    display_name: Chat
+    tier: standard
+    context_window: 8192
+    aliases: [chat-alias]
+    backends:
+      - {{provider: fake, model_id: up-chat, priority: 1, input_cost: {IN_COST}, output_cost: {OUT_COST}}}
+      - {{provider: backup, model_id: up-backup, priority: 2, input_cost: 1.0, output_cost: 1.0}}
+  solo:
+    display_name: Solo
+    tier: cheap
+    context_window: 8192
+    backends:
+      - {{provider: fake, model_id: up-solo, priority: 1, input_cost: {IN_COST}, output_cost: {OUT_COST}}}
+  embed:
+    display_name: Embed
+    tier: cheap
+    capabilities: [embeddings]
+    context_window: 8192
+    backends:
+      - {{provider: fake, model_id: up-embed, priority: 1, input_cost: 0.5, output_cost: 0}}
+  legacy:
+    display_name: Legacy
+    tier: cheap
+    capabilities: [completions]
+    context_window: 4096
+    backends:
+      - {{provider: fake, model_id: up-legacy, priority: 1, input_cost: {IN_COST}, output_cost: {OUT_COST}}}
+  unkeyed:
+    display_name: Unkeyed
+    tier: cheap
+    context_window: 4096
+    backends:
+      - {{provider: groq, model_id: llama, priority: 1, input_cost: 0.1, output_cost: 0.1}}
+"#
+    )
+}
+
+/// A base URL nobody listens on (connection refused).
+pub fn dead_url() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    drop(l);
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+pub struct Broker {
+    child: Option<Child>,
+    pub dir: tempfile::TempDir,
+    pub sock: PathBuf,
+    pub log: PathBuf,
+    pub client: reqwest::Client,
+}
+
+/// Builder for a broker process.
+pub struct Start {
+    yaml: String,
+    env: Vec<(String, String)>,
+    dir: Option<tempfile::TempDir>,
+}
+
+impl Start {
+    pub fn new(yaml: String) -> Self {
+        Start {
+            yaml,
+            env: vec![("FAKE_KEYS".into(), "key-a,key-b".into())],
+            dir: None,
+        }
+    }
+
+    /// One fake provider as primary, a refused port as backup.
+    pub fn with_fake(fake: &FakeProvider) -> Self {
+        Start::new(models_yaml(&fake.base_url(), &dead_url()))
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.retain(|(key, _)| key != k);
+        self.env.push((k.into(), v.into()));
+        self
+    }
+
+    pub fn in_dir(mut self, dir: tempfile::TempDir) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
+    /// Spawns the binary; does not wait for the socket.
+    pub fn spawn(self) -> Broker {
+        let dir = self
+            .dir
+            .unwrap_or_else(|| tempfile::tempdir().expect("tempdir"));
+        let models = dir.path().join("models.yml");
+        std::fs::write(&models, &self.yaml).expect("write models");
+        let log = dir.path().join("server.log");
+        let logf = std::fs::File::create(&log).expect("log");
+        let mut cmd = Command::new(BIN);
+        // A clean environment: keys from the developer's shell must not leak into tests.
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("HERO_SOCKET_DIR", dir.path().join("sockets"))
+            .env("MODELS_CONFIG_PATH", &models)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(logf.try_clone().expect("dup"))
+            .stderr(logf);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn hero_aibroker_server");
+        let sock = dir.path().join("sockets/hero_aibroker/rest.sock");
+        let client = reqwest::Client::builder()
+            .unix_socket(sock.clone())
+            .build()
+            .expect("client");
+        Broker {
+            child: Some(child),
+            dir,
+            sock,
+            log,
+            client,
+        }
+    }
+
+    /// Spawns and waits until `rest.sock` accepts connections.
+    pub async fn start(self) -> Broker {
+        let mut b = self.spawn();
+        b.wait_ready().await;
+        b
+    }
+}
+
+impl Broker {
+    pub async fn wait_ready(&mut self) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().expect("wait"))
+            {
+                panic!("broker exited early ({status}):\n{}", self.logs());
+            }
+            if tokio::net::UnixStream::connect(&self.sock).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "broker did not open {} in time:\n{}",
+            self.sock.display(),
+            self.logs()
+        );
+    }
+
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(ok.success());
+    }
+
+    /// Waits for the process to exit (at most `limit`).
+    pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self
+                .child
+                .as_mut()
+                .expect("child")
+                .try_wait()
+                .expect("wait")
+            {
+                self.child = None;
+                return s;
+            }
+            assert!(
+                t0.elapsed() < limit,
+                "broker did not exit in {limit:?}:\n{}",
+                self.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn url(path: &str) -> String {
+        format!("http://localhost{path}")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> Reply {
+        let r = self
+            .client
+            .post(Self::url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("send");
+        Reply::read(r).await
+    }
+
+    pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> Reply {
+        let r = self
+            .client
+            .post(Self::url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        Reply::read(r).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        let r = self.client.get(Self::url(path)).send().await.expect("send");
+        Reply::read(r).await
+    }
+
+    /// Posts a streaming request and collects its SSE `data:` payloads as they arrive, with
+    /// the time each arrived.
+    pub async fn stream(&self, path: &str, body: &Value) -> Streamed {
+        let t0 = Instant::now();
+        let r = self
+            .client
+            .post(Self::url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let mut events = Vec::new();
+        let mut buf = String::new();
+        let mut body = r.bytes_stream();
+        let mut broken = false;
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                broken = true;
+                break;
+            };
+            buf.push_str(std::str::from_utf8(&chunk).expect("utf8"));
+            while let Some(end) = buf.find("\n\n") {
+                let ev: String = buf.drain(..end + 2).collect();
+                for line in ev.lines() {
+                    if let Some(d) = line.strip_prefix("data: ") {
+                        events.push((d.to_owned(), t0.elapsed()));
+                    }
+                }
+            }
+        }
+        Streamed {
+            status,
+            headers,
+            events,
+            broken,
+            rest: buf,
+        }
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+impl Reply {
+    async fn read(r: reqwest::Response) -> Reply {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.expect("body");
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            json,
+            text,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// Asserts an OpenAI-shaped error with `status` and `code`; returns the message.
+    pub fn assert_error(&self, status: u16, code: &str) -> String {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        let e = &self.json["error"];
+        assert_eq!(e["code"], code, "body: {}", self.text);
+        assert!(e["type"].is_string(), "body: {}", self.text);
+        let msg = e["message"].as_str().expect("message").to_owned();
+        assert!(!msg.is_empty());
+        msg
+    }
+}
+
+pub struct Streamed {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    /// `data:` payloads with their arrival time since the request was sent.
+    pub events: Vec<(String, Duration)>,
+    /// The body ended with a transport error.
+    pub broken: bool,
+    /// Bytes after the last complete event.
+    pub rest: String,
+}
+
+impl Streamed {
+    pub fn json_events(&self) -> Vec<Value> {
+        self.events
+            .iter()
+            .filter(|(d, _)| d != "[DONE]")
+            .map(|(d, _)| serde_json::from_str(d).unwrap_or_else(|e| panic!("bad event {d}: {e}")))
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        self.json_events()
+            .iter()
+            .filter_map(|e| {
+                e["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect()
+    }
+
+    pub fn ended_with_done(&self) -> bool {
+        self.events.last().is_some_and(|(d, _)| d == "[DONE]")
+    }
+}
+
+pub fn chat_body(model: &str) -> Value {
+    serde_json::json!({"model": model, "messages": [{"role": "user", "content": "What's the weather?"}]})
+}
+
+pub fn stream_body(model: &str) -> Value {
+    let mut b = chat_body(model);
+    b["stream"] = Value::Bool(true);
+    b
+}
+
+pub fn expected_cost(input: f64, output: f64) -> f64 {
+    (hero_aibroker_testkit::PROMPT_TOKENS as f64 * input
+        + hero_aibroker_testkit::COMPLETION_TOKENS as f64 * output)
+        / 1e6
+}
+
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).expect("meta").permissions().mode() & 0o777
+}

@@ -1,0 +1,184 @@
+//! Sockets, startup errors and graceful shutdown of the real binary.
+
+use std::process::Command;
+use std::time::Duration;
+
+use hero_aibroker_testkit::{Behavior, CHAT_TEXT, FakeProvider, Rule};
+
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn socket_dir_is_0700_and_socket_0600() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    assert_eq!(mode(b.sock.parent().expect("dir")), 0o700);
+    assert_eq!(mode(&b.sock), 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_live_socket_is_refused_and_a_stale_one_replaced() {
+    let fake = FakeProvider::start().await;
+    let first = Start::with_fake(&fake).start().await;
+
+    // Second broker on the same directory: clear error, non-zero exit.
+    let out = Command::new(BIN)
+        .env_clear()
+        .env("HOME", first.dir.path())
+        .env("HERO_SOCKET_DIR", first.dir.path().join("sockets"))
+        .env("MODELS_CONFIG_PATH", first.dir.path().join("models.yml"))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("rest.sock is in use"), "{err}");
+
+    // kill -9 leaves the socket file behind; the next start replaces it.
+    first.signal("KILL");
+    let dir = {
+        let mut first = first;
+        first.wait_exit(Duration::from_secs(5)).await;
+        assert!(first.sock.exists(), "stale socket file left behind");
+        // Keep the directory: move the TempDir out of the dropped broker.
+        std::mem::replace(&mut first.dir, tempfile::tempdir().expect("tmp"))
+    };
+    let again = Start::with_fake(&fake).in_dir(dir).start().await;
+    assert_eq!(again.get("/health").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_config_fails_with_file_and_key() {
+    let fake = FakeProvider::start().await;
+    let yaml =
+        models_yaml(&fake.base_url(), &dead_url()).replace("input_cost: 0.5", "input_cost: -0.5");
+    let mut b = Start::new(yaml).spawn();
+    let status = b.wait_exit(Duration::from_secs(10)).await;
+    assert!(!status.success());
+    let logs = b.logs();
+    assert!(
+        logs.contains("models.yml: models.embed.backends[0].input_cost: -0.5 is not a valid price"),
+        "{logs}"
+    );
+
+    let yaml = models_yaml(&fake.base_url(), &dead_url())
+        .replace("tier: standard", "tier: standard\n    colour: red");
+    let mut b = Start::new(yaml).spawn();
+    assert!(!b.wait_exit(Duration::from_secs(10)).await.success());
+    assert!(
+        b.logs().contains("models.chat: unknown field `colour`"),
+        "{}",
+        b.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_finishes_the_in_flight_stream_then_exits_cleanly() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::SlowChunks(Duration::from_millis(60))));
+    let mut b = Start::with_fake(&fake).start().await;
+    let client = b.client.clone();
+    let stream = tokio::spawn({
+        let body = stream_body("chat");
+        async move {
+            let r = client
+                .post(Broker::url("/v1/chat/completions"))
+                .json(&body)
+                .send()
+                .await
+                .expect("send");
+            r.text().await.expect("complete body")
+        }
+    });
+    // Let the stream start, then ask the broker to stop.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        tokio::net::UnixStream::connect(&b.sock).await.is_err(),
+        "no new connections while draining"
+    );
+    let body = stream.await.expect("join");
+    assert!(
+        body.trim_end().ends_with("data: [DONE]"),
+        "the stream finished: {body}"
+    );
+    let text: String = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .filter_map(|e| {
+            e["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(text, CHAT_TEXT);
+    let status = b.wait_exit(Duration::from_secs(10)).await;
+    assert!(
+        status.success(),
+        "exit 0 after drain: {status}\n{}",
+        b.logs()
+    );
+    assert!(!b.sock.exists(), "socket removed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drain_deadline_cuts_a_stream_that_will_not_end() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::SlowChunks(Duration::from_secs(5))));
+    let mut b = Start::with_fake(&fake)
+        .env("DRAIN_TIMEOUT_MS", "300")
+        .start()
+        .await;
+    let client = b.client.clone();
+    let stream = tokio::spawn(async move {
+        let r = client
+            .post(Broker::url("/v1/chat/completions"))
+            .json(&stream_body("chat"))
+            .send()
+            .await
+            .expect("send");
+        r.text().await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = std::time::Instant::now();
+    b.signal("TERM");
+    let status = b.wait_exit(Duration::from_secs(5)).await;
+    assert!(status.success());
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "stopped at the drain deadline"
+    );
+    let _ = stream.await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn provider_keys_never_reach_the_logs() {
+    let fake = FakeProvider::start().await;
+    let canary = "sk-canary-7d3f9e1a2b4c";
+    fake.script(Rule::any(Behavior::Status {
+        status: 401,
+        retry_after: None,
+    }));
+    let mut b = Start::with_fake(&fake)
+        .env("FAKE_KEYS", canary)
+        .env("RUST_LOG", "trace")
+        .start()
+        .await;
+    let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
+    assert_eq!(r.status, 502);
+    assert!(!r.text.contains(canary));
+    assert_eq!(
+        fake.calls()[0].key.as_deref(),
+        Some(canary),
+        "the key did go upstream"
+    );
+    b.signal("TERM");
+    b.wait_exit(Duration::from_secs(10)).await;
+    let logs = b.logs();
+    assert!(
+        logs.contains("refused the API key"),
+        "the failure is logged: {logs}"
+    );
+    assert!(!logs.contains(canary), "secret leaked into logs");
+}

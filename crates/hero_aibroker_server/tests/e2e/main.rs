@@ -1,0 +1,10 @@
+//! End-to-end tests: the real `hero_aibroker_server` binary on a temporary socket directory,
+//! driven over its Unix socket against the scripted fake provider. One test binary (faster to
+//! link), one module per area.
+
+mod harness;
+
+mod errors;
+mod fallback;
+mod lifecycle;
+mod relay;
