@@ -1,0 +1,92 @@
+//! `hero_aibroker_fake_provider`: the fake OpenAI provider as a process, for the benchmark
+//! and the Python SDK tests.
+//!
+//! Prints `listening http://HOST:PORT/v1` on stdout once it accepts connections and exits 0
+//! on SIGTERM/SIGINT. Calls are not recorded (nobody can read them from outside), so memory
+//! stays flat under load.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser;
+use hero_aibroker_testkit::{FakeProvider, Options};
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+/// A scripted fake OpenAI-compatible provider.
+#[derive(Debug, Parser)]
+#[command(name = "hero_aibroker_fake_provider", version)]
+struct Args {
+    /// Port to bind; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Loopback address to bind (anything else is refused: this server has no auth).
+    #[arg(long, default_value = "127.0.0.1")]
+    host: String,
+    /// Pause before each stream event after the first, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    chunk_delay_ms: u64,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .init();
+    let args = Args::parse();
+    let host = loopback(&args.host)?;
+    let listener = TcpListener::bind((host, args.port))
+        .await
+        .with_context(|| format!("binding {}:{}", args.host, args.port))?;
+    let options = Options {
+        chunk_delay: Duration::from_millis(args.chunk_delay_ms),
+        record_calls: false,
+    };
+    let provider = FakeProvider::serve(listener, options).context("starting the fake provider")?;
+
+    // The one line a parent process waits for; flush because stdout is a pipe there.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "listening {}", provider.base_url()).context("writing to stdout")?;
+    stdout.flush().context("flushing stdout")?;
+    drop(stdout);
+
+    shutdown_signal().await?;
+    drop(provider);
+    Ok(())
+}
+
+/// Parse `--host`, accepting only loopback addresses.
+fn loopback(host: &str) -> anyhow::Result<IpAddr> {
+    let ip = if host == "localhost" {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        host.parse::<IpAddr>()
+            .with_context(|| format!("--host {host:?} is not an IP address"))?
+    };
+    if !ip.is_loopback() {
+        bail!("--host {host} is not a loopback address; the fake provider only serves locally");
+    }
+    Ok(ip)
+}
+
+#[cfg(unix)]
+async fn shutdown_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+async fn shutdown_signal() -> anyhow::Result<()> {
+    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Benchmark: the release broker in front of the fake provider, driven over rest.sock by oha
+# (installed with cargo if missing), compared with oha straight to the fake provider.
+# Prints, for non-streaming and streaming chat at each concurrency: requests/s, p50/p99 through
+# the broker and direct, the added latency, server CPU time per request and peak RSS.
+#
+#   scripts/bench.sh                   # 5 s per run, concurrency 1 32 128
+#   BENCH_SECS=10 BENCH_CONC="1 32" scripts/bench.sh
+#   BENCH_LOG=info scripts/bench.sh    # with the per-request log line on (default: warn)
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need_cargo
+cd "$REPO"
+
+SECS="${BENCH_SECS:-5}"
+CONC="${BENCH_CONC:-1 32 128}"
+LOGLEVEL="${BENCH_LOG:-warn}"
+OUT="$REPO/target/bench"
+mkdir -p "$OUT"
+
+if ! command -v oha >/dev/null 2>&1; then
+  say "installing oha (load generator) with cargo"
+  cargo install oha --locked --quiet
+fi
+export PATH="$HOME/.cargo/bin:$PATH"
+
+say "building release binaries"
+cargo build --release --locked --quiet -p hero_aibroker_server -p hero_aibroker_testkit --bins
+
+WORK="$(mktemp -d)"
+cleanup() {
+  [ -n "${SERVER_PID:-}" ] && kill -TERM "$SERVER_PID" 2>/dev/null || true
+  [ -n "${FAKE_PID:-}" ] && kill -TERM "$FAKE_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+target/release/hero_aibroker_fake_provider --port 0 >"$WORK/fake.out" 2>"$WORK/fake.log" &
+FAKE_PID=$!
+for _ in $(seq 1 100); do grep -q '^listening' "$WORK/fake.out" 2>/dev/null && break; sleep 0.05; done
+FAKE_URL="$(sed -n 's/^listening //p' "$WORK/fake.out")"
+[ -n "$FAKE_URL" ] || die "fake provider did not start"
+
+cat >"$WORK/models.yml" <<YAML
+providers:
+  - {name: fake, base_url: "$FAKE_URL", api_key_env: FAKE_KEY}
+models:
+  bench:
+    display_name: Bench
+    tier: standard
+    context_window: 8192
+    backends:
+      - {provider: fake, model_id: bench-up, priority: 1, input_cost: 2.5, output_cost: 10}
+YAML
+
+FAKE_KEY=bench-key RUST_LOG="$LOGLEVEL" HERO_SOCKET_DIR="$WORK/sockets" \
+  target/release/hero_aibroker_server --models-config "$WORK/models.yml" >"$WORK/server.log" 2>&1 &
+SERVER_PID=$!
+SOCK="$WORK/sockets/hero_aibroker/rest.sock"
+for _ in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+[ -S "$SOCK" ] || { cat "$WORK/server.log"; die "server did not start"; }
+
+BODY='{"model":"bench","messages":[{"role":"user","content":"What is the weather like in San Francisco today?"}]}'
+SBODY='{"model":"bench","stream":true,"messages":[{"role":"user","content":"What is the weather like in San Francisco today?"}]}'
+DIRECT_BODY="${BODY/\"bench\"/\"bench-up\"}"
+DIRECT_SBODY="${SBODY/\"bench\"/\"bench-up\"}"
+
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
+
+run_oha() { # name conc body target... -> json file
+  local name="$1" conc="$2" body="$3"; shift 3
+  oha -z "${SECS}s" -c "$conc" --no-tui --output-format json -m POST \
+    -H 'content-type: application/json' -H 'authorization: Bearer bench-key' -d "$body" "$@" \
+    >"$OUT/$name.json"
+}
+
+# Warm up connections and caches.
+oha -n 2000 -c 8 --no-tui -m POST -H 'content-type: application/json' -d "$BODY" \
+  --unix-socket "$SOCK" http://localhost/v1/chat/completions >/dev/null
+
+RESULTS="$OUT/results.tsv"
+printf 'mode\tconc\tbroker_rps\tbroker_p50_ms\tbroker_p99_ms\tdirect_rps\tdirect_p50_ms\tdirect_p99_ms\tcpu_us_per_req\n' >"$RESULTS"
+for mode in json stream; do
+  if [ "$mode" = json ]; then b="$BODY"; d="$DIRECT_BODY"; else b="$SBODY"; d="$DIRECT_SBODY"; fi
+  for c in $CONC; do
+    say "$mode c=$c: direct to the fake provider"
+    run_oha "direct-$mode-$c" "$c" "$d" "$FAKE_URL/chat/completions"
+    say "$mode c=$c: through the broker"
+    t0="$(cpu_ticks)"
+    run_oha "broker-$mode-$c" "$c" "$b" --unix-socket "$SOCK" http://localhost/v1/chat/completions
+    t1="$(cpu_ticks)"
+    python3 - "$OUT/broker-$mode-$c.json" "$OUT/direct-$mode-$c.json" "$mode" "$c" "$((t1 - t0))" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
+import json, sys
+b, d = (json.load(open(p)) for p in sys.argv[1:3])
+mode, conc, ticks, hz = sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6])
+def stats(r):
+    s = r["summary"]; p = r["latencyPercentiles"]
+    ok = sum(v for k, v in r.get("statusCodeDistribution", {}).items() if k.startswith("2"))
+    return s["requestsPerSec"], p["p50"] * 1000, p["p99"] * 1000, ok
+brps, bp50, bp99, bok = stats(b)
+drps, dp50, dp99, _ = stats(d)
+total = sum(b.get("statusCodeDistribution", {}).values())
+if bok != total:
+    sys.stderr.write(f"warning: {total - bok} non-2xx replies through the broker: {b.get('statusCodeDistribution')}\n")
+cpu_us = ticks / hz * 1e6 / max(bok, 1)
+print(f"{mode}\t{conc}\t{brps:.0f}\t{bp50:.3f}\t{bp99:.3f}\t{drps:.0f}\t{dp50:.3f}\t{dp99:.3f}\t{cpu_us:.1f}")
+PY
+  done
+done
+RSS_KB="$(awk '/VmHWM/ {print $2}' "/proc/$SERVER_PID/status")"
+
+echo
+python3 - "$RESULTS" "$RSS_KB" <<'PY'
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+print(f"{'mode':6} {'conc':>4} | {'broker rps':>10} {'p50 ms':>8} {'p99 ms':>8} | {'direct rps':>10} {'p50 ms':>8} {'p99 ms':>8} | {'added p50':>10} {'added p99':>10} | {'CPU us/req':>10}")
+for r in rows:
+    ap50 = (float(r['broker_p50_ms']) - float(r['direct_p50_ms'])) * 1000
+    ap99 = (float(r['broker_p99_ms']) - float(r['direct_p99_ms'])) * 1000
+    print(f"{r['mode']:6} {r['conc']:>4} | {r['broker_rps']:>10} {r['broker_p50_ms']:>8} {r['broker_p99_ms']:>8} | {r['direct_rps']:>10} {r['direct_p50_ms']:>8} {r['direct_p99_ms']:>8} | {ap50:>8.0f}us {ap99:>8.0f}us | {r['cpu_us_per_req']:>10}")
+print(f"\npeak RSS of hero_aibroker_server: {int(sys.argv[2]) / 1024:.1f} MiB")
+PY
+echo "raw oha reports: $OUT/"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Shows whether each hero_aibroker service runs, its socket, and its /health answer.
+set -uo pipefail
+source "$(dirname "$0")/lib.sh"
+
+rc=0
+for entry in "${SERVICES[@]}"; do
+  svc="${entry%%:*}"; sock="$SOCKET_DIR/${entry#*:}"
+  if pid="$(pid_of "$svc")"; then
+    printf '%-24s running  pid %-8s %s\n' "$svc" "$pid" "$sock"
+    if command -v curl >/dev/null 2>&1; then
+      printf '  health: %s\n' "$(curl -s --max-time 3 --unix-socket "$sock" http://localhost/health || echo 'no answer')"
+    fi
+  else
+    printf '%-24s stopped\n' "$svc"
+    rc=3
+  fi
+done
+exit $rc

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs the whole test suite, installing what it needs: formatting and lint checks, the Rust
+# unit and end-to-end tests (real binaries on temp sockets against the fake provider), and the
+# wire tests with the official OpenAI Python SDK (in a venv under target/).
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+need_cargo
+cd "$REPO"
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+
+say "cargo clippy (warnings are errors)"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+say "building"
+cargo build --locked --workspace --all-targets
+
+say "Rust tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --workspace --no-fail-fast
+else
+  cargo test --locked --workspace --no-fail-fast
+fi
+
+say "Python wire tests (official OpenAI SDK)"
+VENV="$REPO/target/pyvenv"
+command -v python3 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV" || { apt-get update -qq && apt-get install -y -qq python3-venv && python3 -m venv "$VENV"; }
+fi
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+HERO_BIN_DIR="$REPO/target/debug" "$VENV/bin/python" -m pytest -q tests/python
