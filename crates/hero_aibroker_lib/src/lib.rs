@@ -17,4 +17,5 @@ pub mod secret;
 pub mod server;
 pub mod socket;
 pub mod sse;
+pub mod sse_parse;
 pub mod state;

@@ -2,7 +2,7 @@
 //! the backend, and `usage.cost` in USD from the registry's prices. Stream chunks take a
 //! splice-only fast path; only chunks that carry usage (or an upstream `provider`) are parsed.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use hero_aibroker_sdk::Usage;
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
@@ -66,19 +66,21 @@ impl Annotator {
         Ok((serde_json::to_vec(&map)?, usage_out))
     }
 
-    /// One SSE event for the client from an upstream chunk's `data`.
-    pub fn chunk(&self, data: &str, model_id: &str) -> (Bytes, Option<Usage>) {
+    /// Appends the client's SSE event for an upstream chunk's `data` to `out`; returns the
+    /// usage the chunk carried, if any.
+    pub fn chunk_into(&self, data: &str, model_id: &str, out: &mut BytesMut) -> Option<Usage> {
         let bytes = data.as_bytes();
         let needs_parse = memchr::memmem::find(bytes, b"\"usage\"").is_some()
             || memchr::memmem::find(bytes, b"\"provider\"").is_some();
         if needs_parse && let Ok((obj, usage)) = self.object(bytes, model_id) {
-            return (event(&obj), usage);
+            event_into(&obj, out);
+            return usage;
         }
-        let trimmed = data.trim_start();
-        let Some(rest) = trimmed.strip_prefix('{') else {
-            return (event(bytes), None);
+        let Some(rest) = data.trim_start().strip_prefix('{') else {
+            event_into(bytes, out);
+            return None;
         };
-        let mut out = BytesMut::with_capacity(data.len() + self.provider_json.get().len() + 24);
+        out.reserve(data.len() + self.provider_json.get().len() + 24);
         out.put_slice(b"data: {\"provider\":");
         out.put_slice(self.provider_json.get().as_bytes());
         if !rest.trim_start().starts_with('}') {
@@ -86,17 +88,16 @@ impl Annotator {
         }
         out.put_slice(rest.as_bytes());
         out.put_slice(b"\n\n");
-        (out.freeze(), None)
+        None
     }
 }
 
-/// `data: <payload>\n\n`.
-pub fn event(payload: &[u8]) -> Bytes {
-    let mut out = BytesMut::with_capacity(payload.len() + 8);
+/// Appends `data: <payload>\n\n` to `out`.
+pub fn event_into(payload: &[u8], out: &mut BytesMut) {
+    out.reserve(payload.len() + 8);
     out.put_slice(b"data: ");
     out.put_slice(payload);
     out.put_slice(b"\n\n");
-    out.freeze()
 }
 
 /// The stream terminator.
@@ -124,7 +125,13 @@ mod tests {
         Annotator::new("openai", 2.5, 10.0)
     }
 
-    fn parse_event(b: &Bytes) -> Value {
+    fn chunk(data: &str) -> (BytesMut, Option<Usage>) {
+        let mut out = BytesMut::new();
+        let u = ann().chunk_into(data, "m", &mut out);
+        (out, u)
+    }
+
+    fn parse_event(b: &[u8]) -> Value {
         let s = std::str::from_utf8(b).expect("utf8");
         let payload = s
             .strip_prefix("data: ")
@@ -135,32 +142,25 @@ mod tests {
 
     #[test]
     fn plain_chunk_gets_provider_spliced() {
-        let (b, u) = ann().chunk(
-            r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hi"}}]}"#,
-            "m",
-        );
+        let (b, u) = chunk(r#"{"id":"c1","choices":[{"index":0,"delta":{"content":"Hi"}}]}"#);
         assert!(u.is_none());
         let v = parse_event(&b);
         assert_eq!(v["provider"], "openai");
         assert_eq!(v["choices"][0]["delta"]["content"], "Hi");
-        assert_eq!(
-            parse_event(&ann().chunk("{}", "m").0),
-            json!({"provider":"openai"})
-        );
+        assert_eq!(parse_event(&chunk("{}").0), json!({"provider":"openai"}));
     }
 
     #[test]
     fn usage_chunk_is_priced() {
-        let (b, u) = ann().chunk(
+        let (b, u) = chunk(
             r#"{"id":"c1","choices":[],"usage":{"prompt_tokens":1000000,"completion_tokens":100000,"total_tokens":1100000}}"#,
-            "m",
         );
         let u = u.expect("usage seen");
         assert_eq!(u.prompt_tokens, 1_000_000);
         let v = parse_event(&b);
         assert!((v["usage"]["cost"].as_f64().expect("cost") - 3.5).abs() < 1e-9);
         assert_eq!(v["provider"], "openai");
-        let (_, none) = ann().chunk(r#"{"id":"c","choices":[],"usage":null}"#, "m");
+        let (_, none) = chunk(r#"{"id":"c","choices":[],"usage":null}"#);
         assert!(none.is_none());
     }
 

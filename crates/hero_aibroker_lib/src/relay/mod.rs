@@ -9,8 +9,7 @@ use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use eventsource_stream::{Event, EventStreamError, Eventsource};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use hero_aibroker_sdk::{ErrorCode, Usage};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -19,8 +18,12 @@ use crate::pool::Observation;
 use crate::providers::{Driver, Verdict, driver_for, snippet};
 use crate::request::ParsedRequest;
 use crate::router::{self, Candidate, Endpoint};
-use crate::sse::{self, Annotator};
+use crate::sse::Annotator;
+use crate::sse_parse::SseParser;
 use crate::state::AppState;
+
+mod stream;
+use stream::StreamRelay;
 
 /// Largest upstream reply body the broker buffers (non-streaming replies and error bodies).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -65,7 +68,7 @@ enum AttemptResult {
 }
 
 /// Everything about the request the winning attempt and the stream need.
-struct Ctx {
+pub(crate) struct Ctx {
     state: Arc<AppState>,
     requested: String,
     started: Instant,
@@ -263,22 +266,44 @@ async fn attempt(
                 None,
             ));
         }
-        let mut events = resp.bytes_stream().eventsource();
-        let first = match tokio::time::timeout(settings.first_byte_timeout, events.next()).await {
+        let mut body = resp.bytes_stream();
+        let mut parser = SseParser::default();
+        let first = async {
+            loop {
+                match parser.next_event() {
+                    Ok(Some(ev)) => return Ok(ev),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(Failure::Protocol(format!(
+                            "the stream is not valid SSE: {e}"
+                        )));
+                    }
+                }
+                match body.next().await {
+                    None => {
+                        return Err(Failure::Protocol(
+                            "the stream ended before its first event".into(),
+                        ));
+                    }
+                    Some(Err(e)) => {
+                        return Err(Failure::Protocol(format!(
+                            "the stream broke: {}",
+                            root_cause(&e)
+                        )));
+                    }
+                    Some(Ok(chunk)) => parser.push(&chunk),
+                }
+            }
+        };
+        let first = match tokio::time::timeout(settings.first_byte_timeout, first).await {
             Err(_) => {
                 return Ok(AttemptResult::Failed(
                     Failure::Timeout("the first stream event"),
                     None,
                 ));
             }
-            Ok(None) => {
-                return Ok(AttemptResult::Failed(
-                    Failure::Protocol("the stream ended before its first event".into()),
-                    None,
-                ));
-            }
-            Ok(Some(Err(e))) => return Ok(AttemptResult::Failed(stream_failure(&e), None)),
-            Ok(Some(Ok(ev))) => ev,
+            Ok(Err(f)) => return Ok(AttemptResult::Failed(f, None)),
+            Ok(Ok(ev)) => ev,
         };
         if first.data.trim() == "[DONE]" {
             return Ok(AttemptResult::Failed(
@@ -293,17 +318,15 @@ async fn attempt(
             ));
         }
         cand.instance.observe(Observation::Success);
-        let relay = StreamRelay {
-            events: Box::pin(events),
-            first: Some(first),
+        let relay = StreamRelay::new(
+            Box::pin(body),
+            parser,
+            first,
             annotator,
-            model_id: backend.model_id.clone(),
-            idle: settings.idle_timeout,
+            backend.model_id.clone(),
+            settings.idle_timeout,
             driver,
-            usage: None,
-            finished: false,
-            saw_finish: false,
-            summary: Some(Summary {
+            Summary {
                 ctx: Ctx {
                     state: ctx.state.clone(),
                     requested: ctx.requested.clone(),
@@ -312,9 +335,9 @@ async fn attempt(
                 },
                 cand: cand.clone(),
                 ttfb: ctx.started.elapsed(),
-            }),
-            _permit: permit.take(),
-        };
+            },
+            permit.take(),
+        );
         let mut r = Response::new(Body::from_stream(relay.into_stream()));
         let h = r.headers_mut();
         h.insert(
@@ -377,17 +400,8 @@ fn transport_failure(e: &reqwest::Error) -> Failure {
     }
 }
 
-fn stream_failure(e: &EventStreamError<reqwest::Error>) -> Failure {
-    match e {
-        EventStreamError::Transport(t) => {
-            Failure::Protocol(format!("the stream broke: {}", root_cause(t)))
-        }
-        other => Failure::Protocol(format!("the stream is not valid SSE: {other}")),
-    }
-}
-
 /// The innermost error message: reqwest's own text is generic ("error sending request").
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
@@ -427,13 +441,13 @@ async fn read_body(
 }
 
 /// What is logged when a request ends (the ledger of a later release hooks in here).
-struct Summary {
-    ctx: Ctx,
-    cand: Candidate,
-    ttfb: Duration,
+pub(crate) struct Summary {
+    pub(crate) ctx: Ctx,
+    pub(crate) cand: Candidate,
+    pub(crate) ttfb: Duration,
 }
 
-fn log_summary(
+pub(crate) fn log_summary(
     ctx: &Ctx,
     cand: Option<&Candidate>,
     status: &str,
@@ -460,118 +474,6 @@ fn log_summary(
         error,
         "request"
     );
-}
-
-type EventStream =
-    std::pin::Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
-
-/// A committed stream: relays upstream events one by one, with the idle timeout between them.
-/// After bytes reached the client a failure ends the stream with one error event and no
-/// `[DONE]`. Dropping it (client gone) drops the upstream response, which cancels the call.
-struct StreamRelay {
-    events: EventStream,
-    first: Option<Event>,
-    annotator: Annotator,
-    model_id: String,
-    idle: Duration,
-    driver: &'static dyn Driver,
-    usage: Option<Usage>,
-    finished: bool,
-    saw_finish: bool,
-    summary: Option<Summary>,
-    _permit: Option<OwnedSemaphorePermit>,
-}
-
-impl StreamRelay {
-    fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
-        futures_util::stream::unfold(self, |mut s| async move {
-            let out = s.next_event().await?;
-            Some((Ok(out), s))
-        })
-    }
-
-    async fn next_event(&mut self) -> Option<Bytes> {
-        if self.finished {
-            return None;
-        }
-        let ev = match self.first.take() {
-            Some(ev) => ev,
-            None => match tokio::time::timeout(self.idle, self.events.next()).await {
-                Err(_) => {
-                    return Some(self.fail(
-                        ErrorCode::UpstreamTimeout,
-                        "the upstream went silent mid-stream (idle timeout)",
-                    ));
-                }
-                Ok(Some(Err(e))) => {
-                    let msg = format!("the upstream stream broke: {}", stream_failure(&e));
-                    return Some(self.fail(ErrorCode::StreamInterrupted, &msg));
-                }
-                Ok(None) if self.saw_finish => {
-                    // Some servers end after the finish chunk without `[DONE]`: complete it.
-                    self.end("ok");
-                    return Some(Bytes::from_static(sse::DONE));
-                }
-                Ok(None) => {
-                    return Some(self.fail(
-                        ErrorCode::StreamInterrupted,
-                        "the upstream stream ended before it finished",
-                    ));
-                }
-                Ok(Some(Ok(ev))) => ev,
-            },
-        };
-        let data = ev.data.trim();
-        if data == "[DONE]" {
-            self.end("ok");
-            return Some(Bytes::from_static(sse::DONE));
-        }
-        if let Some(msg) = self.driver.in_band_error(data) {
-            // Forward the upstream's own error event, then stop: no [DONE].
-            tracing::warn!(
-                "upstream error event mid-stream: {}",
-                crate::error::printable(&msg)
-            );
-            self.end("partial");
-            return Some(sse::event(data.as_bytes()));
-        }
-        if !self.saw_finish && sse::has_finish_reason(data) {
-            self.saw_finish = true;
-        }
-        let (bytes, usage) = self.annotator.chunk(data, &self.model_id);
-        if usage.is_some() {
-            self.usage = usage;
-        }
-        Some(bytes)
-    }
-
-    fn fail(&mut self, code: ErrorCode, msg: &str) -> Bytes {
-        tracing::warn!("stream failed after the first byte: {msg}");
-        self.end("partial");
-        let body = ApiError::new(code, msg).body();
-        sse::event(&serde_json::to_vec(&body).unwrap_or_default())
-    }
-
-    fn end(&mut self, status: &str) {
-        self.finished = true;
-        if let Some(s) = self.summary.take() {
-            log_summary(
-                &s.ctx,
-                Some(&s.cand),
-                status,
-                self.usage.as_ref(),
-                Some(s.ttfb),
-                None,
-            );
-        }
-    }
-}
-
-impl Drop for StreamRelay {
-    fn drop(&mut self) {
-        // Still unfinished: the client went away mid-stream.
-        self.end("cancelled");
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,180 @@
+//! A committed stream: relays upstream SSE events to the client as they arrive. Every event an
+//! upstream read completed goes out in one write; nothing waits for more. After bytes reached
+//! the client a failure ends the stream with one error event and no `[DONE]`. Dropping the
+//! relay (client gone) drops the upstream response, which cancels the call.
+
+use std::pin::Pin;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use hero_aibroker_sdk::{ErrorCode, Usage};
+use tokio::sync::OwnedSemaphorePermit;
+
+use super::{Summary, log_summary, root_cause};
+use crate::error::ApiError;
+use crate::providers::Driver;
+use crate::sse::{self, Annotator};
+use crate::sse_parse::{SseEvent, SseParser};
+
+type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+/// See the module docs.
+pub(super) struct StreamRelay {
+    body: Body,
+    parser: SseParser,
+    first: Option<SseEvent>,
+    annotator: Annotator,
+    model_id: String,
+    idle: Duration,
+    driver: &'static dyn Driver,
+    usage: Option<Usage>,
+    finished: bool,
+    saw_finish: bool,
+    summary: Option<Summary>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl StreamRelay {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one constructor call site, all parts distinct"
+    )]
+    pub(super) fn new(
+        body: Body,
+        parser: SseParser,
+        first: SseEvent,
+        annotator: Annotator,
+        model_id: String,
+        idle: Duration,
+        driver: &'static dyn Driver,
+        summary: Summary,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Self {
+        StreamRelay {
+            body,
+            parser,
+            first: Some(first),
+            annotator,
+            model_id,
+            idle,
+            driver,
+            usage: None,
+            finished: false,
+            saw_finish: false,
+            summary: Some(summary),
+            _permit: permit,
+        }
+    }
+
+    /// The client's body: one item per batch of upstream events.
+    pub(super) fn into_stream(
+        self,
+    ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
+        futures_util::stream::unfold(self, |mut s| async move {
+            let out = s.next_batch().await?;
+            Some((Ok(out), s))
+        })
+    }
+
+    async fn next_batch(&mut self) -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        loop {
+            if let Some(ev) = self.first.take() {
+                self.emit(&ev, &mut out);
+            }
+            while !self.finished {
+                match self.parser.next_event() {
+                    Ok(Some(ev)) => self.emit(&ev, &mut out),
+                    Ok(None) => break,
+                    Err(e) => self.fail(
+                        ErrorCode::StreamInterrupted,
+                        &format!("the upstream stream is not valid SSE: {e}"),
+                        &mut out,
+                    ),
+                }
+            }
+            if !out.is_empty() {
+                return Some(out.freeze());
+            }
+            if self.finished {
+                return None;
+            }
+            match tokio::time::timeout(self.idle, self.body.next()).await {
+                Err(_) => self.fail(
+                    ErrorCode::UpstreamTimeout,
+                    "the upstream went silent mid-stream (idle timeout)",
+                    &mut out,
+                ),
+                Ok(Some(Err(e))) => {
+                    let msg = format!("the upstream stream broke: {}", root_cause(&e));
+                    self.fail(ErrorCode::StreamInterrupted, &msg, &mut out);
+                }
+                Ok(None) if self.saw_finish && !self.parser.has_partial() => {
+                    // Some servers end after the finish chunk without `[DONE]`: complete it.
+                    out.put_slice(sse::DONE);
+                    self.end("ok");
+                }
+                Ok(None) => self.fail(
+                    ErrorCode::StreamInterrupted,
+                    "the upstream stream ended before it finished",
+                    &mut out,
+                ),
+                Ok(Some(Ok(chunk))) => self.parser.push(&chunk),
+            }
+        }
+    }
+
+    fn emit(&mut self, ev: &SseEvent, out: &mut BytesMut) {
+        let data = ev.data.trim();
+        if data == "[DONE]" {
+            out.put_slice(sse::DONE);
+            self.end("ok");
+            return;
+        }
+        if let Some(msg) = self.driver.in_band_error(data) {
+            // Forward the upstream's own error event, then stop: no [DONE].
+            tracing::warn!(
+                "upstream error event mid-stream: {}",
+                crate::error::printable(&msg)
+            );
+            sse::event_into(data.as_bytes(), out);
+            self.end("partial");
+            return;
+        }
+        if !self.saw_finish && sse::has_finish_reason(data) {
+            self.saw_finish = true;
+        }
+        if let Some(u) = self.annotator.chunk_into(data, &self.model_id, out) {
+            self.usage = Some(u);
+        }
+    }
+
+    fn fail(&mut self, code: ErrorCode, msg: &str, out: &mut BytesMut) {
+        tracing::warn!("stream failed after the first byte: {msg}");
+        self.end("partial");
+        let body = ApiError::new(code, msg).body();
+        sse::event_into(&serde_json::to_vec(&body).unwrap_or_default(), out);
+    }
+
+    fn end(&mut self, status: &str) {
+        self.finished = true;
+        if let Some(s) = self.summary.take() {
+            log_summary(
+                &s.ctx,
+                Some(&s.cand),
+                status,
+                self.usage.as_ref(),
+                Some(s.ttfb),
+                None,
+            );
+        }
+    }
+}
+
+impl Drop for StreamRelay {
+    fn drop(&mut self) {
+        // Still unfinished: the client went away mid-stream.
+        self.end("cancelled");
+    }
+}
