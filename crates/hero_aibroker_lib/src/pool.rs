@@ -5,6 +5,7 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::router::Endpoint;
 use crate::secret::Secret;
 
 /// Milliseconds since the first call: a monotonic clock that fits in an atomic.
@@ -24,6 +25,8 @@ pub struct Instance {
     pub base_url: String,
     /// `None` for keyless local servers.
     pub key: Option<Secret>,
+    /// `base_url` + each OpenAI endpoint path, parsed once (URL parsing showed up in profiles).
+    urls: [Option<reqwest::Url>; 3],
     /// Monotonic ms until which the instance should be tried last; 0 = healthy.
     cooldown_until: AtomicU64,
 }
@@ -45,13 +48,27 @@ const FAILURE_COOLDOWN: Duration = Duration::from_secs(1);
 impl Instance {
     /// A healthy instance.
     pub fn new(id: String, provider: String, base_url: String, key: Option<Secret>) -> Self {
+        let base_url = base_url.trim_end_matches('/').to_owned();
+        let urls = [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings]
+            .map(|ep| reqwest::Url::parse(&format!("{base_url}{}", ep.path())).ok());
         Instance {
             id,
             provider,
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base_url,
             key,
+            urls,
             cooldown_until: AtomicU64::new(0),
         }
+    }
+
+    /// `base_url` followed by the endpoint's OpenAI path, or `None` if that is not a valid URL.
+    pub fn openai_url(&self, endpoint: Endpoint) -> Option<&reqwest::Url> {
+        let i = match endpoint {
+            Endpoint::Chat => 0,
+            Endpoint::Completions => 1,
+            Endpoint::Embeddings => 2,
+        };
+        self.urls[i].as_ref()
     }
 
     /// True while the instance is cooling down after a failure.
@@ -97,6 +114,10 @@ mod tests {
             None,
         );
         assert_eq!(i.base_url, "http://x/v1");
+        assert_eq!(
+            i.openai_url(Endpoint::Embeddings).map(|u| u.as_str()),
+            Some("http://x/v1/embeddings")
+        );
         assert!(!i.cooling_down());
         i.observe(Observation::RateLimited(Some(Duration::from_secs(30))));
         assert!(i.cooling_down());

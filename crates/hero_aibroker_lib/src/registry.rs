@@ -243,7 +243,16 @@ fn make_provider(
     keyless: bool,
     key_source: String,
 ) -> Provider {
-    let instances = if keyless {
+    let valid_url = reqwest::Url::parse(base_url)
+        .ok()
+        .is_some_and(|u| u.has_host() && matches!(u.scheme(), "http" | "https"));
+    let instances = if !valid_url {
+        tracing::warn!(
+            provider = name,
+            "base URL {base_url:?} is not a valid http(s) URL; the provider is disabled"
+        );
+        Vec::new()
+    } else if keyless {
         vec![Arc::new(Instance::new(
             format!("{name}-0"),
             name.to_owned(),
@@ -325,6 +334,12 @@ models:
         assert!(r.providers["local"].instances[0].key.is_none());
         assert!(r.providers["paid"].instances.is_empty(), "no PAID_KEY set");
         assert!(r.providers["sambanova"].instances.is_empty());
+    }
+
+    #[test]
+    fn invalid_base_url_override_disables_the_provider() {
+        let r = registry(&[("OPENAI_BASE_URL", "not a url"), ("OPENAI_API_KEY", "k")]);
+        assert!(r.providers["openai"].instances.is_empty());
     }
 
     #[test]

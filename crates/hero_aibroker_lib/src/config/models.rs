@@ -190,10 +190,15 @@ impl ModelsConfig {
                     format!("provider {:?} is declared twice", p.name),
                 ));
             }
-            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://")) {
+            let parsed = reqwest::Url::parse(&p.base_url)
+                .ok()
+                .filter(|u| u.has_host());
+            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://"))
+                || parsed.is_none()
+            {
                 return Err(self.invalid(
                     format!("{key}.base_url"),
-                    format!("{:?} must start with http:// or https://", p.base_url),
+                    format!("{:?} is not an http:// or https:// URL", p.base_url),
                 ));
             }
             if let Some(var) = &p.api_key_env

@@ -12,7 +12,6 @@ use reqwest::header::HeaderMap;
 use crate::error::ApiError;
 use crate::pool::Instance;
 use crate::request::ParsedRequest;
-use crate::router::Endpoint;
 
 /// How the relay should treat a non-success upstream status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,11 +43,6 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
 
     /// If `data`, the first event of a stream, is an in-band error, its message.
     fn in_band_error(&self, data: &str) -> Option<String>;
-
-    /// The endpoint path for `endpoint` below the instance's base URL.
-    fn path(&self, endpoint: Endpoint) -> &'static str {
-        endpoint.path()
-    }
 }
 
 /// The driver for a provider name. Every provider is OpenAI-compatible today.

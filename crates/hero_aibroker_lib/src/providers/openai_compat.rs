@@ -24,7 +24,12 @@ impl Driver for OpenAiCompat {
         req: &ParsedRequest,
         model_id: &str,
     ) -> Result<reqwest::RequestBuilder, ApiError> {
-        let url = format!("{}{}", instance.base_url, self.path(req.endpoint));
+        let url = instance.openai_url(req.endpoint).cloned().ok_or_else(|| {
+            ApiError::new(
+                hero_aibroker_sdk::ErrorCode::Internal,
+                format!("provider instance {} has an invalid base URL", instance.id),
+            )
+        })?;
         let mut rb = client
             .post(url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))

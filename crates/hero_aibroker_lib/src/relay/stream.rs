@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::{FutureExt, Stream, StreamExt};
 use hero_aibroker_sdk::{ErrorCode, Usage};
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -94,13 +94,21 @@ impl StreamRelay {
                     ),
                 }
             }
-            if !out.is_empty() {
-                return Some(out.freeze());
-            }
             if self.finished {
-                return None;
+                return (!out.is_empty()).then(|| out.freeze());
             }
-            match tokio::time::timeout(self.idle, self.body.next()).await {
+            // Take whatever the upstream already delivered (hyper yields one item per chunked
+            // frame, often many per read) into this batch; never wait for more once we have
+            // something to send.
+            let next = if out.is_empty() {
+                tokio::time::timeout(self.idle, self.body.next()).await
+            } else {
+                match self.body.next().now_or_never() {
+                    Some(item) => Ok(item),
+                    None => return Some(out.freeze()),
+                }
+            };
+            match next {
                 Err(_) => self.fail(
                     ErrorCode::UpstreamTimeout,
                     "the upstream went silent mid-stream (idle timeout)",
