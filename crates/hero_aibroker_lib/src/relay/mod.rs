@@ -73,6 +73,18 @@ pub(crate) struct Ctx {
     requested: String,
     started: Instant,
     attempts: u32,
+    /// True until the relay returns: dropped while armed means the client went away.
+    armed: bool,
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        if self.armed {
+            // The handler future was dropped (client disconnected) before an answer: dropping
+            // the in-flight upstream request with it has already cancelled the upstream call.
+            log_summary(self, None, "cancelled", None, None, None);
+        }
+    }
 }
 
 /// Relays a request body for `endpoint`: parse, plan, attempt candidates, answer.
@@ -95,6 +107,7 @@ pub async fn relay(
         requested: req.model.clone(),
         started,
         attempts: 0,
+        armed: true,
     };
     let mut permit = Some(permit);
 
@@ -118,9 +131,15 @@ pub async fn relay(
         let outcome =
             tokio::time::timeout_at(deadline, attempt(&ctx, driver, &req, cand, &mut permit)).await;
         let (failure, retry_after) = match outcome {
-            Ok(Ok(AttemptResult::Done(resp))) => return Ok(resp),
+            Ok(Ok(AttemptResult::Done(resp))) => {
+                ctx.armed = false;
+                return Ok(resp);
+            }
             Ok(Ok(AttemptResult::Failed(f, ra))) => (f, ra),
-            Ok(Err(e)) => return Err(e),
+            Ok(Err(e)) => {
+                ctx.armed = false;
+                return Err(e);
+            }
             Err(_) => (Failure::Timeout("the request deadline"), None),
         };
         let obs = match &failure {
@@ -143,6 +162,7 @@ pub async fn relay(
         }
     }
     let err = all_failed(&req, &failed);
+    ctx.armed = false;
     log_summary(&ctx, None, "error", None, None, Some(&err.message));
     Err(err)
 }
@@ -332,6 +352,8 @@ async fn attempt(
                     requested: ctx.requested.clone(),
                     started: ctx.started,
                     attempts: ctx.attempts,
+                    // The stream logs its own end, cancelled or not.
+                    armed: false,
                 },
                 cand: cand.clone(),
                 ttfb: ctx.started.elapsed(),

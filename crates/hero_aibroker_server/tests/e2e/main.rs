@@ -7,4 +7,5 @@ mod harness;
 mod errors;
 mod fallback;
 mod lifecycle;
+mod limits;
 mod relay;

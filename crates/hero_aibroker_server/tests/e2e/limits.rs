@@ -1,0 +1,122 @@
+//! Bounds: the in-flight cap, the idle timeout mid-stream, and client disconnects.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hero_aibroker_testkit::{Behavior, FakeProvider, Rule};
+
+use crate::harness::*;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn beyond_the_in_flight_cap_requests_get_a_fast_503() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::for_model("up-solo", Behavior::Hang));
+    let b = Start::with_fake(&fake)
+        .env("MAX_CONCURRENT_REQUESTS", "1")
+        .start()
+        .await;
+    let client = b.client.clone();
+    let hung = tokio::spawn(async move {
+        let _ = client
+            .post(Broker::url("/v1/chat/completions"))
+            .json(&chat_body("solo"))
+            .send()
+            .await;
+    });
+    while fake.call_count() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
+    let msg = r.assert_error(503, "overloaded");
+    assert!(msg.contains("maximum of 1"), "{msg}");
+    assert_eq!(r.header("retry-after"), "1");
+    assert_eq!(
+        b.get("/health").await.json["in_flight"],
+        1,
+        "health is not capped"
+    );
+    hung.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_that_goes_silent_ends_with_an_idle_timeout_event() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::SlowChunks(Duration::from_secs(3))));
+    let b = Start::with_fake(&fake)
+        .env("UPSTREAM_IDLE_TIMEOUT_MS", "300")
+        .start()
+        .await;
+    let t0 = std::time::Instant::now();
+    let s = b.stream("/v1/chat/completions", &stream_body("solo")).await;
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "did not wait for the slow upstream"
+    );
+    let events = s.json_events();
+    assert_eq!(
+        events.len(),
+        2,
+        "first chunk, then the error: {:?}",
+        s.events
+    );
+    assert!(events[0]["choices"].is_array());
+    assert_eq!(events[1]["error"]["code"], "upstream_timeout");
+    assert!(!s.ended_with_done());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_goes_away_cancels_the_request() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::for_model("up-solo", Behavior::Hang));
+    fake.script(Rule::for_model(
+        "up-chat",
+        Behavior::SlowChunks(Duration::from_millis(200)),
+    ));
+    let mut b = Start::with_fake(&fake).start().await;
+
+    // A JSON request waiting on a hung upstream: the client gives up.
+    let quick = reqwest::Client::builder()
+        .unix_socket(b.sock.clone())
+        .timeout(Duration::from_millis(300))
+        .build()
+        .expect("client");
+    let r = quick
+        .post(Broker::url("/v1/chat/completions"))
+        .json(&chat_body("solo"))
+        .send()
+        .await;
+    assert!(r.is_err(), "client timed out");
+
+    // A stream: read the first chunk, then drop the connection.
+    let resp = b
+        .client
+        .post(Broker::url("/v1/chat/completions"))
+        .json(&stream_body("chat"))
+        .send()
+        .await
+        .expect("send");
+    let mut body = resp.bytes_stream();
+    assert!(body.next().await.is_some());
+    drop(body);
+
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    b.signal("TERM");
+    b.wait_exit(Duration::from_secs(10)).await;
+    let logs = b.logs();
+    let cancelled: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("status=\"cancelled\""))
+        .collect();
+    assert_eq!(
+        cancelled.len(),
+        2,
+        "both requests logged as cancelled:\n{logs}"
+    );
+    assert!(cancelled.iter().any(|l| l.contains("model=solo")), "{logs}");
+    assert!(
+        cancelled
+            .iter()
+            .any(|l| l.contains("model=chat") && l.contains("provider=\"fake-")),
+        "{logs}"
+    );
+}
