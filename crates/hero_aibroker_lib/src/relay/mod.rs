@@ -35,7 +35,12 @@ const BACKOFF_BASE: Duration = Duration::from_millis(200);
 pub enum Failure {
     Connect(String),
     Timeout(&'static str),
-    Status { status: u16, detail: String },
+    /// The request's overall deadline passed during this attempt.
+    Deadline,
+    Status {
+        status: u16,
+        detail: String,
+    },
     Auth(u16),
     InBand(String),
     Protocol(String),
@@ -46,6 +51,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Connect(e) => write!(f, "connection failed ({e})"),
             Failure::Timeout(phase) => write!(f, "timed out waiting for {phase}"),
+            Failure::Deadline => write!(f, "the request deadline (REQUEST_DEADLINE_MS) passed"),
             Failure::Status { status, detail } => write!(f, "HTTP {status}: {detail}"),
             Failure::Auth(s) => write!(f, "HTTP {s}: the provider refused the API key"),
             Failure::InBand(m) => write!(f, "error event before any content: {m}"),
@@ -99,6 +105,13 @@ pub async fn relay(
     drop(body);
     let registry = state.registry.load_full();
     let plan = router::plan(&registry, &req.model, endpoint, state.settings.strategy)?;
+    if plan.is_empty() {
+        // plan() refuses models without instances; this guards the modulo below regardless.
+        return Err(ApiError::new(
+            ErrorCode::NoBackend,
+            "no provider instance can serve this request",
+        ));
+    }
     let settings = &state.settings;
     let deadline = tokio::time::Instant::now() + settings.request_deadline;
     let mut failed: Vec<Attempt> = Vec::new();
@@ -140,7 +153,7 @@ pub async fn relay(
                 ctx.armed = false;
                 return Err(e);
             }
-            Err(_) => (Failure::Timeout("the request deadline"), None),
+            Err(_) => (Failure::Deadline, None),
         };
         let obs = match &failure {
             Failure::Status { status: 429, .. } => Observation::RateLimited(retry_after),
@@ -151,7 +164,7 @@ pub async fn relay(
             model = %req.model_printable(), candidate = %cand.label(), attempt = n + 1,
             "upstream attempt failed: {failure}"
         );
-        let deadline_hit = matches!(failure, Failure::Timeout("the request deadline"));
+        let deadline_hit = matches!(failure, Failure::Deadline);
         failed.push(Attempt {
             label: cand.label(),
             failure,
@@ -181,7 +194,7 @@ fn all_failed(req: &ParsedRequest, failed: &[Attempt]) -> ApiError {
         .map(|a| format!("{}: {}", a.label, a.failure))
         .collect();
     let all = |p: fn(&Failure) -> bool| !failed.is_empty() && failed.iter().all(|a| p(&a.failure));
-    let code = if all(|f| matches!(f, Failure::Timeout(_))) {
+    let code = if all(|f| matches!(f, Failure::Timeout(_) | Failure::Deadline)) {
         ErrorCode::UpstreamTimeout
     } else if all(|f| matches!(f, Failure::Status { status: 429, .. })) {
         ErrorCode::UpstreamRateLimited

@@ -222,14 +222,8 @@ impl Broker {
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
-        let r = self
-            .client
-            .post(Self::url(path))
-            .json(body)
-            .send()
+        self.post_raw(path, serde_json::to_vec(body).expect("json"))
             .await
-            .expect("send");
-        Reply::read(r).await
     }
 
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> Reply {
