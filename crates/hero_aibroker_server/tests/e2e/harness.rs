@@ -121,7 +121,7 @@ impl Start {
         let mut cmd = Command::new(BIN);
         // A clean environment: keys from the developer's shell must not leak into tests.
         cmd.env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("HOME", dir.path())
             .env("HERO_SOCKET_DIR", dir.path().join("sockets"))
             .env("MODELS_CONFIG_PATH", &models)
