@@ -3,7 +3,9 @@
 //! compile the broker core.
 #![warn(clippy::print_stdout)]
 
+pub mod admin;
 pub mod error;
+pub mod rpc;
 pub mod wire;
 
 pub use error::{ErrorBody, ErrorCode, ErrorObject};

@@ -1,0 +1,1 @@
+//! Broker API keys: creation, hashing, lookup and per-key limits. (being written)

@@ -1,0 +1,1 @@
+//! The usage ledger: a background batch writer. (being written)

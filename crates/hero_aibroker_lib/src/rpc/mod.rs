@@ -1,0 +1,3 @@
+//! The JSON-RPC admin API on rpc.sock.
+
+pub mod serve;

@@ -1,0 +1,1 @@
+//! Serving JSON-RPC on rpc.sock. (being written)

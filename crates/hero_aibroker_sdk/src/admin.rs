@@ -1,0 +1,265 @@
+//! Types of the JSON-RPC admin API (`rpc.sock`): what the methods of [`crate::rpc`] take and
+//! return. Times are Unix milliseconds; money is USD.
+
+use serde::{Deserialize, Serialize};
+
+/// `health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    /// `ok`, or `degraded` when the ledger cannot write.
+    pub status: String,
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub ledger: LedgerHealth,
+}
+
+/// State of the usage ledger's writer.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LedgerHealth {
+    /// Rows waiting in memory.
+    pub queued: u64,
+    /// Rows committed since start.
+    pub written: u64,
+    /// Rows that could not be queued (queue full) since start.
+    pub dropped: u64,
+    /// Failed commits since start (rows are kept and retried).
+    pub write_errors: u64,
+    /// False while the last commit failed.
+    pub healthy: bool,
+}
+
+/// `info`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Info {
+    pub name: String,
+    pub version: String,
+    pub uptime_seconds: u64,
+    pub sockets: Sockets,
+    pub database: String,
+    pub models: u64,
+    pub servable_models: u64,
+    pub providers: u64,
+    pub instances: u64,
+    pub keys: u64,
+    pub requests: u64,
+}
+
+/// Socket paths of this broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sockets {
+    pub rest: String,
+    pub rpc: String,
+}
+
+/// `providers.list`: one provider and its instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderInfo {
+    pub name: String,
+    pub base_url: String,
+    pub keyless: bool,
+    /// Where the keys come from (environment variable names), never the keys.
+    pub key_source: String,
+    /// Runtime priority override (`priority.set`), if any.
+    pub priority_override: Option<i64>,
+    pub instances: Vec<InstanceInfo>,
+    /// Models with at least one backend on this provider.
+    pub models: Vec<String>,
+}
+
+/// One provider instance (one key).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    pub id: String,
+    /// `***abcd`: never more than the last four characters.
+    pub key_hint: Option<String>,
+    pub state: String,
+    pub cooldown_seconds: Option<f64>,
+}
+
+/// `keys.create` parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyCreate {
+    pub name: String,
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+    /// Requests per minute.
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    /// Tokens per minute (prompt + completion).
+    #[serde(default)]
+    pub tpm: Option<u64>,
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+}
+
+/// `keys.update` parameters: fields given are set; fields named in `clear` are removed.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct KeyUpdate {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub allowed_models: Option<Vec<String>>,
+    #[serde(default)]
+    pub rpm: Option<u64>,
+    #[serde(default)]
+    pub tpm: Option<u64>,
+    #[serde(default)]
+    pub budget_usd: Option<f64>,
+    /// Any of `allowed_models`, `rpm`, `tpm`, `budget_usd`.
+    #[serde(default)]
+    pub clear: Vec<String>,
+}
+
+/// A broker API key as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyInfo {
+    pub id: String,
+    pub name: String,
+    /// `sk-hab-…abcd`.
+    pub hint: String,
+    pub allowed_models: Option<Vec<String>>,
+    pub rpm: Option<u64>,
+    pub tpm: Option<u64>,
+    pub budget_usd: Option<f64>,
+    pub spent_usd: f64,
+    pub revoked: bool,
+    pub created_ms: i64,
+}
+
+/// `keys.create` result: the only time the secret is shown.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyCreated {
+    pub key: ApiKeyInfo,
+    pub secret: String,
+}
+
+/// How `usage.summary` groups rows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    #[default]
+    Model,
+    Provider,
+    Key,
+    Client,
+}
+
+/// `usage.summary` parameters.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageQuery {
+    #[serde(default)]
+    pub group_by: GroupBy,
+    #[serde(default)]
+    pub from_ms: Option<i64>,
+    #[serde(default)]
+    pub to_ms: Option<i64>,
+}
+
+/// One group of `usage.summary`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageGroup {
+    /// The model, provider instance, key id or client; `null` rows (e.g. no key) as "".
+    pub group: String,
+    pub requests: u64,
+    pub errors: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+    pub avg_latency_ms: f64,
+    pub first_ms: i64,
+    pub last_ms: i64,
+}
+
+/// `usage.logs` parameters. Newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogQuery {
+    /// At most this many rows (default 50, max 1000).
+    #[serde(default)]
+    pub limit: Option<u32>,
+    #[serde(default)]
+    pub offset: Option<u64>,
+    #[serde(default)]
+    pub model: Option<String>,
+    #[serde(default)]
+    pub provider: Option<String>,
+    #[serde(default)]
+    pub key_id: Option<String>,
+    #[serde(default)]
+    pub client: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub from_ms: Option<i64>,
+    #[serde(default)]
+    pub to_ms: Option<i64>,
+}
+
+/// A page of `usage.logs`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LogPage {
+    pub rows: Vec<RequestLog>,
+    /// Pass as `offset` for the next page; absent on the last page.
+    pub next_offset: Option<u64>,
+}
+
+/// One upstream attempt of a request.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttemptLog {
+    /// `openai-1/gpt-4o`.
+    pub candidate: String,
+    /// `ok`, or why it failed.
+    pub outcome: String,
+}
+
+/// One row of the ledger: a request and what it cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestLog {
+    /// The broker's id (`x-aibroker-request-id`).
+    pub id: String,
+    /// The upstream reply's `id` (e.g. `chatcmpl-…`, `gen-…`).
+    pub response_id: Option<String>,
+    pub started_ms: i64,
+    pub ended_ms: i64,
+    /// `uds:uid=1000,pid=4242` or an IP for TCP clients.
+    pub client: String,
+    pub key_id: Option<String>,
+    pub endpoint: String,
+    pub requested_model: String,
+    /// Registry model that served it.
+    pub model: Option<String>,
+    /// Provider instance that answered, e.g. `openai-1`.
+    pub provider: Option<String>,
+    pub upstream_model: Option<String>,
+    pub stream: bool,
+    pub attempts: Vec<AttemptLog>,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cached_tokens: u64,
+    pub reasoning_tokens: u64,
+    /// From the registry prices.
+    pub cost_usd: f64,
+    /// As reported by the upstream (OpenRouter), if it did.
+    pub upstream_cost_usd: Option<f64>,
+    pub latency_ms: f64,
+    pub ttfb_ms: Option<f64>,
+    /// `ok`, `partial`, `cancelled`, `client_error`, `error`, `rejected`.
+    pub status: String,
+    pub http_status: u16,
+    pub error: Option<String>,
+}
+
+/// `priority.list` / `priority.set`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriorityEntry {
+    pub provider: String,
+    /// The runtime override; `null` means the YAML priorities apply.
+    pub priority: Option<i64>,
+}
+
+/// `config.reload`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReloadResult {
+    pub path: String,
+    pub models: u64,
+    pub servable_models: u64,
+}

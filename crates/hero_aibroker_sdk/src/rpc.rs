@@ -1,0 +1,101 @@
+//! The JSON-RPC admin API, declared once. The broker implements the generated server trait
+//! (`feature = "server"`); clients use the generated `HeroAiBrokerApiClient` methods on any
+//! jsonrpsee client, such as [`crate::client::RpcClient`] over `rpc.sock`.
+
+#[cfg_attr(
+    not(feature = "server"),
+    expect(unused_imports, reason = "the client-only expansion rewrites RpcResult away")
+)]
+use jsonrpsee::core::RpcResult;
+use jsonrpsee::proc_macros::rpc;
+use serde_json::Value;
+
+use crate::admin::*;
+use crate::wire::ModelObject;
+
+/// JSON-RPC error codes the broker answers with (besides the standard -32700..-32603).
+pub mod codes {
+    /// The admin token is missing or wrong for a mutating method.
+    pub const UNAUTHORIZED: i32 = -32001;
+    /// The thing named does not exist (model, key, provider).
+    pub const NOT_FOUND: i32 = -32004;
+    /// The new configuration is invalid; the old one keeps serving.
+    pub const INVALID_CONFIG: i32 = -32010;
+    /// The store failed.
+    pub const STORE: i32 = -32020;
+}
+
+/// Methods that change state: they need the admin token when `ADMIN_TOKEN` is set.
+pub const MUTATING_METHODS: &[&str] = &[
+    "keys.create",
+    "keys.update",
+    "keys.revoke",
+    "priority.set",
+    "config.reload",
+];
+
+/// The admin API of hero_aibroker.
+#[cfg_attr(feature = "server", rpc(server, client))]
+#[cfg_attr(not(feature = "server"), rpc(client))]
+pub trait HeroAiBrokerApi {
+    /// Liveness and ledger state.
+    #[method(name = "health")]
+    async fn health(&self) -> RpcResult<Health>;
+
+    /// Version, uptime, sockets and counts.
+    #[method(name = "info")]
+    async fn info(&self) -> RpcResult<Info>;
+
+    /// Every model of the registry.
+    #[method(name = "models.list")]
+    async fn models_list(&self) -> RpcResult<Vec<ModelObject>>;
+
+    /// One model by name or alias.
+    #[method(name = "models.get")]
+    async fn models_get(&self, id: String) -> RpcResult<ModelObject>;
+
+    /// Providers, their instances (masked keys, state) and the models they serve.
+    #[method(name = "providers.list")]
+    async fn providers_list(&self) -> RpcResult<Vec<ProviderInfo>>;
+
+    /// Creates a broker API key; its secret is in the result and nowhere else.
+    #[method(name = "keys.create")]
+    async fn keys_create(&self, params: KeyCreate) -> RpcResult<KeyCreated>;
+
+    /// Every key (never secrets).
+    #[method(name = "keys.list")]
+    async fn keys_list(&self) -> RpcResult<Vec<ApiKeyInfo>>;
+
+    /// Changes a key's name, allowed models, limits or budget.
+    #[method(name = "keys.update")]
+    async fn keys_update(&self, id: String, update: KeyUpdate) -> RpcResult<ApiKeyInfo>;
+
+    /// Revokes a key at once.
+    #[method(name = "keys.revoke")]
+    async fn keys_revoke(&self, id: String) -> RpcResult<ApiKeyInfo>;
+
+    /// Usage grouped by model, provider, key or client over a time range.
+    #[method(name = "usage.summary")]
+    async fn usage_summary(&self, query: UsageQuery) -> RpcResult<Vec<UsageGroup>>;
+
+    /// Ledger rows, newest first, filtered and paged.
+    #[method(name = "usage.logs")]
+    async fn usage_logs(&self, query: LogQuery) -> RpcResult<LogPage>;
+
+    /// Runtime provider priorities.
+    #[method(name = "priority.list")]
+    async fn priority_list(&self) -> RpcResult<Vec<PriorityEntry>>;
+
+    /// Sets (or with `null` clears) a provider's priority for all its backends; persisted and
+    /// applied without restart.
+    #[method(name = "priority.set")]
+    async fn priority_set(&self, provider: String, priority: Option<i64>) -> RpcResult<PriorityEntry>;
+
+    /// Re-reads `modelsconfig.yml`; an invalid file changes nothing.
+    #[method(name = "config.reload")]
+    async fn config_reload(&self) -> RpcResult<ReloadResult>;
+
+    /// The OpenRPC document of this API.
+    #[method(name = "rpc.discover")]
+    async fn rpc_discover(&self) -> RpcResult<Value>;
+}
