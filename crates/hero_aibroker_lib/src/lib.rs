@@ -23,3 +23,4 @@ pub mod sse;
 pub mod sse_parse;
 pub mod state;
 pub mod store;
+pub mod telemetry;

@@ -103,6 +103,18 @@ pub enum Target {
 impl Registry {
     /// Builds the snapshot: providers from the built-ins and the file, keys from `env`.
     pub fn build(cfg: &ModelsConfig, env: &Env) -> Registry {
+        Self::build_with(cfg, env, &HashMap::new(), None)
+    }
+
+    /// Builds the snapshot with runtime priority overrides (provider → priority for all its
+    /// backends) and, when rebuilding, the previous snapshot: instances with the same id, URL
+    /// and key are carried over so their health survives a reload.
+    pub fn build_with(
+        cfg: &ModelsConfig,
+        env: &Env,
+        overrides: &HashMap<String, i64>,
+        previous: Option<&Registry>,
+    ) -> Registry {
         let mut providers = IndexMap::new();
         for (name, default_url) in BUILTIN_PROVIDERS {
             let prefix = env_prefix(name);
@@ -138,6 +150,19 @@ impl Registry {
             );
         }
 
+        if let Some(prev) = previous {
+            for p in providers.values_mut() {
+                let Some(old) = prev.providers.get(&p.name) else { continue };
+                for inst in &mut p.instances {
+                    if let Some(same) = old.instances.iter().find(|o| {
+                        o.id == inst.id && o.base_url == inst.base_url && o.key == inst.key
+                    }) {
+                        *inst = same.clone();
+                    }
+                }
+            }
+        }
+
         let mut models = IndexMap::new();
         let mut aliases = HashMap::new();
         for (name, m) in &cfg.models {
@@ -150,7 +175,9 @@ impl Registry {
                 .map(|b| Backend {
                     provider: b.provider.clone(),
                     model_id: b.model_id.clone(),
-                    priority: b.priority,
+                    priority: overrides
+                        .get(&b.provider)
+                        .map_or(b.priority, |p| u32::try_from((*p).max(0)).unwrap_or(u32::MAX)),
                     input_cost: b.input_cost,
                     output_cost: b.output_cost,
                     cursor: AtomicUsize::new(0),
@@ -340,6 +367,24 @@ models:
     fn invalid_base_url_override_disables_the_provider() {
         let r = registry(&[("OPENAI_BASE_URL", "not a url"), ("OPENAI_API_KEY", "k")]);
         assert!(r.providers["openai"].instances.is_empty());
+    }
+
+    #[test]
+    fn overrides_and_instance_reuse() {
+        let cfg = ModelsConfig::parse(Path::new("t.yml"), CFG).expect("valid");
+        let env = Env::from_pairs([("OPENAI_API_KEYS", "a,b")]);
+        let first = Registry::build(&cfg, &env);
+        let overrides = HashMap::from([("openai".to_owned(), 0i64)]);
+        let second = Registry::build_with(&cfg, &env, &overrides, Some(&first));
+        assert_eq!(second.models["small"].backends[0].priority, 0, "openai override");
+        assert_eq!(second.models["small"].backends[1].priority, 1, "local untouched");
+        assert!(Arc::ptr_eq(
+            &first.providers["openai"].instances[1],
+            &second.providers["openai"].instances[1]
+        ));
+        let env2 = Env::from_pairs([("OPENAI_API_KEYS", "a,c")]);
+        let third = Registry::build_with(&cfg, &env2, &overrides, Some(&second));
+        assert!(!Arc::ptr_eq(&second.providers["openai"].instances[1], &third.providers["openai"].instances[1]));
     }
 
     #[test]

@@ -26,6 +26,15 @@ impl Endpoint {
         }
     }
 
+    /// Name used in the ledger: `chat`, `completions`, `embeddings`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chat",
+            Endpoint::Completions => "completions",
+            Endpoint::Embeddings => "embeddings",
+        }
+    }
+
     /// The capability `auto` requires of a model for this endpoint.
     pub fn capability(self) -> &'static str {
         match self {

@@ -1,13 +1,13 @@
-//! Running the broker: serve the REST router on a Unix listener until `shutdown` resolves, then
+//! Running the broker: serve REST and JSON-RPC on their Unix listeners until `shutdown` resolves, then
 //! drain in-flight requests and streams up to the drain deadline.
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UnixListener;
 
-use crate::api::rest_router;
+use crate::api::{PeerInfo, rest_router};
 use crate::state::AppState;
 
 /// How serving ended.
@@ -19,27 +19,45 @@ pub enum Drained {
     DeadlineHit,
 }
 
-/// Serves REST on `listener` until `shutdown` resolves; then stops accepting, lets in-flight
-/// requests and streams finish for at most `drain`, and returns.
+/// The sockets a broker serves.
+#[derive(Debug)]
+pub struct Listeners {
+    pub rest: UnixListener,
+    pub rpc: UnixListener,
+}
+
+/// Serves REST and JSON-RPC until `shutdown` resolves; then stops accepting, lets in-flight
+/// requests and streams finish for at most `drain`, and returns. The caller then closes the
+/// ledger (committing every queued row) and removes the sockets.
 pub async fn run(
-    listener: UnixListener,
+    listeners: Listeners,
     state: Arc<AppState>,
+    rpc: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
     drain: Duration,
 ) -> std::io::Result<Drained> {
-    let (tx, mut rx) = tokio::sync::watch::channel(false);
-    let app = rest_router(state);
-    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    let stopping = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|v| *v).await;
+    };
+    let rest = axum::serve(
+        listeners.rest,
+        rest_router(state).into_make_service_with_connect_info::<PeerInfo>(),
+    )
+    .with_graceful_shutdown(stopping(rx.clone()));
+    let rpc = axum::serve(listeners.rpc, rpc).with_graceful_shutdown(stopping(rx.clone()));
+    let mut rx_deadline = rx;
+    tokio::spawn(async move {
         shutdown.await;
         tracing::info!("shutting down: no new connections, draining in-flight requests");
         let _ = tx.send(true);
     });
     let deadline = async move {
-        let _ = rx.wait_for(|v| *v).await;
+        let _ = rx_deadline.wait_for(|v| *v).await;
         tokio::time::sleep(drain).await;
     };
     tokio::select! {
-        r = serve => r.map(|()| Drained::Clean),
+        (a, b) = async { tokio::join!(rest.into_future(), rpc.into_future()) } => a.and(b).map(|()| Drained::Clean),
         () = deadline => {
             tracing::warn!(drain_ms = drain.as_millis() as u64, "drain deadline passed; cutting remaining requests");
             Ok(Drained::DeadlineHit)

@@ -37,11 +37,12 @@ impl Annotator {
     /// Rewrites one JSON object (a whole reply, or a chunk that needs it): sets `provider`
     /// (an upstream's own `provider` moves to `upstream_provider`), fills `model` if absent and
     /// prices `usage` (an upstream's own cost moves to `usage.upstream_cost`).
+    /// Also returns the object's `id`.
     pub fn object(
         &self,
         json: &[u8],
         model_id: &str,
-    ) -> Result<(Vec<u8>, Option<Usage>), serde_json::Error> {
+    ) -> Result<(Vec<u8>, Option<Usage>, Option<String>), serde_json::Error> {
         let mut map: IndexMap<String, Box<RawValue>> = serde_json::from_slice(json)?;
         let mut usage_out = None;
         if let Some(raw) = map.get_mut("usage")
@@ -63,7 +64,8 @@ impl Annotator {
         if !map.contains_key("model") {
             map.insert("model".into(), serde_json::value::to_raw_value(model_id)?);
         }
-        Ok((serde_json::to_vec(&map)?, usage_out))
+        let id = map.get("id").and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+        Ok((serde_json::to_vec(&map)?, usage_out, id))
     }
 
     /// Appends the client's SSE event for an upstream chunk's `data` to `out`; returns the
@@ -72,7 +74,7 @@ impl Annotator {
         let bytes = data.as_bytes();
         let needs_parse = memchr::memmem::find(bytes, b"\"usage\"").is_some()
             || memchr::memmem::find(bytes, b"\"provider\"").is_some();
-        if needs_parse && let Ok((obj, usage)) = self.object(bytes, model_id) {
+        if needs_parse && let Ok((obj, usage, _)) = self.object(bytes, model_id) {
             event_into(&obj, out);
             return usage;
         }
@@ -166,7 +168,7 @@ mod tests {
 
     #[test]
     fn upstream_provider_and_cost_are_kept_aside() {
-        let (b, _) = ann()
+        let (b, _, id) = ann()
             .object(br#"{"id":"g","provider":"DeepInfra","usage":{"prompt_tokens":10,"completion_tokens":0,"total_tokens":10,"cost":0.5}}"#, "m")
             .expect("valid");
         let v: Value = serde_json::from_slice(&b).expect("json");
@@ -174,6 +176,7 @@ mod tests {
         assert_eq!(v["upstream_provider"], "DeepInfra");
         assert_eq!(v["usage"]["upstream_cost"], 0.5);
         assert_eq!(v["model"], "m", "model filled in when absent");
+        assert_eq!(id.as_deref(), Some("g"));
     }
 
     #[test]

@@ -1,35 +1,64 @@
-//! Shared state of a running broker: the registry snapshot, settings, the upstream HTTP client
-//! and the in-flight cap. Cloned cheaply into every handler.
+//! Shared state of a running broker: the registry snapshot (and what it is built from),
+//! settings, the upstream HTTP client, the in-flight cap, the store, the ledger, API keys and
+//! metrics. Cloned cheaply into every handler as an `Arc`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
-use crate::config::{ModelsConfig, Settings};
+use crate::config::{ConfigError, ModelsConfig, Settings};
 use crate::env::Env;
+use crate::keys::Keys;
+use crate::ledger::Ledger;
 use crate::registry::Registry;
+use crate::store::{Store, StoreError};
+use crate::telemetry::Telemetry;
+
+/// Why the state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot build the upstream HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
 /// State shared by all requests.
 #[derive(Debug)]
 pub struct AppState {
     /// Swapped whole on reload; a request keeps the snapshot it loaded.
     pub registry: ArcSwap<Registry>,
+    /// The models file the registry was built from.
+    pub models: ArcSwap<ModelsConfig>,
+    /// Runtime provider priorities (`priority.set`), persisted in the store.
+    pub priorities: ArcSwap<HashMap<String, i64>>,
+    pub env: Env,
     pub settings: Settings,
     pub client: reqwest::Client,
     /// Permits for requests in flight (streams hold theirs until they end).
     pub inflight: Arc<Semaphore>,
     pub started: Instant,
+    pub store: Store,
+    pub ledger: Ledger,
+    pub keys: Keys,
+    pub telemetry: Telemetry,
+    /// Serializes reloads and priority changes (admin only, never the request path).
+    admin: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
-    /// Builds the state: registry from `models` and `env`, an upstream client per `settings`.
-    pub fn new(
+    /// Builds the state: keys and priorities from the store, the registry from `models`,
+    /// `env` and the priorities, an upstream client per `settings`.
+    pub async fn new(
         settings: Settings,
-        models: &ModelsConfig,
-        env: &Env,
-    ) -> Result<Arc<Self>, reqwest::Error> {
+        models: ModelsConfig,
+        env: Env,
+        store: Store,
+        ledger: Ledger,
+    ) -> Result<Arc<Self>, StateError> {
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             // The relay is the one retry loop; the client must not retry or follow redirects
@@ -41,12 +70,62 @@ impl AppState {
             .pool_idle_timeout(std::time::Duration::from_secs(90))
             .pool_max_idle_per_host(1024)
             .build()?;
+        let priorities: HashMap<String, i64> = store.priorities().await?.into_iter().collect();
+        let keys = Keys::load(&store, settings.require_api_key).await?;
+        let registry = Registry::build_with(&models, &env, &priorities, None);
         Ok(Arc::new(AppState {
-            registry: ArcSwap::from_pointee(Registry::build(models, env)),
+            registry: ArcSwap::from_pointee(registry),
+            models: ArcSwap::from_pointee(models),
+            priorities: ArcSwap::from_pointee(priorities),
             inflight: Arc::new(Semaphore::new(settings.max_concurrent)),
+            env,
             settings,
             client,
             started: Instant::now(),
+            store,
+            ledger,
+            keys,
+            telemetry: Telemetry::new(),
+            admin: tokio::sync::Mutex::new(()),
         }))
+    }
+
+    /// Requests in flight right now.
+    pub fn in_flight(&self) -> u64 {
+        (self.settings.max_concurrent - self.inflight.available_permits()) as u64
+    }
+
+    /// Re-reads the models file; a valid one replaces the registry atomically (instances keep
+    /// their health), an invalid one changes nothing.
+    pub async fn reload(&self) -> Result<Arc<Registry>, ConfigError> {
+        let _g = self.admin.lock().await;
+        let path = self.models.load().path.clone();
+        let cfg = tokio::task::spawn_blocking(move || ModelsConfig::load(&path))
+            .await
+            .map_err(|e| ConfigError::Env { var: "reload".into(), message: e.to_string() })??;
+        let registry = Arc::new(Registry::build_with(
+            &cfg,
+            &self.env,
+            &self.priorities.load(),
+            Some(&self.registry.load()),
+        ));
+        self.models.store(Arc::new(cfg));
+        self.registry.store(registry.clone());
+        Ok(registry)
+    }
+
+    /// Sets or clears a provider's runtime priority: persisted first, then applied.
+    pub async fn set_priority(&self, provider: &str, priority: Option<i64>) -> Result<(), StoreError> {
+        let _g = self.admin.lock().await;
+        self.store.set_priority(provider, priority).await?;
+        let mut map = HashMap::clone(&self.priorities.load());
+        match priority {
+            Some(p) => map.insert(provider.to_owned(), p),
+            None => map.remove(provider),
+        };
+        let registry = Registry::build_with(&self.models.load(), &self.env, &map, Some(&self.registry.load()));
+        self.priorities.store(Arc::new(map));
+        self.registry.store(Arc::new(registry));
+        Ok(())
     }
 }

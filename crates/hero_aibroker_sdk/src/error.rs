@@ -19,6 +19,14 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The body is larger than the configured limit.
     BodyTooLarge,
+    /// No broker API key, or an unknown or revoked one.
+    Unauthorized,
+    /// The key may not use this model.
+    ModelNotAllowed,
+    /// The key's requests or tokens per minute are used up.
+    RateLimited,
+    /// The key's budget is spent.
+    BudgetExceeded,
     /// The model exists but no configured provider can serve it (no keys).
     NoBackend,
     /// The broker is at its concurrency cap or shutting down.
@@ -40,6 +48,10 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::InvalidJson | ErrorCode::InvalidRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::BudgetExceeded => 402,
+            ErrorCode::ModelNotAllowed => 403,
+            ErrorCode::RateLimited => 429,
             ErrorCode::ModelNotFound | ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::BodyTooLarge => 413,
@@ -59,6 +71,10 @@ impl ErrorCode {
             | ErrorCode::NotFound
             | ErrorCode::MethodNotAllowed
             | ErrorCode::BodyTooLarge => "invalid_request_error",
+            ErrorCode::Unauthorized => "authentication_error",
+            ErrorCode::ModelNotAllowed => "permission_error",
+            ErrorCode::RateLimited => "rate_limit_error",
+            ErrorCode::BudgetExceeded => "insufficient_quota",
             ErrorCode::NoBackend
             | ErrorCode::Overloaded
             | ErrorCode::UpstreamFailed
@@ -78,6 +94,10 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
             ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::Unauthorized => "invalid_api_key",
+            ErrorCode::ModelNotAllowed => "model_not_allowed",
+            ErrorCode::RateLimited => "rate_limit_exceeded",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::NoBackend => "no_backend_available",
             ErrorCode::Overloaded => "overloaded",
             ErrorCode::UpstreamFailed => "upstream_failed",

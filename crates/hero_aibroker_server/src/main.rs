@@ -8,9 +8,14 @@ use anyhow::Context;
 use clap::Parser;
 use hero_aibroker_lib::config::{ModelsConfig, Settings};
 use hero_aibroker_lib::env::Env;
-use hero_aibroker_lib::server::{self, Drained};
+use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
+use hero_aibroker_lib::rpc::methods::{Admin, module};
+use hero_aibroker_lib::rpc::serve::{ServiceMeta, rpc_router};
+use hero_aibroker_lib::server::{self, Drained, Listeners};
 use hero_aibroker_lib::socket;
 use hero_aibroker_lib::state::AppState;
+use hero_aibroker_lib::store::Store;
+use hero_aibroker_sdk::admin::Sockets;
 
 // glibc malloc was ~10% of the request path in profiles; mimalloc is faster for this many
 // small, short-lived allocations.
@@ -30,6 +35,9 @@ struct Args {
     /// Models file [env: MODELS_CONFIG_PATH, default ./modelsconfig.yml]
     #[arg(long, value_name = "FILE")]
     models_config: Option<PathBuf>,
+    /// Store: a SQLite path or `sqlite:` URL [env: DATABASE_URL, default ~/hero/var/hero_aibroker/hero_aibroker.db]
+    #[arg(long, value_name = "URL")]
+    db: Option<String>,
     /// Longest wait for in-flight requests on SIGTERM, in seconds [env: DRAIN_TIMEOUT_MS]
     #[arg(long, value_name = "SECS")]
     drain_timeout: Option<u64>,
@@ -67,6 +75,9 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(path) = args.models_config {
         settings.models_config = path;
     }
+    if let Some(db) = args.db {
+        settings.database_url = db;
+    }
     if let Some(secs) = args.drain_timeout {
         settings.drain_timeout = Duration::from_secs(secs);
     }
@@ -80,37 +91,68 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let dir = settings.socket_dir();
-        socket::prepare_dir(&dir)?;
-        let rest = socket::bind(&dir.join("rest.sock"))?;
-        let drain = settings.drain_timeout;
-        let state = AppState::new(settings, &models, &env).context("cannot build the upstream HTTP client")?;
-        {
-            let reg = state.registry.load();
-            let servable = reg.models.values().filter(|m| reg.servable(m)).count();
-            let instances: Vec<&str> = reg
-                .providers
-                .values()
-                .flat_map(|p| p.instances.iter().map(|i| i.id.as_str()))
-                .collect();
-            tracing::info!(
-                socket = %dir.join("rest.sock").display(),
-                models = reg.models.len(),
-                servable,
-                instances = ?instances,
-                "hero_aibroker_server listening"
-            );
-            if servable == 0 {
-                tracing::warn!("no model is servable: set a provider key (e.g. OPENAI_API_KEY) or declare a keyless provider");
-            }
+    runtime.block_on(serve(settings, models, env))
+}
+
+async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Result<()> {
+    let dir = settings.socket_dir();
+    socket::prepare_dir(&dir)?;
+    let rest = socket::bind(&dir.join("rest.sock"))?;
+    let rpc = socket::bind(&dir.join("rpc.sock"))?;
+    let store = Store::open(&settings.database_url)
+        .await
+        .with_context(|| format!("cannot open the store {}", settings.database_url))?;
+    let (ledger, writer) = Ledger::start(
+        store.clone(),
+        LedgerConfig { queue: settings.ledger_queue, batch: settings.ledger_batch, ..LedgerConfig::default() },
+    );
+    let drain = settings.drain_timeout;
+    let admin_token = settings.admin_token.clone();
+    let state = AppState::new(settings, models, env, store.clone(), ledger).await?;
+    let sockets = Sockets {
+        rest: dir.join("rest.sock").display().to_string(),
+        rpc: dir.join("rpc.sock").display().to_string(),
+    };
+    let meta = ServiceMeta {
+        name: "hero_aibroker".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        rest_socket: sockets.rest.clone(),
+        rpc_socket: sockets.rpc.clone(),
+    };
+    let rpc_app = rpc_router(module(Admin { state: state.clone(), sockets: sockets.clone() }), meta, admin_token);
+    {
+        let reg = state.registry.load();
+        let servable = reg.models.values().filter(|m| reg.servable(m)).count();
+        let instances: Vec<&str> = reg
+            .providers
+            .values()
+            .flat_map(|p| p.instances.iter().map(|i| i.id.as_str()))
+            .collect();
+        tracing::info!(
+            rest = %sockets.rest,
+            rpc = %sockets.rpc,
+            store = %store.describe(),
+            models = reg.models.len(),
+            servable,
+            keys = state.keys.count(),
+            instances = ?instances,
+            "hero_aibroker_server listening"
+        );
+        if servable == 0 {
+            tracing::warn!("no model is servable: set a provider key (e.g. OPENAI_API_KEY) or declare a keyless provider");
         }
-        let drained = server::run(rest.listener, state, server::shutdown_signal(), drain).await?;
-        drop(rest.guard);
-        if drained == Drained::DeadlineHit {
-            tracing::warn!("stopped with requests still in flight after the drain deadline");
-        }
-        tracing::info!("stopped");
-        Ok(())
-    })
+    }
+    let listeners = Listeners { rest: rest.listener, rpc: rpc.listener };
+    let drained = server::run(listeners, state, rpc_app, server::shutdown_signal(), drain).await?;
+    if drained == Drained::DeadlineHit {
+        tracing::warn!("stopped with requests still in flight after the drain deadline");
+    }
+    // Every accepted request has ended (or was cut, which ends it as cancelled): commit the
+    // ledger, checkpoint, then remove the sockets.
+    let written = writer.shutdown(Duration::from_secs(10)).await;
+    store.close().await;
+    drop(rest.guard);
+    drop(rpc.guard);
+    tracing::info!(ledger_rows_flushed = written, "stopped");
+    Ok(())
 }

@@ -2,7 +2,9 @@
 //! errors for everything else (unknown routes, wrong methods, oversized bodies).
 
 mod models;
+pub(crate) use models::model_object;
 mod openai;
+mod usage;
 
 use std::sync::Arc;
 
@@ -28,6 +30,13 @@ pub fn rest_router(state: Arc<AppState>) -> Router {
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::get))
         .route("/health", get(models::health))
+        .route("/billing/usage", get(usage::billing))
+        .route("/billing/usage/{client}", get(usage::billing_client))
+        .route("/v1/generation", get(usage::generation))
+        .route("/v1/key", get(usage::key))
+        .route("/v1/credits", get(usage::credits))
+        .route("/metrics", get(usage::metrics))
+        .route("/metrics/detailed", get(usage::detailed))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
@@ -52,6 +61,33 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
             crate::error::printable(uri.path())
         ),
     )
+}
+
+/// Who is on the other end of a connection: the peer's uid and pid from `SO_PEERCRED` on the
+/// Unix socket (recorded for attribution).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerInfo {
+    pub uid: Option<u32>,
+    pub pid: Option<i32>,
+}
+
+impl PeerInfo {
+    /// The client name the ledger uses: `uds:uid=1000` (stable across a user's processes).
+    pub fn client(&self) -> String {
+        match self.uid {
+            Some(uid) => format!("uds:uid={uid}"),
+            None => "uds".to_owned(),
+        }
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::UnixListener>>
+    for PeerInfo
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
+        let cred = stream.io().peer_cred().ok();
+        PeerInfo { uid: cred.map(|c| c.uid()), pid: cred.and_then(|c| c.pid()) }
+    }
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ fn created(state: &AppState) -> u64 {
     now.saturating_sub(state.started.elapsed().as_secs())
 }
 
-fn model_object(reg: &Registry, m: &Model, created: u64) -> ModelObject {
+pub(crate) fn model_object(reg: &Registry, m: &Model, created: u64) -> ModelObject {
     ModelObject {
         id: m.name.clone(),
         object: "model".into(),
@@ -80,9 +80,11 @@ pub(super) async fn get(
 pub(super) async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     let reg = state.registry.load();
     let servable = reg.models.values().filter(|m| reg.servable(m)).count();
-    let in_flight = state.settings.max_concurrent - state.inflight.available_permits();
+    let in_flight = state.in_flight();
+    let ledger = state.ledger.health();
     Json(json!({
-        "status": "ok",
+        "status": if ledger.healthy { "ok" } else { "degraded" },
+        "ledger": ledger,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "models": reg.models.len(),

@@ -2,41 +2,54 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use hero_aibroker_sdk::ErrorCode;
 
+use super::PeerInfo;
 use crate::error::ApiError;
-use crate::relay::relay;
+use crate::relay::{Ctx, relay};
 use crate::router::Endpoint;
 use crate::state::AppState;
 
+type Peer = Option<Extension<ConnectInfo<PeerInfo>>>;
+
 pub(super) async fn chat(
     State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    handle(state, Endpoint::Chat, body).await
+    handle(state, Endpoint::Chat, peer, &headers, body).await
 }
 
 pub(super) async fn completions(
     State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    handle(state, Endpoint::Completions, body).await
+    handle(state, Endpoint::Completions, peer, &headers, body).await
 }
 
 pub(super) async fn embeddings(
     State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    handle(state, Endpoint::Embeddings, body).await
+    handle(state, Endpoint::Embeddings, peer, &headers, body).await
 }
 
 async fn handle(
     state: Arc<AppState>,
     endpoint: Endpoint,
+    peer: Peer,
+    headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     // Fast 503 instead of an unbounded queue when the broker is at its cap.
@@ -50,8 +63,18 @@ async fn handle(
         )
         .retry_after(1)
     })?;
-    let body = body.map_err(|rej| body_error(&state, &rej))?;
-    relay(state, endpoint, body, permit).await
+    let client = peer.map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(p))| p.client());
+    let mut ctx = Ctx::new(state.clone(), endpoint, client, permit);
+    let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match state.keys.authenticate(auth) {
+        Ok(key) => ctx.key = key,
+        Err(e) => return Err(ctx.fail(e)),
+    }
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) => return Err(ctx.fail(body_error(&state, &rej))),
+    };
+    relay(ctx, body).await
 }
 
 fn body_error(state: &AppState, rej: &BytesRejection) -> ApiError {
@@ -64,9 +87,6 @@ fn body_error(state: &AppState, rej: &BytesRejection) -> ApiError {
             ),
         )
     } else {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("Could not read the request body: {}", rej.body_text()),
-        )
+        ApiError::new(ErrorCode::InvalidRequest, format!("Could not read the request body: {}", rej.body_text()))
     }
 }

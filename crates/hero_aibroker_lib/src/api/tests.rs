@@ -11,13 +11,21 @@ use tower::ServiceExt;
 use super::rest_router;
 use crate::config::{ModelsConfig, Settings};
 use crate::env::Env;
+use crate::ledger::{Ledger, LedgerConfig};
 use crate::state::AppState;
+use crate::store::Store;
 
-fn app(env: &[(&str, &str)]) -> axum::Router {
+/// A router over a fresh state with its own temporary store (kept alive by the leaked dir).
+async fn app(env: &[(&str, &str)]) -> axum::Router {
     let cfg = ModelsConfig::parse(Path::new("t.yml"), crate::registry::tests::CFG).expect("valid");
     let env = Env::from_pairs(env.iter().copied());
     let settings = Settings::from_env(&env).expect("settings");
-    rest_router(AppState::new(settings, &cfg, &env).expect("state"))
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = Store::open(&dir.path().join("t.db").display().to_string()).await.expect("store");
+    std::mem::forget(dir);
+    let (ledger, writer) = Ledger::start(store.clone(), LedgerConfig::default());
+    std::mem::forget(writer);
+    rest_router(AppState::new(settings, cfg, env, store, ledger).await.expect("state"))
 }
 
 async fn call(app: axum::Router, method: &str, uri: &str, body: &[u8]) -> (StatusCode, Value) {
@@ -89,7 +97,7 @@ async fn errors_are_openai_shaped_with_the_right_status() {
         ("GET", "/v1/models/nope", b"", 404, "model_not_found"),
     ];
     for (method, uri, body, status, code) in cases {
-        let (s, v) = call(app(&[]), method, uri, body).await;
+        let (s, v) = call(app(&[]).await, method, uri, body).await;
         assert_eq!(s.as_u16(), *status, "{method} {uri}: {v}");
         assert_openai_error(&v, code);
     }
@@ -97,7 +105,7 @@ async fn errors_are_openai_shaped_with_the_right_status() {
 
 #[tokio::test]
 async fn oversized_body_is_413() {
-    let app = app(&[("MAX_BODY_BYTES", "1024")]);
+    let app = app(&[("MAX_BODY_BYTES", "1024")]).await;
     let big = format!(
         r#"{{"model":"small","messages":[{{"role":"user","content":"{}"}}]}}"#,
         "x".repeat(4096)
@@ -115,7 +123,7 @@ async fn oversized_body_is_413() {
 
 #[tokio::test]
 async fn models_say_which_are_servable() {
-    let (s, v) = call(app(&[("OPENAI_API_KEY", "k")]), "GET", "/v1/models", b"").await;
+    let (s, v) = call(app(&[("OPENAI_API_KEY", "k")]).await, "GET", "/v1/models", b"").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["object"], "list");
     let by_id = |id: &str| {
@@ -134,10 +142,10 @@ async fn models_say_which_are_servable() {
         0,
         "paid has no key"
     );
-    let (_, v) = call(app(&[]), "GET", "/v1/models/tiny", b"").await;
+    let (_, v) = call(app(&[]).await, "GET", "/v1/models/tiny", b"").await;
     assert_eq!(v["id"], "small", "aliases resolve");
     assert_eq!(v["tier"], "cheap");
-    let (s, v) = call(app(&[]), "GET", "/health", b"").await;
+    let (s, v) = call(app(&[]).await, "GET", "/health", b"").await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["status"], "ok");
     assert_eq!(v["servable_models"], 1);

@@ -54,6 +54,16 @@ pub struct Settings {
     pub max_concurrent: usize,
     /// How long SIGTERM waits for in-flight requests and streams.
     pub drain_timeout: Duration,
+    /// `sqlite:` URL or path of the store.
+    pub database_url: String,
+    /// REST requests need a broker API key even when none exists yet.
+    pub require_api_key: bool,
+    /// When set, mutating JSON-RPC methods need it as a Bearer token.
+    pub admin_token: Option<crate::secret::Secret>,
+    /// Ledger rows waiting in memory at most (what a `kill -9` can lose, with one batch).
+    pub ledger_queue: usize,
+    /// Ledger rows per commit at most.
+    pub ledger_batch: usize,
 }
 
 impl Settings {
@@ -79,6 +89,14 @@ impl Settings {
             max_body_bytes: parse(env, "MAX_BODY_BYTES", 32 * 1024 * 1024usize)?,
             max_concurrent: parse(env, "MAX_CONCURRENT_REQUESTS", 4096usize)?.max(1),
             drain_timeout: millis(env, "DRAIN_TIMEOUT_MS", 30_000)?,
+            database_url: env.get("DATABASE_URL").map_or_else(
+                || format!("{home}/hero/var/hero_aibroker/hero_aibroker.db"),
+                str::to_owned,
+            ),
+            require_api_key: parse(env, "REQUIRE_API_KEY", false)?,
+            admin_token: env.get("ADMIN_TOKEN").map(crate::secret::Secret::new),
+            ledger_queue: parse(env, "LEDGER_QUEUE", 10_000usize)?.max(1),
+            ledger_batch: parse(env, "LEDGER_BATCH", 256usize)?.max(1),
         })
     }
 

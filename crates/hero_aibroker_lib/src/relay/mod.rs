@@ -1,29 +1,32 @@
 //! The relay: walks a routing plan within the retry limit and one deadline, fails over only
 //! before the first byte reached the client, and relays the winner (JSON or an SSE stream,
-//! chunk by chunk) with `provider` and `usage.cost` added.
+//! chunk by chunk) with `provider` and `usage.cost` added. Every request ends in one ledger row
+//! through [`Ctx`].
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod ctx;
+mod stream;
+
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use hero_aibroker_sdk::{ErrorCode, Usage};
-use tokio::sync::OwnedSemaphorePermit;
+use hero_aibroker_sdk::ErrorCode;
+
+pub use ctx::Ctx;
+use ctx::Finish;
+use stream::StreamRelay;
 
 use crate::error::ApiError;
 use crate::pool::Observation;
 use crate::providers::{Driver, Verdict, driver_for, snippet};
 use crate::request::ParsedRequest;
-use crate::router::{self, Candidate, Endpoint};
+use crate::router::{self, Candidate};
 use crate::sse::Annotator;
-use crate::sse_parse::SseParser;
+use crate::sse_parse::{SseEvent, SseParser};
 use crate::state::AppState;
-
-mod stream;
-use stream::StreamRelay;
 
 /// Largest upstream reply body the broker buffers (non-streaming replies and error bodies).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -37,10 +40,7 @@ pub enum Failure {
     Timeout(&'static str),
     /// The request's overall deadline passed during this attempt.
     Deadline,
-    Status {
-        status: u16,
-        detail: String,
-    },
+    Status { status: u16, detail: String },
     Auth(u16),
     InBand(String),
     Protocol(String),
@@ -60,124 +60,140 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// One failed attempt, for the final error message and the logs.
-#[derive(Debug, Clone)]
-struct Attempt {
-    label: String,
-    failure: Failure,
-    retry_after: Option<Duration>,
-}
-
+/// What one attempt produced.
 enum AttemptResult {
-    Done(Response),
+    Ok(Success),
     Failed(Failure, Option<Duration>),
 }
 
-/// Everything about the request the winning attempt and the stream need.
-pub(crate) struct Ctx {
-    state: Arc<AppState>,
-    requested: String,
-    started: Instant,
-    attempts: u32,
-    /// True until the relay returns: dropped while armed means the client went away.
-    armed: bool,
+/// A successful attempt.
+enum Success {
+    /// A complete JSON reply, already annotated.
+    Json { body: Vec<u8>, usage: Option<hero_aibroker_sdk::Usage>, response_id: Option<String> },
+    /// The upstream refused the request itself (4xx): its answer goes to the client as is.
+    Passthrough { status: StatusCode, content_type: Option<HeaderValue>, body: Bytes },
+    /// A stream whose first event checked out: commit to it.
+    Stream { body: stream::Body, parser: SseParser, first: SseEvent },
 }
 
-impl Drop for Ctx {
-    fn drop(&mut self) {
-        if self.armed {
-            // The handler future was dropped (client disconnected) before an answer: dropping
-            // the in-flight upstream request with it has already cancelled the upstream call.
-            log_summary(self, None, "cancelled", None, None, None);
-        }
-    }
-}
-
-/// Relays a request body for `endpoint`: parse, plan, attempt candidates, answer.
-pub async fn relay(
-    state: Arc<AppState>,
-    endpoint: Endpoint,
-    body: Bytes,
-    permit: OwnedSemaphorePermit,
-) -> Result<Response, ApiError> {
-    let started = Instant::now();
-    let req = ParsedRequest::parse(endpoint, &body)?;
+/// Relays a request body: parse, plan, admit (key limits), attempt candidates, answer.
+pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
+    let req = match ParsedRequest::parse(ctx.endpoint, &body) {
+        Ok(r) => r,
+        Err(e) => return Err(ctx.fail(e)),
+    };
     drop(body);
+    ctx.requested.clone_from(&req.model);
+    ctx.stream = req.stream;
+    let state = ctx.state.clone();
     let registry = state.registry.load_full();
-    let plan = router::plan(&registry, &req.model, endpoint, state.settings.strategy)?;
-    if plan.is_empty() {
-        // plan() refuses models without instances; this guards the modulo below regardless.
-        return Err(ApiError::new(
-            ErrorCode::NoBackend,
-            "no provider instance can serve this request",
-        ));
+    let plan = match router::plan(&registry, &req.model, ctx.endpoint, state.settings.strategy) {
+        Ok(p) if !p.is_empty() => p,
+        Ok(_) => return Err(ctx.fail(ApiError::new(ErrorCode::NoBackend, "no provider instance can serve this request"))),
+        Err(e) => return Err(ctx.fail(e.into())),
+    };
+    if let Some(key) = &ctx.key
+        && let Err(e) = key.admit(&[req.model.as_str(), plan[0].model.name.as_str()])
+    {
+        return Err(ctx.fail(e));
     }
     let settings = &state.settings;
     let deadline = tokio::time::Instant::now() + settings.request_deadline;
-    let mut failed: Vec<Attempt> = Vec::new();
-    let mut ctx = Ctx {
-        state: state.clone(),
-        requested: req.model.clone(),
-        started,
-        attempts: 0,
-        armed: true,
-    };
-    let mut permit = Some(permit);
+    let mut failed: Vec<(String, Failure, Option<Duration>)> = Vec::new();
 
     for n in 0..settings.max_attempts as usize {
         let cand = &plan[n % plan.len()];
         if n >= plan.len() {
             // Every candidate failed once: wait before trying them again (full jitter,
             // honouring Retry-After up to the cap), unless the deadline would pass first.
-            let wait = backoff(
-                n / plan.len(),
-                failed.last().and_then(|a| a.retry_after),
-                settings.retry_after_cap,
-            );
+            let wait = backoff(n / plan.len(), failed.last().and_then(|f| f.2), settings.retry_after_cap);
             if tokio::time::Instant::now() + wait >= deadline {
                 break;
             }
             tokio::time::sleep(wait).await;
         }
-        ctx.attempts += 1;
         let driver = driver_for(&cand.instance.provider);
-        let outcome =
-            tokio::time::timeout_at(deadline, attempt(&ctx, driver, &req, cand, &mut permit)).await;
+        let outcome = tokio::time::timeout_at(deadline, attempt(&state, driver, &req, cand)).await;
         let (failure, retry_after) = match outcome {
-            Ok(Ok(AttemptResult::Done(resp))) => {
-                ctx.armed = false;
-                return Ok(resp);
-            }
             Ok(Ok(AttemptResult::Failed(f, ra))) => (f, ra),
-            Ok(Err(e)) => {
-                ctx.armed = false;
-                return Err(e);
+            Ok(Ok(AttemptResult::Ok(success))) => {
+                ctx.attempt(cand, "ok".into());
+                return Ok(answer(ctx, cand, driver, success));
             }
+            Ok(Err(e)) => return Err(ctx.fail(e)),
             Err(_) => (Failure::Deadline, None),
         };
-        let obs = match &failure {
+        cand.instance.observe(match &failure {
             Failure::Status { status: 429, .. } => Observation::RateLimited(retry_after),
             _ => Observation::Failed,
-        };
-        cand.instance.observe(obs);
+        });
         tracing::warn!(
-            model = %req.model_printable(), candidate = %cand.label(), attempt = n + 1,
+            request = %ctx.id, model = %req.model_printable(), candidate = %cand.label(), attempt = n + 1,
             "upstream attempt failed: {failure}"
         );
+        ctx.attempt(cand, failure.to_string());
         let deadline_hit = matches!(failure, Failure::Deadline);
-        failed.push(Attempt {
-            label: cand.label(),
-            failure,
-            retry_after,
-        });
+        failed.push((cand.label(), failure, retry_after));
         if deadline_hit {
             break;
         }
     }
     let err = all_failed(&req, &failed);
-    ctx.armed = false;
-    log_summary(&ctx, None, "error", None, None, Some(&err.message));
-    Err(err)
+    Err(ctx.fail(err))
+}
+
+/// Builds the client's response from a successful attempt and ends (or, for a stream, hands
+/// over) the request's accounting.
+fn answer(mut ctx: Ctx, cand: &Candidate, driver: &'static dyn Driver, result: Success) -> Response {
+    let ttfb = ctx.started.elapsed();
+    let attempts = ctx.attempts();
+    let request_id = ctx.id.clone();
+    let mut r = match result {
+        Success::Json { body, usage, response_id } => {
+            ctx.finish(Finish {
+                cand: Some(cand),
+                status: "ok",
+                http_status: 200,
+                usage: usage.as_ref(),
+                ttfb: Some(ttfb),
+                response_id,
+                ..Finish::default()
+            });
+            let mut r = Response::new(Body::from(body));
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r
+        }
+        Success::Passthrough { status, content_type, body } => {
+            ctx.finish(Finish {
+                cand: Some(cand),
+                status: "client_error",
+                http_status: status.as_u16(),
+                ttfb: Some(ttfb),
+                error: Some(snippet(&body)),
+                ..Finish::default()
+            });
+            let mut r = Response::new(Body::from(body));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
+            );
+            r
+        }
+        Success::Stream { body, parser, first } => {
+            let backend = cand.backend();
+            let annotator = Annotator::new(&cand.instance.provider, backend.input_cost, backend.output_cost);
+            let relay = StreamRelay::new(ctx, cand.clone(), body, parser, first, annotator, driver, ttfb);
+            let mut r = Response::new(Body::from_stream(relay.into_stream()));
+            let h = r.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            r
+        }
+    };
+    decorate(&mut r, cand, attempts, &request_id);
+    r
 }
 
 /// Full-jitter exponential backoff for round `round` (1 = second pass), or the upstream's
@@ -188,12 +204,9 @@ fn backoff(round: usize, retry_after: Option<Duration>, cap: Duration) -> Durati
     retry_after.map_or(jitter, |ra| ra.max(jitter)).min(cap)
 }
 
-fn all_failed(req: &ParsedRequest, failed: &[Attempt]) -> ApiError {
-    let detail: Vec<String> = failed
-        .iter()
-        .map(|a| format!("{}: {}", a.label, a.failure))
-        .collect();
-    let all = |p: fn(&Failure) -> bool| !failed.is_empty() && failed.iter().all(|a| p(&a.failure));
+fn all_failed(req: &ParsedRequest, failed: &[(String, Failure, Option<Duration>)]) -> ApiError {
+    let detail: Vec<String> = failed.iter().map(|(label, f, _)| format!("{label}: {f}")).collect();
+    let all = |p: fn(&Failure) -> bool| !failed.is_empty() && failed.iter().all(|a| p(&a.1));
     let code = if all(|f| matches!(f, Failure::Timeout(_) | Failure::Deadline)) {
         ErrorCode::UpstreamTimeout
     } else if all(|f| matches!(f, Failure::Status { status: 429, .. })) {
@@ -211,33 +224,23 @@ fn all_failed(req: &ParsedRequest, failed: &[Attempt]) -> ApiError {
         ),
     );
     if code == ErrorCode::UpstreamRateLimited {
-        let secs = failed
-            .iter()
-            .filter_map(|a| a.retry_after)
-            .min()
-            .map_or(1, |d| d.as_secs().max(1));
+        let secs = failed.iter().filter_map(|a| a.2).min().map_or(1, |d| d.as_secs().max(1));
         err = err.retry_after(secs);
     }
     err
 }
 
 async fn attempt(
-    ctx: &Ctx,
+    state: &AppState,
     driver: &'static dyn Driver,
     req: &ParsedRequest,
     cand: &Candidate,
-    permit: &mut Option<OwnedSemaphorePermit>,
 ) -> Result<AttemptResult, ApiError> {
-    let settings = &ctx.state.settings;
+    let settings = &state.settings;
     let backend = cand.backend();
-    let rb = driver.request(&ctx.state.client, &cand.instance, req, &backend.model_id)?;
+    let rb = driver.request(&state.client, &cand.instance, req, &backend.model_id)?;
     let resp = match tokio::time::timeout(settings.first_byte_timeout, rb.send()).await {
-        Err(_) => {
-            return Ok(AttemptResult::Failed(
-                Failure::Timeout("the first byte"),
-                None,
-            ));
-        }
+        Err(_) => return Ok(AttemptResult::Failed(Failure::Timeout("the first byte"), None)),
         Ok(Err(e)) => return Ok(AttemptResult::Failed(transport_failure(&e), None)),
         Ok(Ok(r)) => r,
     };
@@ -245,45 +248,24 @@ async fn attempt(
     if !status.is_success() {
         let verdict = driver.classify(status, resp.headers());
         let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-        let body = read_body(resp, settings.idle_timeout, 64 * 1024)
-            .await
-            .unwrap_or_default();
+        let body = read_body(resp, settings.idle_timeout, 64 * 1024).await.unwrap_or_default();
         return Ok(match verdict {
             Verdict::Retry { retry_after, .. } => AttemptResult::Failed(
-                Failure::Status {
-                    status: status.as_u16(),
-                    detail: snippet(&body),
-                },
+                Failure::Status { status: status.as_u16(), detail: snippet(&body) },
                 retry_after,
             ),
             Verdict::AuthFailed => AttemptResult::Failed(Failure::Auth(status.as_u16()), None),
             Verdict::Fatal => {
+                // The key works; the request is the problem.
                 cand.instance.observe(Observation::Success);
-                log_summary(
-                    ctx,
-                    Some(cand),
-                    "client_error",
-                    None,
-                    None,
-                    Some(&snippet(&body)),
-                );
-                let mut r = Response::new(Body::from(body));
-                *r.status_mut() =
-                    StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
-                );
-                decorate(&mut r, cand, ctx.attempts);
-                AttemptResult::Done(r)
+                AttemptResult::Ok(Success::Passthrough {
+                    status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+                    content_type,
+                    body,
+                })
             }
         });
     }
-    let annotator = Annotator::new(
-        &cand.instance.provider,
-        backend.input_cost,
-        backend.output_cost,
-    );
 
     if req.stream {
         let is_sse = resp
@@ -293,9 +275,7 @@ async fn attempt(
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if !is_sse {
             return Ok(AttemptResult::Failed(
-                Failure::Protocol(
-                    "the upstream did not answer the stream request with an event stream".into(),
-                ),
+                Failure::Protocol("the upstream did not answer the stream request with an event stream".into()),
                 None,
             ));
         }
@@ -306,113 +286,53 @@ async fn attempt(
                 match parser.next_event() {
                     Ok(Some(ev)) => return Ok(ev),
                     Ok(None) => {}
-                    Err(e) => {
-                        return Err(Failure::Protocol(format!(
-                            "the stream is not valid SSE: {e}"
-                        )));
-                    }
+                    Err(e) => return Err(Failure::Protocol(format!("the stream is not valid SSE: {e}"))),
                 }
                 match body.next().await {
-                    None => {
-                        return Err(Failure::Protocol(
-                            "the stream ended before its first event".into(),
-                        ));
-                    }
-                    Some(Err(e)) => {
-                        return Err(Failure::Protocol(format!(
-                            "the stream broke: {}",
-                            root_cause(&e)
-                        )));
-                    }
+                    None => return Err(Failure::Protocol("the stream ended before its first event".into())),
+                    Some(Err(e)) => return Err(Failure::Protocol(format!("the stream broke: {}", root_cause(&e)))),
                     Some(Ok(chunk)) => parser.push(&chunk),
                 }
             }
         };
         let first = match tokio::time::timeout(settings.first_byte_timeout, first).await {
-            Err(_) => {
-                return Ok(AttemptResult::Failed(
-                    Failure::Timeout("the first stream event"),
-                    None,
-                ));
-            }
+            Err(_) => return Ok(AttemptResult::Failed(Failure::Timeout("the first stream event"), None)),
             Ok(Err(f)) => return Ok(AttemptResult::Failed(f, None)),
             Ok(Ok(ev)) => ev,
         };
         if first.data.trim() == "[DONE]" {
-            return Ok(AttemptResult::Failed(
-                Failure::Protocol("the stream had no content before [DONE]".into()),
-                None,
-            ));
+            return Ok(AttemptResult::Failed(Failure::Protocol("the stream had no content before [DONE]".into()), None));
         }
         if let Some(msg) = driver.in_band_error(&first.data) {
-            return Ok(AttemptResult::Failed(
-                Failure::InBand(crate::error::printable(&msg)),
-                None,
-            ));
+            return Ok(AttemptResult::Failed(Failure::InBand(crate::error::printable(&msg)), None));
         }
         cand.instance.observe(Observation::Success);
-        let relay = StreamRelay::new(
-            Box::pin(body),
-            parser,
-            first,
-            annotator,
-            backend.model_id.clone(),
-            settings.idle_timeout,
-            driver,
-            Summary {
-                ctx: Ctx {
-                    state: ctx.state.clone(),
-                    requested: ctx.requested.clone(),
-                    started: ctx.started,
-                    attempts: ctx.attempts,
-                    // The stream logs its own end, cancelled or not.
-                    armed: false,
-                },
-                cand: cand.clone(),
-                ttfb: ctx.started.elapsed(),
-            },
-            permit.take(),
-        );
-        let mut r = Response::new(Body::from_stream(relay.into_stream()));
-        let h = r.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        decorate(&mut r, cand, ctx.attempts);
-        return Ok(AttemptResult::Done(r));
+        return Ok(AttemptResult::Ok(Success::Stream { body: Box::pin(body), parser, first }));
     }
 
-    let ttfb = ctx.started.elapsed();
     let body = match read_body(resp, settings.idle_timeout, MAX_UPSTREAM_BODY).await {
         Ok(b) => b,
         Err(f) => return Ok(AttemptResult::Failed(f, None)),
     };
-    let (out, usage) = match annotator.object(&body, &backend.model_id) {
-        Ok(x) => x,
-        Err(e) => {
-            return Ok(AttemptResult::Failed(
-                Failure::Protocol(format!("the upstream reply is not a JSON object ({e})")),
-                None,
-            ));
+    let annotator = Annotator::new(&cand.instance.provider, backend.input_cost, backend.output_cost);
+    match annotator.object(&body, &backend.model_id) {
+        Ok((body, usage, response_id)) => {
+            cand.instance.observe(Observation::Success);
+            Ok(AttemptResult::Ok(Success::Json { body, usage, response_id }))
         }
-    };
-    cand.instance.observe(Observation::Success);
-    log_summary(ctx, Some(cand), "ok", usage.as_ref(), Some(ttfb), None);
-    let mut r = Response::new(Body::from(out));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    decorate(&mut r, cand, ctx.attempts);
-    Ok(AttemptResult::Done(r))
+        Err(e) => Ok(AttemptResult::Failed(
+            Failure::Protocol(format!("the upstream reply is not a JSON object ({e})")),
+            None,
+        )),
+    }
 }
 
 /// Headers that explain the routing decision to the client.
-fn decorate(r: &mut Response, cand: &Candidate, attempts: u32) {
+fn decorate(r: &mut Response, cand: &Candidate, attempts: u32, request_id: &str) {
     let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-aibroker-request-id", v);
+    }
     if let Ok(v) = HeaderValue::from_str(&cand.instance.id) {
         h.insert("x-aibroker-provider", v);
     }
@@ -445,23 +365,14 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Reads a whole body, at most `limit` bytes, with `idle` as the longest gap between chunks.
-async fn read_body(
-    resp: reqwest::Response,
-    idle: Duration,
-    limit: usize,
-) -> Result<Bytes, Failure> {
+async fn read_body(resp: reqwest::Response, idle: Duration, limit: usize) -> Result<Bytes, Failure> {
     let mut stream = resp.bytes_stream();
     let mut buf = BytesMut::new();
     loop {
         match tokio::time::timeout(idle, stream.next()).await {
             Err(_) => return Err(Failure::Timeout("the rest of the reply")),
             Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(Err(e))) => {
-                return Err(Failure::Protocol(format!(
-                    "the reply broke off: {}",
-                    root_cause(&e)
-                )));
-            }
+            Ok(Some(Err(e))) => return Err(Failure::Protocol(format!("the reply broke off: {}", root_cause(&e)))),
             Ok(Some(Ok(chunk))) => {
                 if buf.is_empty() && chunk.len() >= limit {
                     return Ok(chunk.slice(..limit));
@@ -475,42 +386,6 @@ async fn read_body(
     }
 }
 
-/// What is logged when a request ends (the ledger of a later release hooks in here).
-pub(crate) struct Summary {
-    pub(crate) ctx: Ctx,
-    pub(crate) cand: Candidate,
-    pub(crate) ttfb: Duration,
-}
-
-pub(crate) fn log_summary(
-    ctx: &Ctx,
-    cand: Option<&Candidate>,
-    status: &str,
-    usage: Option<&Usage>,
-    ttfb: Option<Duration>,
-    error: Option<&str>,
-) {
-    let cost = match (cand, usage) {
-        (Some(c), Some(u)) => Some(c.backend().cost(u.prompt_tokens, u.completion_tokens)),
-        _ => None,
-    };
-    tracing::info!(
-        target: "hero_aibroker::requests",
-        model = %crate::error::printable(&ctx.requested),
-        provider = cand.map(|c| c.instance.id.as_str()),
-        upstream_model = cand.map(|c| c.backend().model_id.as_str()),
-        status,
-        attempts = ctx.attempts,
-        prompt_tokens = usage.map(|u| u.prompt_tokens),
-        completion_tokens = usage.map(|u| u.completion_tokens),
-        cost_usd = cost,
-        latency_ms = ctx.started.elapsed().as_secs_f64() * 1000.0,
-        ttfb_ms = ttfb.map(|t| t.as_secs_f64() * 1000.0),
-        error,
-        "request"
-    );
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -519,10 +394,7 @@ mod tests {
     fn backoff_honours_retry_after_and_cap() {
         let cap = Duration::from_secs(2);
         assert!(backoff(1, None, cap) <= Duration::from_millis(400));
-        assert_eq!(
-            backoff(1, Some(Duration::from_secs(1)), cap),
-            Duration::from_secs(1)
-        );
+        assert_eq!(backoff(1, Some(Duration::from_secs(1)), cap), Duration::from_secs(1));
         assert_eq!(backoff(1, Some(Duration::from_secs(30)), cap), cap);
         assert!(backoff(20, None, cap) <= cap);
     }

@@ -9,61 +9,66 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
 use hero_aibroker_sdk::{ErrorCode, Usage};
-use tokio::sync::OwnedSemaphorePermit;
 
-use super::{Summary, log_summary, root_cause};
+use super::ctx::{Ctx, Finish};
+use super::root_cause;
 use crate::error::ApiError;
 use crate::providers::Driver;
+use crate::router::Candidate;
 use crate::sse::{self, Annotator};
 use crate::sse_parse::{SseEvent, SseParser};
 
-type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+/// The upstream body as the relay reads it.
+pub(super) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
 /// See the module docs.
 pub(super) struct StreamRelay {
+    ctx: Ctx,
+    cand: Candidate,
     body: Body,
     parser: SseParser,
     first: Option<SseEvent>,
     annotator: Annotator,
-    model_id: String,
-    idle: Duration,
     driver: &'static dyn Driver,
     usage: Option<Usage>,
+    response_id: Option<String>,
+    ttfb: Duration,
     finished: bool,
     saw_finish: bool,
-    summary: Option<Summary>,
-    _permit: Option<OwnedSemaphorePermit>,
+}
+
+#[derive(serde::Deserialize)]
+struct IdOnly {
+    id: Option<String>,
 }
 
 impl StreamRelay {
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one constructor call site, all parts distinct"
-    )]
+    #[expect(clippy::too_many_arguments, reason = "one constructor call site, all parts distinct")]
     pub(super) fn new(
+        ctx: Ctx,
+        cand: Candidate,
         body: Body,
         parser: SseParser,
         first: SseEvent,
         annotator: Annotator,
-        model_id: String,
-        idle: Duration,
         driver: &'static dyn Driver,
-        summary: Summary,
-        permit: Option<OwnedSemaphorePermit>,
+        ttfb: Duration,
     ) -> Self {
+        // The upstream's completion id, once per stream, for `/v1/generation?id=`.
+        let response_id = serde_json::from_str::<IdOnly>(&first.data).ok().and_then(|v| v.id);
         StreamRelay {
+            ctx,
+            cand,
             body,
             parser,
             first: Some(first),
             annotator,
-            model_id,
-            idle,
             driver,
             usage: None,
+            response_id,
+            ttfb,
             finished: false,
             saw_finish: false,
-            summary: Some(summary),
-            _permit: permit,
         }
     }
 
@@ -101,7 +106,7 @@ impl StreamRelay {
             // frame, often many per read) into this batch; never wait for more once we have
             // something to send.
             let next = if out.is_empty() {
-                tokio::time::timeout(self.idle, self.body.next()).await
+                tokio::time::timeout(self.ctx.state.settings.idle_timeout, self.body.next()).await
             } else {
                 match self.body.next().now_or_never() {
                     Some(item) => Ok(item),
@@ -153,36 +158,41 @@ impl StreamRelay {
         if !self.saw_finish && sse::has_finish_reason(data) {
             self.saw_finish = true;
         }
-        if let Some(u) = self.annotator.chunk_into(data, &self.model_id, out) {
+        if let Some(u) = self.annotator.chunk_into(data, &self.cand.backend().model_id, out) {
             self.usage = Some(u);
         }
     }
 
     fn fail(&mut self, code: ErrorCode, msg: &str, out: &mut BytesMut) {
-        tracing::warn!("stream failed after the first byte: {msg}");
-        self.end("partial");
+        tracing::warn!(request = %self.ctx.id, "stream failed after the first byte: {msg}");
+        self.end_with("partial", Some(msg.to_owned()));
         let body = ApiError::new(code, msg).body();
         sse::event_into(&serde_json::to_vec(&body).unwrap_or_default(), out);
     }
 
-    fn end(&mut self, status: &str) {
+    fn end(&mut self, status: &'static str) {
+        self.end_with(status, None);
+    }
+
+    fn end_with(&mut self, status: &'static str, error: Option<String>) {
         self.finished = true;
-        if let Some(s) = self.summary.take() {
-            log_summary(
-                &s.ctx,
-                Some(&s.cand),
-                status,
-                self.usage.as_ref(),
-                Some(s.ttfb),
-                None,
-            );
-        }
+        self.ctx.finish(Finish {
+            cand: Some(&self.cand),
+            status,
+            http_status: 200,
+            usage: self.usage.as_ref(),
+            ttfb: Some(self.ttfb),
+            error,
+            response_id: self.response_id.take(),
+        });
     }
 }
 
 impl Drop for StreamRelay {
     fn drop(&mut self) {
-        // Still unfinished: the client went away mid-stream.
-        self.end("cancelled");
+        // Still unfinished: the client went away mid-stream (finish is a no-op otherwise).
+        if !self.finished {
+            self.end("cancelled");
+        }
     }
 }

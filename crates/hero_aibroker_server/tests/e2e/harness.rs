@@ -73,8 +73,10 @@ pub struct Broker {
     child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub sock: PathBuf,
+    pub rpc_sock: PathBuf,
     pub log: PathBuf,
     pub client: reqwest::Client,
+    pub rpc_client: reqwest::Client,
 }
 
 /// Builder for a broker process.
@@ -125,6 +127,7 @@ impl Start {
             .env("HOME", dir.path())
             .env("HERO_SOCKET_DIR", dir.path().join("sockets"))
             .env("MODELS_CONFIG_PATH", &models)
+            .env("DATABASE_URL", dir.path().join("broker.db"))
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(logf.try_clone().expect("dup"))
@@ -138,12 +141,19 @@ impl Start {
             .unix_socket(sock.clone())
             .build()
             .expect("client");
+        let rpc_sock = dir.path().join("sockets/hero_aibroker/rpc.sock");
+        let rpc_client = reqwest::Client::builder()
+            .unix_socket(rpc_sock.clone())
+            .build()
+            .expect("client");
         Broker {
             child: Some(child),
             dir,
             sock,
+            rpc_sock,
             log,
             client,
+            rpc_client,
         }
     }
 
@@ -176,6 +186,44 @@ impl Broker {
             self.sock.display(),
             self.logs()
         );
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("broker.db")
+    }
+
+    /// A JSON-RPC call on rpc.sock; returns the whole response object.
+    pub async fn rpc_with(&self, method: &str, params: Value, token: Option<&str>) -> Value {
+        let mut rb = self
+            .rpc_client
+            .post(Self::url("/rpc"))
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        let r = rb.send().await.expect("rpc send");
+        r.json().await.expect("rpc json")
+    }
+
+    /// A JSON-RPC call that must succeed; returns its result.
+    pub async fn rpc(&self, method: &str, params: Value) -> Value {
+        let v = self.rpc_with(method, params, None).await;
+        assert!(v.get("error").is_none(), "{method} failed: {v}");
+        v["result"].clone()
+    }
+
+    /// Waits until the ledger holds at least `n` rows; returns them newest first.
+    pub async fn wait_rows(&self, n: usize) -> Vec<Value> {
+        let t0 = Instant::now();
+        loop {
+            let page = self.rpc("usage.logs", serde_json::json!({"query": {"limit": 1000}})).await;
+            let rows = page["rows"].as_array().cloned().unwrap_or_default();
+            if rows.len() >= n {
+                return rows;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(10), "only {} of {n} ledger rows: {page}", rows.len());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn logs(&self) -> String {
@@ -224,6 +272,17 @@ impl Broker {
     pub async fn post(&self, path: &str, body: &Value) -> Reply {
         self.post_raw(path, serde_json::to_vec(body).expect("json"))
             .await
+    }
+
+    /// POST with `Authorization: Bearer key`.
+    pub async fn post_key(&self, path: &str, body: &Value, key: &str) -> Reply {
+        let r = self.client.post(Self::url(path)).bearer_auth(key).json(body).send().await.expect("send");
+        Reply::read(r).await
+    }
+
+    pub async fn get_key(&self, path: &str, key: &str) -> Reply {
+        let r = self.client.get(Self::url(path)).bearer_auth(key).send().await.expect("send");
+        Reply::read(r).await
     }
 
     pub async fn post_raw(&self, path: &str, body: Vec<u8>) -> Reply {

@@ -4,8 +4,10 @@
 
 mod harness;
 
+mod admin;
 mod errors;
 mod fallback;
+mod ledger;
 mod lifecycle;
 mod limits;
 mod relay;

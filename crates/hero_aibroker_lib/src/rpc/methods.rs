@@ -1,0 +1,193 @@
+//! The admin API's implementation: every method of `HeroAiBrokerApi` over the broker's state.
+
+use std::sync::Arc;
+
+use hero_aibroker_sdk::admin::*;
+use hero_aibroker_sdk::rpc::{HeroAiBrokerApiServer, codes};
+use hero_aibroker_sdk::wire::ModelObject;
+use jsonrpsee::core::{RpcResult, async_trait};
+use jsonrpsee::types::ErrorObjectOwned;
+use serde_json::Value;
+
+use crate::api::model_object;
+use crate::keys::KeyError;
+use crate::registry::Target;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+/// The admin API over a broker's state.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    pub state: Arc<AppState>,
+    pub sockets: Sockets,
+}
+
+/// The jsonrpsee module serving [`Admin`].
+pub fn module(admin: Admin) -> jsonrpsee::RpcModule<()> {
+    let mut m = jsonrpsee::RpcModule::new(());
+    // Merging can only fail on duplicate method names, which the trait rules out.
+    if let Err(e) = m.merge(admin.into_rpc()) {
+        tracing::error!("cannot build the RPC module: {e}");
+    }
+    m
+}
+
+fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code, msg.into(), None::<()>)
+}
+
+fn store_err(e: StoreError) -> ErrorObjectOwned {
+    tracing::error!("store error in an RPC call: {e}");
+    err(codes::STORE, "the store failed; see the broker's log")
+}
+
+fn key_err(e: KeyError) -> ErrorObjectOwned {
+    match e {
+        KeyError::NotFound(_) => err(codes::NOT_FOUND, e.to_string()),
+        KeyError::Invalid(m) => err(jsonrpsee::types::error::INVALID_PARAMS_CODE, m),
+        KeyError::Store(s) => store_err(s),
+    }
+}
+
+impl Admin {
+    fn health_now(&self) -> Health {
+        let ledger = self.state.ledger.health();
+        Health {
+            status: if ledger.healthy { "ok" } else { "degraded" }.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: self.state.started.elapsed().as_secs(),
+            ledger,
+        }
+    }
+}
+
+#[async_trait]
+impl HeroAiBrokerApiServer for Admin {
+    async fn health(&self) -> RpcResult<Health> {
+        Ok(self.health_now())
+    }
+
+    async fn info(&self) -> RpcResult<Info> {
+        let reg = self.state.registry.load();
+        let requests = self.state.store.count_logs().await.map_err(store_err)?;
+        Ok(Info {
+            name: "hero_aibroker".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: self.state.started.elapsed().as_secs(),
+            sockets: self.sockets.clone(),
+            database: self.state.store.describe(),
+            models: reg.models.len() as u64,
+            servable_models: reg.models.values().filter(|m| reg.servable(m)).count() as u64,
+            providers: reg.providers.len() as u64,
+            instances: reg.providers.values().map(|p| p.instances.len() as u64).sum(),
+            keys: self.state.keys.count() as u64,
+            requests,
+        })
+    }
+
+    async fn models_list(&self) -> RpcResult<Vec<ModelObject>> {
+        let reg = self.state.registry.load();
+        Ok(reg.models.values().map(|m| model_object(&reg, m, 0)).collect())
+    }
+
+    async fn models_get(&self, id: String) -> RpcResult<ModelObject> {
+        let reg = self.state.registry.load();
+        match reg.resolve(&id) {
+            Some(Target::Model { model, .. }) => Ok(model_object(&reg, &model, 0)),
+            _ => Err(err(codes::NOT_FOUND, format!("no model {:?}", crate::error::printable(&id)))),
+        }
+    }
+
+    async fn providers_list(&self) -> RpcResult<Vec<ProviderInfo>> {
+        let reg = self.state.registry.load();
+        let prio = self.state.priorities.load();
+        Ok(reg
+            .providers
+            .values()
+            .map(|p| ProviderInfo {
+                name: p.name.clone(),
+                base_url: p.base_url.clone(),
+                keyless: p.keyless,
+                key_source: p.key_source.clone(),
+                priority_override: prio.get(&p.name).copied(),
+                instances: p
+                    .instances
+                    .iter()
+                    .map(|i| {
+                        let left = i.cooldown_left();
+                        InstanceInfo {
+                            id: i.id.clone(),
+                            key_hint: i.key.as_ref().map(crate::secret::Secret::masked),
+                            state: if left.is_some() { "cooldown" } else { "healthy" }.into(),
+                            cooldown_seconds: left.map(|d| d.as_secs_f64()),
+                        }
+                    })
+                    .collect(),
+                models: reg
+                    .models
+                    .values()
+                    .filter(|m| m.backends.iter().any(|b| b.provider == p.name))
+                    .map(|m| m.name.clone())
+                    .collect(),
+            })
+            .collect())
+    }
+
+    async fn keys_create(&self, params: KeyCreate) -> RpcResult<KeyCreated> {
+        self.state.keys.create(&self.state.store, params).await.map_err(key_err)
+    }
+
+    async fn keys_list(&self) -> RpcResult<Vec<ApiKeyInfo>> {
+        Ok(self.state.keys.list())
+    }
+
+    async fn keys_update(&self, id: String, update: KeyUpdate) -> RpcResult<ApiKeyInfo> {
+        self.state.keys.update(&self.state.store, &id, update).await.map_err(key_err)
+    }
+
+    async fn keys_revoke(&self, id: String) -> RpcResult<ApiKeyInfo> {
+        self.state.keys.revoke(&self.state.store, &id).await.map_err(key_err)
+    }
+
+    async fn usage_summary(&self, query: UsageQuery) -> RpcResult<Vec<UsageGroup>> {
+        self.state.store.usage(&query).await.map_err(store_err)
+    }
+
+    async fn usage_logs(&self, query: LogQuery) -> RpcResult<LogPage> {
+        self.state.store.logs(&query).await.map_err(store_err)
+    }
+
+    async fn priority_list(&self) -> RpcResult<Vec<PriorityEntry>> {
+        let prio = self.state.priorities.load();
+        let reg = self.state.registry.load();
+        Ok(reg
+            .providers
+            .keys()
+            .map(|p| PriorityEntry { provider: p.clone(), priority: prio.get(p).copied() })
+            .collect())
+    }
+
+    async fn priority_set(&self, provider: String, priority: Option<i64>) -> RpcResult<PriorityEntry> {
+        if !self.state.registry.load().providers.contains_key(&provider) {
+            return Err(err(codes::NOT_FOUND, format!("no provider {:?}", crate::error::printable(&provider))));
+        }
+        self.state.set_priority(&provider, priority).await.map_err(store_err)?;
+        Ok(PriorityEntry { provider, priority })
+    }
+
+    async fn config_reload(&self) -> RpcResult<ReloadResult> {
+        match self.state.reload().await {
+            Ok(reg) => Ok(ReloadResult {
+                path: self.state.models.load().path.display().to_string(),
+                models: reg.models.len() as u64,
+                servable_models: reg.models.values().filter(|m| reg.servable(m)).count() as u64,
+            }),
+            Err(e) => Err(err(codes::INVALID_CONFIG, format!("the configuration was not changed: {e}"))),
+        }
+    }
+
+    async fn rpc_discover(&self) -> RpcResult<Value> {
+        serde_json::from_str(hero_aibroker_sdk::OPENRPC_JSON)
+            .map_err(|e| err(jsonrpsee::types::error::INTERNAL_ERROR_CODE, format!("openrpc.json is invalid: {e}")))
+    }
+}

@@ -1,0 +1,267 @@
+//! The `request_logs` table: the ledger's batch insert (idempotent, charging key spend in the
+//! same transaction) and the queries behind `usage.logs` and `usage.summary`.
+
+use std::collections::{BTreeMap, HashSet};
+
+use hero_aibroker_sdk::admin::{AttemptLog, GroupBy, LogPage, LogQuery, RequestLog, UsageGroup, UsageQuery};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{QueryBuilder, Row, Sqlite};
+
+use super::{Store, StoreError, decode_err, to_i64, to_u64};
+
+/// Rows per `INSERT` statement. One full default batch (256) is one statement, so the
+/// statement is prepared once and reused from the connection's cache; 256 rows × 24 columns
+/// stays far below SQLite's (32 766) and PostgreSQL's (65 535) bind-parameter limits.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Default and maximum page size of [`Store::logs`].
+const DEFAULT_LIMIT: u32 = 50;
+const MAX_LIMIT: u32 = 1000;
+
+/// Every column, in [`RequestLog`] order.
+const COLUMNS: &str = "id, response_id, started_ms, ended_ms, client, key_id, endpoint, requested_model, model, \
+     provider, upstream_model, stream, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, \
+     cost_usd, upstream_cost_usd, latency_ms, ttfb_ms, status, http_status, error";
+
+impl Store {
+    /// Inserts a batch of ledger rows in one transaction (`BEGIN IMMEDIATE`, so the write lock
+    /// is taken up front instead of failing at the first write). Rows whose id is already
+    /// stored are skipped (`ON CONFLICT (id) DO NOTHING`), so a retried batch never
+    /// double-counts; each row actually inserted with a key and a positive cost adds its cost
+    /// to that key's `spent_usd` in the same transaction. Returns the number of rows inserted.
+    pub async fn insert_logs(&self, rows: &[RequestLog]) -> Result<u64, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let mut inserted = 0u64;
+        // Ordered so that concurrent writers (PostgreSQL, several brokers) lock keys in the
+        // same order and cannot deadlock each other.
+        let mut spend: BTreeMap<&str, f64> = BTreeMap::new();
+        // Ids met so far: of duplicate ids inside a batch only the first is stored, and charged.
+        let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            // Which billable rows are already stored (a retried batch)? Asked before the insert,
+            // inside the same write transaction, so the answer cannot change underneath. This
+            // costs one round trip; `INSERT … RETURNING id` streams every new id back from
+            // SQLite's worker thread one message at a time, which cost a quarter of the
+            // throughput in `examples/ledger_bench.rs`.
+            let billable: Vec<&str> = chunk.iter().filter(|r| charge(r).is_some()).map(|r| r.id.as_str()).collect();
+            let stored: HashSet<String> = if billable.is_empty() {
+                HashSet::new()
+            } else {
+                let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM request_logs WHERE id IN (");
+                let mut ids = q.separated(", ");
+                for id in &billable {
+                    ids.push_bind(id.to_string());
+                }
+                q.push(")");
+                q.build_query_scalar::<String>().fetch_all(&mut *tx).await?.into_iter().collect()
+            };
+            inserted += insert_statement(chunk).build().execute(&mut *tx).await?.rows_affected();
+            for r in chunk {
+                let first = seen.insert(r.id.as_str());
+                if let Some((key, usd)) = charge(r)
+                    && first
+                    && !stored.contains(&r.id)
+                {
+                    *spend.entry(key).or_default() += usd;
+                }
+            }
+        }
+        for (key, usd) in spend {
+            sqlx::query("UPDATE api_keys SET spent_usd = spent_usd + ? WHERE id = ?")
+                .bind(usd)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(inserted)
+    }
+
+    /// One ledger row, by the broker's request id or by the upstream's response id.
+    pub async fn log(&self, id: &str) -> Result<Option<RequestLog>, StoreError> {
+        // The broker id wins when both match (two queries keep each on its own index).
+        let by_id = format!("SELECT {COLUMNS} FROM request_logs WHERE id = ?");
+        if let Some(r) = sqlx::query(sqlx::AssertSqlSafe(by_id)).bind(id).fetch_optional(&self.pool).await? {
+            return request_log(&r).map(Some);
+        }
+        let by_response =
+            format!("SELECT {COLUMNS} FROM request_logs WHERE response_id = ? ORDER BY started_ms DESC, id LIMIT 1");
+        match sqlx::query(sqlx::AssertSqlSafe(by_response)).bind(id).fetch_optional(&self.pool).await? {
+            Some(r) => request_log(&r).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A page of ledger rows, newest first (`started_ms` descending, then id). Filters are
+    /// AND-ed; `model` matches the requested or the serving model; `from_ms` is inclusive,
+    /// `to_ms` exclusive. `limit` defaults to 50 and is capped at 1000.
+    pub async fn logs(&self, q: &LogQuery) -> Result<LogPage, StoreError> {
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        let offset = q.offset.unwrap_or(0);
+        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM request_logs WHERE 1 = 1"));
+        if let Some(m) = &q.model {
+            qb.push(" AND (requested_model = ").push_bind(m.clone()).push(" OR model = ").push_bind(m.clone()).push(")");
+        }
+        for (column, value) in
+            [("provider", &q.provider), ("key_id", &q.key_id), ("client", &q.client), ("status", &q.status)]
+        {
+            if let Some(v) = value {
+                qb.push(format_args!(" AND {column} = ")).push_bind(v.clone());
+            }
+        }
+        time_window(&mut qb, q.from_ms, q.to_ms);
+        // One row more than asked tells whether another page exists.
+        qb.push(" ORDER BY started_ms DESC, id LIMIT ")
+            .push_bind(i64::from(limit) + 1)
+            .push(" OFFSET ")
+            .push_bind(to_i64(offset));
+        let fetched = qb.build().fetch_all(&self.pool).await?;
+        let more = fetched.len() > limit as usize;
+        let rows = fetched.iter().take(limit as usize).map(request_log).collect::<Result<Vec<_>, _>>()?;
+        let next_offset = more.then(|| offset.saturating_add(u64::from(limit)));
+        Ok(LogPage { rows, next_offset })
+    }
+
+    /// Usage totals grouped by requested model, provider instance, key or client, over an
+    /// optional time window (`from_ms` inclusive, `to_ms` exclusive). An error is a row whose
+    /// status is not `ok`. Sorted by cost, highest first, then by group.
+    pub async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageGroup>, StoreError> {
+        // A fixed expression per variant: nothing from the caller reaches the SQL text.
+        let group = match q.group_by {
+            GroupBy::Model => "requested_model",
+            GroupBy::Provider => "COALESCE(provider, '')",
+            GroupBy::Key => "COALESCE(key_id, '')",
+            GroupBy::Client => "client",
+        };
+        // CASTs: PostgreSQL's SUM(BIGINT) is NUMERIC; the 0.0 keeps REAL sums REAL in SQLite.
+        let mut qb = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {group} AS grp, COUNT(*) AS requests, \
+             CAST(SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
+             CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+             CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
+             COALESCE(SUM(cost_usd), 0.0) AS cost_usd, COALESCE(AVG(latency_ms), 0.0) AS avg_latency_ms, \
+             MIN(started_ms) AS first_ms, MAX(started_ms) AS last_ms \
+             FROM request_logs WHERE 1 = 1"
+        ));
+        time_window(&mut qb, q.from_ms, q.to_ms);
+        qb.push(format_args!(" GROUP BY {group} ORDER BY cost_usd DESC, grp"));
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UsageGroup {
+                    group: r.try_get("grp")?,
+                    requests: to_u64(r.try_get("requests")?),
+                    errors: to_u64(r.try_get("errors")?),
+                    prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
+                    completion_tokens: to_u64(r.try_get("completion_tokens")?),
+                    cost_usd: r.try_get("cost_usd")?,
+                    avg_latency_ms: r.try_get("avg_latency_ms")?,
+                    first_ms: r.try_get("first_ms")?,
+                    last_ms: r.try_get("last_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Number of ledger rows.
+    pub async fn count_logs(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_logs").fetch_one(&self.pool).await?;
+        Ok(to_u64(n))
+    }
+}
+
+/// The key to charge for a row and how much, if the row costs anything.
+fn charge(r: &RequestLog) -> Option<(&str, f64)> {
+    let usd = finite(r.cost_usd);
+    r.key_id.as_deref().filter(|_| usd > 0.0).map(|k| (k, usd))
+}
+
+/// Non-finite numbers become 0: SQLite stores NaN as NULL, which a NOT NULL column rejects,
+/// and one such row would block its whole batch forever.
+fn finite(v: f64) -> f64 {
+    if v.is_finite() { v } else { 0.0 }
+}
+
+fn finite_opt(v: Option<f64>) -> Option<f64> {
+    v.filter(|x| x.is_finite())
+}
+
+/// `INSERT INTO request_logs (...) VALUES (...), (...) ON CONFLICT (id) DO NOTHING`.
+fn insert_statement(chunk: &[RequestLog]) -> QueryBuilder<Sqlite> {
+    let mut qb = QueryBuilder::<Sqlite>::new(format!("INSERT INTO request_logs ({COLUMNS}) "));
+    qb.push_values(chunk, |mut b, r| {
+        // Attempts of our own serde type cannot fail to serialize; "[]" keeps the row if it did.
+        let attempts = serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".to_owned());
+        b.push_bind(r.id.clone())
+            .push_bind(r.response_id.clone())
+            .push_bind(r.started_ms)
+            .push_bind(r.ended_ms)
+            .push_bind(r.client.clone())
+            .push_bind(r.key_id.clone())
+            .push_bind(r.endpoint.clone())
+            .push_bind(r.requested_model.clone())
+            .push_bind(r.model.clone())
+            .push_bind(r.provider.clone())
+            .push_bind(r.upstream_model.clone())
+            .push_bind(r.stream)
+            .push_bind(attempts)
+            .push_bind(to_i64(r.prompt_tokens))
+            .push_bind(to_i64(r.completion_tokens))
+            .push_bind(to_i64(r.cached_tokens))
+            .push_bind(to_i64(r.reasoning_tokens))
+            .push_bind(finite(r.cost_usd))
+            .push_bind(finite_opt(r.upstream_cost_usd))
+            .push_bind(finite(r.latency_ms))
+            .push_bind(finite_opt(r.ttfb_ms))
+            .push_bind(r.status.clone())
+            .push_bind(i64::from(r.http_status))
+            .push_bind(r.error.clone());
+    });
+    qb.push(" ON CONFLICT (id) DO NOTHING");
+    qb
+}
+
+/// `started_ms` in `[from, to)`.
+fn time_window(qb: &mut QueryBuilder<Sqlite>, from_ms: Option<i64>, to_ms: Option<i64>) {
+    if let Some(from) = from_ms {
+        qb.push(" AND started_ms >= ").push_bind(from);
+    }
+    if let Some(to) = to_ms {
+        qb.push(" AND started_ms < ").push_bind(to);
+    }
+}
+
+fn request_log(r: &SqliteRow) -> Result<RequestLog, StoreError> {
+    let attempts: String = r.try_get("attempts")?;
+    let attempts: Vec<AttemptLog> =
+        serde_json::from_str(&attempts).map_err(|e| decode_err("request_logs.attempts", e))?;
+    Ok(RequestLog {
+        id: r.try_get("id")?,
+        response_id: r.try_get("response_id")?,
+        started_ms: r.try_get("started_ms")?,
+        ended_ms: r.try_get("ended_ms")?,
+        client: r.try_get("client")?,
+        key_id: r.try_get("key_id")?,
+        endpoint: r.try_get("endpoint")?,
+        requested_model: r.try_get("requested_model")?,
+        model: r.try_get("model")?,
+        provider: r.try_get("provider")?,
+        upstream_model: r.try_get("upstream_model")?,
+        stream: r.try_get("stream")?,
+        attempts,
+        prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
+        completion_tokens: to_u64(r.try_get("completion_tokens")?),
+        cached_tokens: to_u64(r.try_get("cached_tokens")?),
+        reasoning_tokens: to_u64(r.try_get("reasoning_tokens")?),
+        cost_usd: r.try_get("cost_usd")?,
+        upstream_cost_usd: r.try_get("upstream_cost_usd")?,
+        latency_ms: r.try_get("latency_ms")?,
+        ttfb_ms: r.try_get("ttfb_ms")?,
+        status: r.try_get("status")?,
+        http_status: u16::try_from(r.try_get::<i64, _>("http_status")?).unwrap_or(0),
+        error: r.try_get("error")?,
+    })
+}

@@ -1,0 +1,121 @@
+//! Prometheus metrics of one broker. The recorder belongs to the broker's state (not the
+//! process-global recorder), so several brokers can live in one test process; recording takes
+//! no global lock (the exporter's registry is sharded).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use dashmap::DashMap;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+
+/// Latency buckets in seconds: 1 ms … 5 min (LLM calls are long).
+const BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+
+/// Metrics and per-client in-flight counters.
+pub struct Telemetry {
+    recorder: PrometheusRecorder,
+    handle: PrometheusHandle,
+    /// Requests in flight per client (`uds:uid=1000`, an IP …).
+    pub in_flight: DashMap<String, Arc<AtomicU64>>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry").finish_non_exhaustive()
+    }
+}
+
+/// What one finished request contributes.
+#[derive(Debug)]
+pub struct Sample<'a> {
+    pub model: &'a str,
+    pub provider: &'a str,
+    pub status: &'a str,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+    pub latency_s: f64,
+    pub ttfb_s: Option<f64>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Telemetry {
+    /// A fresh recorder.
+    pub fn new() -> Self {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(BUCKETS)
+            .map(PrometheusBuilder::build_recorder)
+            .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
+        let handle = recorder.handle();
+        Telemetry { recorder, handle, in_flight: DashMap::new() }
+    }
+
+    /// Records a finished request.
+    pub fn request(&self, s: &Sample<'_>) {
+        metrics::with_local_recorder(&self.recorder, || {
+            let labels = [("model", s.model.to_owned()), ("provider", s.provider.to_owned())];
+            metrics::counter!("hero_aibroker_requests_total", "model" => s.model.to_owned(), "provider" => s.provider.to_owned(), "status" => s.status.to_owned()).increment(1);
+            if s.status != "ok" {
+                metrics::counter!("hero_aibroker_errors_total", "model" => s.model.to_owned(), "status" => s.status.to_owned()).increment(1);
+            }
+            metrics::counter!("hero_aibroker_prompt_tokens_total", &labels).increment(s.prompt_tokens);
+            metrics::counter!("hero_aibroker_completion_tokens_total", &labels).increment(s.completion_tokens);
+            if s.cost_usd > 0.0 {
+                // Counters are integers: cost is kept in micro-USD.
+                metrics::counter!("hero_aibroker_cost_microusd_total", &labels).increment((s.cost_usd * 1e6).round() as u64);
+            }
+            metrics::histogram!("hero_aibroker_request_duration_seconds", &labels).record(s.latency_s);
+            if let Some(t) = s.ttfb_s {
+                metrics::histogram!("hero_aibroker_time_to_first_byte_seconds", &labels).record(t);
+            }
+        });
+    }
+
+    /// Prometheus text exposition, with the in-flight gauge set to `in_flight`.
+    pub fn render(&self, in_flight: u64, ledger_dropped: u64) -> String {
+        metrics::with_local_recorder(&self.recorder, || {
+            metrics::gauge!("hero_aibroker_in_flight_requests").set(in_flight as f64);
+            metrics::gauge!("hero_aibroker_ledger_dropped_rows").set(ledger_dropped as f64);
+        });
+        self.handle.render()
+    }
+
+    /// The in-flight counter of `client`.
+    pub fn client_counter(&self, client: &str) -> Arc<AtomicU64> {
+        if let Some(c) = self.in_flight.get(client) {
+            return c.clone();
+        }
+        self.in_flight.entry(client.to_owned()).or_default().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text() {
+        let t = Telemetry::new();
+        t.request(&Sample {
+            model: "m",
+            provider: "openai-0",
+            status: "ok",
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            cost_usd: 0.002,
+            latency_s: 0.3,
+            ttfb_s: Some(0.1),
+        });
+        let text = t.render(3, 0);
+        assert!(text.contains(r#"hero_aibroker_requests_total{model="m",provider="openai-0",status="ok"} 1"#), "{text}");
+        assert!(text.contains(r#"hero_aibroker_prompt_tokens_total{model="m",provider="openai-0"} 10"#), "{text}");
+        assert!(text.contains(r#"hero_aibroker_cost_microusd_total{model="m",provider="openai-0"} 2000"#), "{text}");
+        assert!(text.contains("hero_aibroker_request_duration_seconds_bucket"), "{text}");
+        assert!(text.contains("hero_aibroker_in_flight_requests 3"), "{text}");
+    }
+}

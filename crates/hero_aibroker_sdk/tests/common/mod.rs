@@ -1,0 +1,275 @@
+//! A stub of the admin API for the SDK's tests: it answers every method of `HeroAiBrokerApi`
+//! without a broker, echoing its params into the result where it can, so a test can see that a
+//! param it sent by name was read. `full` stubs fill every optional field; minimal ones leave
+//! them empty, so result schemas are checked for both presence and nullability.
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this module"
+)]
+
+use hero_aibroker_sdk::admin::*;
+use hero_aibroker_sdk::rpc::HeroAiBrokerApiServer;
+use hero_aibroker_sdk::wire::{ModelBackend, ModelObject};
+use jsonrpsee::RpcModule;
+use jsonrpsee::core::{RpcResult, async_trait};
+use serde_json::{Map, Value};
+
+/// Answers every method; `full` decides whether optional fields are filled.
+#[derive(Debug, Clone, Copy)]
+pub struct Stub {
+    pub full: bool,
+}
+
+/// The stub as the `RpcModule<()>` a server mounts.
+pub fn module(full: bool) -> RpcModule<()> {
+    let mut module = RpcModule::new(());
+    module
+        .merge(Stub { full }.into_rpc())
+        .expect("the trait has no duplicate method names");
+    module
+}
+
+impl Stub {
+    fn some<T>(&self, value: T) -> Option<T> {
+        self.full.then_some(value)
+    }
+
+    fn vec<T>(&self, value: Vec<T>) -> Vec<T> {
+        if self.full { value } else { Vec::new() }
+    }
+
+    pub fn model(&self, id: &str) -> ModelObject {
+        ModelObject {
+            id: id.to_owned(),
+            object: "model".to_owned(),
+            created: 1_715_367_049,
+            owned_by: "openai".to_owned(),
+            display_name: self.some("GPT-4o".to_owned()),
+            tier: self.some("premium".to_owned()),
+            context_window: self.some(128_000),
+            capabilities: self.vec(vec!["chat".to_owned()]),
+            aliases: self.vec(vec!["4o".to_owned()]),
+            servable: true,
+            backends: self.vec(vec![ModelBackend {
+                provider: "openai".to_owned(),
+                model_id: id.to_owned(),
+                priority: 1,
+                input_cost: 2.5,
+                output_cost: 10.5,
+                instances: 2,
+            }]),
+            extra: Map::new(),
+        }
+    }
+
+    pub fn key(&self, id: &str) -> ApiKeyInfo {
+        ApiKeyInfo {
+            id: id.to_owned(),
+            name: "ci".to_owned(),
+            hint: "sk-hab-…9f3a".to_owned(),
+            allowed_models: self.some(vec!["gpt-4o-mini".to_owned()]),
+            rpm: self.some(60),
+            tpm: self.some(100_000),
+            budget_usd: self.some(5.5),
+            spent_usd: 0.25,
+            revoked: false,
+            created_ms: 1_735_689_600_000,
+        }
+    }
+
+    fn log(&self) -> RequestLog {
+        RequestLog {
+            id: "req_1".to_owned(),
+            response_id: self.some("chatcmpl-1".to_owned()),
+            started_ms: 1_735_689_600_000,
+            ended_ms: 1_735_689_601_250,
+            client: "uds:uid=1000,pid=4242".to_owned(),
+            key_id: self.some("k_01".to_owned()),
+            endpoint: "/v1/chat/completions".to_owned(),
+            requested_model: "auto".to_owned(),
+            model: self.some("gpt-4o-mini".to_owned()),
+            provider: self.some("openai-1".to_owned()),
+            upstream_model: self.some("gpt-4o-mini-2024-07-18".to_owned()),
+            stream: true,
+            attempts: self.vec(vec![AttemptLog {
+                candidate: "openai-1/gpt-4o-mini".to_owned(),
+                outcome: "ok".to_owned(),
+            }]),
+            prompt_tokens: 12,
+            completion_tokens: 40,
+            cached_tokens: 3,
+            reasoning_tokens: 4,
+            cost_usd: 0.0000258,
+            upstream_cost_usd: self.some(0.0000261),
+            latency_ms: 1250.5,
+            ttfb_ms: self.some(310.5),
+            status: "ok".to_owned(),
+            http_status: 200,
+            error: self.some("none, but the field must exist".to_owned()),
+        }
+    }
+}
+
+#[async_trait]
+impl HeroAiBrokerApiServer for Stub {
+    async fn health(&self) -> RpcResult<Health> {
+        Ok(Health {
+            status: "ok".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_seconds: 3600,
+            ledger: LedgerHealth {
+                queued: 1,
+                written: 2,
+                dropped: 3,
+                write_errors: 4,
+                healthy: true,
+            },
+        })
+    }
+
+    async fn info(&self) -> RpcResult<Info> {
+        Ok(Info {
+            name: "hero_aibroker".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            uptime_seconds: 3600,
+            sockets: Sockets {
+                rest: "/tmp/rest.sock".to_owned(),
+                rpc: "/tmp/rpc.sock".to_owned(),
+            },
+            database: "sqlite://broker.db".to_owned(),
+            models: 42,
+            servable_models: 17,
+            providers: 4,
+            instances: 6,
+            keys: 3,
+            requests: 1200,
+        })
+    }
+
+    async fn models_list(&self) -> RpcResult<Vec<ModelObject>> {
+        Ok(vec![self.model("gpt-4o")])
+    }
+
+    async fn models_get(&self, id: String) -> RpcResult<ModelObject> {
+        Ok(self.model(&id))
+    }
+
+    async fn providers_list(&self) -> RpcResult<Vec<ProviderInfo>> {
+        Ok(vec![ProviderInfo {
+            name: "openai".to_owned(),
+            base_url: "https://api.openai.com/v1".to_owned(),
+            keyless: false,
+            key_source: "OPENAI_API_KEY".to_owned(),
+            priority_override: self.some(3),
+            instances: self.vec(vec![InstanceInfo {
+                id: "openai-1".to_owned(),
+                key_hint: self.some("***abcd".to_owned()),
+                state: "cooldown".to_owned(),
+                cooldown_seconds: self.some(12.5),
+            }]),
+            models: self.vec(vec!["gpt-4o".to_owned()]),
+        }])
+    }
+
+    async fn keys_create(&self, params: KeyCreate) -> RpcResult<KeyCreated> {
+        let key = ApiKeyInfo {
+            name: params.name,
+            allowed_models: params.allowed_models,
+            rpm: params.rpm,
+            tpm: params.tpm,
+            budget_usd: params.budget_usd,
+            ..self.key("k_new")
+        };
+        Ok(KeyCreated {
+            key,
+            secret: "sk-hab-secret".to_owned(),
+        })
+    }
+
+    async fn keys_list(&self) -> RpcResult<Vec<ApiKeyInfo>> {
+        Ok(vec![self.key("k_01")])
+    }
+
+    async fn keys_update(&self, id: String, update: KeyUpdate) -> RpcResult<ApiKeyInfo> {
+        let mut key = self.key(&id);
+        if let Some(name) = update.name {
+            key.name = name;
+        }
+        key.allowed_models = update.allowed_models.or(key.allowed_models);
+        key.rpm = update.rpm.or(key.rpm);
+        key.tpm = update.tpm.or(key.tpm);
+        key.budget_usd = update.budget_usd.or(key.budget_usd);
+        for field in &update.clear {
+            match field.as_str() {
+                "rpm" => key.rpm = None,
+                "tpm" => key.tpm = None,
+                "budget_usd" => key.budget_usd = None,
+                "allowed_models" => key.allowed_models = None,
+                _ => {}
+            }
+        }
+        Ok(key)
+    }
+
+    async fn keys_revoke(&self, id: String) -> RpcResult<ApiKeyInfo> {
+        Ok(ApiKeyInfo {
+            revoked: true,
+            ..self.key(&id)
+        })
+    }
+
+    async fn usage_summary(&self, query: UsageQuery) -> RpcResult<Vec<UsageGroup>> {
+        Ok(vec![UsageGroup {
+            group: serde_json::to_value(query.group_by)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            requests: 120,
+            errors: 2,
+            prompt_tokens: 15_000,
+            completion_tokens: 42_000,
+            cost_usd: 0.0275,
+            avg_latency_ms: 830.5,
+            first_ms: query.from_ms.unwrap_or(1),
+            last_ms: query.to_ms.unwrap_or(2),
+        }])
+    }
+
+    async fn usage_logs(&self, query: LogQuery) -> RpcResult<LogPage> {
+        let mut row = self.log();
+        if let Some(model) = query.model {
+            row.model = Some(model);
+        }
+        Ok(LogPage {
+            rows: vec![row],
+            next_offset: self.some(query.offset.unwrap_or(0) + 1),
+        })
+    }
+
+    async fn priority_list(&self) -> RpcResult<Vec<PriorityEntry>> {
+        Ok(vec![PriorityEntry {
+            provider: "groq".to_owned(),
+            priority: self.some(1),
+        }])
+    }
+
+    async fn priority_set(
+        &self,
+        provider: String,
+        priority: Option<i64>,
+    ) -> RpcResult<PriorityEntry> {
+        Ok(PriorityEntry { provider, priority })
+    }
+
+    async fn config_reload(&self) -> RpcResult<ReloadResult> {
+        Ok(ReloadResult {
+            path: "modelsconfig.yml".to_owned(),
+            models: 42,
+            servable_models: 17,
+        })
+    }
+
+    async fn rpc_discover(&self) -> RpcResult<Value> {
+        Ok(serde_json::from_str(hero_aibroker_sdk::OPENRPC_JSON).expect("openrpc.json is JSON"))
+    }
+}
