@@ -4,7 +4,7 @@
 # Prints, for non-streaming and streaming chat at each concurrency: requests/s, p50/p99 through
 # the broker and direct, the added latency, server CPU time per request and peak RSS.
 #
-#   scripts/bench.sh                   # 5 s per run, concurrency 1 32 128
+#   scripts/bench.sh                   # 5 s per run, concurrency 1 32 64 128, then the ledger bench
 #   BENCH_SECS=10 BENCH_CONC="1 32" scripts/bench.sh
 #   BENCH_LOG=info scripts/bench.sh    # with the per-request log line on (default: warn)
 set -euo pipefail
@@ -13,7 +13,7 @@ need_cargo
 cd "$REPO"
 
 SECS="${BENCH_SECS:-5}"
-CONC="${BENCH_CONC:-1 32 128}"
+CONC="${BENCH_CONC:-1 32 64 128}"
 LOGLEVEL="${BENCH_LOG:-warn}"
 OUT="$REPO/target/bench"
 mkdir -p "$OUT"
@@ -54,7 +54,7 @@ models:
       - {provider: fake, model_id: bench-up, priority: 1, input_cost: 2.5, output_cost: 10}
 YAML
 
-FAKE_KEY=bench-key RUST_LOG="$LOGLEVEL" HERO_SOCKET_DIR="$WORK/sockets" \
+FAKE_KEY=bench-key RUST_LOG="$LOGLEVEL" HERO_SOCKET_DIR="$WORK/sockets" DATABASE_URL="$WORK/bench.db" \
   target/release/hero_aibroker_server --models-config "$WORK/models.yml" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 SOCK="$WORK/sockets/hero_aibroker/rest.sock"
@@ -122,3 +122,13 @@ for r in rows:
 print(f"\npeak RSS of hero_aibroker_server: {int(sys.argv[2]) / 1024:.1f} MiB")
 PY
 echo "raw oha reports: $OUT/"
+
+ROWS="$(python3 - "$WORK/bench.db" <<'PY'
+import sqlite3, sys
+print(sqlite3.connect(sys.argv[1]).execute("select count(*) from request_logs").fetchone()[0])
+PY
+)"
+echo "ledger rows recorded by the broker during the run: $ROWS"
+
+say "ledger throughput (SQLite, release)"
+cargo run --release --locked --quiet -p hero_aibroker_lib --example ledger_bench

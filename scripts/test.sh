@@ -23,6 +23,12 @@ else
   cargo test --locked --workspace --no-fail-fast
 fi
 
+say "openrpc.json against an independent validator (@open-rpc/schema-utils-js)"
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+bash scripts/validate_openrpc.sh
+
 say "Python wire tests (official OpenAI SDK)"
 VENV="$REPO/target/pyvenv"
 command -v python3 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }

@@ -23,7 +23,9 @@ fn parse_rows() -> Result<usize, String> {
         [n] => n,
         _ => return Err("usage: ledger_bench [--rows N | N]".into()),
     };
-    value.parse().map_err(|_| format!("not a row count: {value:?}"))
+    value
+        .parse()
+        .map_err(|_| format!("not a row count: {value:?}"))
 }
 
 /// A row shaped like real traffic: a handful of models, clients and keys, one or two attempts.
@@ -36,9 +38,18 @@ fn realistic_row(i: usize) -> RequestLog {
     ];
     let (model, provider, upstream) = MODELS[i % MODELS.len()];
     let started = 1_760_000_000_000 + i64::try_from(i).unwrap_or(i64::MAX);
-    let mut attempts = vec![AttemptLog { candidate: format!("{provider}/{model}"), outcome: "ok".into() }];
-    if i % 10 == 0 {
-        attempts.insert(0, AttemptLog { candidate: format!("groq-2/{model}"), outcome: "rate_limited".into() });
+    let mut attempts = vec![AttemptLog {
+        candidate: format!("{provider}/{model}"),
+        outcome: "ok".into(),
+    }];
+    if i.is_multiple_of(10) {
+        attempts.insert(
+            0,
+            AttemptLog {
+                candidate: format!("groq-2/{model}"),
+                outcome: "rate_limited".into(),
+            },
+        );
     }
     let prompt = 200 + (i % 1800) as u64;
     let completion = 50 + (i % 700) as u64;
@@ -48,13 +59,13 @@ fn realistic_row(i: usize) -> RequestLog {
         started_ms: started,
         ended_ms: started + 850,
         client: format!("uds:uid=1000,pid={}", 4000 + i % 16),
-        key_id: (i % 3 != 0).then(|| format!("key_{:016x}", i % 5)),
+        key_id: (!i.is_multiple_of(3)).then(|| format!("key_{:016x}", i % 5)),
         endpoint: "/v1/chat/completions".into(),
         requested_model: model.into(),
         model: Some(model.into()),
         provider: Some(provider.into()),
         upstream_model: Some(upstream.into()),
-        stream: i % 2 == 0,
+        stream: i.is_multiple_of(2),
         attempts,
         prompt_tokens: prompt,
         completion_tokens: completion,
@@ -64,9 +75,9 @@ fn realistic_row(i: usize) -> RequestLog {
         upstream_cost_usd: (provider == "openrouter-1").then_some(0.0012),
         latency_ms: 850.0,
         ttfb_ms: Some(180.0),
-        status: if i % 50 == 0 { "error" } else { "ok" }.into(),
-        http_status: if i % 50 == 0 { 502 } else { 200 },
-        error: (i % 50 == 0).then(|| "upstream_5xx".into()),
+        status: if i.is_multiple_of(50) { "error" } else { "ok" }.into(),
+        http_status: if i.is_multiple_of(50) { 502 } else { 200 },
+        error: i.is_multiple_of(50).then(|| "upstream_5xx".into()),
     }
 }
 

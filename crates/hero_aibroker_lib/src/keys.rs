@@ -116,7 +116,10 @@ impl KeyEntry {
     /// requests and tokens per minute. Counts the request when it passes.
     pub fn admit(&self, model_names: &[&str]) -> Result<(), ApiError> {
         if self.revoked.load(Ordering::Relaxed) {
-            return Err(ApiError::new(ErrorCode::Unauthorized, "This API key has been revoked."));
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "This API key has been revoked.",
+            ));
         }
         let s = self.settings.load();
         if let Some(allowed) = &s.allowed_models
@@ -148,9 +151,15 @@ impl KeyEntry {
         let now = now_secs();
         let minute = now / 60;
         let retry = 60 - now % 60;
-        let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut w = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if w.minute != minute {
-            *w = Window { minute, ..Window::default() };
+            *w = Window {
+                minute,
+                ..Window::default()
+            };
         }
         if let Some(rpm) = s.rpm
             && w.requests >= rpm
@@ -177,26 +186,40 @@ impl KeyEntry {
     /// Accounts a finished request: tokens for the per-minute limit, cost for the budget.
     pub fn charge(&self, tokens: u64, cost_usd: f64) {
         if cost_usd > 0.0 {
-            self.spent_pico.fetch_add(to_pico(cost_usd), Ordering::Relaxed);
+            self.spent_pico
+                .fetch_add(to_pico(cost_usd), Ordering::Relaxed);
         }
         if tokens > 0 && self.settings.load().tpm.is_some() {
             let minute = now_secs() / 60;
-            let mut w = self.window.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            let mut w = self
+                .window
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if w.minute == minute {
                 w.tokens += tokens;
             } else {
-                *w = Window { minute, requests: 0, tokens };
+                *w = Window {
+                    minute,
+                    requests: 0,
+                    tokens,
+                };
             }
         }
     }
 }
 
 fn to_pico(usd: f64) -> u64 {
-    if usd.is_finite() && usd > 0.0 { (usd * PICO).round() as u64 } else { 0 }
+    if usd.is_finite() && usd > 0.0 {
+        (usd * PICO).round() as u64
+    } else {
+        0
+    }
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 fn now_ms() -> i64 {
@@ -228,12 +251,20 @@ impl Keys {
             .iter()
             .map(|r| (r.hash, Arc::new(KeyEntry::from_row(r))))
             .collect();
-        Ok(Keys { by_hash: ArcSwap::from_pointee(map), admin: tokio::sync::Mutex::new(()), require })
+        Ok(Keys {
+            by_hash: ArcSwap::from_pointee(map),
+            admin: tokio::sync::Mutex::new(()),
+            require,
+        })
     }
 
     /// Keys with no store behind them (tests of the request path).
     pub fn empty(require: bool) -> Self {
-        Keys { by_hash: ArcSwap::from_pointee(HashMap::new()), admin: tokio::sync::Mutex::new(()), require }
+        Keys {
+            by_hash: ArcSwap::from_pointee(HashMap::new()),
+            admin: tokio::sync::Mutex::new(()),
+            require,
+        }
     }
 
     /// True when REST requests must carry a key: required by setting, or any key exists.
@@ -247,9 +278,15 @@ impl Keys {
     }
 
     /// The key for an `Authorization` header value, or the 401 to answer.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Option<Arc<KeyEntry>>, ApiError> {
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<Option<Arc<KeyEntry>>, ApiError> {
         let presented = authorization
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .filter(|s| !s.is_empty());
         let Some(secret) = presented else {
@@ -266,9 +303,10 @@ impl Keys {
         // The map is keyed by the hash; the constant-time compare keeps the final check
         // independent of how many bytes match.
         match map.get(&h).filter(|e| bool::from(e.hash.ct_eq(&h))) {
-            Some(e) if e.revoked.load(Ordering::Relaxed) => {
-                Err(ApiError::new(ErrorCode::Unauthorized, "This API key has been revoked."))
-            }
+            Some(e) if e.revoked.load(Ordering::Relaxed) => Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "This API key has been revoked.",
+            )),
             Some(e) => Ok(Some(e.clone())),
             None if self.required() || secret.starts_with(PREFIX) => {
                 Err(ApiError::new(ErrorCode::Unauthorized, "Invalid API key."))
@@ -286,7 +324,11 @@ impl Keys {
     /// Every key, oldest first.
     pub fn list(&self) -> Vec<ApiKeyInfo> {
         let mut v: Vec<ApiKeyInfo> = self.by_hash.load().values().map(|e| e.info()).collect();
-        v.sort_by(|a, b| a.created_ms.cmp(&b.created_ms).then_with(|| a.id.cmp(&b.id)));
+        v.sort_by(|a, b| {
+            a.created_ms
+                .cmp(&b.created_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
         v
     }
 
@@ -314,13 +356,23 @@ impl Keys {
         let mut map = HashMap::clone(&self.by_hash.load());
         map.insert(row.hash, entry.clone());
         self.by_hash.store(Arc::new(map));
-        Ok(KeyCreated { key: entry.info(), secret })
+        Ok(KeyCreated {
+            key: entry.info(),
+            secret,
+        })
     }
 
     /// Applies an update (store first, then memory).
-    pub async fn update(&self, store: &Store, id: &str, u: KeyUpdate) -> Result<ApiKeyInfo, KeyError> {
+    pub async fn update(
+        &self,
+        store: &Store,
+        id: &str,
+        u: KeyUpdate,
+    ) -> Result<ApiKeyInfo, KeyError> {
         let _g = self.admin.lock().await;
-        let entry = self.get(id).ok_or_else(|| KeyError::NotFound(id.to_owned()))?;
+        let entry = self
+            .get(id)
+            .ok_or_else(|| KeyError::NotFound(id.to_owned()))?;
         let mut s = Settings::clone(&entry.settings.load());
         if let Some(n) = u.name {
             s.name = n.trim().to_owned();
@@ -360,8 +412,12 @@ impl Keys {
     /// Revokes a key: effective for the next request.
     pub async fn revoke(&self, store: &Store, id: &str) -> Result<ApiKeyInfo, KeyError> {
         let _g = self.admin.lock().await;
-        let entry = self.get(id).ok_or_else(|| KeyError::NotFound(id.to_owned()))?;
-        store.update_key(&row_of(&entry, &entry.settings.load(), true)).await?;
+        let entry = self
+            .get(id)
+            .ok_or_else(|| KeyError::NotFound(id.to_owned()))?;
+        store
+            .update_key(&row_of(&entry, &entry.settings.load(), true))
+            .await?;
         entry.revoked.store(true, Ordering::Relaxed);
         Ok(entry.info())
     }
@@ -385,12 +441,16 @@ fn row_of(e: &KeyEntry, s: &Settings, revoked: bool) -> KeyRow {
 
 fn validate(name: &str, budget: Option<f64>, allowed: Option<&[String]>) -> Result<(), KeyError> {
     if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
-        return Err(KeyError::Invalid("name must be 1–200 printable characters".into()));
+        return Err(KeyError::Invalid(
+            "name must be 1–200 printable characters".into(),
+        ));
     }
     if let Some(b) = budget
         && (!b.is_finite() || b < 0.0)
     {
-        return Err(KeyError::Invalid(format!("budget_usd {b} must be a number >= 0")));
+        return Err(KeyError::Invalid(format!(
+            "budget_usd {b} must be a number >= 0"
+        )));
     }
     if allowed.is_some_and(<[String]>::is_empty) {
         return Err(KeyError::Invalid(
@@ -404,7 +464,12 @@ fn validate(name: &str, budget: Option<f64>, allowed: Option<&[String]>) -> Resu
 mod tests {
     use super::*;
 
-    fn entry(rpm: Option<u64>, tpm: Option<u64>, budget: Option<f64>, allowed: Option<Vec<String>>) -> KeyEntry {
+    fn entry(
+        rpm: Option<u64>,
+        tpm: Option<u64>,
+        budget: Option<f64>,
+        allowed: Option<Vec<String>>,
+    ) -> KeyEntry {
         KeyEntry::from_row(&KeyRow {
             id: "key_1".into(),
             name: "t".into(),
@@ -435,7 +500,10 @@ mod tests {
         let e = entry(None, Some(100), Some(0.01), None);
         assert!(e.admit(&["m"]).is_ok());
         e.charge(150, 0.004);
-        assert_eq!(e.admit(&["m"]).expect_err("tpm").code, ErrorCode::RateLimited);
+        assert_eq!(
+            e.admit(&["m"]).expect_err("tpm").code,
+            ErrorCode::RateLimited
+        );
         let e = entry(None, None, Some(0.01), None);
         e.charge(10, 0.006);
         assert!(e.admit(&["m"]).is_ok());
@@ -449,17 +517,35 @@ mod tests {
     fn allowed_models_match_any_name() {
         let e = entry(None, None, None, Some(vec!["chat".into()]));
         assert!(e.admit(&["chat-alias", "chat"]).is_ok());
-        assert_eq!(e.admit(&["other"]).expect_err("not allowed").code, ErrorCode::ModelNotAllowed);
+        assert_eq!(
+            e.admit(&["other"]).expect_err("not allowed").code,
+            ErrorCode::ModelNotAllowed
+        );
     }
 
     #[test]
     fn authentication_rules() {
         let keys = Keys::empty(false);
         assert!(keys.authenticate(None).expect("open").is_none());
-        assert!(keys.authenticate(Some("Bearer sk-placeholder")).expect("ignored").is_none());
-        assert!(keys.authenticate(Some("Bearer sk-hab-unknown")).is_err(), "our prefix must be valid");
+        assert!(
+            keys.authenticate(Some("Bearer sk-placeholder"))
+                .expect("ignored")
+                .is_none()
+        );
+        assert!(
+            keys.authenticate(Some("Bearer sk-hab-unknown")).is_err(),
+            "our prefix must be valid"
+        );
         let keys = Keys::empty(true);
-        assert_eq!(keys.authenticate(None).expect_err("required").code, ErrorCode::Unauthorized);
-        assert_eq!(keys.authenticate(Some("Bearer nope")).expect_err("unknown").code, ErrorCode::Unauthorized);
+        assert_eq!(
+            keys.authenticate(None).expect_err("required").code,
+            ErrorCode::Unauthorized
+        );
+        assert_eq!(
+            keys.authenticate(Some("Bearer nope"))
+                .expect_err("unknown")
+                .code,
+            ErrorCode::Unauthorized
+        );
     }
 }

@@ -44,7 +44,11 @@ pub struct LedgerConfig {
 
 impl Default for LedgerConfig {
     fn default() -> Self {
-        LedgerConfig { queue: 10_000, batch: 256, linger: Duration::from_millis(20) }
+        LedgerConfig {
+            queue: 10_000,
+            batch: 256,
+            linger: Duration::from_millis(20),
+        }
     }
 }
 
@@ -54,10 +58,24 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// Shutdown waits this much past its deadline for the writer to notice it before aborting it.
 const ABORT_GRACE: Duration = Duration::from_secs(1);
 
+#[expect(
+    clippy::large_enum_variant,
+    reason = "rows are nearly every message; boxing them would allocate on the request path"
+)]
 enum Msg {
     Row(RequestLog),
     /// Answered once every message before it is committed.
     Flush(oneshot::Sender<()>),
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never row contents in logs.
+        f.write_str(match self {
+            Msg::Row(_) => "Row",
+            Msg::Flush(_) => "Flush",
+        })
+    }
 }
 
 /// Counters and flags shared by the handles and the writer.
@@ -82,12 +100,20 @@ struct Shared {
 impl Shared {
     fn drop_rows(&self, n: u64, why: &'static str) {
         let total = self.dropped.fetch_add(n, Ordering::Relaxed) + n;
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX).saturating_add(1000);
+        let now = u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1000);
         let last = self.last_drop_warn_ms.load(Ordering::Relaxed);
         if now.saturating_sub(last) >= 1000
-            && self.last_drop_warn_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+            && self
+                .last_drop_warn_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
         {
-            tracing::warn!(dropped_total = total, "usage ledger: request rows are being dropped ({why})");
+            tracing::warn!(
+                dropped_total = total,
+                "usage ledger: request rows are being dropped ({why})"
+            );
         }
     }
 }
@@ -99,16 +125,6 @@ pub struct Ledger {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Msg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Never row contents in logs.
-        f.write_str(match self {
-            Msg::Row(_) => "Row",
-            Msg::Flush(_) => "Flush",
-        })
-    }
-}
-
 /// Owner of the writer task; [`LedgerWriter::shutdown`] drains it.
 #[derive(Debug)]
 pub struct LedgerWriter {
@@ -118,10 +134,14 @@ pub struct LedgerWriter {
 }
 
 impl Ledger {
-    /// Starts the writer task (on the current tokio runtime) and returns the handle and the
-    /// writer's owner.
+    /// Starts the writer task and returns the handle and the writer's owner. Call it inside a
+    /// tokio runtime (it spawns the task there).
     pub fn start(store: Store, cfg: LedgerConfig) -> (Ledger, LedgerWriter) {
-        let cfg = LedgerConfig { queue: cfg.queue.max(1), batch: cfg.batch.max(1), linger: cfg.linger };
+        let cfg = LedgerConfig {
+            queue: cfg.queue.max(1),
+            batch: cfg.batch.max(1),
+            linger: cfg.linger,
+        };
         let (tx, rx) = mpsc::channel(cfg.queue);
         let shared = Arc::new(Shared {
             queued: AtomicU64::new(0),
@@ -135,9 +155,25 @@ impl Ledger {
             last_drop_warn_ms: AtomicU64::new(0),
             epoch: Instant::now(),
         });
-        let writer = Writer { store: store.clone(), cfg, rx, shared: shared.clone(), closed: false };
+        let writer = Writer {
+            store: store.clone(),
+            cfg,
+            rx,
+            shared: shared.clone(),
+            closed: false,
+        };
         let task = tokio::spawn(writer.run());
-        (Ledger { tx, shared: shared.clone() }, LedgerWriter { shared, store, task })
+        (
+            Ledger {
+                tx,
+                shared: shared.clone(),
+            },
+            LedgerWriter {
+                shared,
+                store,
+                task,
+            },
+        )
     }
 
     /// Queues a row for the writer. Never blocks, never touches the database: when the queue
@@ -145,7 +181,11 @@ impl Ledger {
     /// most once per second).
     pub fn record(&self, row: RequestLog) {
         if self.try_record(row).is_err() {
-            let why = if self.shared.closing.load(Ordering::Relaxed) { "shutting down" } else { "queue full" };
+            let why = if self.shared.closing.load(Ordering::Relaxed) {
+                "shutting down"
+            } else {
+                "queue full"
+            };
             self.shared.drop_rows(1, why);
         }
     }
@@ -153,6 +193,10 @@ impl Ledger {
     /// Like [`Ledger::record`] but hands the row back instead of dropping it when the queue is
     /// full or shutdown has begun; nothing is counted. For producers that can wait (bulk
     /// imports, the benchmark).
+    #[expect(
+        clippy::result_large_err,
+        reason = "the caller's row handed back as is, without an allocation"
+    )]
     pub fn try_record(&self, row: RequestLog) -> Result<(), RequestLog> {
         if self.shared.closing.load(Ordering::Acquire) {
             return Err(row);
@@ -199,7 +243,11 @@ impl LedgerWriter {
     /// number of rows committed during the drain. A queued row is lost only if the database
     /// keeps failing past `deadline` (then the loss is counted in `dropped` and logged).
     pub async fn shutdown(self, deadline: Duration) -> u64 {
-        let LedgerWriter { shared, store, mut task } = self;
+        let LedgerWriter {
+            shared,
+            store,
+            mut task,
+        } = self;
         let before = shared.written.load(Ordering::Acquire);
         let until = Instant::now() + deadline;
         let _ = shared.deadline.set(until);
@@ -212,16 +260,26 @@ impl LedgerWriter {
                 task.abort();
                 let lost = shared.queued.swap(0, Ordering::AcqRel);
                 shared.dropped.fetch_add(lost, Ordering::Relaxed);
-                tracing::error!(rows = lost, "usage ledger: writer did not finish by the shutdown deadline; rows not recorded");
+                tracing::error!(
+                    rows = lost,
+                    "usage ledger: writer did not finish by the shutdown deadline; rows not recorded"
+                );
             }
         }
-        let written = shared.written.load(Ordering::Acquire).saturating_sub(before);
+        let written = shared
+            .written
+            .load(Ordering::Acquire)
+            .saturating_sub(before);
         // The WAL holds the rows already (they are durable); the checkpoint just leaves a
         // self-contained database file. Give it the time left, but at least a moment.
-        let left = until.saturating_duration_since(Instant::now()).max(Duration::from_millis(500));
+        let left = until
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(500));
         match tokio::time::timeout(left, store.checkpoint()).await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "WAL checkpoint after draining the ledger failed"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "WAL checkpoint after draining the ledger failed")
+            }
             Err(_) => tracing::warn!("WAL checkpoint after draining the ledger timed out"),
         }
         written
@@ -263,7 +321,8 @@ impl Writer {
             let linger_until = Instant::now() + self.cfg.linger;
             while batch.len() < self.cfg.batch && waiters.is_empty() {
                 let room = self.cfg.batch - batch.len();
-                match tokio::time::timeout_at(linger_until, self.rx.recv_many(&mut buf, room)).await {
+                match tokio::time::timeout_at(linger_until, self.rx.recv_many(&mut buf, room)).await
+                {
                     Ok(0) | Err(_) => break,
                     Ok(_) => absorb(&mut buf, &mut batch, &mut waiters),
                 }
@@ -288,13 +347,17 @@ impl Writer {
         let n = u64::try_from(batch.len()).unwrap_or(u64::MAX);
         let mut backoff = BACKOFF_START;
         loop {
-            let deadline = self.shared.deadline.get().copied();
-            let result = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, self.store.insert_logs(batch)).await {
-                    Ok(r) => r,
-                    Err(_) => return false,
-                },
-                None => self.store.insert_logs(batch).await,
+            let attempt = self.store.insert_logs(batch);
+            // Shutdown's deadline only stops retrying a database that is failing: a healthy one
+            // finishes its commit (within shutdown's abort grace). A cut attempt rolls back.
+            let result = match self.shared.deadline.get() {
+                Some(&d) if !self.shared.healthy.load(Ordering::Relaxed) => {
+                    match tokio::time::timeout_at(d, attempt).await {
+                        Ok(r) => r,
+                        Err(_) => return false,
+                    }
+                }
+                _ => attempt.await,
             };
             match result {
                 Ok(_) => {
@@ -339,7 +402,10 @@ impl Writer {
         }
         self.shared.queued.fetch_sub(lost, Ordering::Relaxed);
         self.shared.dropped.fetch_add(lost, Ordering::Relaxed);
-        tracing::error!(rows = lost, "usage ledger: the database kept failing until the shutdown deadline; rows not recorded");
+        tracing::error!(
+            rows = lost,
+            "usage ledger: the database kept failing until the shutdown deadline; rows not recorded"
+        );
     }
 }
 

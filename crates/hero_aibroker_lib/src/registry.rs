@@ -152,7 +152,9 @@ impl Registry {
 
         if let Some(prev) = previous {
             for p in providers.values_mut() {
-                let Some(old) = prev.providers.get(&p.name) else { continue };
+                let Some(old) = prev.providers.get(&p.name) else {
+                    continue;
+                };
                 for inst in &mut p.instances {
                     if let Some(same) = old.instances.iter().find(|o| {
                         o.id == inst.id && o.base_url == inst.base_url && o.key == inst.key
@@ -175,9 +177,9 @@ impl Registry {
                 .map(|b| Backend {
                     provider: b.provider.clone(),
                     model_id: b.model_id.clone(),
-                    priority: overrides
-                        .get(&b.provider)
-                        .map_or(b.priority, |p| u32::try_from((*p).max(0)).unwrap_or(u32::MAX)),
+                    priority: overrides.get(&b.provider).map_or(b.priority, |p| {
+                        u32::try_from((*p).max(0)).unwrap_or(u32::MAX)
+                    }),
                     input_cost: b.input_cost,
                     output_cost: b.output_cost,
                     cursor: AtomicUsize::new(0),
@@ -376,15 +378,24 @@ models:
         let first = Registry::build(&cfg, &env);
         let overrides = HashMap::from([("openai".to_owned(), 0i64)]);
         let second = Registry::build_with(&cfg, &env, &overrides, Some(&first));
-        assert_eq!(second.models["small"].backends[0].priority, 0, "openai override");
-        assert_eq!(second.models["small"].backends[1].priority, 1, "local untouched");
+        assert_eq!(
+            second.models["small"].backends[0].priority, 0,
+            "openai override"
+        );
+        assert_eq!(
+            second.models["small"].backends[1].priority, 1,
+            "local untouched"
+        );
         assert!(Arc::ptr_eq(
             &first.providers["openai"].instances[1],
             &second.providers["openai"].instances[1]
         ));
         let env2 = Env::from_pairs([("OPENAI_API_KEYS", "a,c")]);
         let third = Registry::build_with(&cfg, &env2, &overrides, Some(&second));
-        assert!(!Arc::ptr_eq(&second.providers["openai"].instances[1], &third.providers["openai"].instances[1]));
+        assert!(!Arc::ptr_eq(
+            &second.providers["openai"].instances[1],
+            &third.providers["openai"].instances[1]
+        ));
     }
 
     #[test]

@@ -7,6 +7,15 @@ use hero_aibroker_sdk::Usage;
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
 
+/// A rewritten JSON object with what the broker read from it.
+#[derive(Debug)]
+pub struct Annotated {
+    pub body: Vec<u8>,
+    pub usage: Option<Usage>,
+    /// The object's `id` (the upstream's completion id).
+    pub id: Option<String>,
+}
+
 /// Rewrites replies of one backend.
 #[derive(Debug, Clone)]
 pub struct Annotator {
@@ -38,11 +47,7 @@ impl Annotator {
     /// (an upstream's own `provider` moves to `upstream_provider`), fills `model` if absent and
     /// prices `usage` (an upstream's own cost moves to `usage.upstream_cost`).
     /// Also returns the object's `id`.
-    pub fn object(
-        &self,
-        json: &[u8],
-        model_id: &str,
-    ) -> Result<(Vec<u8>, Option<Usage>, Option<String>), serde_json::Error> {
+    pub fn object(&self, json: &[u8], model_id: &str) -> Result<Annotated, serde_json::Error> {
         let mut map: IndexMap<String, Box<RawValue>> = serde_json::from_slice(json)?;
         let mut usage_out = None;
         if let Some(raw) = map.get_mut("usage")
@@ -64,8 +69,14 @@ impl Annotator {
         if !map.contains_key("model") {
             map.insert("model".into(), serde_json::value::to_raw_value(model_id)?);
         }
-        let id = map.get("id").and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
-        Ok((serde_json::to_vec(&map)?, usage_out, id))
+        let id = map
+            .get("id")
+            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+        Ok(Annotated {
+            body: serde_json::to_vec(&map)?,
+            usage: usage_out,
+            id,
+        })
     }
 
     /// Appends the client's SSE event for an upstream chunk's `data` to `out`; returns the
@@ -74,9 +85,9 @@ impl Annotator {
         let bytes = data.as_bytes();
         let needs_parse = memchr::memmem::find(bytes, b"\"usage\"").is_some()
             || memchr::memmem::find(bytes, b"\"provider\"").is_some();
-        if needs_parse && let Ok((obj, usage, _)) = self.object(bytes, model_id) {
-            event_into(&obj, out);
-            return usage;
+        if needs_parse && let Ok(a) = self.object(bytes, model_id) {
+            event_into(&a.body, out);
+            return a.usage;
         }
         let Some(rest) = data.trim_start().strip_prefix('{') else {
             event_into(bytes, out);
@@ -168,7 +179,7 @@ mod tests {
 
     #[test]
     fn upstream_provider_and_cost_are_kept_aside() {
-        let (b, _, id) = ann()
+        let Annotated { body: b, id, .. } = ann()
             .object(br#"{"id":"g","provider":"DeepInfra","usage":{"prompt_tokens":10,"completion_tokens":0,"total_tokens":10,"cost":0.5}}"#, "m")
             .expect("valid");
         let v: Value = serde_json::from_slice(&b).expect("json");

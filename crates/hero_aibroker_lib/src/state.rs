@@ -102,7 +102,10 @@ impl AppState {
         let path = self.models.load().path.clone();
         let cfg = tokio::task::spawn_blocking(move || ModelsConfig::load(&path))
             .await
-            .map_err(|e| ConfigError::Env { var: "reload".into(), message: e.to_string() })??;
+            .map_err(|e| ConfigError::Env {
+                var: "reload".into(),
+                message: e.to_string(),
+            })??;
         let registry = Arc::new(Registry::build_with(
             &cfg,
             &self.env,
@@ -115,7 +118,11 @@ impl AppState {
     }
 
     /// Sets or clears a provider's runtime priority: persisted first, then applied.
-    pub async fn set_priority(&self, provider: &str, priority: Option<i64>) -> Result<(), StoreError> {
+    pub async fn set_priority(
+        &self,
+        provider: &str,
+        priority: Option<i64>,
+    ) -> Result<(), StoreError> {
         let _g = self.admin.lock().await;
         self.store.set_priority(provider, priority).await?;
         let mut map = HashMap::clone(&self.priorities.load());
@@ -123,7 +130,12 @@ impl AppState {
             Some(p) => map.insert(provider.to_owned(), p),
             None => map.remove(provider),
         };
-        let registry = Registry::build_with(&self.models.load(), &self.env, &map, Some(&self.registry.load()));
+        let registry = Registry::build_with(
+            &self.models.load(),
+            &self.env,
+            &map,
+            Some(&self.registry.load()),
+        );
         self.priorities.store(Arc::new(map));
         self.registry.store(Arc::new(registry));
         Ok(())

@@ -9,7 +9,9 @@ use dashmap::DashMap;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Latency buckets in seconds: 1 ms … 5 min (LLM calls are long).
-const BUCKETS: &[f64] = &[0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0];
+const BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
 
 /// Metrics and per-client in-flight counters.
 pub struct Telemetry {
@@ -52,24 +54,35 @@ impl Telemetry {
             .map(PrometheusBuilder::build_recorder)
             .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
         let handle = recorder.handle();
-        Telemetry { recorder, handle, in_flight: DashMap::new() }
+        Telemetry {
+            recorder,
+            handle,
+            in_flight: DashMap::new(),
+        }
     }
 
     /// Records a finished request.
     pub fn request(&self, s: &Sample<'_>) {
         metrics::with_local_recorder(&self.recorder, || {
-            let labels = [("model", s.model.to_owned()), ("provider", s.provider.to_owned())];
+            let labels = [
+                ("model", s.model.to_owned()),
+                ("provider", s.provider.to_owned()),
+            ];
             metrics::counter!("hero_aibroker_requests_total", "model" => s.model.to_owned(), "provider" => s.provider.to_owned(), "status" => s.status.to_owned()).increment(1);
             if s.status != "ok" {
                 metrics::counter!("hero_aibroker_errors_total", "model" => s.model.to_owned(), "status" => s.status.to_owned()).increment(1);
             }
-            metrics::counter!("hero_aibroker_prompt_tokens_total", &labels).increment(s.prompt_tokens);
-            metrics::counter!("hero_aibroker_completion_tokens_total", &labels).increment(s.completion_tokens);
+            metrics::counter!("hero_aibroker_prompt_tokens_total", &labels)
+                .increment(s.prompt_tokens);
+            metrics::counter!("hero_aibroker_completion_tokens_total", &labels)
+                .increment(s.completion_tokens);
             if s.cost_usd > 0.0 {
                 // Counters are integers: cost is kept in micro-USD.
-                metrics::counter!("hero_aibroker_cost_microusd_total", &labels).increment((s.cost_usd * 1e6).round() as u64);
+                metrics::counter!("hero_aibroker_cost_microusd_total", &labels)
+                    .increment((s.cost_usd * 1e6).round() as u64);
             }
-            metrics::histogram!("hero_aibroker_request_duration_seconds", &labels).record(s.latency_s);
+            metrics::histogram!("hero_aibroker_request_duration_seconds", &labels)
+                .record(s.latency_s);
             if let Some(t) = s.ttfb_s {
                 metrics::histogram!("hero_aibroker_time_to_first_byte_seconds", &labels).record(t);
             }
@@ -112,10 +125,29 @@ mod tests {
             ttfb_s: Some(0.1),
         });
         let text = t.render(3, 0);
-        assert!(text.contains(r#"hero_aibroker_requests_total{model="m",provider="openai-0",status="ok"} 1"#), "{text}");
-        assert!(text.contains(r#"hero_aibroker_prompt_tokens_total{model="m",provider="openai-0"} 10"#), "{text}");
-        assert!(text.contains(r#"hero_aibroker_cost_microusd_total{model="m",provider="openai-0"} 2000"#), "{text}");
-        assert!(text.contains("hero_aibroker_request_duration_seconds_bucket"), "{text}");
-        assert!(text.contains("hero_aibroker_in_flight_requests 3"), "{text}");
+        assert!(
+            text.contains(
+                r#"hero_aibroker_requests_total{model="m",provider="openai-0",status="ok"} 1"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"hero_aibroker_prompt_tokens_total{model="m",provider="openai-0"} 10"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"hero_aibroker_cost_microusd_total{model="m",provider="openai-0"} 2000"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("hero_aibroker_request_duration_seconds_bucket"),
+            "{text}"
+        );
+        assert!(
+            text.contains("hero_aibroker_in_flight_requests 3"),
+            "{text}"
+        );
     }
 }

@@ -17,12 +17,16 @@ fn db_path(dir: &tempfile::TempDir) -> PathBuf {
 }
 
 async fn open(dir: &tempfile::TempDir) -> Store {
-    Store::open(&format!("sqlite:{}", db_path(dir).display())).await.expect("open store")
+    Store::open(&format!("sqlite:{}", db_path(dir).display()))
+        .await
+        .expect("open store")
 }
 
 /// A second, independent connection to the same file (what another process would see).
 async fn raw(path: &Path) -> SqliteConnection {
-    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path)).await.expect("raw connect")
+    SqliteConnection::connect_with(&SqliteConnectOptions::new().filename(path))
+        .await
+        .expect("raw connect")
 }
 
 fn row(i: usize) -> RequestLog {
@@ -38,8 +42,11 @@ fn row(i: usize) -> RequestLog {
         model: Some("gpt-4o".into()),
         provider: Some("openai-1".into()),
         upstream_model: Some("gpt-4o-2024-08-06".into()),
-        stream: i % 2 == 0,
-        attempts: vec![AttemptLog { candidate: "openai-1/gpt-4o".into(), outcome: "ok".into() }],
+        stream: i.is_multiple_of(2),
+        attempts: vec![AttemptLog {
+            candidate: "openai-1/gpt-4o".into(),
+            outcome: "ok".into(),
+        }],
         prompt_tokens: 100,
         completion_tokens: 20,
         cached_tokens: 5,
@@ -79,29 +86,50 @@ async fn open_creates_private_files_and_reopen_is_idempotent() {
     let path = db_path(&dir);
     let store = open(&dir).await;
     assert_eq!(store.describe(), format!("sqlite:{}", path.display()));
-    let dir_mode = std::fs::metadata(path.parent().expect("parent")).expect("dir").permissions().mode();
+    let dir_mode = std::fs::metadata(path.parent().expect("parent"))
+        .expect("dir")
+        .permissions()
+        .mode();
     assert_eq!(dir_mode & 0o777, 0o700);
-    let file_mode = std::fs::metadata(&path).expect("db file").permissions().mode();
+    let file_mode = std::fs::metadata(&path)
+        .expect("db file")
+        .permissions()
+        .mode();
     assert_eq!(file_mode & 0o777, 0o600);
     assert_eq!(store.count_logs().await.expect("count"), 0);
     assert_eq!(store.insert_logs(&[row(1)]).await.expect("insert"), 1);
     store.close().await;
 
     // Plain path this time; the migration is not applied twice and the data is still there.
-    let again = Store::open(path.to_str().expect("utf-8")).await.expect("reopen");
+    let again = Store::open(path.to_str().expect("utf-8"))
+        .await
+        .expect("reopen");
     assert_eq!(again.count_logs().await.expect("count"), 1);
     let mut conn = raw(&path).await;
-    let versions: Vec<i64> =
-        sqlx::query_scalar("SELECT version FROM _sqlx_migrations").fetch_all(&mut conn).await.expect("versions");
+    let versions: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+        .fetch_all(&mut conn)
+        .await
+        .expect("versions");
     assert_eq!(versions, vec![1]);
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.expect("pragma");
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(&mut conn)
+        .await
+        .expect("pragma");
     assert_eq!(mode, "wal");
-    for table in ["request_logs", "api_keys", "provider_priority", "mothers", "key_state"] {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?")
-            .bind(table)
-            .fetch_one(&mut conn)
-            .await
-            .expect("table");
+    for table in [
+        "request_logs",
+        "api_keys",
+        "provider_priority",
+        "mothers",
+        "key_state",
+    ] {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+        )
+        .bind(table)
+        .fetch_one(&mut conn)
+        .await
+        .expect("table");
         assert_eq!(n, 1, "table {table}");
     }
     again.close().await;
@@ -122,8 +150,19 @@ async fn newer_schema_is_refused_with_our_message() {
     .expect("insert future migration");
     conn.close().await.expect("close raw");
 
-    let err = Store::open(path.to_str().expect("utf-8")).await.expect_err("newer schema must be refused");
-    assert!(matches!(err, StoreError::NewerSchema { found: 99999, known: 1 }), "{err:?}");
+    let err = Store::open(path.to_str().expect("utf-8"))
+        .await
+        .expect_err("newer schema must be refused");
+    assert!(
+        matches!(
+            err,
+            StoreError::NewerSchema {
+                found: 99999,
+                known: 1
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(
         err.to_string(),
         "the database schema (version 99999) is newer than this hero_aibroker knows (version 1); \
@@ -133,16 +172,27 @@ async fn newer_schema_is_refused_with_our_message() {
 
 #[tokio::test]
 async fn unusable_locations_are_one_line_errors() {
-    let err = Store::open("postgres://bob:hunter2@db.local/broker").await.expect_err("not sqlite");
+    let err = Store::open("postgres://bob:hunter2@db.local/broker")
+        .await
+        .expect_err("not sqlite");
     let msg = err.to_string();
-    assert!(msg.starts_with("cannot open the database postgres://bob:***@db.local/broker: "), "{msg}");
+    assert!(
+        msg.starts_with("cannot open the database postgres://bob:***@db.local/broker: "),
+        "{msg}"
+    );
     assert!(!msg.contains("hunter2"));
 
     let dir = tempfile::tempdir().expect("tempdir");
     let file = dir.path().join("not-a-dir");
     std::fs::write(&file, b"x").expect("write");
-    let err = Store::open(&format!("sqlite:{}/db.sqlite", file.display())).await.expect_err("parent is a file");
-    assert!(err.to_string().starts_with("cannot open the database sqlite:"), "{err}");
+    let err = Store::open(&format!("sqlite:{}/db.sqlite", file.display()))
+        .await
+        .expect_err("parent is a file");
+    assert!(
+        err.to_string()
+            .starts_with("cannot open the database sqlite:"),
+        "{err}"
+    );
 }
 
 // ---- ledger rows ----
@@ -151,7 +201,10 @@ async fn unusable_locations_are_one_line_errors() {
 async fn insert_logs_is_idempotent_and_charges_keys_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = open(&dir).await;
-    store.insert_key(&key("key_a", "sk-hab-aaaa1111", 1)).await.expect("key");
+    store
+        .insert_key(&key("key_a", "sk-hab-aaaa1111", 1))
+        .await
+        .expect("key");
     let mut rows: Vec<RequestLog> = (0..4).map(row).collect();
     rows[0].key_id = Some("key_a".into());
     rows[0].cost_usd = 0.5;
@@ -183,7 +236,13 @@ async fn rows_round_trip_and_are_found_by_id_or_response_id() {
     let mut full = row(1);
     full.key_id = Some("key_a".into());
     full.upstream_cost_usd = Some(0.0021);
-    full.attempts.insert(0, AttemptLog { candidate: "groq-1/llama".into(), outcome: "rate_limited".into() });
+    full.attempts.insert(
+        0,
+        AttemptLog {
+            candidate: "groq-1/llama".into(),
+            outcome: "rate_limited".into(),
+        },
+    );
     full.prompt_tokens = u64::MAX; // saturates to i64::MAX instead of panicking
     let mut bare = row(2);
     bare.response_id = None;
@@ -195,12 +254,28 @@ async fn rows_round_trip_and_are_found_by_id_or_response_id() {
     bare.status = "rejected".into();
     bare.http_status = 429;
     bare.error = Some("rate limit of key key_a".into());
-    store.insert_logs(&[full.clone(), bare.clone()]).await.expect("insert");
+    store
+        .insert_logs(&[full.clone(), bare.clone()])
+        .await
+        .expect("insert");
 
-    let got = store.log("req_000001").await.expect("by id").expect("found");
+    let got = store
+        .log("req_000001")
+        .await
+        .expect("by id")
+        .expect("found");
     assert_eq!(got.prompt_tokens, i64::MAX as u64);
-    assert_eq!(got, RequestLog { prompt_tokens: i64::MAX as u64, ..full.clone() });
-    assert_eq!(store.log("chatcmpl-1").await.expect("by response id"), Some(got));
+    assert_eq!(
+        got,
+        RequestLog {
+            prompt_tokens: i64::MAX as u64,
+            ..full.clone()
+        }
+    );
+    assert_eq!(
+        store.log("chatcmpl-1").await.expect("by response id"),
+        Some(got)
+    );
     assert_eq!(store.log("req_000002").await.expect("bare"), Some(bare));
     assert_eq!(store.log("nope").await.expect("missing"), None);
 }
@@ -226,22 +301,61 @@ async fn logs_filter_and_page_newest_first() {
         })
         .collect();
     store.insert_logs(&rows).await.expect("insert");
-    let ids = |page: &hero_aibroker_sdk::admin::LogPage| page.rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    let ids = |page: &hero_aibroker_sdk::admin::LogPage| {
+        page.rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
+    };
 
     let all = store.logs(&LogQuery::default()).await.expect("all");
-    assert_eq!(ids(&all), ["req_000006", "req_000005", "req_000004", "req_000003", "req_000002", "req_000001", "req_000000"]);
+    assert_eq!(
+        ids(&all),
+        [
+            "req_000006",
+            "req_000005",
+            "req_000004",
+            "req_000003",
+            "req_000002",
+            "req_000001",
+            "req_000000"
+        ]
+    );
     assert_eq!(all.next_offset, None);
 
-    let p1 = store.logs(&LogQuery { limit: Some(3), ..Default::default() }).await.expect("p1");
+    let p1 = store
+        .logs(&LogQuery {
+            limit: Some(3),
+            ..Default::default()
+        })
+        .await
+        .expect("p1");
     assert_eq!(ids(&p1), ["req_000006", "req_000005", "req_000004"]);
     assert_eq!(p1.next_offset, Some(3));
-    let p2 = store.logs(&LogQuery { limit: Some(3), offset: p1.next_offset, ..Default::default() }).await.expect("p2");
+    let p2 = store
+        .logs(&LogQuery {
+            limit: Some(3),
+            offset: p1.next_offset,
+            ..Default::default()
+        })
+        .await
+        .expect("p2");
     assert_eq!(ids(&p2), ["req_000003", "req_000002", "req_000001"]);
     assert_eq!(p2.next_offset, Some(6));
-    let p3 = store.logs(&LogQuery { limit: Some(3), offset: p2.next_offset, ..Default::default() }).await.expect("p3");
+    let p3 = store
+        .logs(&LogQuery {
+            limit: Some(3),
+            offset: p2.next_offset,
+            ..Default::default()
+        })
+        .await
+        .expect("p3");
     assert_eq!(ids(&p3), ["req_000000"]);
     assert_eq!(p3.next_offset, None);
-    let exact = store.logs(&LogQuery { limit: Some(7), ..Default::default() }).await.expect("exact");
+    let exact = store
+        .logs(&LogQuery {
+            limit: Some(7),
+            ..Default::default()
+        })
+        .await
+        .expect("exact");
     assert_eq!((exact.rows.len(), exact.next_offset), (7, None));
 
     // `model` matches the requested model or the one that served.
@@ -250,14 +364,47 @@ async fn logs_filter_and_page_newest_first() {
         f(&mut q);
         q
     };
-    let by_served = store.logs(&q(|q| q.model = Some("claude-sonnet".into()))).await.expect("model");
+    let by_served = store
+        .logs(&q(|q| q.model = Some("claude-sonnet".into())))
+        .await
+        .expect("model");
     assert_eq!(ids(&by_served), ["req_000006", "req_000005", "req_000004"]);
-    let by_requested = store.logs(&q(|q| q.model = Some("auto".into()))).await.expect("requested");
+    let by_requested = store
+        .logs(&q(|q| q.model = Some("auto".into())))
+        .await
+        .expect("requested");
     assert_eq!(by_requested.rows.len(), 3);
-    assert_eq!(store.logs(&q(|q| q.provider = Some("openai-1".into()))).await.expect("provider").rows.len(), 4);
-    assert_eq!(store.logs(&q(|q| q.key_id = Some("key_b".into()))).await.expect("key").rows.len(), 3);
-    assert_eq!(store.logs(&q(|q| q.client = Some("10.0.0.9".into()))).await.expect("client").rows.len(), 3);
-    let errors = store.logs(&q(|q| q.status = Some("error".into()))).await.expect("status");
+    assert_eq!(
+        store
+            .logs(&q(|q| q.provider = Some("openai-1".into())))
+            .await
+            .expect("provider")
+            .rows
+            .len(),
+        4
+    );
+    assert_eq!(
+        store
+            .logs(&q(|q| q.key_id = Some("key_b".into())))
+            .await
+            .expect("key")
+            .rows
+            .len(),
+        3
+    );
+    assert_eq!(
+        store
+            .logs(&q(|q| q.client = Some("10.0.0.9".into())))
+            .await
+            .expect("client")
+            .rows
+            .len(),
+        3
+    );
+    let errors = store
+        .logs(&q(|q| q.status = Some("error".into())))
+        .await
+        .expect("status");
     assert_eq!(ids(&errors), ["req_000005"]);
     // Filters are AND-ed; the time window is [from, to).
     let window = LogQuery {
@@ -266,8 +413,14 @@ async fn logs_filter_and_page_newest_first() {
         provider: Some("openai-1".into()),
         ..Default::default()
     };
-    assert_eq!(ids(&store.logs(&window).await.expect("window")), ["req_000003", "req_000002"]);
-    let none = store.logs(&q(|q| q.client = Some("x' OR '1'='1".into()))).await.expect("injection");
+    assert_eq!(
+        ids(&store.logs(&window).await.expect("window")),
+        ["req_000003", "req_000002"]
+    );
+    let none = store
+        .logs(&q(|q| q.client = Some("x' OR '1'='1".into())))
+        .await
+        .expect("injection");
     assert!(none.rows.is_empty());
 }
 
@@ -300,7 +453,13 @@ async fn usage_groups_sum_and_count_errors() {
     }
     store.insert_logs(&rows).await.expect("insert");
 
-    let by_model = store.usage(&UsageQuery { group_by: GroupBy::Model, ..Default::default() }).await.expect("model");
+    let by_model = store
+        .usage(&UsageQuery {
+            group_by: GroupBy::Model,
+            ..Default::default()
+        })
+        .await
+        .expect("model");
     assert_eq!(by_model.len(), 2);
     let g = &by_model[0];
     assert_eq!((g.group.as_str(), g.requests, g.errors), ("gpt-4o", 3, 0));
@@ -309,24 +468,61 @@ async fn usage_groups_sum_and_count_errors() {
     assert!((g.avg_latency_ms - 200.0).abs() < 1e-9);
     assert_eq!((g.first_ms, g.last_ms), (1_000_000, 1_000_002));
     let g = &by_model[1];
-    assert_eq!((g.group.as_str(), g.requests, g.errors, g.prompt_tokens, g.completion_tokens), ("cheap", 3, 2, 30, 3));
+    assert_eq!(
+        (
+            g.group.as_str(),
+            g.requests,
+            g.errors,
+            g.prompt_tokens,
+            g.completion_tokens
+        ),
+        ("cheap", 3, 2, 30, 3)
+    );
     assert!((g.cost_usd - 0.3).abs() < 1e-9);
     assert_eq!((g.first_ms, g.last_ms), (1_000_003, 1_000_005));
 
-    let by_provider = store.usage(&UsageQuery { group_by: GroupBy::Provider, ..Default::default() }).await.expect("p");
-    let summary: Vec<(&str, u64, u64)> = by_provider.iter().map(|g| (g.group.as_str(), g.requests, g.errors)).collect();
+    let by_provider = store
+        .usage(&UsageQuery {
+            group_by: GroupBy::Provider,
+            ..Default::default()
+        })
+        .await
+        .expect("p");
+    let summary: Vec<(&str, u64, u64)> = by_provider
+        .iter()
+        .map(|g| (g.group.as_str(), g.requests, g.errors))
+        .collect();
     assert_eq!(summary, [("openai-1", 3, 0), ("groq-1", 2, 1), ("", 1, 1)]);
 
-    let by_key = store.usage(&UsageQuery { group_by: GroupBy::Key, ..Default::default() }).await.expect("key");
-    let summary: Vec<(&str, u64)> = by_key.iter().map(|g| (g.group.as_str(), g.requests)).collect();
+    let by_key = store
+        .usage(&UsageQuery {
+            group_by: GroupBy::Key,
+            ..Default::default()
+        })
+        .await
+        .expect("key");
+    let summary: Vec<(&str, u64)> = by_key
+        .iter()
+        .map(|g| (g.group.as_str(), g.requests))
+        .collect();
     assert_eq!(summary, [("", 3), ("key_a", 3)]);
 
-    let window = UsageQuery { group_by: GroupBy::Client, from_ms: Some(1_000_001), to_ms: Some(1_000_004) };
+    let window = UsageQuery {
+        group_by: GroupBy::Client,
+        from_ms: Some(1_000_001),
+        to_ms: Some(1_000_004),
+    };
     let by_client = store.usage(&window).await.expect("client");
-    let summary: Vec<(&str, u64)> = by_client.iter().map(|g| (g.group.as_str(), g.requests)).collect();
+    let summary: Vec<(&str, u64)> = by_client
+        .iter()
+        .map(|g| (g.group.as_str(), g.requests))
+        .collect();
     assert_eq!(summary, [("uds:uid=1000,pid=42", 2), ("10.0.0.1", 1)]);
 
-    let empty = UsageQuery { from_ms: Some(5_000_000), ..Default::default() };
+    let empty = UsageQuery {
+        from_ms: Some(5_000_000),
+        ..Default::default()
+    };
     assert!(store.usage(&empty).await.expect("empty").is_empty());
 }
 
@@ -347,7 +543,10 @@ async fn keys_round_trip_store_only_the_hash() {
     store.insert_key(&a).await.expect("a");
     let mut expected_b = b.clone();
     expected_b.rpm = Some(i64::MAX as u64);
-    assert_eq!(store.keys().await.expect("keys"), vec![a.clone(), expected_b]);
+    assert_eq!(
+        store.keys().await.expect("keys"),
+        vec![a.clone(), expected_b]
+    );
     assert!(store.insert_key(&a).await.is_err(), "duplicate id");
 
     // Spend comes from the ledger; update_key writes everything else.
@@ -361,10 +560,31 @@ async fn keys_round_trip_store_only_the_hash() {
     a.allowed_models = None;
     a.spent_usd = 99.0;
     store.update_key(&a).await.expect("update");
-    let got = store.keys().await.expect("keys").into_iter().find(|k| k.id == "key_a").expect("a");
-    assert_eq!(got, KeyRow { spent_usd: 2.5, ..a.clone() });
-    let missing = store.update_key(&KeyRow { id: "key_zz".into(), ..a }).await.expect_err("no such key");
-    assert!(matches!(missing, StoreError::NoSuchKey(ref id) if id == "key_zz"), "{missing:?}");
+    let got = store
+        .keys()
+        .await
+        .expect("keys")
+        .into_iter()
+        .find(|k| k.id == "key_a")
+        .expect("a");
+    assert_eq!(
+        got,
+        KeyRow {
+            spent_usd: 2.5,
+            ..a.clone()
+        }
+    );
+    let missing = store
+        .update_key(&KeyRow {
+            id: "key_zz".into(),
+            ..a
+        })
+        .await
+        .expect_err("no such key");
+    assert!(
+        matches!(missing, StoreError::NoSuchKey(ref id) if id == "key_zz"),
+        "{missing:?}"
+    );
 
     let mut conn = raw(&path).await;
     let stored: String = sqlx::query("SELECT hash FROM api_keys WHERE id = 'key_a'")
@@ -378,7 +598,10 @@ async fn keys_round_trip_store_only_the_hash() {
     store.close().await;
     for file in std::fs::read_dir(path.parent().expect("dir")).expect("ls") {
         let bytes = std::fs::read(file.expect("entry").path()).expect("read");
-        assert!(!bytes.windows(13).any(|w| w == b"CANARYSECRETC"), "the secret reached the database");
+        assert!(
+            !bytes.windows(13).any(|w| w == b"CANARYSECRETC"),
+            "the secret reached the database"
+        );
     }
 }
 
@@ -389,11 +612,23 @@ async fn priorities_set_overwrite_and_clear() {
     assert!(store.priorities().await.expect("empty").is_empty());
     store.set_priority("openai", Some(5)).await.expect("set");
     store.set_priority("groq", Some(-1)).await.expect("set");
-    store.set_priority("openai", Some(7)).await.expect("overwrite");
-    assert_eq!(store.priorities().await.expect("list"), vec![("groq".into(), -1), ("openai".into(), 7)]);
+    store
+        .set_priority("openai", Some(7))
+        .await
+        .expect("overwrite");
+    assert_eq!(
+        store.priorities().await.expect("list"),
+        vec![("groq".into(), -1), ("openai".into(), 7)]
+    );
     store.set_priority("openai", None).await.expect("clear");
-    store.set_priority("never-set", None).await.expect("clear absent");
-    assert_eq!(store.priorities().await.expect("list"), vec![("groq".into(), -1)]);
+    store
+        .set_priority("never-set", None)
+        .await
+        .expect("clear absent");
+    assert_eq!(
+        store.priorities().await.expect("list"),
+        vec![("groq".into(), -1)]
+    );
 }
 
 // ---- the ledger writer ----
@@ -409,7 +644,10 @@ async fn recorded_rows_are_committed_by_flush() {
     ledger.flush().await;
     assert_eq!(store.count_logs().await.expect("count"), 1000);
     let h = ledger.health();
-    assert_eq!((h.queued, h.written, h.dropped, h.write_errors, h.healthy), (0, 1000, 0, 0, true));
+    assert_eq!(
+        (h.queued, h.written, h.dropped, h.write_errors, h.healthy),
+        (0, 1000, 0, 0, true)
+    );
     // A flush with nothing queued returns too.
     ledger.flush().await;
     assert_eq!(writer.shutdown(Duration::from_secs(10)).await, 0);
@@ -438,14 +676,26 @@ async fn a_locked_database_keeps_rows_counts_drops_and_recovers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
     open(&dir).await.close().await;
-    let opts = StoreOptions { busy_timeout: Duration::from_millis(50), ..Default::default() };
-    let store = Store::open_with(path.to_str().expect("utf-8"), &opts).await.expect("open");
+    let opts = StoreOptions {
+        busy_timeout: Duration::from_millis(50),
+        ..Default::default()
+    };
+    let store = Store::open_with(path.to_str().expect("utf-8"), &opts)
+        .await
+        .expect("open");
 
     // Another connection holds the write lock: every commit of the ledger fails with "busy".
     let mut locker = raw(&path).await;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut locker).await.expect("lock");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .expect("lock");
 
-    let cfg = LedgerConfig { queue: 8, batch: 4, linger: Duration::from_millis(1) };
+    let cfg = LedgerConfig {
+        queue: 8,
+        batch: 4,
+        linger: Duration::from_millis(1),
+    };
     let (ledger, writer) = Ledger::start(store.clone(), cfg);
     // The test runtime is single-threaded: the writer has not run yet, so exactly the queue
     // (8 rows) is accepted and the rest is counted as dropped.
@@ -463,17 +713,30 @@ async fn a_locked_database_keeps_rows_counts_drops_and_recovers() {
     }
     let h = ledger.health();
     assert!(!h.healthy);
-    assert_eq!((h.queued, h.written, h.dropped), (8, 0, 42), "failed commits keep their rows");
+    assert_eq!(
+        (h.queued, h.written, h.dropped),
+        (8, 0, 42),
+        "failed commits keep their rows"
+    );
 
-    sqlx::query("ROLLBACK").execute(&mut locker).await.expect("unlock");
+    sqlx::query("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("unlock");
     ledger.flush().await;
     let h = ledger.health();
     assert!(h.healthy);
     assert!(h.write_errors >= 1);
     assert_eq!((h.queued, h.written, h.dropped), (0, 8, 42));
     assert_eq!(store.count_logs().await.expect("count"), 8);
-    let ids: Vec<String> =
-        store.logs(&LogQuery::default()).await.expect("logs").rows.into_iter().map(|r| r.id).collect();
+    let ids: Vec<String> = store
+        .logs(&LogQuery::default())
+        .await
+        .expect("logs")
+        .rows
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
     assert_eq!(ids, (0..8).rev().map(|i| row(i).id).collect::<Vec<_>>());
     assert_eq!(writer.shutdown(Duration::from_secs(10)).await, 0);
 }
@@ -483,10 +746,18 @@ async fn shutdown_gives_up_only_at_its_deadline_and_counts_the_loss() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
     open(&dir).await.close().await;
-    let opts = StoreOptions { busy_timeout: Duration::from_millis(20), ..Default::default() };
-    let store = Store::open_with(path.to_str().expect("utf-8"), &opts).await.expect("open");
+    let opts = StoreOptions {
+        busy_timeout: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let store = Store::open_with(path.to_str().expect("utf-8"), &opts)
+        .await
+        .expect("open");
     let mut locker = raw(&path).await;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut locker).await.expect("lock");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut locker)
+        .await
+        .expect("lock");
 
     let (ledger, writer) = Ledger::start(store.clone(), LedgerConfig::default());
     for i in 0..10 {
@@ -496,6 +767,9 @@ async fn shutdown_gives_up_only_at_its_deadline_and_counts_the_loss() {
     let h = ledger.health();
     assert_eq!((h.queued, h.written, h.dropped), (0, 0, 10));
     assert!(!h.healthy);
-    sqlx::query("ROLLBACK").execute(&mut locker).await.expect("unlock");
+    sqlx::query("ROLLBACK")
+        .execute(&mut locker)
+        .await
+        .expect("unlock");
     assert_eq!(store.count_logs().await.expect("count"), 0);
 }

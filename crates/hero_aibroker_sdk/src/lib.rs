@@ -1,6 +1,7 @@
-//! hero_aibroker SDK: the wire types clients exchange with the broker and the one table of
-//! error codes. It depends on serde only, so clients (CLI, dashboard, third parties) never
-//! compile the broker core.
+//! hero_aibroker SDK: the wire types clients exchange with the broker, the one table of error
+//! codes, the JSON-RPC admin API declared once (`rpc`, with `openrpc.json`), and clients for
+//! both sockets over Unix-domain HTTP (`client`). It never depends on the broker core, so the
+//! CLI, the dashboard and third parties stay light.
 #![warn(clippy::print_stdout)]
 
 pub mod admin;

@@ -4,7 +4,10 @@
 
 #[cfg_attr(
     not(feature = "server"),
-    expect(unused_imports, reason = "the client-only expansion rewrites RpcResult away")
+    expect(
+        unused_imports,
+        reason = "the client-only expansion rewrites RpcResult away"
+    )
 )]
 use jsonrpsee::core::RpcResult;
 use jsonrpsee::proc_macros::rpc;
@@ -89,7 +92,11 @@ pub trait HeroAiBrokerApi {
     /// Sets (or with `null` clears) a provider's priority for all its backends; persisted and
     /// applied without restart.
     #[method(name = "priority.set")]
-    async fn priority_set(&self, provider: String, priority: Option<i64>) -> RpcResult<PriorityEntry>;
+    async fn priority_set(
+        &self,
+        provider: String,
+        priority: Option<i64>,
+    ) -> RpcResult<PriorityEntry>;
 
     /// Re-reads `modelsconfig.yml`; an invalid file changes nothing.
     #[method(name = "config.reload")]

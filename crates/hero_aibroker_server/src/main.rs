@@ -104,7 +104,11 @@ async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Re
         .with_context(|| format!("cannot open the store {}", settings.database_url))?;
     let (ledger, writer) = Ledger::start(
         store.clone(),
-        LedgerConfig { queue: settings.ledger_queue, batch: settings.ledger_batch, ..LedgerConfig::default() },
+        LedgerConfig {
+            queue: settings.ledger_queue,
+            batch: settings.ledger_batch,
+            ..LedgerConfig::default()
+        },
     );
     let drain = settings.drain_timeout;
     let admin_token = settings.admin_token.clone();
@@ -119,7 +123,14 @@ async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Re
         rest_socket: sockets.rest.clone(),
         rpc_socket: sockets.rpc.clone(),
     };
-    let rpc_app = rpc_router(module(Admin { state: state.clone(), sockets: sockets.clone() }), meta, admin_token);
+    let rpc_app = rpc_router(
+        module(Admin {
+            state: state.clone(),
+            sockets: sockets.clone(),
+        }),
+        meta,
+        admin_token,
+    );
     {
         let reg = state.registry.load();
         let servable = reg.models.values().filter(|m| reg.servable(m)).count();
@@ -139,10 +150,15 @@ async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Re
             "hero_aibroker_server listening"
         );
         if servable == 0 {
-            tracing::warn!("no model is servable: set a provider key (e.g. OPENAI_API_KEY) or declare a keyless provider");
+            tracing::warn!(
+                "no model is servable: set a provider key (e.g. OPENAI_API_KEY) or declare a keyless provider"
+            );
         }
     }
-    let listeners = Listeners { rest: rest.listener, rpc: rpc.listener };
+    let listeners = Listeners {
+        rest: rest.listener,
+        rpc: rpc.listener,
+    };
     let drained = server::run(listeners, state, rpc_app, server::shutdown_signal(), drain).await?;
     if drained == Drained::DeadlineHit {
         tracing::warn!("stopped with requests still in flight after the drain deadline");

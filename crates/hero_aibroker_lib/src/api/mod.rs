@@ -81,12 +81,17 @@ impl PeerInfo {
     }
 }
 
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::UnixListener>>
-    for PeerInfo
+impl
+    axum::extract::connect_info::Connected<
+        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
+    > for PeerInfo
 {
     fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
         let cred = stream.io().peer_cred().ok();
-        PeerInfo { uid: cred.map(|c| c.uid()), pid: cred.and_then(|c| c.pid()) }
+        PeerInfo {
+            uid: cred.map(|c| c.uid()),
+            pid: cred.and_then(|c| c.pid()),
+        }
     }
 }
 

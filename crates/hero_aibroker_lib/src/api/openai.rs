@@ -63,9 +63,14 @@ async fn handle(
         )
         .retry_after(1)
     })?;
-    let client = peer.map_or_else(|| "unknown".to_owned(), |Extension(ConnectInfo(p))| p.client());
+    let client = peer.map_or_else(
+        || "unknown".to_owned(),
+        |Extension(ConnectInfo(p))| p.client(),
+    );
     let mut ctx = Ctx::new(state.clone(), endpoint, client, permit);
-    let auth = headers.get(axum::http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     match state.keys.authenticate(auth) {
         Ok(key) => ctx.key = key,
         Err(e) => return Err(ctx.fail(e)),
@@ -87,6 +92,9 @@ fn body_error(state: &AppState, rej: &BytesRejection) -> ApiError {
             ),
         )
     } else {
-        ApiError::new(ErrorCode::InvalidRequest, format!("Could not read the request body: {}", rej.body_text()))
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("Could not read the request body: {}", rej.body_text()),
+        )
     }
 }

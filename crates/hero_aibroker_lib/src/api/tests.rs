@@ -21,11 +21,17 @@ async fn app(env: &[(&str, &str)]) -> axum::Router {
     let env = Env::from_pairs(env.iter().copied());
     let settings = Settings::from_env(&env).expect("settings");
     let dir = tempfile::tempdir().expect("tmp");
-    let store = Store::open(&dir.path().join("t.db").display().to_string()).await.expect("store");
+    let store = Store::open(&dir.path().join("t.db").display().to_string())
+        .await
+        .expect("store");
     std::mem::forget(dir);
     let (ledger, writer) = Ledger::start(store.clone(), LedgerConfig::default());
     std::mem::forget(writer);
-    rest_router(AppState::new(settings, cfg, env, store, ledger).await.expect("state"))
+    rest_router(
+        AppState::new(settings, cfg, env, store, ledger)
+            .await
+            .expect("state"),
+    )
 }
 
 async fn call(app: axum::Router, method: &str, uri: &str, body: &[u8]) -> (StatusCode, Value) {
@@ -123,7 +129,13 @@ async fn oversized_body_is_413() {
 
 #[tokio::test]
 async fn models_say_which_are_servable() {
-    let (s, v) = call(app(&[("OPENAI_API_KEY", "k")]).await, "GET", "/v1/models", b"").await;
+    let (s, v) = call(
+        app(&[("OPENAI_API_KEY", "k")]).await,
+        "GET",
+        "/v1/models",
+        b"",
+    )
+    .await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["object"], "list");
     let by_id = |id: &str| {

@@ -22,7 +22,10 @@ use crate::store::StoreError;
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         tracing::error!("store error: {e}");
-        ApiError::new(ErrorCode::Internal, "The usage store could not answer; see the broker's log.")
+        ApiError::new(
+            ErrorCode::Internal,
+            "The usage store could not answer; see the broker's log.",
+        )
     }
 }
 
@@ -45,10 +48,22 @@ fn totals(groups: &[UsageGroup]) -> Value {
 }
 
 /// `GET /billing/usage?from_ms=&to_ms=&group_by=model|provider|key|client`.
-pub(super) async fn billing(State(state): State<Arc<AppState>>, Query(r): Query<Range>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn billing(
+    State(state): State<Arc<AppState>>,
+    Query(r): Query<Range>,
+) -> Result<Json<Value>, ApiError> {
     let group_by = r.group_by.unwrap_or_default();
-    let groups = state.store.usage(&UsageQuery { group_by, from_ms: r.from_ms, to_ms: r.to_ms }).await?;
-    Ok(Json(json!({ "group_by": group_by, "from_ms": r.from_ms, "to_ms": r.to_ms, "total": totals(&groups), "groups": groups })))
+    let groups = state
+        .store
+        .usage(&UsageQuery {
+            group_by,
+            from_ms: r.from_ms,
+            to_ms: r.to_ms,
+        })
+        .await?;
+    Ok(Json(
+        json!({ "group_by": group_by, "from_ms": r.from_ms, "to_ms": r.to_ms, "total": totals(&groups), "groups": groups }),
+    ))
 }
 
 /// `GET /billing/usage/{client}`: one client's totals by model and its latest requests.
@@ -57,18 +72,36 @@ pub(super) async fn billing_client(
     Path(client): Path<String>,
     Query(r): Query<Range>,
 ) -> Result<Json<Value>, ApiError> {
-    let all = state.store.usage(&UsageQuery { group_by: GroupBy::Client, from_ms: r.from_ms, to_ms: r.to_ms }).await?;
+    let all = state
+        .store
+        .usage(&UsageQuery {
+            group_by: GroupBy::Client,
+            from_ms: r.from_ms,
+            to_ms: r.to_ms,
+        })
+        .await?;
     let Some(mine) = all.into_iter().find(|g| g.group == client) else {
         return Err(ApiError::new(
             ErrorCode::NotFound,
-            format!("No usage recorded for client \"{}\" (clients look like uds:uid=1000 or an IP).", printable(&client)),
+            format!(
+                "No usage recorded for client \"{}\" (clients look like uds:uid=1000 or an IP).",
+                printable(&client)
+            ),
         ));
     };
     let recent = state
         .store
-        .logs(&LogQuery { client: Some(client.clone()), limit: Some(10), from_ms: r.from_ms, to_ms: r.to_ms, ..LogQuery::default() })
+        .logs(&LogQuery {
+            client: Some(client.clone()),
+            limit: Some(10),
+            from_ms: r.from_ms,
+            to_ms: r.to_ms,
+            ..LogQuery::default()
+        })
         .await?;
-    Ok(Json(json!({ "client": client, "usage": mine, "recent": recent.rows })))
+    Ok(Json(
+        json!({ "client": client, "usage": mine, "recent": recent.rows }),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -78,14 +111,23 @@ pub(super) struct GenerationQuery {
 
 /// `GET /v1/generation?id=` in OpenRouter's shape; `id` is the reply's `id` or the broker's
 /// `x-aibroker-request-id`.
-pub(super) async fn generation(State(state): State<Arc<AppState>>, Query(q): Query<GenerationQuery>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn generation(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<GenerationQuery>,
+) -> Result<Json<Value>, ApiError> {
     let Some(id) = q.id.filter(|s| !s.is_empty()) else {
-        return Err(ApiError::new(ErrorCode::InvalidRequest, "The query parameter `id` is required."));
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "The query parameter `id` is required.",
+        ));
     };
     let Some(row) = state.store.log(&id).await? else {
         return Err(ApiError::new(
             ErrorCode::NotFound,
-            format!("No generation \"{}\" (rows are written within a few milliseconds of the reply).", printable(&id)),
+            format!(
+                "No generation \"{}\" (rows are written within a few milliseconds of the reply).",
+                printable(&id)
+            ),
         ));
     };
     Ok(Json(json!({ "data": {
@@ -139,14 +181,22 @@ fn chrono_like(ms: i64) -> String {
 }
 
 fn key_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Arc<KeyEntry>>, ApiError> {
-    let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     state.keys.authenticate(auth)
 }
 
 /// `GET /v1/key`: the calling key in OpenRouter's shape.
-pub(super) async fn key(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub(super) async fn key(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     let Some(k) = key_of(&state, &headers)? else {
-        return Err(ApiError::new(ErrorCode::Unauthorized, "Send Authorization: Bearer sk-hab-… to see your key."));
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "Send Authorization: Bearer sk-hab-… to see your key.",
+        ));
     };
     let info = k.info();
     Ok(Json(json!({ "data": {
@@ -162,36 +212,61 @@ pub(super) async fn key(State(state): State<Arc<AppState>>, headers: HeaderMap) 
 }
 
 /// `GET /v1/credits`: the calling key's budget and spend; without keys, the broker's spend.
-pub(super) async fn credits(State(state): State<Arc<AppState>>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+pub(super) async fn credits(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
     if let Some(k) = key_of(&state, &headers)? {
         let info = k.info();
-        return Ok(Json(json!({ "data": { "total_credits": info.budget_usd, "total_usage": info.spent_usd } })));
+        return Ok(Json(
+            json!({ "data": { "total_credits": info.budget_usd, "total_usage": info.spent_usd } }),
+        ));
     }
     let groups = state.store.usage(&UsageQuery::default()).await?;
     let spent: f64 = groups.iter().map(|g| g.cost_usd).sum();
-    Ok(Json(json!({ "data": { "total_credits": Value::Null, "total_usage": spent } })))
+    Ok(Json(
+        json!({ "data": { "total_credits": Value::Null, "total_usage": spent } }),
+    ))
 }
 
 /// `GET /metrics`: Prometheus text format.
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
-    let text = state.telemetry.render(state.in_flight(), state.ledger.health().dropped);
+    let text = state
+        .telemetry
+        .render(state.in_flight(), state.ledger.health().dropped);
     let mut r = text.into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     r
 }
 
 /// `GET /metrics/detailed`: per client totals, errors, first and last request, requests in
 /// flight and the last 10 requests.
 pub(super) async fn detailed(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let groups = state.store.usage(&UsageQuery { group_by: GroupBy::Client, ..UsageQuery::default() }).await?;
+    let groups = state
+        .store
+        .usage(&UsageQuery {
+            group_by: GroupBy::Client,
+            ..UsageQuery::default()
+        })
+        .await?;
     let mut clients = Vec::with_capacity(groups.len());
     for g in groups {
         let recent = state
             .store
-            .logs(&LogQuery { client: Some(g.group.clone()), limit: Some(10), ..LogQuery::default() })
+            .logs(&LogQuery {
+                client: Some(g.group.clone()),
+                limit: Some(10),
+                ..LogQuery::default()
+            })
             .await?;
-        let in_flight = state.telemetry.in_flight.get(&g.group).map_or(0, |c| c.load(Ordering::Relaxed));
+        let in_flight = state
+            .telemetry
+            .in_flight
+            .get(&g.group)
+            .map_or(0, |c| c.load(Ordering::Relaxed));
         let last: Vec<Value> = recent
             .rows
             .iter()
@@ -216,7 +291,9 @@ pub(super) async fn detailed(State(state): State<Arc<AppState>>) -> Result<Json<
             "last_requests": last,
         }));
     }
-    Ok(Json(json!({ "in_flight": state.in_flight(), "ledger": state.ledger.health(), "clients": clients })))
+    Ok(Json(
+        json!({ "in_flight": state.in_flight(), "ledger": state.ledger.health(), "clients": clients }),
+    ))
 }
 
 #[cfg(test)]
@@ -224,6 +301,9 @@ mod tests {
     #[test]
     fn rfc3339_dates() {
         assert_eq!(super::chrono_like(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(super::chrono_like(1_763_711_999_123), "2025-11-21T07:59:59.123Z");
+        assert_eq!(
+            super::chrono_like(1_763_711_999_123),
+            "2025-11-21T07:59:59.123Z"
+        );
     }
 }

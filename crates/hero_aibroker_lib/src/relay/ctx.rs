@@ -47,7 +47,10 @@ pub struct Ctx {
 
 impl std::fmt::Debug for Ctx {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ctx").field("id", &self.id).field("client", &self.client).finish_non_exhaustive()
+        f.debug_struct("Ctx")
+            .field("id", &self.id)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
     }
 }
 
@@ -59,7 +62,12 @@ fn unix_ms() -> i64 {
 
 impl Ctx {
     /// Starts accounting for a request from `client`.
-    pub fn new(state: Arc<AppState>, endpoint: Endpoint, client: String, permit: OwnedSemaphorePermit) -> Self {
+    pub fn new(
+        state: Arc<AppState>,
+        endpoint: Endpoint,
+        client: String,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
         let client_in_flight = state.telemetry.client_counter(&client);
         client_in_flight.fetch_add(1, Ordering::Relaxed);
         Ctx {
@@ -81,7 +89,10 @@ impl Ctx {
 
     /// Notes one upstream attempt and its outcome.
     pub(crate) fn attempt(&mut self, cand: &Candidate, outcome: String) {
-        self.attempts.push(AttemptLog { candidate: cand.label(), outcome });
+        self.attempts.push(AttemptLog {
+            candidate: cand.label(),
+            outcome,
+        });
     }
 
     /// Number of attempts so far.
@@ -95,12 +106,17 @@ impl Ctx {
             return;
         }
         self.done = true;
-        let (prompt, completion) = f.usage.map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
+        let (prompt, completion) = f
+            .usage
+            .map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
         let cost = match (f.cand, f.usage) {
             (Some(c), Some(_)) => c.backend().cost(prompt, completion),
             _ => 0.0,
         };
-        let upstream_cost = f.usage.and_then(|u| u.extra.get("upstream_cost")).and_then(serde_json::Value::as_f64);
+        let upstream_cost = f
+            .usage
+            .and_then(|u| u.extra.get("upstream_cost"))
+            .and_then(serde_json::Value::as_f64);
         let latency = self.started.elapsed();
         if let Some(k) = &self.key {
             k.charge(prompt + completion, cost);
@@ -133,7 +149,9 @@ impl Ctx {
             error: f.error,
         };
         self.state.telemetry.request(&Sample {
-            model: f.cand.map_or(row.requested_model.as_str(), |c| c.model.name.as_str()),
+            model: f
+                .cand
+                .map_or(row.requested_model.as_str(), |c| c.model.name.as_str()),
             provider: provider.as_deref().unwrap_or(""),
             status: f.status,
             prompt_tokens: prompt,
@@ -167,7 +185,11 @@ impl Ctx {
     /// Ends the request with `err` (rejected before any upstream call, or every attempt
     /// failed) and hands the error back for the response.
     pub(crate) fn fail(mut self, err: ApiError) -> ApiError {
-        let status = if err.code.http_status() < 500 { "rejected" } else { "error" };
+        let status = if err.code.http_status() < 500 {
+            "rejected"
+        } else {
+            "error"
+        };
         self.finish(Finish {
             status,
             http_status: err.code.http_status(),
@@ -182,7 +204,11 @@ impl Drop for Ctx {
     fn drop(&mut self) {
         // Dropped unfinished: the handler or stream was dropped because the client went away
         // (which also dropped, and so cancelled, the upstream call).
-        self.finish(Finish { status: "cancelled", http_status: 499, ..Finish::default() });
+        self.finish(Finish {
+            status: "cancelled",
+            http_status: 499,
+            ..Finish::default()
+        });
         self.client_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -40,7 +40,10 @@ pub enum Failure {
     Timeout(&'static str),
     /// The request's overall deadline passed during this attempt.
     Deadline,
-    Status { status: u16, detail: String },
+    Status {
+        status: u16,
+        detail: String,
+    },
     Auth(u16),
     InBand(String),
     Protocol(String),
@@ -69,11 +72,23 @@ enum AttemptResult {
 /// A successful attempt.
 enum Success {
     /// A complete JSON reply, already annotated.
-    Json { body: Vec<u8>, usage: Option<hero_aibroker_sdk::Usage>, response_id: Option<String> },
+    Json {
+        body: Vec<u8>,
+        usage: Option<hero_aibroker_sdk::Usage>,
+        response_id: Option<String>,
+    },
     /// The upstream refused the request itself (4xx): its answer goes to the client as is.
-    Passthrough { status: StatusCode, content_type: Option<HeaderValue>, body: Bytes },
+    Passthrough {
+        status: StatusCode,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+    },
     /// A stream whose first event checked out: commit to it.
-    Stream { body: stream::Body, parser: SseParser, first: SseEvent },
+    Stream {
+        body: stream::Body,
+        parser: SseParser,
+        first: SseEvent,
+    },
 }
 
 /// Relays a request body: parse, plan, admit (key limits), attempt candidates, answer.
@@ -89,7 +104,12 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
     let registry = state.registry.load_full();
     let plan = match router::plan(&registry, &req.model, ctx.endpoint, state.settings.strategy) {
         Ok(p) if !p.is_empty() => p,
-        Ok(_) => return Err(ctx.fail(ApiError::new(ErrorCode::NoBackend, "no provider instance can serve this request"))),
+        Ok(_) => {
+            return Err(ctx.fail(ApiError::new(
+                ErrorCode::NoBackend,
+                "no provider instance can serve this request",
+            )));
+        }
         Err(e) => return Err(ctx.fail(e.into())),
     };
     if let Some(key) = &ctx.key
@@ -106,7 +126,11 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         if n >= plan.len() {
             // Every candidate failed once: wait before trying them again (full jitter,
             // honouring Retry-After up to the cap), unless the deadline would pass first.
-            let wait = backoff(n / plan.len(), failed.last().and_then(|f| f.2), settings.retry_after_cap);
+            let wait = backoff(
+                n / plan.len(),
+                failed.last().and_then(|f| f.2),
+                settings.retry_after_cap,
+            );
             if tokio::time::Instant::now() + wait >= deadline {
                 break;
             }
@@ -144,12 +168,21 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
 
 /// Builds the client's response from a successful attempt and ends (or, for a stream, hands
 /// over) the request's accounting.
-fn answer(mut ctx: Ctx, cand: &Candidate, driver: &'static dyn Driver, result: Success) -> Response {
+fn answer(
+    mut ctx: Ctx,
+    cand: &Candidate,
+    driver: &'static dyn Driver,
+    result: Success,
+) -> Response {
     let ttfb = ctx.started.elapsed();
     let attempts = ctx.attempts();
     let request_id = ctx.id.clone();
     let mut r = match result {
-        Success::Json { body, usage, response_id } => {
+        Success::Json {
+            body,
+            usage,
+            response_id,
+        } => {
             ctx.finish(Finish {
                 cand: Some(cand),
                 status: "ok",
@@ -160,10 +193,17 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: &'static dyn Driver, result: S
                 ..Finish::default()
             });
             let mut r = Response::new(Body::from(body));
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
             r
         }
-        Success::Passthrough { status, content_type, body } => {
+        Success::Passthrough {
+            status,
+            content_type,
+            body,
+        } => {
             ctx.finish(Finish {
                 cand: Some(cand),
                 status: "client_error",
@@ -180,13 +220,33 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: &'static dyn Driver, result: S
             );
             r
         }
-        Success::Stream { body, parser, first } => {
+        Success::Stream {
+            body,
+            parser,
+            first,
+        } => {
             let backend = cand.backend();
-            let annotator = Annotator::new(&cand.instance.provider, backend.input_cost, backend.output_cost);
-            let relay = StreamRelay::new(ctx, cand.clone(), body, parser, first, annotator, driver, ttfb);
+            let annotator = Annotator::new(
+                &cand.instance.provider,
+                backend.input_cost,
+                backend.output_cost,
+            );
+            let relay = StreamRelay::new(
+                ctx,
+                cand.clone(),
+                body,
+                parser,
+                first,
+                annotator,
+                driver,
+                ttfb,
+            );
             let mut r = Response::new(Body::from_stream(relay.into_stream()));
             let h = r.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
             h.insert("x-accel-buffering", HeaderValue::from_static("no"));
             r
@@ -205,7 +265,10 @@ fn backoff(round: usize, retry_after: Option<Duration>, cap: Duration) -> Durati
 }
 
 fn all_failed(req: &ParsedRequest, failed: &[(String, Failure, Option<Duration>)]) -> ApiError {
-    let detail: Vec<String> = failed.iter().map(|(label, f, _)| format!("{label}: {f}")).collect();
+    let detail: Vec<String> = failed
+        .iter()
+        .map(|(label, f, _)| format!("{label}: {f}"))
+        .collect();
     let all = |p: fn(&Failure) -> bool| !failed.is_empty() && failed.iter().all(|a| p(&a.1));
     let code = if all(|f| matches!(f, Failure::Timeout(_) | Failure::Deadline)) {
         ErrorCode::UpstreamTimeout
@@ -224,7 +287,11 @@ fn all_failed(req: &ParsedRequest, failed: &[(String, Failure, Option<Duration>)
         ),
     );
     if code == ErrorCode::UpstreamRateLimited {
-        let secs = failed.iter().filter_map(|a| a.2).min().map_or(1, |d| d.as_secs().max(1));
+        let secs = failed
+            .iter()
+            .filter_map(|a| a.2)
+            .min()
+            .map_or(1, |d| d.as_secs().max(1));
         err = err.retry_after(secs);
     }
     err
@@ -240,7 +307,12 @@ async fn attempt(
     let backend = cand.backend();
     let rb = driver.request(&state.client, &cand.instance, req, &backend.model_id)?;
     let resp = match tokio::time::timeout(settings.first_byte_timeout, rb.send()).await {
-        Err(_) => return Ok(AttemptResult::Failed(Failure::Timeout("the first byte"), None)),
+        Err(_) => {
+            return Ok(AttemptResult::Failed(
+                Failure::Timeout("the first byte"),
+                None,
+            ));
+        }
         Ok(Err(e)) => return Ok(AttemptResult::Failed(transport_failure(&e), None)),
         Ok(Ok(r)) => r,
     };
@@ -248,10 +320,15 @@ async fn attempt(
     if !status.is_success() {
         let verdict = driver.classify(status, resp.headers());
         let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
-        let body = read_body(resp, settings.idle_timeout, 64 * 1024).await.unwrap_or_default();
+        let body = read_body(resp, settings.idle_timeout, 64 * 1024)
+            .await
+            .unwrap_or_default();
         return Ok(match verdict {
             Verdict::Retry { retry_after, .. } => AttemptResult::Failed(
-                Failure::Status { status: status.as_u16(), detail: snippet(&body) },
+                Failure::Status {
+                    status: status.as_u16(),
+                    detail: snippet(&body),
+                },
                 retry_after,
             ),
             Verdict::AuthFailed => AttemptResult::Failed(Failure::Auth(status.as_u16()), None),
@@ -259,7 +336,8 @@ async fn attempt(
                 // The key works; the request is the problem.
                 cand.instance.observe(Observation::Success);
                 AttemptResult::Ok(Success::Passthrough {
-                    status: StatusCode::from_u16(status.as_u16()).unwrap_or(StatusCode::BAD_GATEWAY),
+                    status: StatusCode::from_u16(status.as_u16())
+                        .unwrap_or(StatusCode::BAD_GATEWAY),
                     content_type,
                     body,
                 })
@@ -275,7 +353,9 @@ async fn attempt(
             .is_some_and(|v| v.starts_with("text/event-stream"));
         if !is_sse {
             return Ok(AttemptResult::Failed(
-                Failure::Protocol("the upstream did not answer the stream request with an event stream".into()),
+                Failure::Protocol(
+                    "the upstream did not answer the stream request with an event stream".into(),
+                ),
                 None,
             ));
         }
@@ -286,39 +366,75 @@ async fn attempt(
                 match parser.next_event() {
                     Ok(Some(ev)) => return Ok(ev),
                     Ok(None) => {}
-                    Err(e) => return Err(Failure::Protocol(format!("the stream is not valid SSE: {e}"))),
+                    Err(e) => {
+                        return Err(Failure::Protocol(format!(
+                            "the stream is not valid SSE: {e}"
+                        )));
+                    }
                 }
                 match body.next().await {
-                    None => return Err(Failure::Protocol("the stream ended before its first event".into())),
-                    Some(Err(e)) => return Err(Failure::Protocol(format!("the stream broke: {}", root_cause(&e)))),
+                    None => {
+                        return Err(Failure::Protocol(
+                            "the stream ended before its first event".into(),
+                        ));
+                    }
+                    Some(Err(e)) => {
+                        return Err(Failure::Protocol(format!(
+                            "the stream broke: {}",
+                            root_cause(&e)
+                        )));
+                    }
                     Some(Ok(chunk)) => parser.push(&chunk),
                 }
             }
         };
         let first = match tokio::time::timeout(settings.first_byte_timeout, first).await {
-            Err(_) => return Ok(AttemptResult::Failed(Failure::Timeout("the first stream event"), None)),
+            Err(_) => {
+                return Ok(AttemptResult::Failed(
+                    Failure::Timeout("the first stream event"),
+                    None,
+                ));
+            }
             Ok(Err(f)) => return Ok(AttemptResult::Failed(f, None)),
             Ok(Ok(ev)) => ev,
         };
         if first.data.trim() == "[DONE]" {
-            return Ok(AttemptResult::Failed(Failure::Protocol("the stream had no content before [DONE]".into()), None));
+            return Ok(AttemptResult::Failed(
+                Failure::Protocol("the stream had no content before [DONE]".into()),
+                None,
+            ));
         }
         if let Some(msg) = driver.in_band_error(&first.data) {
-            return Ok(AttemptResult::Failed(Failure::InBand(crate::error::printable(&msg)), None));
+            return Ok(AttemptResult::Failed(
+                Failure::InBand(crate::error::printable(&msg)),
+                None,
+            ));
         }
         cand.instance.observe(Observation::Success);
-        return Ok(AttemptResult::Ok(Success::Stream { body: Box::pin(body), parser, first }));
+        return Ok(AttemptResult::Ok(Success::Stream {
+            body: Box::pin(body),
+            parser,
+            first,
+        }));
     }
 
     let body = match read_body(resp, settings.idle_timeout, MAX_UPSTREAM_BODY).await {
         Ok(b) => b,
         Err(f) => return Ok(AttemptResult::Failed(f, None)),
     };
-    let annotator = Annotator::new(&cand.instance.provider, backend.input_cost, backend.output_cost);
+    let annotator = Annotator::new(
+        &cand.instance.provider,
+        backend.input_cost,
+        backend.output_cost,
+    );
     match annotator.object(&body, &backend.model_id) {
-        Ok((body, usage, response_id)) => {
+        Ok(a) => {
             cand.instance.observe(Observation::Success);
-            Ok(AttemptResult::Ok(Success::Json { body, usage, response_id }))
+            Ok(AttemptResult::Ok(Success::Json {
+                body: a.body,
+                usage: a.usage,
+                response_id: a.id,
+            }))
         }
         Err(e) => Ok(AttemptResult::Failed(
             Failure::Protocol(format!("the upstream reply is not a JSON object ({e})")),
@@ -365,14 +481,23 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// Reads a whole body, at most `limit` bytes, with `idle` as the longest gap between chunks.
-async fn read_body(resp: reqwest::Response, idle: Duration, limit: usize) -> Result<Bytes, Failure> {
+async fn read_body(
+    resp: reqwest::Response,
+    idle: Duration,
+    limit: usize,
+) -> Result<Bytes, Failure> {
     let mut stream = resp.bytes_stream();
     let mut buf = BytesMut::new();
     loop {
         match tokio::time::timeout(idle, stream.next()).await {
             Err(_) => return Err(Failure::Timeout("the rest of the reply")),
             Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(Err(e))) => return Err(Failure::Protocol(format!("the reply broke off: {}", root_cause(&e)))),
+            Ok(Some(Err(e))) => {
+                return Err(Failure::Protocol(format!(
+                    "the reply broke off: {}",
+                    root_cause(&e)
+                )));
+            }
             Ok(Some(Ok(chunk))) => {
                 if buf.is_empty() && chunk.len() >= limit {
                     return Ok(chunk.slice(..limit));
@@ -394,7 +519,10 @@ mod tests {
     fn backoff_honours_retry_after_and_cap() {
         let cap = Duration::from_secs(2);
         assert!(backoff(1, None, cap) <= Duration::from_millis(400));
-        assert_eq!(backoff(1, Some(Duration::from_secs(1)), cap), Duration::from_secs(1));
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(1)), cap),
+            Duration::from_secs(1)
+        );
         assert_eq!(backoff(1, Some(Duration::from_secs(30)), cap), cap);
         assert!(backoff(20, None, cap) <= cap);
     }

@@ -43,7 +43,10 @@ struct IdOnly {
 }
 
 impl StreamRelay {
-    #[expect(clippy::too_many_arguments, reason = "one constructor call site, all parts distinct")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one constructor call site, all parts distinct"
+    )]
     pub(super) fn new(
         ctx: Ctx,
         cand: Candidate,
@@ -55,7 +58,9 @@ impl StreamRelay {
         ttfb: Duration,
     ) -> Self {
         // The upstream's completion id, once per stream, for `/v1/generation?id=`.
-        let response_id = serde_json::from_str::<IdOnly>(&first.data).ok().and_then(|v| v.id);
+        let response_id = serde_json::from_str::<IdOnly>(&first.data)
+            .ok()
+            .and_then(|v| v.id);
         StreamRelay {
             ctx,
             cand,
@@ -158,7 +163,10 @@ impl StreamRelay {
         if !self.saw_finish && sse::has_finish_reason(data) {
             self.saw_finish = true;
         }
-        if let Some(u) = self.annotator.chunk_into(data, &self.cand.backend().model_id, out) {
+        if let Some(u) = self
+            .annotator
+            .chunk_into(data, &self.cand.backend().model_id, out)
+        {
             self.usage = Some(u);
         }
     }

@@ -79,7 +79,11 @@ impl HeroAiBrokerApiServer for Admin {
             models: reg.models.len() as u64,
             servable_models: reg.models.values().filter(|m| reg.servable(m)).count() as u64,
             providers: reg.providers.len() as u64,
-            instances: reg.providers.values().map(|p| p.instances.len() as u64).sum(),
+            instances: reg
+                .providers
+                .values()
+                .map(|p| p.instances.len() as u64)
+                .sum(),
             keys: self.state.keys.count() as u64,
             requests,
         })
@@ -87,14 +91,21 @@ impl HeroAiBrokerApiServer for Admin {
 
     async fn models_list(&self) -> RpcResult<Vec<ModelObject>> {
         let reg = self.state.registry.load();
-        Ok(reg.models.values().map(|m| model_object(&reg, m, 0)).collect())
+        Ok(reg
+            .models
+            .values()
+            .map(|m| model_object(&reg, m, 0))
+            .collect())
     }
 
     async fn models_get(&self, id: String) -> RpcResult<ModelObject> {
         let reg = self.state.registry.load();
         match reg.resolve(&id) {
             Some(Target::Model { model, .. }) => Ok(model_object(&reg, &model, 0)),
-            _ => Err(err(codes::NOT_FOUND, format!("no model {:?}", crate::error::printable(&id)))),
+            _ => Err(err(
+                codes::NOT_FOUND,
+                format!("no model {:?}", crate::error::printable(&id)),
+            )),
         }
     }
 
@@ -118,7 +129,12 @@ impl HeroAiBrokerApiServer for Admin {
                         InstanceInfo {
                             id: i.id.clone(),
                             key_hint: i.key.as_ref().map(crate::secret::Secret::masked),
-                            state: if left.is_some() { "cooldown" } else { "healthy" }.into(),
+                            state: if left.is_some() {
+                                "cooldown"
+                            } else {
+                                "healthy"
+                            }
+                            .into(),
                             cooldown_seconds: left.map(|d| d.as_secs_f64()),
                         }
                     })
@@ -134,7 +150,11 @@ impl HeroAiBrokerApiServer for Admin {
     }
 
     async fn keys_create(&self, params: KeyCreate) -> RpcResult<KeyCreated> {
-        self.state.keys.create(&self.state.store, params).await.map_err(key_err)
+        self.state
+            .keys
+            .create(&self.state.store, params)
+            .await
+            .map_err(key_err)
     }
 
     async fn keys_list(&self) -> RpcResult<Vec<ApiKeyInfo>> {
@@ -142,11 +162,19 @@ impl HeroAiBrokerApiServer for Admin {
     }
 
     async fn keys_update(&self, id: String, update: KeyUpdate) -> RpcResult<ApiKeyInfo> {
-        self.state.keys.update(&self.state.store, &id, update).await.map_err(key_err)
+        self.state
+            .keys
+            .update(&self.state.store, &id, update)
+            .await
+            .map_err(key_err)
     }
 
     async fn keys_revoke(&self, id: String) -> RpcResult<ApiKeyInfo> {
-        self.state.keys.revoke(&self.state.store, &id).await.map_err(key_err)
+        self.state
+            .keys
+            .revoke(&self.state.store, &id)
+            .await
+            .map_err(key_err)
     }
 
     async fn usage_summary(&self, query: UsageQuery) -> RpcResult<Vec<UsageGroup>> {
@@ -163,15 +191,28 @@ impl HeroAiBrokerApiServer for Admin {
         Ok(reg
             .providers
             .keys()
-            .map(|p| PriorityEntry { provider: p.clone(), priority: prio.get(p).copied() })
+            .map(|p| PriorityEntry {
+                provider: p.clone(),
+                priority: prio.get(p).copied(),
+            })
             .collect())
     }
 
-    async fn priority_set(&self, provider: String, priority: Option<i64>) -> RpcResult<PriorityEntry> {
+    async fn priority_set(
+        &self,
+        provider: String,
+        priority: Option<i64>,
+    ) -> RpcResult<PriorityEntry> {
         if !self.state.registry.load().providers.contains_key(&provider) {
-            return Err(err(codes::NOT_FOUND, format!("no provider {:?}", crate::error::printable(&provider))));
+            return Err(err(
+                codes::NOT_FOUND,
+                format!("no provider {:?}", crate::error::printable(&provider)),
+            ));
         }
-        self.state.set_priority(&provider, priority).await.map_err(store_err)?;
+        self.state
+            .set_priority(&provider, priority)
+            .await
+            .map_err(store_err)?;
         Ok(PriorityEntry { provider, priority })
     }
 
@@ -182,12 +223,19 @@ impl HeroAiBrokerApiServer for Admin {
                 models: reg.models.len() as u64,
                 servable_models: reg.models.values().filter(|m| reg.servable(m)).count() as u64,
             }),
-            Err(e) => Err(err(codes::INVALID_CONFIG, format!("the configuration was not changed: {e}"))),
+            Err(e) => Err(err(
+                codes::INVALID_CONFIG,
+                format!("the configuration was not changed: {e}"),
+            )),
         }
     }
 
     async fn rpc_discover(&self) -> RpcResult<Value> {
-        serde_json::from_str(hero_aibroker_sdk::OPENRPC_JSON)
-            .map_err(|e| err(jsonrpsee::types::error::INTERNAL_ERROR_CODE, format!("openrpc.json is invalid: {e}")))
+        serde_json::from_str(hero_aibroker_sdk::OPENRPC_JSON).map_err(|e| {
+            err(
+                jsonrpsee::types::error::INTERNAL_ERROR_CODE,
+                format!("openrpc.json is invalid: {e}"),
+            )
+        })
     }
 }

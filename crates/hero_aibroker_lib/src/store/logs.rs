@@ -3,7 +3,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use hero_aibroker_sdk::admin::{AttemptLog, GroupBy, LogPage, LogQuery, RequestLog, UsageGroup, UsageQuery};
+use hero_aibroker_sdk::admin::{
+    AttemptLog, GroupBy, LogPage, LogQuery, RequestLog, UsageGroup, UsageQuery,
+};
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
@@ -46,19 +48,32 @@ impl Store {
             // costs one round trip; `INSERT … RETURNING id` streams every new id back from
             // SQLite's worker thread one message at a time, which cost a quarter of the
             // throughput in `examples/ledger_bench.rs`.
-            let billable: Vec<&str> = chunk.iter().filter(|r| charge(r).is_some()).map(|r| r.id.as_str()).collect();
+            let billable: Vec<&str> = chunk
+                .iter()
+                .filter(|r| charge(r).is_some())
+                .map(|r| r.id.as_str())
+                .collect();
             let stored: HashSet<String> = if billable.is_empty() {
                 HashSet::new()
             } else {
-                let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM request_logs WHERE id IN (");
+                let mut q =
+                    QueryBuilder::<Sqlite>::new("SELECT id FROM request_logs WHERE id IN (");
                 let mut ids = q.separated(", ");
                 for id in &billable {
                     ids.push_bind(id.to_string());
                 }
                 q.push(")");
-                q.build_query_scalar::<String>().fetch_all(&mut *tx).await?.into_iter().collect()
+                q.build_query_scalar::<String>()
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .into_iter()
+                    .collect()
             };
-            inserted += insert_statement(chunk).build().execute(&mut *tx).await?.rows_affected();
+            inserted += insert_statement(chunk)
+                .build()
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             for r in chunk {
                 let first = seen.insert(r.id.as_str());
                 if let Some((key, usd)) = charge(r)
@@ -84,12 +99,21 @@ impl Store {
     pub async fn log(&self, id: &str) -> Result<Option<RequestLog>, StoreError> {
         // The broker id wins when both match (two queries keep each on its own index).
         let by_id = format!("SELECT {COLUMNS} FROM request_logs WHERE id = ?");
-        if let Some(r) = sqlx::query(sqlx::AssertSqlSafe(by_id)).bind(id).fetch_optional(&self.pool).await? {
+        if let Some(r) = sqlx::query(sqlx::AssertSqlSafe(by_id))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        {
             return request_log(&r).map(Some);
         }
-        let by_response =
-            format!("SELECT {COLUMNS} FROM request_logs WHERE response_id = ? ORDER BY started_ms DESC, id LIMIT 1");
-        match sqlx::query(sqlx::AssertSqlSafe(by_response)).bind(id).fetch_optional(&self.pool).await? {
+        let by_response = format!(
+            "SELECT {COLUMNS} FROM request_logs WHERE response_id = ? ORDER BY started_ms DESC, id LIMIT 1"
+        );
+        match sqlx::query(sqlx::AssertSqlSafe(by_response))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+        {
             Some(r) => request_log(&r).map(Some),
             None => Ok(None),
         }
@@ -101,15 +125,24 @@ impl Store {
     pub async fn logs(&self, q: &LogQuery) -> Result<LogPage, StoreError> {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let offset = q.offset.unwrap_or(0);
-        let mut qb = QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM request_logs WHERE 1 = 1"));
+        let mut qb =
+            QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM request_logs WHERE 1 = 1"));
         if let Some(m) = &q.model {
-            qb.push(" AND (requested_model = ").push_bind(m.clone()).push(" OR model = ").push_bind(m.clone()).push(")");
+            qb.push(" AND (requested_model = ")
+                .push_bind(m.clone())
+                .push(" OR model = ")
+                .push_bind(m.clone())
+                .push(")");
         }
-        for (column, value) in
-            [("provider", &q.provider), ("key_id", &q.key_id), ("client", &q.client), ("status", &q.status)]
-        {
+        for (column, value) in [
+            ("provider", &q.provider),
+            ("key_id", &q.key_id),
+            ("client", &q.client),
+            ("status", &q.status),
+        ] {
             if let Some(v) = value {
-                qb.push(format_args!(" AND {column} = ")).push_bind(v.clone());
+                qb.push(format_args!(" AND {column} = "))
+                    .push_bind(v.clone());
             }
         }
         time_window(&mut qb, q.from_ms, q.to_ms);
@@ -120,7 +153,11 @@ impl Store {
             .push_bind(to_i64(offset));
         let fetched = qb.build().fetch_all(&self.pool).await?;
         let more = fetched.len() > limit as usize;
-        let rows = fetched.iter().take(limit as usize).map(request_log).collect::<Result<Vec<_>, _>>()?;
+        let rows = fetched
+            .iter()
+            .take(limit as usize)
+            .map(request_log)
+            .collect::<Result<Vec<_>, _>>()?;
         let next_offset = more.then(|| offset.saturating_add(u64::from(limit)));
         Ok(LogPage { rows, next_offset })
     }
@@ -147,7 +184,9 @@ impl Store {
              FROM request_logs WHERE 1 = 1"
         ));
         time_window(&mut qb, q.from_ms, q.to_ms);
-        qb.push(format_args!(" GROUP BY {group} ORDER BY cost_usd DESC, grp"));
+        qb.push(format_args!(
+            " GROUP BY {group} ORDER BY cost_usd DESC, grp"
+        ));
         let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter()
             .map(|r| {
@@ -168,7 +207,9 @@ impl Store {
 
     /// Number of ledger rows.
     pub async fn count_logs(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_logs").fetch_one(&self.pool).await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_logs")
+            .fetch_one(&self.pool)
+            .await?;
         Ok(to_u64(n))
     }
 }

@@ -18,7 +18,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
 use sqlx::{Executor, Row};
 
 /// The schema migrations, embedded at build time.
@@ -68,7 +71,10 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { busy_timeout: Duration::from_secs(5), max_connections: 4 }
+        StoreOptions {
+            busy_timeout: Duration::from_secs(5),
+            max_connections: 4,
+        }
     }
 }
 
@@ -123,9 +129,7 @@ impl Store {
             // loss can undo the last transactions, and never corrupts the database.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(opts.busy_timeout)
-            .foreign_keys(true)
-            .pragma("wal_autocheckpoint", "4000")
-            .pragma("cache_size", "-8192");
+            .foreign_keys(true);
         let pool = SqlitePoolOptions::new()
             .max_connections(opts.max_connections.max(1))
             .min_connections(1)
@@ -144,22 +148,31 @@ impl Store {
         }
         if let Err(source) = MIGRATOR.run(&store.pool).await {
             store.pool.close().await;
-            return Err(StoreError::Migrate { target: store.describe(), source });
+            return Err(StoreError::Migrate {
+                target: store.describe(),
+                source,
+            });
         }
         Ok(store)
     }
 
     /// The highest applied migration version this binary does not know, if any.
     async fn newest_unknown_migration(&self) -> Result<Option<i64>, StoreError> {
-        let exists: Option<String> =
-            sqlx::query_scalar("SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
-                .fetch_optional(&self.pool)
-                .await?;
+        let exists: Option<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
         if exists.is_none() {
             return Ok(None);
         }
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations").fetch_all(&self.pool).await?;
-        Ok(applied.into_iter().filter(|v| !MIGRATOR.version_exists(*v)).max())
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(applied
+            .into_iter()
+            .filter(|v| !MIGRATOR.version_exists(*v))
+            .max())
     }
 
     /// `sqlite:/path/to.db`.
@@ -246,14 +259,21 @@ impl Store {
 
     /// Runtime priority overrides, by provider name.
     pub async fn priorities(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query("SELECT provider, priority FROM provider_priority ORDER BY provider")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| Ok((r.try_get("provider")?, r.try_get("priority")?))).collect()
+        let rows =
+            sqlx::query("SELECT provider, priority FROM provider_priority ORDER BY provider")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("provider")?, r.try_get("priority")?)))
+            .collect()
     }
 
     /// Sets (`Some`) or removes (`None`) the priority override of a provider.
-    pub async fn set_priority(&self, provider: &str, priority: Option<i64>) -> Result<(), StoreError> {
+    pub async fn set_priority(
+        &self,
+        provider: &str,
+        priority: Option<i64>,
+    ) -> Result<(), StoreError> {
         match priority {
             Some(p) => {
                 sqlx::query(
@@ -266,7 +286,10 @@ impl Store {
                 .await?;
             }
             None => {
-                sqlx::query("DELETE FROM provider_priority WHERE provider = ?").bind(provider).execute(&self.pool).await?;
+                sqlx::query("DELETE FROM provider_priority WHERE provider = ?")
+                    .bind(provider)
+                    .execute(&self.pool)
+                    .await?;
             }
         }
         Ok(())
@@ -281,7 +304,9 @@ fn sqlite_path(url: &str) -> Result<PathBuf, String> {
         r
     } else if url.contains("://") {
         let scheme = url.split("://").next().unwrap_or_default();
-        return Err(format!("{scheme:?} databases are not supported by this build; use a SQLite path"));
+        return Err(format!(
+            "{scheme:?} databases are not supported by this build; use a SQLite path"
+        ));
     } else {
         url
     };
@@ -302,9 +327,17 @@ fn prepare_file(path: &Path) -> std::io::Result<()> {
         && !dir.as_os_str().is_empty()
         && !dir.exists()
     {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
     }
-    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
         Ok(_) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) => Err(e),
@@ -322,7 +355,11 @@ fn redact(url: &str) -> String {
         Some(at) => {
             let userinfo = &authority[..at];
             let user = userinfo.split(':').next().unwrap_or_default();
-            let masked = if userinfo.contains(':') { format!("{user}:***") } else { user.to_owned() };
+            let masked = if userinfo.contains(':') {
+                format!("{user}:***")
+            } else {
+                user.to_owned()
+            };
             format!("{scheme}://{masked}{}", &rest[at..])
         }
         None => url.to_owned(),
@@ -372,7 +409,10 @@ fn key_row(r: &SqliteRow) -> Result<KeyRow, StoreError> {
 
 /// A column whose content we could not parse.
 fn decode_err(column: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::Db(sqlx::Error::ColumnDecode { index: column.to_owned(), source: Box::new(e) })
+    StoreError::Db(sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: Box::new(e),
+    })
 }
 
 #[cfg(test)]
@@ -381,18 +421,40 @@ mod tests {
 
     #[test]
     fn parses_urls_and_paths() {
-        assert_eq!(sqlite_path("sqlite:/a/b.db").unwrap(), PathBuf::from("/a/b.db"));
-        assert_eq!(sqlite_path("sqlite:///a/b.db").unwrap(), PathBuf::from("/a/b.db"));
-        assert_eq!(sqlite_path("sqlite://rel.db?mode=rwc").unwrap(), PathBuf::from("rel.db"));
-        assert_eq!(sqlite_path("/x/y.db").unwrap(), PathBuf::from("/x/y.db"));
+        assert_eq!(
+            sqlite_path("sqlite:/a/b.db").expect("parsed"),
+            PathBuf::from("/a/b.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///a/b.db").expect("parsed"),
+            PathBuf::from("/a/b.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite://rel.db?mode=rwc").expect("parsed"),
+            PathBuf::from("rel.db")
+        );
+        assert_eq!(
+            sqlite_path("/x/y.db").expect("parsed"),
+            PathBuf::from("/x/y.db")
+        );
         assert!(sqlite_path("sqlite::memory:").is_err());
-        assert!(sqlite_path("postgres://u:pw@h/db").unwrap_err().contains("\"postgres\""));
+        assert!(
+            sqlite_path("postgres://u:pw@h/db")
+                .expect_err("refused")
+                .contains("\"postgres\"")
+        );
     }
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact("postgres://bob:hunter2@db.local:5432/x"), "postgres://bob:***@db.local:5432/x");
-        assert_eq!(redact("postgres://bob@db.local/x"), "postgres://bob@db.local/x");
+        assert_eq!(
+            redact("postgres://bob:hunter2@db.local:5432/x"),
+            "postgres://bob:***@db.local:5432/x"
+        );
+        assert_eq!(
+            redact("postgres://bob@db.local/x"),
+            "postgres://bob@db.local/x"
+        );
         assert_eq!(redact("sqlite:/a/b.db"), "sqlite:/a/b.db");
     }
 

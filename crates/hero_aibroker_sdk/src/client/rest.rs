@@ -358,4 +358,12 @@ mod tests {
     fn last_event_without_blank_line_counts() {
         assert_eq!(parse(&[b"data: tail"]), vec!["tail"]);
     }
+
+    #[test]
+    fn clients_and_streams_can_move_between_tasks() {
+        fn movable<T: Send + Sync + Unpin + 'static>() {}
+        movable::<RestClient>();
+        movable::<ChatStream>();
+        movable::<super::super::RpcClient>();
+    }
 }

@@ -215,11 +215,17 @@ async fn a_stream_cut_after_bytes_ends_with_one_error_event_and_no_done() {
 async fn one_deadline_bounds_all_attempts() {
     let fake = FakeProvider::start().await;
     fake.script(Rule::any(Behavior::Hang));
-    let b = Start::with_fake(&fake).env("REQUEST_DEADLINE_MS", "400").start().await;
+    let b = Start::with_fake(&fake)
+        .env("REQUEST_DEADLINE_MS", "400")
+        .start()
+        .await;
     let t0 = std::time::Instant::now();
     let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
     let msg = r.assert_error(504, "upstream_timeout");
     assert!(msg.contains("REQUEST_DEADLINE_MS"), "{msg}");
-    assert!(t0.elapsed() < Duration::from_secs(3), "the 60 s first-byte timeout did not apply");
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "the 60 s first-byte timeout did not apply"
+    );
     assert_eq!(fake.call_count(), 1, "the deadline stopped the plan");
 }

@@ -194,10 +194,9 @@ impl Broker {
 
     /// A JSON-RPC call on rpc.sock; returns the whole response object.
     pub async fn rpc_with(&self, method: &str, params: Value, token: Option<&str>) -> Value {
-        let mut rb = self
-            .rpc_client
-            .post(Self::url("/rpc"))
-            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}));
+        let mut rb = self.rpc_client.post(Self::url("/rpc")).json(
+            &serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}),
+        );
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }
@@ -216,12 +215,18 @@ impl Broker {
     pub async fn wait_rows(&self, n: usize) -> Vec<Value> {
         let t0 = Instant::now();
         loop {
-            let page = self.rpc("usage.logs", serde_json::json!({"query": {"limit": 1000}})).await;
+            let page = self
+                .rpc("usage.logs", serde_json::json!({"query": {"limit": 1000}}))
+                .await;
             let rows = page["rows"].as_array().cloned().unwrap_or_default();
             if rows.len() >= n {
                 return rows;
             }
-            assert!(t0.elapsed() < Duration::from_secs(10), "only {} of {n} ledger rows: {page}", rows.len());
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "only {} of {n} ledger rows: {page}",
+                rows.len()
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -276,12 +281,25 @@ impl Broker {
 
     /// POST with `Authorization: Bearer key`.
     pub async fn post_key(&self, path: &str, body: &Value, key: &str) -> Reply {
-        let r = self.client.post(Self::url(path)).bearer_auth(key).json(body).send().await.expect("send");
+        let r = self
+            .client
+            .post(Self::url(path))
+            .bearer_auth(key)
+            .json(body)
+            .send()
+            .await
+            .expect("send");
         Reply::read(r).await
     }
 
     pub async fn get_key(&self, path: &str, key: &str) -> Reply {
-        let r = self.client.get(Self::url(path)).bearer_auth(key).send().await.expect("send");
+        let r = self
+            .client
+            .get(Self::url(path))
+            .bearer_auth(key)
+            .send()
+            .await
+            .expect("send");
         Reply::read(r).await
     }
 

@@ -9,23 +9,38 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 fn row<'a>(rows: &'a [Value], id: &str) -> &'a Value {
-    rows.iter().find(|r| r["id"] == id).unwrap_or_else(|| panic!("no row {id} in {rows:?}"))
+    rows.iter()
+        .find(|r| r["id"] == id)
+        .unwrap_or_else(|| panic!("no row {id} in {rows:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_request_has_a_row_with_tokens_cost_and_attempts() {
     let fake = FakeProvider::start().await;
-    let b = Start::with_fake(&fake).env("MAX_ATTEMPTS", "3").env("RETRY_AFTER_CAP_MS", "50").start().await;
+    let b = Start::with_fake(&fake)
+        .env("MAX_ATTEMPTS", "3")
+        .env("RETRY_AFTER_CAP_MS", "50")
+        .start()
+        .await;
 
     let json_reply = b.post("/v1/chat/completions", &chat_body("chat")).await;
     assert_eq!(json_reply.status, 200);
     let s = b.stream("/v1/chat/completions", &stream_body("chat")).await;
     assert!(s.ended_with_done());
-    fake.script(Rule::for_key("key-a", Behavior::Status { status: 429, retry_after: None }));
+    fake.script(Rule::for_key(
+        "key-a",
+        Behavior::Status {
+            status: 429,
+            retry_after: None,
+        },
+    ));
     let fallback = b.post("/v1/chat/completions", &chat_body("solo")).await;
     assert_eq!(fallback.status, 200);
     fake.clear_rules();
-    fake.script(Rule::any(Behavior::Status { status: 500, retry_after: None }));
+    fake.script(Rule::any(Behavior::Status {
+        status: 500,
+        retry_after: None,
+    }));
     let failed = b.post("/v1/chat/completions", &chat_body("solo")).await;
     assert_eq!(failed.status, 502);
     let rejected = b.post("/v1/chat/completions", &chat_body("nope")).await;
@@ -36,16 +51,28 @@ async fn every_request_has_a_row_with_tokens_cost_and_attempts() {
 
     let r = row(&rows, json_reply.header("x-aibroker-request-id"));
     assert_eq!(r["status"], "ok");
-    assert_eq!((r["prompt_tokens"].as_u64(), r["completion_tokens"].as_u64()), (Some(PROMPT_TOKENS), Some(COMPLETION_TOKENS)));
+    assert_eq!(
+        (r["prompt_tokens"].as_u64(), r["completion_tokens"].as_u64()),
+        (Some(PROMPT_TOKENS), Some(COMPLETION_TOKENS))
+    );
     assert!((r["cost_usd"].as_f64().expect("cost") - cost).abs() < 1e-12);
     assert_eq!(r["provider"], json_reply.header("x-aibroker-provider"));
     assert_eq!(r["upstream_model"], "up-chat");
     assert_eq!(r["requested_model"], "chat");
     assert_eq!(r["response_id"], json_reply.json["id"]);
-    assert!(r["client"].as_str().expect("client").starts_with("uds:uid="), "{r}");
+    assert!(
+        r["client"]
+            .as_str()
+            .expect("client")
+            .starts_with("uds:uid="),
+        "{r}"
+    );
     assert!(r["latency_ms"].as_f64().expect("latency") > 0.0);
 
-    let r = row(&rows, s.headers["x-aibroker-request-id"].to_str().expect("id"));
+    let r = row(
+        &rows,
+        s.headers["x-aibroker-request-id"].to_str().expect("id"),
+    );
     assert_eq!(r["stream"], true);
     assert_eq!(r["status"], "ok");
     assert_eq!(r["completion_tokens"], COMPLETION_TOKENS);
@@ -54,20 +81,39 @@ async fn every_request_has_a_row_with_tokens_cost_and_attempts() {
     let r = row(&rows, fallback.header("x-aibroker-request-id"));
     let attempts = r["attempts"].as_array().expect("attempts");
     assert_eq!(attempts.len(), 2, "{r}");
-    assert!(attempts[0]["outcome"].as_str().expect("o").contains("HTTP 429"), "{r}");
+    assert!(
+        attempts[0]["outcome"]
+            .as_str()
+            .expect("o")
+            .contains("HTTP 429"),
+        "{r}"
+    );
     assert_eq!(attempts[1]["outcome"], "ok");
 
-    let r = rows.iter().find(|r| r["status"] == "error").expect("failed request row");
+    let r = rows
+        .iter()
+        .find(|r| r["status"] == "error")
+        .expect("failed request row");
     assert_eq!(r["http_status"], 502);
     assert_eq!(r["attempts"].as_array().expect("attempts").len(), 3);
     assert!(r["error"].as_str().expect("error").contains("HTTP 500"));
-    let r = rows.iter().find(|r| r["status"] == "rejected").expect("rejected request row");
+    let r = rows
+        .iter()
+        .find(|r| r["status"] == "rejected")
+        .expect("rejected request row");
     assert_eq!(r["http_status"], 404);
     assert_eq!(r["requested_model"], "nope");
 
     // usage.summary groups the same rows.
-    let by_model = b.rpc("usage.summary", json!({"query": {"group_by": "model"}})).await;
-    let chat = by_model.as_array().expect("groups").iter().find(|g| g["group"] == "chat").expect("chat group");
+    let by_model = b
+        .rpc("usage.summary", json!({"query": {"group_by": "model"}}))
+        .await;
+    let chat = by_model
+        .as_array()
+        .expect("groups")
+        .iter()
+        .find(|g| g["group"] == "chat")
+        .expect("chat group");
     assert_eq!(chat["requests"], 2);
     assert_eq!(chat["prompt_tokens"], 2 * PROMPT_TOKENS);
 }
@@ -85,32 +131,78 @@ async fn usage_rest_endpoints() {
     assert_eq!(u.json["total"]["requests"], 1);
     assert_eq!(u.json["groups"][0]["group"], "chat");
     let u = b.get("/billing/usage?group_by=provider").await;
-    assert_eq!(u.json["groups"][0]["group"], r.header("x-aibroker-provider"));
+    assert_eq!(
+        u.json["groups"][0]["group"],
+        r.header("x-aibroker-provider")
+    );
     let u = b.get(&format!("/billing/usage/{client}")).await;
     assert_eq!(u.status, 200, "{}", u.text);
     assert_eq!(u.json["usage"]["requests"], 1);
     assert_eq!(u.json["recent"].as_array().expect("recent").len(), 1);
-    b.get("/billing/usage/10.9.9.9").await.assert_error(404, "not_found");
+    b.get("/billing/usage/10.9.9.9")
+        .await
+        .assert_error(404, "not_found");
 
-    let g = b.get(&format!("/v1/generation?id={}", r.json["id"].as_str().expect("id"))).await;
+    let g = b
+        .get(&format!(
+            "/v1/generation?id={}",
+            r.json["id"].as_str().expect("id")
+        ))
+        .await;
     assert_eq!(g.status, 200, "{}", g.text);
     assert_eq!(g.json["data"]["tokens_completion"], COMPLETION_TOKENS);
-    assert!((g.json["data"]["total_cost"].as_f64().expect("cost") - expected_cost(IN_COST, OUT_COST)).abs() < 1e-12);
-    let g2 = b.get(&format!("/v1/generation?id={}", r.header("x-aibroker-request-id"))).await;
+    assert!(
+        (g.json["data"]["total_cost"].as_f64().expect("cost") - expected_cost(IN_COST, OUT_COST))
+            .abs()
+            < 1e-12
+    );
+    let g2 = b
+        .get(&format!(
+            "/v1/generation?id={}",
+            r.header("x-aibroker-request-id")
+        ))
+        .await;
     assert_eq!(g2.json["data"]["id"], g.json["data"]["id"]);
-    b.get("/v1/generation?id=nope").await.assert_error(404, "not_found");
-    b.get("/v1/generation").await.assert_error(400, "invalid_request");
+    b.get("/v1/generation?id=nope")
+        .await
+        .assert_error(404, "not_found");
+    b.get("/v1/generation")
+        .await
+        .assert_error(400, "invalid_request");
 
     let c = b.get("/v1/credits").await;
-    assert!((c.json["data"]["total_usage"].as_f64().expect("usage") - expected_cost(IN_COST, OUT_COST)).abs() < 1e-12);
+    assert!(
+        (c.json["data"]["total_usage"].as_f64().expect("usage") - expected_cost(IN_COST, OUT_COST))
+            .abs()
+            < 1e-12
+    );
     b.get("/v1/key").await.assert_error(401, "invalid_api_key");
 
     let m = b.get("/metrics").await;
     assert_eq!(m.status, 200);
-    assert!(m.headers["content-type"].to_str().expect("ct").starts_with("text/plain"));
-    assert!(m.text.contains(r#"hero_aibroker_requests_total{model="chat",provider="fake-"#), "{}", m.text);
-    assert!(m.text.contains("hero_aibroker_request_duration_seconds_bucket"), "{}", m.text);
-    assert!(m.text.contains("hero_aibroker_in_flight_requests 0"), "{}", m.text);
+    assert!(
+        m.headers["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/plain")
+    );
+    assert!(
+        m.text
+            .contains(r#"hero_aibroker_requests_total{model="chat",provider="fake-"#),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text
+            .contains("hero_aibroker_request_duration_seconds_bucket"),
+        "{}",
+        m.text
+    );
+    assert!(
+        m.text.contains("hero_aibroker_in_flight_requests 0"),
+        "{}",
+        m.text
+    );
 
     let d = b.get("/metrics/detailed").await;
     assert_eq!(d.status, 200, "{}", d.text);
@@ -133,7 +225,11 @@ async fn load(b: &Broker, n: usize, conc: usize) -> tokio::task::JoinHandle<usiz
             tasks.push(tokio::spawn(async move {
                 let mut answered = 0;
                 for _ in 0..per {
-                    let r = client.post(Broker::url("/v1/chat/completions")).json(&chat_body("chat")).send().await;
+                    let r = client
+                        .post(Broker::url("/v1/chat/completions"))
+                        .json(&chat_body("chat"))
+                        .send()
+                        .await;
                     let Ok(r) = r else { break };
                     if r.bytes().await.is_err() {
                         break;
@@ -152,7 +248,9 @@ async fn load(b: &Broker, n: usize, conc: usize) -> tokio::task::JoinHandle<usiz
 }
 
 async fn rows_in_db(path: &std::path::Path) -> u64 {
-    let store = hero_aibroker_lib::store::Store::open(&path.display().to_string()).await.expect("open db");
+    let store = hero_aibroker_lib::store::Store::open(&path.display().to_string())
+        .await
+        .expect("open db");
     let n = store.count_logs().await.expect("count");
     store.close().await;
     n
@@ -161,17 +259,26 @@ async fn rows_in_db(path: &std::path::Path) -> u64 {
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load_loses_no_row() {
     let fake = FakeProvider::start().await;
-    fake.script(Rule::any(Behavior::DelayFirstByte(Duration::from_millis(5))));
+    fake.script(Rule::any(Behavior::DelayFirstByte(Duration::from_millis(
+        5,
+    ))));
     let mut b = Start::with_fake(&fake).start().await;
     let handle = load(&b, 4000, 16).await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     b.signal("TERM");
     let answered = handle.await.expect("load");
-    assert!(b.wait_exit(Duration::from_secs(20)).await.success(), "{}", b.logs());
+    assert!(
+        b.wait_exit(Duration::from_secs(20)).await.success(),
+        "{}",
+        b.logs()
+    );
     assert!(answered > 50, "load ran: {answered}");
     let rows = rows_in_db(&b.db_path()).await;
     // Every request that got an answer has its row; requests cut at shutdown have one too.
-    assert!(rows >= answered as u64, "{rows} rows for {answered} answered requests");
+    assert!(
+        rows >= answered as u64,
+        "{rows} rows for {answered} answered requests"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -187,7 +294,9 @@ async fn kill_9_loses_at_most_the_queue_bound() {
     let handle = load(&b, 100_000, 16).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // Rows the ledger refused because its queue was full are counted, not lost to the kill.
-    let dropped = b.rpc("health", serde_json::json!([])).await["ledger"]["dropped"].as_u64().expect("dropped");
+    let dropped = b.rpc("health", serde_json::json!([])).await["ledger"]["dropped"]
+        .as_u64()
+        .expect("dropped");
     b.signal("KILL");
     let answered = handle.await.expect("load") as u64;
     b.wait_exit(Duration::from_secs(5)).await;
@@ -196,6 +305,13 @@ async fn kill_9_loses_at_most_the_queue_bound() {
     // Rows still in memory at the kill: at most the queue plus the batch being committed.
     // (Requests in flight at the kill have no row and no answer, so they do not count.)
     let lost = answered.saturating_sub(rows + dropped);
-    assert!(lost <= queue + batch, "lost {lost} rows to the kill, bound {}", queue + batch);
-    assert!(rows <= answered + 16, "no phantom rows: {rows} rows, {answered} answered");
+    assert!(
+        lost <= queue + batch,
+        "lost {lost} rows to the kill, bound {}",
+        queue + batch
+    );
+    assert!(
+        rows <= answered + 16,
+        "no phantom rows: {rows} rows, {answered} answered"
+    );
 }
