@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use hero_aibroker_sdk::admin::{LedgerHealth, RequestLog};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -316,15 +317,20 @@ impl Writer {
                 break; // closed and drained, or every handle dropped
             }
             absorb(&mut buf, &mut batch, &mut waiters);
-            // Group commit: gather more rows for up to `linger`, unless the batch is full or a
-            // flush is waiting. After close, recv_many returns at once when the queue is empty.
-            let linger_until = Instant::now() + self.cfg.linger;
-            while batch.len() < self.cfg.batch && waiters.is_empty() {
+            // Group commit: unless the batch is already full or a flush is waiting, sleep for
+            // `linger` and then take what arrived. Sleeping (rather than receiving row by row)
+            // means senders do not wake this task for every row: one wakeup per commit.
+            if batch.len() < self.cfg.batch && waiters.is_empty() && !self.closed {
+                tokio::select! {
+                    () = tokio::time::sleep(self.cfg.linger) => {}
+                    () = self.shared.wake.notified() => {}
+                }
+            }
+            while batch.len() < self.cfg.batch {
                 let room = self.cfg.batch - batch.len();
-                match tokio::time::timeout_at(linger_until, self.rx.recv_many(&mut buf, room)).await
-                {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => absorb(&mut buf, &mut batch, &mut waiters),
+                match self.rx.recv_many(&mut buf, room).now_or_never() {
+                    Some(n) if n > 0 => absorb(&mut buf, &mut batch, &mut waiters),
+                    _ => break,
                 }
             }
             if !self.commit(&batch).await {

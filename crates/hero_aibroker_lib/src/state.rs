@@ -73,7 +73,7 @@ impl AppState {
         let priorities: HashMap<String, i64> = store.priorities().await?.into_iter().collect();
         let keys = Keys::load(&store, settings.require_api_key).await?;
         let registry = Registry::build_with(&models, &env, &priorities, None);
-        Ok(Arc::new(AppState {
+        let state = Arc::new(AppState {
             registry: ArcSwap::from_pointee(registry),
             models: ArcSwap::from_pointee(models),
             priorities: ArcSwap::from_pointee(priorities),
@@ -87,7 +87,20 @@ impl AppState {
             keys,
             telemetry: Telemetry::new(),
             admin: tokio::sync::Mutex::new(()),
-        }))
+        });
+        // Metrics upkeep every few seconds, for as long as the state lives.
+        let weak = Arc::downgrade(&state);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                match weak.upgrade() {
+                    Some(s) => s.telemetry.upkeep(),
+                    None => break,
+                }
+            }
+        });
+        Ok(state)
     }
 
     /// Requests in flight right now.

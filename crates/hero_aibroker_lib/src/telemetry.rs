@@ -98,6 +98,12 @@ impl Telemetry {
         self.handle.render()
     }
 
+    /// Folds recorded histogram samples into their buckets. The exporter keeps raw samples
+    /// until then, so this must run periodically or memory grows with traffic.
+    pub fn upkeep(&self) {
+        self.handle.run_upkeep();
+    }
+
     /// The in-flight counter of `client`.
     pub fn client_counter(&self, client: &str) -> Arc<AtomicU64> {
         if let Some(c) = self.in_flight.get(client) {

@@ -42,7 +42,7 @@ impl Store {
         let mut spend: BTreeMap<&str, f64> = BTreeMap::new();
         // Ids met so far: of duplicate ids inside a batch only the first is stored, and charged.
         let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        for chunk in pow2_chunks(rows) {
             // Which billable rows are already stored (a retried batch)? Asked before the insert,
             // inside the same write transaction, so the answer cannot change underneath. This
             // costs one round trip; `INSERT … RETURNING id` streams every new id back from
@@ -231,6 +231,24 @@ fn finite_opt(v: Option<f64>) -> Option<f64> {
 }
 
 /// `INSERT INTO request_logs (...) VALUES (...), (...) ON CONFLICT (id) DO NOTHING`.
+/// Splits `rows` into chunks whose sizes are powers of two (at most `ROWS_PER_STATEMENT`).
+/// sqlx caches a prepared statement per distinct SQL text, and a multi-row statement's text
+/// depends on its row count: with arbitrary batch sizes the cache filled with up to 256 large
+/// statements per connection (tens of MiB); with powers of two there are at most 9 shapes.
+fn pow2_chunks(rows: &[RequestLog]) -> impl Iterator<Item = &[RequestLog]> {
+    let mut rest = rows;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let len = rest.len().min(ROWS_PER_STATEMENT);
+        let n = 1usize << (usize::BITS - 1 - len.leading_zeros());
+        let (chunk, tail) = rest.split_at(n);
+        rest = tail;
+        Some(chunk)
+    })
+}
+
 fn insert_statement(chunk: &[RequestLog]) -> QueryBuilder<Sqlite> {
     let mut qb = QueryBuilder::<Sqlite>::new(format!("INSERT INTO request_logs ({COLUMNS}) "));
     qb.push_values(chunk, |mut b, r| {
@@ -305,4 +323,24 @@ fn request_log(r: &SqliteRow) -> Result<RequestLog, StoreError> {
         http_status: u16::try_from(r.try_get::<i64, _>("http_status")?).unwrap_or(0),
         error: r.try_get("error")?,
     })
+}
+
+#[cfg(test)]
+mod chunk_tests {
+    use super::*;
+
+    #[test]
+    fn chunks_are_powers_of_two_covering_every_row() {
+        for n in [0usize, 1, 2, 3, 100, 255, 256, 257, 700] {
+            let rows = vec![RequestLog::default(); n];
+            let sizes: Vec<usize> = pow2_chunks(&rows).map(<[RequestLog]>::len).collect();
+            assert_eq!(sizes.iter().sum::<usize>(), n);
+            assert!(
+                sizes
+                    .iter()
+                    .all(|s| s.is_power_of_two() && *s <= ROWS_PER_STATEMENT),
+                "{n}: {sizes:?}"
+            );
+        }
+    }
 }
