@@ -65,7 +65,8 @@ pub struct StoreOptions {
     /// (`SQLITE_BUSY`). Default 5 s.
     pub busy_timeout: Duration,
     /// Connections in the pool: one is the ledger writer's, the rest serve reads (WAL lets
-    /// readers run beside the writer). Default 4.
+    /// readers run beside the writer). Default 2: each connection keeps its own page and
+    /// prepared-statement caches (several MiB), and admin reads are rare.
     pub max_connections: u32,
 }
 
@@ -73,7 +74,7 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             busy_timeout: Duration::from_secs(5),
-            max_connections: 4,
+            max_connections: 2,
         }
     }
 }
