@@ -82,7 +82,7 @@ CREATE TABLE key_state (
     -- Provider instance id, e.g. openai-1.
     instance   TEXT PRIMARY KEY NOT NULL,
     provider   TEXT NOT NULL,
-    -- healthy | cooldown | blocked | auth_failed
+    -- healthy | cooldown | auth_failed | disabled
     state      TEXT NOT NULL,
     reason     TEXT,
     -- End of a cooldown.

@@ -86,6 +86,13 @@ impl From<PlanError> for ApiError {
                     providers.join(", ")
                 ),
             ),
+            PlanError::AllUnusable { model } => ApiError::new(
+                ErrorCode::NoBackend,
+                format!(
+                    "Every provider key that could serve the model {model:?} was refused by its provider or disabled. \
+                     See providers.list on rpc.sock, fix the key, then providers.reset."
+                ),
+            ),
             PlanError::NoAutoModel { capability } => ApiError::new(
                 ErrorCode::NoBackend,
                 format!(

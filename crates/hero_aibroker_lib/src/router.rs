@@ -74,6 +74,10 @@ pub enum PlanError {
         model: String,
         providers: Vec<String>,
     },
+    /// Every instance that could serve the model is `auth_failed` or `disabled`.
+    AllUnusable {
+        model: String,
+    },
     /// `auto` found no servable model with the endpoint's capability.
     NoAutoModel {
         capability: &'static str,
@@ -143,12 +147,21 @@ pub fn plan(
 
     let mut ready = Vec::new();
     let mut cooling = Vec::new();
+    let mut unusable = false;
+    let first_model = pairs
+        .first()
+        .map(|(m, _)| m.name.clone())
+        .unwrap_or_default();
     for (model, bi) in pairs {
         let backend = &model.backends[bi];
         let instances = reg.instances(backend);
         let start = backend.next_offset(instances.len());
         for k in 0..instances.len() {
             let instance = instances[(start + k) % instances.len()].clone();
+            if !instance.usable() {
+                unusable = true;
+                continue;
+            }
             let dup = ready.iter().chain(cooling.iter()).any(|c: &Candidate| {
                 Arc::ptr_eq(&c.instance, &instance) && c.backend().model_id == backend.model_id
             });
@@ -168,6 +181,9 @@ pub fn plan(
         }
     }
     ready.extend(cooling);
+    if ready.is_empty() && unusable {
+        return Err(PlanError::AllUnusable { model: first_model });
+    }
     Ok(ready)
 }
 
@@ -232,6 +248,33 @@ mod tests {
             let l = labels(&plan(&r, "big", Endpoint::Chat, Strategy::Cheapest).expect("plan"));
             assert_eq!(l, ["openai-1/gpt-big", "openai-0/gpt-big"]);
         }
+    }
+
+    #[test]
+    fn auth_failed_and_disabled_instances_are_left_out() {
+        let r = registry(&[("OPENAI_API_KEYS", "a,b")]);
+        r.providers["openai"].instances[0].observe(Observation::AuthFailed(401));
+        for _ in 0..3 {
+            assert_eq!(
+                labels(
+                    &plan(&r, "openai/gpt-big", Endpoint::Chat, Strategy::Cheapest).expect("plan")
+                ),
+                ["openai-1/gpt-big"]
+            );
+        }
+        r.providers["openai"].instances[1].disable(None);
+        assert_eq!(
+            plan(&r, "openai/gpt-big", Endpoint::Chat, Strategy::Cheapest)
+                .expect_err("none usable"),
+            PlanError::AllUnusable {
+                model: "big".into()
+            }
+        );
+        r.providers["openai"].instances[0].reset();
+        assert_eq!(
+            labels(&plan(&r, "openai/gpt-big", Endpoint::Chat, Strategy::Cheapest).expect("plan")),
+            ["openai-0/gpt-big"]
+        );
     }
 
     #[test]

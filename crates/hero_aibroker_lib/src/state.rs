@@ -13,8 +13,9 @@ use crate::config::{ConfigError, ModelsConfig, Settings};
 use crate::env::Env;
 use crate::keys::Keys;
 use crate::ledger::Ledger;
+use crate::pool::Health;
 use crate::registry::Registry;
-use crate::store::{Store, StoreError};
+use crate::store::{KeyStateRow, Store, StoreError};
 use crate::telemetry::Telemetry;
 
 /// Why the state could not be built.
@@ -73,6 +74,21 @@ impl AppState {
         let priorities: HashMap<String, i64> = store.priorities().await?.into_iter().collect();
         let keys = Keys::load(&store, settings.require_api_key).await?;
         let registry = Registry::build_with(&models, &env, &priorities, None);
+        // Instance health survives restarts: auth failures and disabled keys stay so, and
+        // cooldowns that have not ended yet resume.
+        for row in store.key_states().await? {
+            let Some(h) = Health::parse(&row.state) else {
+                continue;
+            };
+            if let Some(i) = registry
+                .providers
+                .values()
+                .flat_map(|p| p.instances.iter())
+                .find(|i| i.id == row.instance)
+            {
+                i.restore(h, row.reason, u64::try_from(row.until_ms).unwrap_or(0));
+            }
+        }
         let state = Arc::new(AppState {
             registry: ArcSwap::from_pointee(registry),
             models: ArcSwap::from_pointee(models),
@@ -88,19 +104,48 @@ impl AppState {
             telemetry: Telemetry::new(),
             admin: tokio::sync::Mutex::new(()),
         });
-        // Metrics upkeep every few seconds, for as long as the state lives.
+        // Background upkeep for as long as the state lives: metrics every 5 s, instance health
+        // changes persisted every second (never from the request path).
         let weak = Arc::downgrade(&state);
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            let mut n = 0u64;
             loop {
                 tick.tick().await;
-                match weak.upgrade() {
-                    Some(s) => s.telemetry.upkeep(),
-                    None => break,
+                let Some(s) = weak.upgrade() else { break };
+                n += 1;
+                if n.is_multiple_of(5) {
+                    s.telemetry.upkeep();
                 }
+                s.persist_health().await;
             }
         });
         Ok(state)
+    }
+
+    /// Writes instance health that changed since the last call to the store.
+    pub async fn persist_health(&self) {
+        let reg = self.registry.load();
+        let now = i64::try_from(crate::pool::unix_ms()).unwrap_or(i64::MAX);
+        let rows: Vec<KeyStateRow> = reg
+            .providers
+            .values()
+            .flat_map(|p| p.instances.iter())
+            .filter_map(|i| {
+                let (h, reason, until) = i.take_dirty()?;
+                Some(KeyStateRow {
+                    instance: i.id.clone(),
+                    provider: i.provider.clone(),
+                    state: h.as_str().to_owned(),
+                    reason,
+                    until_ms: i64::try_from(until).unwrap_or(i64::MAX),
+                    updated_ms: now,
+                })
+            })
+            .collect();
+        if let Err(e) = self.store.save_key_states(&rows).await {
+            tracing::warn!("cannot persist provider instance health: {e}");
+        }
     }
 
     /// Requests in flight right now.

@@ -72,7 +72,10 @@ pub struct InstanceInfo {
     pub id: String,
     /// `***abcd`: never more than the last four characters.
     pub key_hint: Option<String>,
+    /// `healthy`, `cooldown`, `auth_failed` or `disabled`.
     pub state: String,
+    /// Why it is not healthy.
+    pub reason: Option<String>,
     pub cooldown_seconds: Option<f64>,
 }
 

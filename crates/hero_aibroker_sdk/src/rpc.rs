@@ -33,6 +33,8 @@ pub const MUTATING_METHODS: &[&str] = &[
     "keys.create",
     "keys.update",
     "keys.revoke",
+    "providers.reset",
+    "providers.disable",
     "priority.set",
     "config.reload",
 ];
@@ -60,6 +62,18 @@ pub trait HeroAiBrokerApi {
     /// Providers, their instances (masked keys, state) and the models they serve.
     #[method(name = "providers.list")]
     async fn providers_list(&self) -> RpcResult<Vec<ProviderInfo>>;
+
+    /// Returns an instance to healthy (clears auth_failed, disabled, cooldowns); persisted.
+    #[method(name = "providers.reset")]
+    async fn providers_reset(&self, instance: String) -> RpcResult<InstanceInfo>;
+
+    /// Stops routing to an instance until `providers.reset`; persisted.
+    #[method(name = "providers.disable")]
+    async fn providers_disable(
+        &self,
+        instance: String,
+        reason: Option<String>,
+    ) -> RpcResult<InstanceInfo>;
 
     /// Creates a broker API key; its secret is in the result and nowhere else.
     #[method(name = "keys.create")]

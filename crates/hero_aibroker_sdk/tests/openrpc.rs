@@ -434,6 +434,7 @@ fn decode_result(method: &str, value: &Value) -> Result<(), String> {
         "models.list" => decodes::<Vec<ModelObject>>(value),
         "models.get" => decodes::<ModelObject>(value),
         "providers.list" => decodes::<Vec<ProviderInfo>>(value),
+        "providers.reset" | "providers.disable" => decodes::<InstanceInfo>(value),
         "keys.create" => decodes::<KeyCreated>(value),
         "keys.list" => decodes::<Vec<ApiKeyInfo>>(value),
         "keys.update" | "keys.revoke" => decodes::<ApiKeyInfo>(value),

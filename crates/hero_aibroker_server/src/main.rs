@@ -95,10 +95,9 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Result<()> {
+    let shutdown = server::shutdown_signal();
     let dir = settings.socket_dir();
     socket::prepare_dir(&dir)?;
-    let rest = socket::bind(&dir.join("rest.sock"))?;
-    let rpc = socket::bind(&dir.join("rpc.sock"))?;
     let store = Store::open(&settings.database_url)
         .await
         .with_context(|| format!("cannot open the store {}", settings.database_url))?;
@@ -131,6 +130,9 @@ async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Re
         meta,
         admin_token,
     );
+    // Bind last: once the sockets accept connections, everything behind them is ready.
+    let rest = socket::bind(&dir.join("rest.sock"))?;
+    let rpc = socket::bind(&dir.join("rpc.sock"))?;
     {
         let reg = state.registry.load();
         let servable = reg.models.values().filter(|m| reg.servable(m)).count();
@@ -159,7 +161,8 @@ async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Re
         rest: rest.listener,
         rpc: rpc.listener,
     };
-    let drained = server::run(listeners, state, rpc_app, server::shutdown_signal(), drain).await?;
+    let drained = server::run(listeners, state.clone(), rpc_app, shutdown, drain).await?;
+    state.persist_health().await;
     if drained == Drained::DeadlineHit {
         tracing::warn!("stopped with requests still in flight after the drain deadline");
     }

@@ -147,10 +147,16 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             Ok(Err(e)) => return Err(ctx.fail(e)),
             Err(_) => (Failure::Deadline, None),
         };
-        cand.instance.observe(match &failure {
-            Failure::Status { status: 429, .. } => Observation::RateLimited(retry_after),
-            _ => Observation::Failed,
-        });
+        let observation = match &failure {
+            Failure::Status { status: 429, .. } => Some(Observation::RateLimited(retry_after)),
+            Failure::Auth(status) => Some(Observation::AuthFailed(*status)),
+            // A deadline says nothing about this instance; the request simply ran out of time.
+            Failure::Deadline => None,
+            other => Some(Observation::Failed(other.to_string())),
+        };
+        if let Some(o) = observation {
+            cand.instance.observe(o);
+        }
         tracing::warn!(
             request = %ctx.id, model = %req.model_printable(), candidate = %cand.label(), attempt = n + 1,
             "upstream attempt failed: {failure}"

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::api::model_object;
 use crate::keys::KeyError;
+use crate::pool::Instance;
 use crate::registry::Target;
 use crate::state::AppState;
 use crate::store::StoreError;
@@ -49,7 +50,33 @@ fn key_err(e: KeyError) -> ErrorObjectOwned {
     }
 }
 
+/// The operator's view of an instance: never its key, at most its last four characters.
+fn instance_info(i: &Instance) -> InstanceInfo {
+    InstanceInfo {
+        id: i.id.clone(),
+        key_hint: i.key.as_ref().map(crate::secret::Secret::masked),
+        state: i.health().as_str().into(),
+        reason: i.reason(),
+        cooldown_seconds: i.cooldown_left().map(|d| d.as_secs_f64()),
+    }
+}
+
 impl Admin {
+    fn instance(&self, id: &str) -> Result<Arc<Instance>, ErrorObjectOwned> {
+        let reg = self.state.registry.load();
+        reg.providers
+            .values()
+            .flat_map(|p| p.instances.iter())
+            .find(|i| i.id == id)
+            .cloned()
+            .ok_or_else(|| {
+                err(
+                    codes::NOT_FOUND,
+                    format!("no provider instance {:?}", crate::error::printable(id)),
+                )
+            })
+    }
+
     fn health_now(&self) -> Health {
         let ledger = self.state.ledger.health();
         Health {
@@ -124,21 +151,8 @@ impl HeroAiBrokerApiServer for Admin {
                 instances: p
                     .instances
                     .iter()
-                    .map(|i| {
-                        let left = i.cooldown_left();
-                        InstanceInfo {
-                            id: i.id.clone(),
-                            key_hint: i.key.as_ref().map(crate::secret::Secret::masked),
-                            state: if left.is_some() {
-                                "cooldown"
-                            } else {
-                                "healthy"
-                            }
-                            .into(),
-                            cooldown_seconds: left.map(|d| d.as_secs_f64()),
-                        }
-                    })
-                    .collect(),
+                    .map(|i| instance_info(i))
+                    .collect::<Vec<_>>(),
                 models: reg
                     .models
                     .values()
@@ -147,6 +161,26 @@ impl HeroAiBrokerApiServer for Admin {
                     .collect(),
             })
             .collect())
+    }
+
+    async fn providers_reset(&self, instance: String) -> RpcResult<InstanceInfo> {
+        let i = self.instance(&instance)?;
+        i.reset();
+        tracing::info!(instance = %i.id, "instance reset by an operator");
+        self.state.persist_health().await;
+        Ok(instance_info(&i))
+    }
+
+    async fn providers_disable(
+        &self,
+        instance: String,
+        reason: Option<String>,
+    ) -> RpcResult<InstanceInfo> {
+        let i = self.instance(&instance)?;
+        i.disable(reason.map(|r| crate::error::printable(&r)));
+        tracing::info!(instance = %i.id, "instance disabled by an operator");
+        self.state.persist_health().await;
+        Ok(instance_info(&i))
     }
 
     async fn keys_create(&self, params: KeyCreate) -> RpcResult<KeyCreated> {

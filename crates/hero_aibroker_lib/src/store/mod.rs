@@ -295,6 +295,65 @@ impl Store {
         }
         Ok(())
     }
+
+    /// Persisted health of provider instances.
+    pub async fn key_states(&self) -> Result<Vec<KeyStateRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance, provider, state, reason, until_ms, updated_ms FROM key_state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KeyStateRow {
+                    instance: r.try_get("instance")?,
+                    provider: r.try_get("provider")?,
+                    state: r.try_get("state")?,
+                    reason: r.try_get("reason")?,
+                    until_ms: r.try_get::<Option<i64>, _>("until_ms")?.unwrap_or(0),
+                    updated_ms: r.try_get("updated_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Upserts instance health rows in one transaction.
+    pub async fn save_key_states(&self, rows: &[KeyStateRow]) -> Result<(), StoreError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO key_state (instance, provider, state, reason, until_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?) \
+                 ON CONFLICT (instance) DO UPDATE SET provider = excluded.provider, state = excluded.state, \
+                 reason = excluded.reason, until_ms = excluded.until_ms, updated_ms = excluded.updated_ms",
+            )
+            .bind(&r.instance)
+            .bind(&r.provider)
+            .bind(&r.state)
+            .bind(&r.reason)
+            .bind(r.until_ms)
+            .bind(r.updated_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// One row of `key_state`: the health of a provider instance (never its key).
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyStateRow {
+    pub instance: String,
+    pub provider: String,
+    /// `healthy`, `cooldown`, `auth_failed` or `disabled`.
+    pub state: String,
+    pub reason: Option<String>,
+    /// Unix ms a cooldown ends; 0 otherwise.
+    pub until_ms: i64,
+    pub updated_ms: i64,
 }
 
 /// The file path of a SQLite URL or plain path.

@@ -165,10 +165,35 @@ impl HeroAiBrokerApiServer for Stub {
                 id: "openai-1".to_owned(),
                 key_hint: self.some("***abcd".to_owned()),
                 state: "cooldown".to_owned(),
+                reason: self.some("rate limited (429)".to_owned()),
                 cooldown_seconds: self.some(12.5),
             }]),
             models: self.vec(vec!["gpt-4o".to_owned()]),
         }])
+    }
+
+    async fn providers_reset(&self, instance: String) -> RpcResult<InstanceInfo> {
+        Ok(InstanceInfo {
+            id: instance,
+            key_hint: self.some("***abcd".to_owned()),
+            state: "healthy".to_owned(),
+            reason: None,
+            cooldown_seconds: None,
+        })
+    }
+
+    async fn providers_disable(
+        &self,
+        instance: String,
+        reason: Option<String>,
+    ) -> RpcResult<InstanceInfo> {
+        Ok(InstanceInfo {
+            id: instance,
+            key_hint: self.some("***abcd".to_owned()),
+            state: "disabled".to_owned(),
+            reason: Some(reason.unwrap_or_else(|| "disabled by an operator".to_owned())),
+            cooldown_seconds: None,
+        })
     }
 
     async fn keys_create(&self, params: KeyCreate) -> RpcResult<KeyCreated> {
