@@ -7,6 +7,7 @@ mod harness;
 mod admin;
 mod errors;
 mod fallback;
+mod health;
 mod ledger;
 mod lifecycle;
 mod limits;

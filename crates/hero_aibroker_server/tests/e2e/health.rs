@@ -1,0 +1,152 @@
+//! Provider instance health: a refused key is not tried again until an operator resets it,
+//! rate limits cool a key for at least Retry-After, operators can disable a key, and all of it
+//! survives a restart.
+
+use std::time::Duration;
+
+use hero_aibroker_testkit::{Behavior, FakeProvider, Rule};
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+async fn instance(b: &Broker, id: &str) -> Value {
+    let providers = b.rpc("providers.list", json!([])).await;
+    providers
+        .as_array()
+        .expect("providers")
+        .iter()
+        .flat_map(|p| p["instances"].as_array().cloned().unwrap_or_default())
+        .find(|i| i["id"] == id)
+        .unwrap_or_else(|| panic!("no instance {id}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_key_is_not_tried_again_until_reset_and_that_survives_a_restart() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::for_key(
+        "key-a",
+        Behavior::Status {
+            status: 401,
+            retry_after: None,
+        },
+    ));
+    let mut b = Start::with_fake(&fake).start().await;
+    for _ in 0..6 {
+        let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.header("x-aibroker-provider"), "fake-1");
+    }
+    assert_eq!(
+        fake.count(Some("key-a"), None),
+        1,
+        "key-a was tried once, then left out"
+    );
+    let a = instance(&b, "fake-0").await;
+    assert_eq!(a["state"], "auth_failed");
+    assert!(
+        a["reason"].as_str().expect("reason").contains("HTTP 401"),
+        "{a}"
+    );
+    assert!(
+        !a.to_string().contains("key-a"),
+        "the key itself is never shown"
+    );
+
+    // Persisted: a restart keeps key-a out.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    b.signal("TERM");
+    b.wait_exit(Duration::from_secs(10)).await;
+    let dir = std::mem::replace(&mut b.dir, tempfile::tempdir().expect("tmp"));
+    drop(b);
+    let b = Start::with_fake(&fake).in_dir(dir).start().await;
+    assert_eq!(instance(&b, "fake-0").await["state"], "auth_failed");
+    for _ in 0..3 {
+        assert_eq!(
+            b.post("/v1/chat/completions", &chat_body("solo"))
+                .await
+                .header("x-aibroker-provider"),
+            "fake-1"
+        );
+    }
+    assert_eq!(fake.count(Some("key-a"), None), 1);
+
+    // The operator fixes the key and resets the instance: it serves again.
+    fake.clear_rules();
+    let reset = b
+        .rpc("providers.reset", json!({"instance": "fake-0"}))
+        .await;
+    assert_eq!(reset["state"], "healthy");
+    assert!(reset["reason"].is_null());
+    let mut used = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        used.insert(
+            b.post("/v1/chat/completions", &chat_body("solo"))
+                .await
+                .header("x-aibroker-provider")
+                .to_owned(),
+        );
+    }
+    assert!(used.contains("fake-0"), "{used:?}");
+    let e = b
+        .rpc_with("providers.reset", json!({"instance": "nope-9"}), None)
+        .await;
+    assert_eq!(e["error"]["code"], -32004);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limits_cool_a_key_for_retry_after_and_disable_takes_it_out() {
+    let fake = FakeProvider::start().await;
+    fake.script(
+        Rule::for_key(
+            "key-a",
+            Behavior::Status {
+                status: 429,
+                retry_after: Some(30),
+            },
+        )
+        .times(1),
+    );
+    let b = Start::with_fake(&fake).start().await;
+    let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
+    assert_eq!(r.header("x-aibroker-provider"), "fake-1");
+    let a = instance(&b, "fake-0").await;
+    assert_eq!(a["state"], "cooldown");
+    let left = a["cooldown_seconds"].as_f64().expect("cooldown");
+    assert!(
+        (28.0..=30.0).contains(&left),
+        "cooled for Retry-After: {left}"
+    );
+    // While cooling, key-a goes last: key-b answers every request.
+    for _ in 0..4 {
+        assert_eq!(
+            b.post("/v1/chat/completions", &chat_body("solo"))
+                .await
+                .header("x-aibroker-provider"),
+            "fake-1"
+        );
+    }
+    assert_eq!(fake.count(Some("key-a"), None), 1);
+
+    let d = b
+        .rpc(
+            "providers.disable",
+            json!({"instance": "fake-1", "reason": "rotating"}),
+        )
+        .await;
+    assert_eq!(
+        (d["state"].as_str(), d["reason"].as_str()),
+        (Some("disabled"), Some("rotating"))
+    );
+    // key-b is out; key-a is still cooling but is the last candidate, so it is tried rather
+    // than failing without trying.
+    let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-aibroker-provider"), "fake-0");
+    b.rpc("providers.disable", json!({"instance": "fake-0"}))
+        .await;
+    let m = b
+        .post("/v1/chat/completions", &chat_body("solo"))
+        .await
+        .assert_error(503, "no_backend_available");
+    assert!(m.contains("providers.reset"), "{m}");
+}
