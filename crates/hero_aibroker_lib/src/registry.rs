@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use indexmap::IndexMap;
 
+use crate::circuit::Circuit;
 use crate::config::models::{BUILTIN_PROVIDERS, env_prefix};
 use crate::config::{ModelsConfig, Tier};
 use crate::env::Env;
@@ -45,6 +46,8 @@ pub struct Backend {
     pub output_cost: f64,
     /// Round-robin cursor over the provider's instances, so keys share the load.
     cursor: AtomicUsize,
+    /// Trips when the backend keeps failing; carried over across reloads.
+    pub circuit: Circuit,
 }
 
 impl Backend {
@@ -183,6 +186,7 @@ impl Registry {
                     input_cost: b.input_cost,
                     output_cost: b.output_cost,
                     cursor: AtomicUsize::new(0),
+                    circuit: Circuit::default(),
                 })
                 .collect();
             models.insert(
@@ -197,6 +201,20 @@ impl Registry {
                     backends,
                 }),
             );
+        }
+        if let Some(prev) = previous {
+            for m in models.values() {
+                for b in &m.backends {
+                    let old = prev
+                        .models
+                        .values()
+                        .flat_map(|pm| pm.backends.iter())
+                        .find(|ob| ob.provider == b.provider && ob.model_id == b.model_id);
+                    if let Some(old) = old {
+                        b.circuit.copy_from(&old.circuit);
+                    }
+                }
+            }
         }
         Registry {
             models,

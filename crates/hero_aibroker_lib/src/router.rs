@@ -147,6 +147,8 @@ pub fn plan(
 
     let mut ready = Vec::new();
     let mut cooling = Vec::new();
+    // Backends whose circuit is open: used only if nothing else is left.
+    let mut tripped = Vec::new();
     let mut unusable = false;
     let first_model = pairs
         .first()
@@ -155,6 +157,7 @@ pub fn plan(
     for (model, bi) in pairs {
         let backend = &model.backends[bi];
         let instances = reg.instances(backend);
+        let admitted = instances.iter().any(|i| i.usable()) && backend.circuit.admit();
         let start = backend.next_offset(instances.len());
         for k in 0..instances.len() {
             let instance = instances[(start + k) % instances.len()].clone();
@@ -162,9 +165,13 @@ pub fn plan(
                 unusable = true;
                 continue;
             }
-            let dup = ready.iter().chain(cooling.iter()).any(|c: &Candidate| {
-                Arc::ptr_eq(&c.instance, &instance) && c.backend().model_id == backend.model_id
-            });
+            let dup = ready
+                .iter()
+                .chain(cooling.iter())
+                .chain(tripped.iter())
+                .any(|c: &Candidate| {
+                    Arc::ptr_eq(&c.instance, &instance) && c.backend().model_id == backend.model_id
+                });
             if dup {
                 continue;
             }
@@ -173,7 +180,9 @@ pub fn plan(
                 backend: bi,
                 instance,
             };
-            if c.instance.cooling_down() {
+            if !admitted {
+                tripped.push(c)
+            } else if c.instance.cooling_down() {
                 cooling.push(c)
             } else {
                 ready.push(c)
@@ -181,6 +190,10 @@ pub fn plan(
         }
     }
     ready.extend(cooling);
+    if ready.is_empty() {
+        // Every backend's circuit is open: try them rather than fail without trying.
+        ready = tripped;
+    }
     if ready.is_empty() && unusable {
         return Err(PlanError::AllUnusable { model: first_model });
     }
@@ -248,6 +261,25 @@ mod tests {
             let l = labels(&plan(&r, "big", Endpoint::Chat, Strategy::Cheapest).expect("plan"));
             assert_eq!(l, ["openai-1/gpt-big", "openai-0/gpt-big"]);
         }
+    }
+
+    #[test]
+    fn an_open_circuit_takes_a_backend_out_unless_it_is_the_last() {
+        let r = registry(&[("OPENAI_API_KEY", "a"), ("PAID_KEY", "p")]);
+        let gpt_big = &r.models["big"].backends[1];
+        gpt_big.circuit.failure(1, Duration::from_secs(60));
+        let l = labels(&plan(&r, "big", Endpoint::Chat, Strategy::Cheapest).expect("plan"));
+        assert_eq!(l, ["paid-0/big-1"], "the tripped backend is left out");
+        let l =
+            labels(&plan(&r, "openai/gpt-big", Endpoint::Chat, Strategy::Cheapest).expect("plan"));
+        assert_eq!(l, ["openai-0/gpt-big"], "but never when it is all there is");
+        gpt_big.circuit.success();
+        assert_eq!(
+            plan(&r, "big", Endpoint::Chat, Strategy::Cheapest)
+                .expect("plan")
+                .len(),
+            2
+        );
     }
 
     #[test]

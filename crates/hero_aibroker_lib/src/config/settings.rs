@@ -64,6 +64,10 @@ pub struct Settings {
     pub ledger_queue: usize,
     /// Ledger rows per commit at most.
     pub ledger_batch: usize,
+    /// Consecutive failures that open a backend's circuit.
+    pub circuit_failures: u32,
+    /// How long an open circuit keeps traffic away before one probe.
+    pub circuit_open: Duration,
 }
 
 impl Settings {
@@ -97,6 +101,8 @@ impl Settings {
             admin_token: env.get("ADMIN_TOKEN").map(crate::secret::Secret::new),
             ledger_queue: parse(env, "LEDGER_QUEUE", 10_000usize)?.max(1),
             ledger_batch: parse(env, "LEDGER_BATCH", 256usize)?.max(1),
+            circuit_failures: parse(env, "CIRCUIT_FAILURES", 5u32)?.max(1),
+            circuit_open: millis(env, "CIRCUIT_OPEN_MS", 30_000)?,
         })
     }
 

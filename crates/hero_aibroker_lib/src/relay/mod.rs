@@ -141,6 +141,7 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         let (failure, retry_after) = match outcome {
             Ok(Ok(AttemptResult::Failed(f, ra))) => (f, ra),
             Ok(Ok(AttemptResult::Ok(success))) => {
+                cand.backend().circuit.success();
                 ctx.attempt(cand, "ok".into());
                 return Ok(answer(ctx, cand, driver, success));
             }
@@ -156,6 +157,16 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         };
         if let Some(o) = observation {
             cand.instance.observe(o);
+        }
+        // The circuit is about the backend, not one key: rate limits and refused keys do not
+        // count against it.
+        if !matches!(
+            failure,
+            Failure::Status { status: 429, .. } | Failure::Auth(_) | Failure::Deadline
+        ) {
+            cand.backend()
+                .circuit
+                .failure(settings.circuit_failures, settings.circuit_open);
         }
         tracing::warn!(
             request = %ctx.id, model = %req.model_printable(), candidate = %cand.label(), attempt = n + 1,

@@ -150,3 +150,72 @@ async fn rate_limits_cool_a_key_for_retry_after_and_disable_takes_it_out() {
         .assert_error(503, "no_backend_available");
     assert!(m.contains("providers.reset"), "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_backend_trips_its_circuit_and_gets_no_traffic_until_the_probe() {
+    let fake = FakeProvider::start().await;
+    let backup = FakeProvider::start().await;
+    fake.script(Rule::for_model(
+        "up-chat",
+        Behavior::Status {
+            status: 500,
+            retry_after: None,
+        },
+    ));
+    let b = Start::new(models_yaml(&fake.base_url(), &backup.base_url()))
+        .env("FAKE_KEYS", "only")
+        .env("CIRCUIT_FAILURES", "2")
+        .env("CIRCUIT_OPEN_MS", "600")
+        .env("MAX_ATTEMPTS", "2")
+        .env("RETRY_AFTER_CAP_MS", "50")
+        .start()
+        .await;
+    let chat = || async { b.post("/v1/chat/completions", &chat_body("chat")).await };
+    // Pinned to the failing backend: two failures in a row open its circuit.
+    b.post("/v1/chat/completions", &chat_body("fake/up-chat"))
+        .await
+        .assert_error(502, "upstream_failed");
+    assert_eq!(fake.count(None, Some("up-chat")), 2);
+    for _ in 0..5 {
+        let r = chat().await;
+        assert_eq!(r.json["provider"], "backup");
+        assert_eq!(
+            r.header("x-aibroker-attempts"),
+            "1",
+            "the open backend is not even tried"
+        );
+    }
+    assert_eq!(
+        fake.count(None, Some("up-chat")),
+        2,
+        "no traffic while open"
+    );
+
+    // Once both the circuit's open time and the key's own 2 s backoff have passed, exactly one
+    // probe goes through; it fails and the circuit opens again.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    assert_eq!(
+        chat().await.json["provider"],
+        "backup",
+        "the probe failed, the backup answered"
+    );
+    assert_eq!(fake.count(None, Some("up-chat")), 3, "exactly one probe");
+    for _ in 0..3 {
+        assert_eq!(chat().await.json["provider"], "backup");
+    }
+    assert_eq!(
+        fake.count(None, Some("up-chat")),
+        3,
+        "open again after a failed probe"
+    );
+
+    // The backend recovers: the next probe (after the key's 4 s backoff) closes the circuit.
+    fake.clear_rules();
+    tokio::time::sleep(Duration::from_millis(4200)).await;
+    assert_eq!(
+        chat().await.json["provider"],
+        "fake",
+        "a successful probe closes the circuit"
+    );
+    assert_eq!(chat().await.json["provider"], "fake");
+}
