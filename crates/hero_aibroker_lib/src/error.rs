@@ -86,6 +86,14 @@ impl From<PlanError> for ApiError {
                     providers.join(", ")
                 ),
             ),
+            PlanError::Unsupported { model, missing } => ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "The model \"{}\" cannot serve this request: it needs {missing}. \
+                     Pick a model whose capabilities in GET /v1/models include it.",
+                    printable(&model)
+                ),
+            ),
             PlanError::AllUnusable { model } => ApiError::new(
                 ErrorCode::NoBackend,
                 format!(

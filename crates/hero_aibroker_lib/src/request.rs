@@ -156,6 +156,47 @@ impl ParsedRequest {
         Ok(Bytes::from(out))
     }
 
+    /// What this request needs of a model: capabilities it uses and a prompt-size estimate
+    /// (about 4 bytes of JSON per token, deliberately rough: it only rules out models whose
+    /// context window is clearly too small). Reads raw JSON only, no deep parse.
+    pub fn needs(&self) -> crate::router::Needs {
+        let raw = |k: &str| self.fields.get(k).map(|v| v.get());
+        let non_empty_array = |k: &str| {
+            raw(k).is_some_and(|v| {
+                v.starts_with('[') && v.trim_start_matches('[').trim_start() != "]"
+            })
+        };
+        let mut caps = Vec::new();
+        let chat = self.endpoint == Endpoint::Chat;
+        if chat && non_empty_array("tools") || non_empty_array("functions") {
+            caps.push("tools");
+        }
+        let messages = raw("messages").unwrap_or_default();
+        if chat
+            && (memchr::memmem::find(messages.as_bytes(), b"\"image_url\"").is_some()
+                || memchr::memmem::find(messages.as_bytes(), b"\"input_image\"").is_some())
+        {
+            caps.push("vision");
+        }
+        if chat && raw("response_format").is_some_and(|v| v.contains("\"json_schema\"")) {
+            caps.push("json_schema");
+        }
+        if chat && raw("reasoning").is_some_and(|v| v != "null")
+            || raw("reasoning_effort").is_some_and(|v| v != "null")
+        {
+            caps.push("reasoning");
+        }
+        let prompt = match self.endpoint {
+            Endpoint::Chat => messages.len(),
+            Endpoint::Completions => raw("prompt").map_or(0, str::len),
+            Endpoint::Embeddings => raw("input").map_or(0, str::len),
+        };
+        crate::router::Needs {
+            capabilities: caps,
+            prompt_tokens: (prompt / 4) as u64,
+        }
+    }
+
     /// The requested model, safe to echo.
     pub fn model_printable(&self) -> String {
         printable(&self.model)
@@ -262,6 +303,31 @@ mod tests {
         let e = ParsedRequest::parse(Endpoint::Chat, b"{\"model\":\"\xff\",\"messages\":[]}")
             .expect_err("utf8");
         assert_eq!(e.code, ErrorCode::InvalidJson);
+    }
+
+    #[test]
+    fn needs_are_read_from_the_request() {
+        let r = parse(
+            Endpoint::Chat,
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:"}}]}],
+                "tools":[{"type":"function","function":{"name":"f"}}],"response_format":{"type":"json_schema","json_schema":{}},
+                "reasoning_effort":"high"}"#,
+        )
+        .expect("valid");
+        assert_eq!(
+            r.needs().capabilities,
+            ["tools", "vision", "json_schema", "reasoning"]
+        );
+        let plain = parse(
+            Endpoint::Chat,
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"tools":[]}"#,
+        )
+        .expect("valid");
+        assert!(
+            plain.needs().capabilities.is_empty(),
+            "an empty tools list needs nothing"
+        );
+        assert!(plain.needs().prompt_tokens < 20);
     }
 
     #[test]

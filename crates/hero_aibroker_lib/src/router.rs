@@ -74,6 +74,11 @@ pub enum PlanError {
         model: String,
         providers: Vec<String>,
     },
+    /// The model (or, for `auto`, every servable model) lacks what the request needs.
+    Unsupported {
+        model: String,
+        missing: String,
+    },
     /// Every instance that could serve the model is `auth_failed` or `disabled`.
     AllUnusable {
         model: String,
@@ -93,6 +98,42 @@ pub fn plan(
     endpoint: Endpoint,
     default: Strategy,
 ) -> Result<Vec<Candidate>, PlanError> {
+    plan_for(reg, requested, endpoint, default, &Needs::default())
+}
+
+/// What a request needs of a model, read from the request (see `ParsedRequest::needs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// Capabilities the model must declare (`tools`, `vision`, `json_schema`, `reasoning`).
+    pub capabilities: Vec<&'static str>,
+    /// Estimated prompt tokens; models with a smaller context window are dropped.
+    pub prompt_tokens: u64,
+}
+
+impl Needs {
+    /// The first thing `model` cannot do for this request, if any.
+    pub fn missing(&self, model: &Model) -> Option<String> {
+        if let Some(cap) = self.capabilities.iter().find(|c| !model.has(c)) {
+            return Some((*cap).to_owned());
+        }
+        (self.prompt_tokens > model.context_window).then(|| {
+            format!(
+                "a context window of at least {} tokens (it has {})",
+                self.prompt_tokens, model.context_window
+            )
+        })
+    }
+}
+
+/// [`plan`] for a request with `needs`: candidates whose model cannot serve it are dropped
+/// before any upstream call.
+pub fn plan_for(
+    reg: &Registry,
+    requested: &str,
+    endpoint: Endpoint,
+    default: Strategy,
+    needs: &Needs,
+) -> Result<Vec<Candidate>, PlanError> {
     let target = reg
         .resolve(requested)
         .ok_or_else(|| PlanError::UnknownModel(requested.to_owned()))?;
@@ -105,6 +146,12 @@ pub fn plan(
             match only_backend {
                 Some(i) => pairs.push((model.clone(), i)),
                 None => pairs.extend((0..model.backends.len()).map(|i| (model.clone(), i))),
+            }
+            if let Some(missing) = needs.missing(&model) {
+                return Err(PlanError::Unsupported {
+                    model: model.name.clone(),
+                    missing,
+                });
             }
             pairs.sort_by(|a, b| by_priority(&a.0.backends[a.1], &b.0.backends[b.1]));
             if pairs
@@ -128,6 +175,14 @@ pub fn plan(
                 pairs.extend((0..m.backends.len()).map(|i| (m.clone(), i)));
             }
             pairs.retain(|(m, i)| !reg.instances(&m.backends[*i]).is_empty());
+            let first_missing = pairs.iter().find_map(|(m, _)| needs.missing(m));
+            pairs.retain(|(m, _)| needs.missing(m).is_none());
+            if let (true, Some(missing)) = (pairs.is_empty(), first_missing) {
+                return Err(PlanError::Unsupported {
+                    model: requested.to_owned(),
+                    missing,
+                });
+            }
             if pairs.is_empty() {
                 return Err(PlanError::NoAutoModel {
                     capability: endpoint.capability(),
@@ -261,6 +316,40 @@ mod tests {
             let l = labels(&plan(&r, "big", Endpoint::Chat, Strategy::Cheapest).expect("plan"));
             assert_eq!(l, ["openai-1/gpt-big", "openai-0/gpt-big"]);
         }
+    }
+
+    #[test]
+    fn requests_needing_capabilities_drop_models_without_them() {
+        let r = registry(&[("OPENAI_API_KEY", "a"), ("PAID_KEY", "p")]);
+        let tools = Needs {
+            capabilities: vec!["tools"],
+            prompt_tokens: 10,
+        };
+        assert_eq!(
+            plan_for(&r, "small", Endpoint::Chat, Strategy::Cheapest, &tools)
+                .expect_err("no tools"),
+            PlanError::Unsupported {
+                model: "small".into(),
+                missing: "tools".into()
+            }
+        );
+        let big_prompt = Needs {
+            capabilities: vec![],
+            prompt_tokens: 100_000,
+        };
+        let l = labels(
+            &plan_for(&r, "auto", Endpoint::Chat, Strategy::Cheapest, &big_prompt).expect("plan"),
+        );
+        assert!(
+            l.iter().all(|c| c.contains("big")),
+            "only the 200k-context model: {l:?}"
+        );
+        let err = plan_for(&r, "small", Endpoint::Chat, Strategy::Cheapest, &big_prompt)
+            .expect_err("too small");
+        assert!(
+            matches!(err, PlanError::Unsupported { ref missing, .. } if missing.contains("8192")),
+            "{err:?}"
+        );
     }
 
     #[test]

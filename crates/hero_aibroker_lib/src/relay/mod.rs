@@ -102,7 +102,14 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
     ctx.stream = req.stream;
     let state = ctx.state.clone();
     let registry = state.registry.load_full();
-    let plan = match router::plan(&registry, &req.model, ctx.endpoint, state.settings.strategy) {
+    let needs = req.needs();
+    let plan = match router::plan_for(
+        &registry,
+        &req.model,
+        ctx.endpoint,
+        state.settings.strategy,
+        &needs,
+    ) {
         Ok(p) if !p.is_empty() => p,
         Ok(_) => {
             return Err(ctx.fail(ApiError::new(

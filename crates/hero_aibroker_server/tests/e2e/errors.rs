@@ -109,3 +109,39 @@ async fn bad_requests_get_openai_shaped_errors() {
         .assert_error(400, "invalid_json");
     assert_eq!(b2.get("/health").await.status, 200, "still alive");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_a_model_cannot_serve_are_refused_before_any_upstream_call() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    let mut body = chat_body("chat");
+    body["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]);
+    let m = b
+        .post("/v1/chat/completions", &body)
+        .await
+        .assert_error(400, "invalid_request");
+    assert!(m.contains("needs tools"), "{m}");
+    let mut body = chat_body("chat");
+    body["messages"][0]["content"] =
+        json!([{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]);
+    let m = b
+        .post("/v1/chat/completions", &body)
+        .await
+        .assert_error(400, "invalid_request");
+    assert!(m.contains("needs vision"), "{m}");
+    let mut body = chat_body("chat");
+    body["messages"][0]["content"] = json!("x".repeat(40_000));
+    let m = b
+        .post("/v1/chat/completions", &body)
+        .await
+        .assert_error(400, "invalid_request");
+    assert!(
+        m.contains("context window of at least") && m.contains("8192"),
+        "{m}"
+    );
+    assert_eq!(fake.call_count(), 0, "no upstream call");
+    // An empty tools list needs nothing.
+    let mut body = chat_body("chat");
+    body["tools"] = json!([]);
+    assert_eq!(b.post("/v1/chat/completions", &body).await.status, 200);
+}
