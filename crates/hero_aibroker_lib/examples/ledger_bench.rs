@@ -41,6 +41,7 @@ fn realistic_row(i: usize) -> RequestLog {
     let mut attempts = vec![AttemptLog {
         candidate: format!("{provider}/{model}"),
         outcome: "ok".into(),
+        ..AttemptLog::default()
     }];
     if i.is_multiple_of(10) {
         attempts.insert(
@@ -48,6 +49,7 @@ fn realistic_row(i: usize) -> RequestLog {
             AttemptLog {
                 candidate: format!("groq-2/{model}"),
                 outcome: "rate_limited".into(),
+                ..AttemptLog::default()
             },
         );
     }
@@ -78,6 +80,7 @@ fn realistic_row(i: usize) -> RequestLog {
         status: if i.is_multiple_of(50) { "error" } else { "ok" }.into(),
         http_status: if i.is_multiple_of(50) { 502 } else { 200 },
         error: i.is_multiple_of(50).then(|| "upstream_5xx".into()),
+        trace: None,
     }
 }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
 use hero_aibroker_lib::store::{KeyRow, Store, StoreError, StoreOptions};
-use hero_aibroker_sdk::admin::{AttemptLog, GroupBy, LogQuery, RequestLog, UsageQuery};
+use hero_aibroker_sdk::admin::{
+    AttemptLog, GroupBy, LogQuery, RequestLog, RouteTrace, TraceCandidate, UsageQuery,
+};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Row};
 
@@ -46,6 +48,7 @@ fn row(i: usize) -> RequestLog {
         attempts: vec![AttemptLog {
             candidate: "openai-1/gpt-4o".into(),
             outcome: "ok".into(),
+            ..AttemptLog::default()
         }],
         prompt_tokens: 100,
         completion_tokens: 20,
@@ -58,6 +61,19 @@ fn row(i: usize) -> RequestLog {
         status: "ok".into(),
         http_status: 200,
         error: None,
+        trace: i.is_multiple_of(3).then(|| RouteTrace {
+            requested: "gpt-4o".into(),
+            strategy: "priority".into(),
+            candidates: vec![TraceCandidate {
+                model: "gpt-4o".into(),
+                provider: "openai".into(),
+                instance: Some("openai-1".into()),
+                upstream_model: "gpt-4o-2024-08-06".into(),
+                rank: Some(0),
+                ..TraceCandidate::default()
+            }],
+            ..RouteTrace::default()
+        }),
     }
 }
 
@@ -110,7 +126,7 @@ async fn open_creates_private_files_and_reopen_is_idempotent() {
         .fetch_all(&mut conn)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await
@@ -122,6 +138,7 @@ async fn open_creates_private_files_and_reopen_is_idempotent() {
         "provider_priority",
         "mothers",
         "key_state",
+        "circuit_state",
     ] {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
@@ -158,14 +175,14 @@ async fn newer_schema_is_refused_with_our_message() {
             err,
             StoreError::NewerSchema {
                 found: 99999,
-                known: 1
+                known: 2
             }
         ),
         "{err:?}"
     );
     assert_eq!(
         err.to_string(),
-        "the database schema (version 99999) is newer than this hero_aibroker knows (version 1); \
+        "the database schema (version 99999) is newer than this hero_aibroker knows (version 2); \
          upgrade hero_aibroker or use another database"
     );
 }
@@ -241,6 +258,7 @@ async fn rows_round_trip_and_are_found_by_id_or_response_id() {
         AttemptLog {
             candidate: "groq-1/llama".into(),
             outcome: "rate_limited".into(),
+            ..AttemptLog::default()
         },
     );
     full.prompt_tokens = u64::MAX; // saturates to i64::MAX instead of panicking

@@ -212,6 +212,55 @@ pub struct AttemptLog {
     pub candidate: String,
     /// `ok`, or why it failed.
     pub outcome: String,
+    /// HTTP status the upstream answered with, when it answered.
+    #[serde(default)]
+    pub http_status: Option<u16>,
+    /// How long the attempt took, until its verdict (first event for streams).
+    #[serde(default)]
+    pub latency_ms: f64,
+}
+
+/// The routing decision for one request (`routing.explain`, the ledger, `/v1/generation`):
+/// every candidate the resolver considered, in the order it would try them, and why the
+/// others were left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RouteTrace {
+    /// The model as requested (`auto`, an alias, `provider/model`…).
+    pub requested: String,
+    /// Fallback models the request named (`models: [...]`), in order.
+    #[serde(default)]
+    pub fallbacks: Vec<String>,
+    /// `priority`, `round_robin`, `least_busy`, `latency`, `cheapest`, `best`, or a
+    /// `provider.sort` override such as `sort:price`.
+    pub strategy: String,
+    /// Set when session affinity put a sticky candidate first.
+    #[serde(default)]
+    pub affinity: Option<String>,
+    /// Milliseconds spent waiting for a cooling candidate (capacity wait).
+    #[serde(default)]
+    pub waited_ms: Option<u64>,
+    /// Candidates in plan order first (`rank` 0, 1, …), then the skipped ones.
+    pub candidates: Vec<TraceCandidate>,
+}
+
+/// One backend and key the resolver looked at.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct TraceCandidate {
+    /// Registry model.
+    pub model: String,
+    /// Provider name (`openai`, `openrouter`…).
+    pub provider: String,
+    /// Provider instance (key), e.g. `openai-1`; absent when the backend has no usable key.
+    pub instance: Option<String>,
+    /// The model id sent upstream.
+    pub upstream_model: String,
+    /// Position in the plan (0 = tried first); absent when skipped.
+    pub rank: Option<u32>,
+    /// Why it was left out: health, capability, price, provider order…
+    pub skipped: Option<String>,
+    /// Notes that shaped its rank, e.g. `cooling down 12s`, `circuit open`, `sticky session`.
+    #[serde(default)]
+    pub note: Option<String>,
 }
 
 /// One row of the ledger: a request and what it cost.
@@ -245,10 +294,13 @@ pub struct RequestLog {
     pub upstream_cost_usd: Option<f64>,
     pub latency_ms: f64,
     pub ttfb_ms: Option<f64>,
-    /// `ok`, `partial`, `cancelled`, `client_error`, `error`, `rejected`.
+    /// `ok`, `partial`, `client_cancelled`, `client_error`, `error`, `rejected`.
     pub status: String,
     pub http_status: u16,
     pub error: Option<String>,
+    /// The routing decision (candidates considered, why each was skipped).
+    #[serde(default)]
+    pub trace: Option<RouteTrace>,
 }
 
 /// `priority.list` / `priority.set`.

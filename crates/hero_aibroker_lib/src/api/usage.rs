@@ -141,7 +141,7 @@ pub(super) async fn generation(
         "upstream_model": row.upstream_model,
         "provider_name": row.provider,
         "streamed": row.stream,
-        "cancelled": row.status == "cancelled",
+        "cancelled": row.status == "client_cancelled",
         "status": row.status,
         "latency": row.ttfb_ms.map(|t| t.round() as i64),
         "generation_time": row.latency_ms.round() as i64,

@@ -92,6 +92,7 @@ impl Ctx {
         self.attempts.push(AttemptLog {
             candidate: cand.label(),
             outcome,
+            ..AttemptLog::default()
         });
     }
 
@@ -147,6 +148,7 @@ impl Ctx {
             status: f.status.to_owned(),
             http_status: f.http_status,
             error: f.error,
+            trace: None,
         };
         self.state.telemetry.request(&Sample {
             model: f
@@ -205,7 +207,7 @@ impl Drop for Ctx {
         // Dropped unfinished: the handler or stream was dropped because the client went away
         // (which also dropped, and so cancelled, the upstream call).
         self.finish(Finish {
-            status: "cancelled",
+            status: "client_cancelled",
             http_status: 499,
             ..Finish::default()
         });

@@ -200,7 +200,7 @@ impl Drop for StreamRelay {
     fn drop(&mut self) {
         // Still unfinished: the client went away mid-stream (finish is a no-op otherwise).
         if !self.finished {
-            self.end("cancelled");
+            self.end("client_cancelled");
         }
     }
 }

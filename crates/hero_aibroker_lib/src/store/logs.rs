@@ -12,7 +12,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 use super::{Store, StoreError, decode_err, to_i64, to_u64};
 
 /// Rows per `INSERT` statement. One full default batch (256) is one statement, so the
-/// statement is prepared once and reused from the connection's cache; 256 rows × 24 columns
+/// statement is prepared once and reused from the connection's cache; 256 rows × 25 columns
 /// stays far below SQLite's (32 766) and PostgreSQL's (65 535) bind-parameter limits.
 const ROWS_PER_STATEMENT: usize = 256;
 
@@ -23,7 +23,7 @@ const MAX_LIMIT: u32 = 1000;
 /// Every column, in [`RequestLog`] order.
 const COLUMNS: &str = "id, response_id, started_ms, ended_ms, client, key_id, endpoint, requested_model, model, \
      provider, upstream_model, stream, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, \
-     cost_usd, upstream_cost_usd, latency_ms, ttfb_ms, status, http_status, error";
+     cost_usd, upstream_cost_usd, latency_ms, ttfb_ms, status, http_status, error, trace";
 
 impl Store {
     /// Inserts a batch of ledger rows in one transaction (`BEGIN IMMEDIATE`, so the write lock
@@ -254,6 +254,7 @@ fn insert_statement(chunk: &[RequestLog]) -> QueryBuilder<Sqlite> {
     qb.push_values(chunk, |mut b, r| {
         // Attempts of our own serde type cannot fail to serialize; "[]" keeps the row if it did.
         let attempts = serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".to_owned());
+        let trace = r.trace.as_ref().and_then(|t| serde_json::to_string(t).ok());
         b.push_bind(r.id.clone())
             .push_bind(r.response_id.clone())
             .push_bind(r.started_ms)
@@ -277,7 +278,8 @@ fn insert_statement(chunk: &[RequestLog]) -> QueryBuilder<Sqlite> {
             .push_bind(finite_opt(r.ttfb_ms))
             .push_bind(r.status.clone())
             .push_bind(i64::from(r.http_status))
-            .push_bind(r.error.clone());
+            .push_bind(r.error.clone())
+            .push_bind(trace);
     });
     qb.push(" ON CONFLICT (id) DO NOTHING");
     qb
@@ -322,6 +324,12 @@ fn request_log(r: &SqliteRow) -> Result<RequestLog, StoreError> {
         status: r.try_get("status")?,
         http_status: u16::try_from(r.try_get::<i64, _>("http_status")?).unwrap_or(0),
         error: r.try_get("error")?,
+        trace: match r.try_get::<Option<String>, _>("trace")? {
+            Some(t) => {
+                Some(serde_json::from_str(&t).map_err(|e| decode_err("request_logs.trace", e))?)
+            }
+            None => None,
+        },
     })
 }
 

@@ -94,6 +94,7 @@ impl Stub {
             attempts: self.vec(vec![AttemptLog {
                 candidate: "openai-1/gpt-4o-mini".to_owned(),
                 outcome: "ok".to_owned(),
+                ..AttemptLog::default()
             }]),
             prompt_tokens: 12,
             completion_tokens: 40,
@@ -106,6 +107,7 @@ impl Stub {
             status: "ok".to_owned(),
             http_status: 200,
             error: self.some("none, but the field must exist".to_owned()),
+            trace: None,
         }
     }
 }

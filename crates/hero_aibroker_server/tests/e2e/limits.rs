@@ -105,7 +105,7 @@ async fn a_client_that_goes_away_cancels_the_request() {
     let logs = b.logs();
     let cancelled: Vec<&str> = logs
         .lines()
-        .filter(|l| l.contains("status=\"cancelled\""))
+        .filter(|l| l.contains("status=\"client_cancelled\""))
         .collect();
     assert_eq!(
         cancelled.len(),
