@@ -9,6 +9,9 @@
 //! text of the stream recording) and reports [`PROMPT_TOKENS`]/[`COMPLETION_TOKENS`].
 //! The legacy `/v1/completions` shapes are composed from the documented `text_completion`
 //! object and reuse the same text, pieces and usage.
+//!
+//! `fixtures/openrouter/` comes verbatim from `/shared/wire/openrouter` and is replayed byte
+//! for byte (only the model value is swapped), for [`crate::Behavior::Reasoning`].
 
 use std::sync::LazyLock;
 
@@ -26,6 +29,9 @@ const EMBEDDINGS_RESPONSE: &str = include_str!("../fixtures/embeddings-response.
 const MODELS_LIST: &str = include_str!("../fixtures/models-list.json");
 const ERROR_429: &str = include_str!("../fixtures/error-429.json");
 const ERROR_429_HEADERS: &str = include_str!("../fixtures/error-429.headers.txt");
+const OPENROUTER_RESPONSE: &str = include_str!("../fixtures/openrouter/chat-response.json");
+const OPENROUTER_REASONING_STREAM: &str =
+    include_str!("../fixtures/openrouter/chat-stream-reasoning.sse");
 
 /// Stands in for the model while templates are built; never sent.
 const MODEL_SLOT: &str = "__hero_aibroker_fake_model__";
@@ -41,6 +47,26 @@ pub(crate) struct Slotted {
 pub(crate) struct StreamTemplate {
     events: Vec<Slotted>,
     usage: Slotted,
+    /// How many leading events carry no `finish_reason`.
+    unfinished: usize,
+}
+
+/// A recorded stream replayed event by event: comments and `[DONE]` verbatim, JSON events
+/// with the model swapped.
+pub(crate) struct Replay {
+    frames: Vec<ReplayFrame>,
+}
+
+enum ReplayFrame {
+    Verbatim(Bytes),
+    Model(Slotted),
+}
+
+/// One event of a rendered stream.
+#[derive(Clone, Copy)]
+enum Part<'a> {
+    Model(&'a Slotted),
+    Verbatim(&'a [u8]),
 }
 
 /// Every canned reply, built once per process.
@@ -58,6 +84,10 @@ pub(crate) struct Templates {
     pub(crate) error_429_headers: Vec<(HeaderName, HeaderValue)>,
     pub(crate) error_event_sse: Bytes,
     pub(crate) error_event_json: Bytes,
+    /// OpenRouter's `chat-response.json` (usage with cost, cached and reasoning tokens).
+    pub(crate) reasoning: Slotted,
+    /// OpenRouter's `chat-stream-reasoning.sse`.
+    pub(crate) reasoning_stream: Replay,
 }
 
 static TEMPLATES: LazyLock<Templates> = LazyLock::new(Templates::build);
@@ -138,25 +168,98 @@ impl Slotted {
         self.put(&mut buf, model);
         buf.freeze()
     }
+
+    /// Split a recorded JSON text around the value of its first `"model"` key, keeping every
+    /// other byte as recorded; `None` if it has none.
+    fn at_model(text: &str, suffix: &str) -> Option<Slotted> {
+        const KEY: &str = "\"model\"";
+        let after_key = text.find(KEY)? + KEY.len();
+        let colon = after_key + text[after_key..].find(':')?;
+        let rest = &text[colon + 1..];
+        let start = colon + 1 + (rest.len() - rest.trim_start().len());
+        let mut value = serde_json::Deserializer::from_str(&text[start..]).into_iter::<String>();
+        value.next()?.ok()?;
+        let end = start + value.byte_offset();
+        Some(Slotted {
+            head: Bytes::copy_from_slice(&text.as_bytes()[..start]),
+            tail: Bytes::from(format!("{}{suffix}", &text[end..])),
+        })
+    }
+}
+
+impl Part<'_> {
+    fn len(self, model: &ModelJson<'_>) -> usize {
+        match self {
+            Part::Model(s) => s.len(model),
+            Part::Verbatim(b) => b.len(),
+        }
+    }
+
+    fn put(self, buf: &mut BytesMut, model: &ModelJson<'_>) {
+        match self {
+            Part::Model(s) => s.put(buf, model),
+            Part::Verbatim(b) => buf.put_slice(b),
+        }
+    }
+}
+
+/// The events for `model`, one `Bytes` per event, all slices of one allocation.
+fn render_parts<'a>(
+    parts: impl Iterator<Item = Part<'a>> + Clone,
+    model: &ModelJson<'_>,
+) -> Vec<Bytes> {
+    let total = parts.clone().map(|p| p.len(model)).sum::<usize>();
+    let mut buf = BytesMut::with_capacity(total);
+    let mut lens = Vec::with_capacity(parts.size_hint().0);
+    for part in parts {
+        let before = buf.len();
+        part.put(&mut buf, model);
+        lens.push(buf.len() - before);
+    }
+    let mut all = buf.freeze();
+    lens.into_iter().map(|len| all.split_to(len)).collect()
 }
 
 impl StreamTemplate {
-    /// The SSE events for `model`, one `Bytes` per event, all slices of one allocation.
+    /// The SSE events for `model`, ending with `[DONE]`.
     pub(crate) fn render(&self, model: &ModelJson<'_>, include_usage: bool) -> Vec<Bytes> {
         let usage = include_usage.then_some(&self.usage);
-        let events = || self.events.iter().chain(usage);
-        let total = events().map(|e| e.len(model)).sum::<usize>() + DONE_EVENT.len();
-        let mut buf = BytesMut::with_capacity(total);
-        let mut lens = Vec::with_capacity(self.events.len() + 2);
-        for event in events() {
-            let before = buf.len();
-            event.put(&mut buf, model);
-            lens.push(buf.len() - before);
-        }
-        buf.put_slice(DONE_EVENT);
-        lens.push(DONE_EVENT.len());
-        let mut all = buf.freeze();
-        lens.into_iter().map(|len| all.split_to(len)).collect()
+        let parts = self.events.iter().chain(usage).map(Part::Model);
+        render_parts(
+            parts.chain(std::iter::once(Part::Verbatim(DONE_EVENT))),
+            model,
+        )
+    }
+
+    /// The first `n` events for `model`, stopping before the one with a `finish_reason`:
+    /// no usage, no `[DONE]`.
+    pub(crate) fn render_unfinished(&self, model: &ModelJson<'_>, n: usize) -> Vec<Bytes> {
+        let events = &self.events[..n.min(self.unfinished)];
+        render_parts(events.iter().map(Part::Model), model)
+    }
+}
+
+impl Replay {
+    /// Events separated by blank lines; those with a `"model"` get the slot.
+    fn new(fixture: &str) -> Replay {
+        let frames = fixture
+            .split("\n\n")
+            .filter(|event| !event.trim().is_empty())
+            .map(|event| match Slotted::at_model(event, "\n\n") {
+                Some(slotted) => ReplayFrame::Model(slotted),
+                None => ReplayFrame::Verbatim(Bytes::from(format!("{event}\n\n"))),
+            })
+            .collect();
+        Replay { frames }
+    }
+
+    /// The recording for `model`, one `Bytes` per event.
+    pub(crate) fn render(&self, model: &ModelJson<'_>) -> Vec<Bytes> {
+        let parts = self.frames.iter().map(|f| match f {
+            ReplayFrame::Model(s) => Part::Model(s),
+            ReplayFrame::Verbatim(b) => Part::Verbatim(b),
+        });
+        render_parts(parts, model)
     }
 }
 
@@ -182,6 +285,8 @@ impl Templates {
             "param": null,
             "code": null,
         }});
+        let reasoning = Slotted::at_model(OPENROUTER_RESPONSE, "")
+            .expect("the OpenRouter reply names its model");
         Templates {
             chat,
             chat_stream,
@@ -195,6 +300,8 @@ impl Templates {
             error_429_headers: error_429_headers(),
             error_event_sse: Bytes::from(format!("data: {error_event}\n\n")),
             error_event_json: Bytes::from(error_event.to_string()),
+            reasoning,
+            reasoning_stream: Replay::new(OPENROUTER_REASONING_STREAM),
         }
     }
 }
@@ -251,9 +358,15 @@ fn parse_stream(fixture: &str) -> (Vec<Value>, Value) {
 
 fn stream_template(events: &[Value], usage: &Value) -> StreamTemplate {
     let event = |v: &Value| Slotted::new(v, "data: ", "\n\n");
+    let finished = |v: &Value| {
+        v["choices"]
+            .as_array()
+            .is_some_and(|c| c.iter().any(|c| !c["finish_reason"].is_null()))
+    };
     StreamTemplate {
         events: events.iter().map(event).collect(),
         usage: event(usage),
+        unfinished: events.iter().take_while(|e| !finished(e)).count(),
     }
 }
 
@@ -385,6 +498,47 @@ mod tests {
         for a in &args {
             serde_json::from_str::<Value>(a).expect("arguments concatenate to JSON");
         }
+    }
+
+    #[test]
+    fn openrouter_recordings_replay_byte_for_byte_but_the_model() {
+        let model = ModelJson::new("x/y");
+        let stream: Vec<u8> = templates().reasoning_stream.render(&model).concat();
+        let expected = OPENROUTER_REASONING_STREAM.replace(
+            "\"model\":\"anthropic/claude-sonnet-4.6\"",
+            "\"model\":\"x/y\"",
+        );
+        assert_eq!(String::from_utf8(stream).expect("utf-8"), expected);
+        let json = templates().reasoning.render(&model);
+        let expected =
+            OPENROUTER_RESPONSE.replace("\"model\": \"openai/gpt-4o\"", "\"model\": \"x/y\"");
+        assert_eq!(std::str::from_utf8(&json).expect("utf-8"), expected);
+    }
+
+    #[test]
+    fn unfinished_streams_stop_before_the_finish_chunk() {
+        let t = templates();
+        let model = ModelJson::new("m");
+        let frames = t.chat_stream.render_unfinished(&model, usize::MAX);
+        let events = events_json(&frames);
+        assert_eq!(events.len(), frames.len(), "no [DONE]");
+        assert!(
+            events
+                .iter()
+                .all(|e| !e["choices"][0]["finish_reason"].is_string())
+        );
+        let text: String = events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+            .collect();
+        assert_eq!(text, CHAT_TEXT);
+        assert_eq!(t.chat_stream.render_unfinished(&model, 2).len(), 2);
+        let legacy = t.completion_stream.render_unfinished(&model, usize::MAX);
+        assert!(
+            events_json(&legacy)
+                .iter()
+                .all(|e| e["choices"][0]["finish_reason"].is_null())
+        );
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! wire fixtures (see `fixtures/`), echoes the requested model, and misbehaves on demand:
 //! tests [`script`](FakeProvider::script) [`Rule`]s (rate limits, hangs, slow or broken
 //! streams, tool calls) and then check what the provider received with
-//! [`calls`](FakeProvider::calls) / [`count`](FakeProvider::count).
+//! [`calls`](FakeProvider::calls) / [`count`](FakeProvider::count), and how many replies
+//! the client abandoned with [`cancelled`](FakeProvider::cancelled).
 //!
 //! It is built on hyper directly (no router, no per-request serde round trip) because the
 //! benchmark runs it next to the broker and the load generator on two cores.
@@ -46,7 +47,8 @@ pub enum Behavior {
         /// Seconds for the `retry-after` header; `None` sends no header.
         retry_after: Option<u64>,
     },
-    /// Read the request and never answer, until the client goes away or the provider drops.
+    /// Read the request and never answer, until the client goes away or the provider drops
+    /// (a client that goes away counts in [`FakeProvider::cancelled`]).
     Hang,
     /// Normal reply after this delay (before the status line).
     DelayFirstByte(Duration),
@@ -61,6 +63,17 @@ pub enum Behavior {
     /// Chat replies carry tool calls (`chat-response-tool-calls.json` or the tool-call
     /// stream); other endpoints answer as [`Behavior::Ok`].
     ToolCalls,
+    /// Chat replies replay OpenRouter recordings with the requested model: streams send
+    /// `openrouter/chat-stream-reasoning.sse` as recorded (`: OPENROUTER PROCESSING` comments,
+    /// `delta.reasoning`, the usage chunk with `cost`, cached and reasoning tokens — always,
+    /// as OpenRouter does — and `[DONE]`); JSON replies send `openrouter/chat-response.json`.
+    /// The text and usage are the recordings', not [`CHAT_TEXT`]. Other endpoints answer as
+    /// [`Behavior::Ok`].
+    Reasoning,
+    /// Streams: send the first N events of the normal reply (never its finish chunk), then
+    /// end the body cleanly with no `finish_reason`, usage or `[DONE]`. JSON replies send the
+    /// first half of the body and end cleanly: a truncated document.
+    EndWithoutDone(usize),
 }
 
 /// A scripted answer: applies to requests matching `key` and `model` (`None` = any).
@@ -185,6 +198,7 @@ impl FakeProvider {
                 options,
             }),
             received: AtomicUsize::new(0),
+            cancelled: AtomicUsize::new(0),
         });
         let task = tokio::spawn(server::accept_loop(listener, Arc::clone(&shared)));
         Ok(FakeProvider { addr, shared, task })
@@ -244,11 +258,20 @@ impl FakeProvider {
             .count()
     }
 
-    /// Forget the recorded calls and reset [`call_count`](FakeProvider::call_count).
+    /// How many replies the client abandoned before the provider finished sending them:
+    /// streams whose connection closed mid-body, hung or delayed requests whose client left.
+    /// Scripted cuts ([`Behavior::DropAfterChunks`]) are the provider's doing and don't count.
+    pub fn cancelled(&self) -> usize {
+        self.shared.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Forget the recorded calls and reset [`call_count`](FakeProvider::call_count) and
+    /// [`cancelled`](FakeProvider::cancelled).
     pub fn clear_calls(&self) {
         let mut state = self.shared.lock();
         state.calls.clear();
         self.shared.received.store(0, Ordering::Relaxed);
+        self.shared.cancelled.store(0, Ordering::Relaxed);
     }
 }
 
@@ -272,6 +295,8 @@ impl std::fmt::Debug for FakeProvider {
 struct Shared {
     state: Mutex<State>,
     received: AtomicUsize,
+    /// See [`FakeProvider::cancelled`]; incremented by [`body::Watch`].
+    cancelled: AtomicUsize,
 }
 
 struct State {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-use crate::body::FakeBody;
+use crate::body::{FakeBody, Watch};
 use crate::fixtures::{ModelJson, templates};
 use crate::{Behavior, RawCall, Shared};
 
@@ -185,7 +185,10 @@ async fn handle(
         include_usage,
         chunk_delay,
     };
-    Ok(act(&reply, behavior).await)
+    // Alive across `act` (so a client leaving a hung or delayed request drops it armed), then
+    // handed to the body, which disarms it once the reply is complete.
+    let watch = Watch::new(shared);
+    Ok(act(&reply, behavior).await.map(|body| body.watched(watch)))
 }
 
 /// What a successful reply has to fit.
@@ -205,20 +208,29 @@ enum Reply {
     Sse(Vec<Bytes>),
 }
 
+/// Which recording a chat reply replays.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Text,
+    Tools,
+    Reasoning,
+}
+
 impl ReplyTo<'_> {
-    fn render(&self, tools: bool) -> Reply {
+    fn render(&self, flavor: Flavor) -> Reply {
         let t = templates();
         let model = &self.model;
         match self.route {
-            Route::Chat if self.stream => {
-                let stream = if tools {
-                    &t.chat_tools_stream
-                } else {
-                    &t.chat_stream
-                };
-                Reply::Sse(stream.render(model, self.include_usage))
-            }
-            Route::Chat => Reply::Json(if tools { &t.chat_tools } else { &t.chat }.render(model)),
+            Route::Chat if self.stream => match flavor {
+                Flavor::Text => Reply::Sse(t.chat_stream.render(model, self.include_usage)),
+                Flavor::Tools => Reply::Sse(t.chat_tools_stream.render(model, self.include_usage)),
+                Flavor::Reasoning => Reply::Sse(t.reasoning_stream.render(model)),
+            },
+            Route::Chat => Reply::Json(match flavor {
+                Flavor::Text => t.chat.render(model),
+                Flavor::Tools => t.chat_tools.render(model),
+                Flavor::Reasoning => t.reasoning.render(model),
+            }),
             Route::Completions if self.stream => {
                 Reply::Sse(t.completion_stream.render(model, self.include_usage))
             }
@@ -227,19 +239,49 @@ impl ReplyTo<'_> {
             Route::Models => Reply::Json(t.models.clone()),
         }
     }
+
+    /// The first `n` events of a stream before its finish chunk; the first half of a JSON
+    /// reply.
+    fn render_unfinished(&self, n: usize) -> Reply {
+        let t = templates();
+        match self.route {
+            Route::Chat if self.stream => {
+                Reply::Sse(t.chat_stream.render_unfinished(&self.model, n))
+            }
+            Route::Completions if self.stream => {
+                Reply::Sse(t.completion_stream.render_unfinished(&self.model, n))
+            }
+            _ => match self.render(Flavor::Text) {
+                Reply::Json(bytes) => Reply::Json(bytes.slice(..bytes.len() / 2)),
+                sse @ Reply::Sse(_) => sse,
+            },
+        }
+    }
 }
 
 /// Act out `behavior` for one request.
 async fn act(reply: &ReplyTo<'_>, behavior: Behavior) -> Response<FakeBody> {
     let pace = reply.chunk_delay;
     match behavior {
-        Behavior::Ok => send(reply.render(false), pace),
-        Behavior::ToolCalls => send(reply.render(true), pace),
+        Behavior::Ok => send(reply.render(Flavor::Text), pace),
+        Behavior::ToolCalls => send(reply.render(Flavor::Tools), pace),
+        Behavior::Reasoning => send(reply.render(Flavor::Reasoning), pace),
+        Behavior::EndWithoutDone(n) => match reply.render_unfinished(n) {
+            // Chunked (no content-length) with a clean end: a short, well-formed body.
+            Reply::Json(bytes) => response(
+                StatusCode::OK,
+                JSON,
+                FakeBody::frames(vec![bytes], Duration::ZERO),
+            ),
+            Reply::Sse(frames) => {
+                response(StatusCode::OK, EVENT_STREAM, FakeBody::frames(frames, pace))
+            }
+        },
         Behavior::DelayFirstByte(delay) => {
             tokio::time::sleep(delay).await;
-            send(reply.render(false), pace)
+            send(reply.render(Flavor::Text), pace)
         }
-        Behavior::SlowChunks(delay) => match reply.render(false) {
+        Behavior::SlowChunks(delay) => match reply.render(Flavor::Text) {
             Reply::Json(bytes) => {
                 tokio::time::sleep(delay).await;
                 response(StatusCode::OK, JSON, FakeBody::full(bytes))
@@ -250,7 +292,7 @@ async fn act(reply: &ReplyTo<'_>, behavior: Behavior) -> Response<FakeBody> {
                 FakeBody::frames(frames, delay),
             ),
         },
-        Behavior::DropAfterChunks(n) => match reply.render(false) {
+        Behavior::DropAfterChunks(n) => match reply.render(Flavor::Text) {
             Reply::Json(bytes) => {
                 // Chunked (no content-length), so the cut shows as a broken body.
                 let half = bytes.slice(..bytes.len() / 2);

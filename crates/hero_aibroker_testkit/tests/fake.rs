@@ -586,3 +586,154 @@ async fn dropping_the_provider_closes_the_port_and_open_requests() {
         "port closed"
     );
 }
+
+/// Waits up to 2 s for `cancelled()` to reach `n` (the provider notices a closed connection
+/// asynchronously); returns the last value seen.
+async fn cancelled_after(p: &FakeProvider, n: usize) -> usize {
+    let started = Instant::now();
+    while p.cancelled() < n && started.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    p.cancelled()
+}
+
+#[tokio::test]
+async fn cancelled_counts_replies_the_client_abandoned() {
+    let p = FakeProvider::start().await;
+    // Finished replies, scripted cuts and routing errors are not cancellations.
+    post(&p, "/chat/completions", "k", &chat_stream("m", true))
+        .await
+        .text()
+        .await
+        .expect("whole stream");
+    post(&p, "/chat/completions", "k", &chat("m"))
+        .await
+        .text()
+        .await
+        .expect("whole reply");
+    assert_eq!(post(&p, "/nope", "k", &chat("m")).await.status(), 404);
+    p.script(Rule::any(Behavior::DropAfterChunks(2)).times(1));
+    assert!(
+        post(&p, "/chat/completions", "k", &chat_stream("m", false))
+            .await
+            .bytes()
+            .await
+            .is_err()
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(p.cancelled(), 0);
+
+    // A slow stream dropped after its first event.
+    p.script(Rule::for_model(
+        "slow",
+        Behavior::SlowChunks(Duration::from_millis(100)),
+    ));
+    let resp = post(&p, "/chat/completions", "k", &chat_stream("slow", false)).await;
+    let mut stream = resp.bytes_stream();
+    stream.next().await.expect("a first event").expect("ok");
+    drop(stream);
+    assert_eq!(cancelled_after(&p, 1).await, 1);
+
+    // A hung request whose client gave up.
+    p.script(Rule::for_model("stuck", Behavior::Hang));
+    let result = client()
+        .post(format!("{}/chat/completions", p.base_url()))
+        .json(&chat("stuck"))
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(result.is_err());
+    assert_eq!(cancelled_after(&p, 2).await, 2);
+
+    p.clear_calls();
+    assert_eq!(p.cancelled(), 0);
+}
+
+#[tokio::test]
+async fn reasoning_stream_replays_the_openrouter_recording() {
+    let p = FakeProvider::start().await;
+    p.script(Rule::any(Behavior::Reasoning));
+    // Usage comes whether or not it was asked for, as on OpenRouter.
+    let resp = post(&p, "/chat/completions", "k", &chat_stream("or/m", false)).await;
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let text = resp.text().await.expect("clean end");
+    assert!(text.starts_with(": OPENROUTER PROCESSING\n\n: OPENROUTER PROCESSING\n\n"));
+    let data = sse_data(&text);
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let events: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("JSON event"))
+        .collect();
+    assert!(events.iter().all(|e| e["model"] == "or/m"));
+    let deltas = |field: &str| -> String {
+        events
+            .iter()
+            .filter_map(|e| e["choices"][0]["delta"][field].as_str())
+            .collect()
+    };
+    assert_eq!(
+        deltas("reasoning"),
+        "The user asks for the capital of France."
+    );
+    assert_eq!(deltas("content"), "The capital of France is Paris.");
+    let usage = &events.last().expect("usage chunk")["usage"];
+    assert_eq!(usage["cost"], 0.000681);
+    assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 0);
+    assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 21);
+    assert_eq!(usage["total_tokens"], 79);
+
+    let body = json_of(post(&p, "/chat/completions", "k", &chat("or/m")).await).await;
+    assert_eq!(body["model"], "or/m");
+    assert_eq!(body["provider"], "OpenAI");
+    assert_eq!(body["choices"][0]["message"]["content"], "Hello there!");
+    assert_eq!(body["usage"]["cost"], 0.0012);
+    assert_eq!(body["usage"]["prompt_tokens_details"]["cached_tokens"], 2);
+    assert_eq!(
+        body["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        5
+    );
+}
+
+#[tokio::test]
+async fn end_without_done_stops_cleanly_before_the_finish() {
+    let p = FakeProvider::start().await;
+    p.script(Rule::for_model("three", Behavior::EndWithoutDone(3)));
+    p.script(Rule::for_model("all", Behavior::EndWithoutDone(10_000)));
+    let text = post(&p, "/chat/completions", "k", &chat_stream("three", true))
+        .await
+        .text()
+        .await
+        .expect("a clean end, not a broken body");
+    assert_eq!(sse_data(&text).len(), 3, "{text}");
+
+    // Asking for more events than the reply has still stops before the finish chunk.
+    let text = post(&p, "/chat/completions", "k", &chat_stream("all", true))
+        .await
+        .text()
+        .await
+        .expect("clean end");
+    let events: Vec<Value> = sse_data(&text)
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("JSON event, no [DONE]"))
+        .collect();
+    let streamed: String = events
+        .iter()
+        .filter_map(|e| e["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, CHAT_TEXT);
+    assert!(
+        events
+            .iter()
+            .all(|e| e["choices"][0]["finish_reason"].is_null() && e.get("usage").is_none())
+    );
+
+    // JSON: half a document, ended cleanly.
+    let body = post(&p, "/chat/completions", "k", &chat("all"))
+        .await
+        .bytes()
+        .await
+        .expect("clean end");
+    assert!(!body.is_empty());
+    assert!(serde_json::from_slice::<Value>(&body).is_err());
+    assert_eq!(p.cancelled(), 0, "scripted endings are not cancellations");
+}
