@@ -129,6 +129,28 @@ pub fn has_finish_reason(data: &str) -> bool {
     !after.starts_with("null")
 }
 
+/// True if a chunk carries generated text: a non-empty `content`, `reasoning`, `text`
+/// (legacy completions) or tool-call `arguments` string. Scans bytes, no parse.
+pub fn has_text_delta(data: &str) -> bool {
+    const KEYS: [&[u8]; 4] = [
+        b"\"content\"",
+        b"\"reasoning\"",
+        b"\"text\"",
+        b"\"arguments\"",
+    ];
+    let b = data.as_bytes();
+    KEYS.iter().any(|key| {
+        memchr::memmem::find_iter(b, key).any(|at| {
+            let after = data[at + key.len()..].trim_start();
+            let Some(value) = after.strip_prefix(':') else {
+                return false;
+            };
+            let value = value.trim_start();
+            value.starts_with('"') && !value.starts_with("\"\"")
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,5 +221,25 @@ mod tests {
             r#"{"choices":[{"finish_reason":null}]}"#
         ));
         assert!(!has_finish_reason(r#"{"choices":[]}"#));
+    }
+
+    #[test]
+    fn text_delta_detection() {
+        for with_text in [
+            r#"{"choices":[{"delta":{"content":"Hi"}}]}"#,
+            r#"{"choices":[{"delta":{"content":"","reasoning":"Hmm"}}]}"#,
+            r#"{"choices":[{"text": " there","finish_reason":null}]}"#,
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\""}}]}}]}"#,
+        ] {
+            assert!(has_text_delta(with_text), "{with_text}");
+        }
+        for without in [
+            r#"{"choices":[{"delta":{"role":"assistant","content":"","refusal":null}}]}"#,
+            r#"{"choices":[{"delta":{"content":null}}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":3}}"#,
+            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
+        ] {
+            assert!(!has_text_delta(without), "{without}");
+        }
     }
 }

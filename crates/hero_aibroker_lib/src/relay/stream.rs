@@ -1,7 +1,12 @@
 //! A committed stream: relays upstream SSE events to the client as they arrive. Every event an
-//! upstream read completed goes out in one write; nothing waits for more. After bytes reached
-//! the client a failure ends the stream with one error event and no `[DONE]`. Dropping the
-//! relay (client gone) drops the upstream response, which cancels the call.
+//! upstream read completed goes out in one write; nothing waits for more.
+//!
+//! Only `[DONE]`, or a clean end after a `finish_reason`, is a success. After bytes reached
+//! the client, a break, an idle stall, an in-band error or an end before the finish closes
+//! the stream with one error event and no `[DONE]`; the row says `partial`. Dropping the relay
+//! (client gone) drops the upstream response, which cancels the call; the row says
+//! `client_cancelled` (HTTP 499). Both keep the tokens seen: the upstream's usage chunk if it
+//! came, else the chunks that carried text (each is at least one token, so a lower bound).
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -31,6 +36,8 @@ pub(super) struct StreamRelay {
     annotator: Annotator,
     driver: &'static dyn Driver,
     usage: Option<Usage>,
+    /// Events relayed that carried generated text: a lower bound on completion tokens.
+    text_events: u64,
     response_id: Option<String>,
     ttfb: Duration,
     finished: bool,
@@ -70,6 +77,7 @@ impl StreamRelay {
             annotator,
             driver,
             usage: None,
+            text_events: 0,
             response_id,
             ttfb,
             finished: false,
@@ -163,6 +171,9 @@ impl StreamRelay {
         if !self.saw_finish && sse::has_finish_reason(data) {
             self.saw_finish = true;
         }
+        if sse::has_text_delta(data) {
+            self.text_events += 1;
+        }
         if let Some(u) = self
             .annotator
             .chunk_into(data, &self.cand.backend().model_id, out)
@@ -173,22 +184,28 @@ impl StreamRelay {
 
     fn fail(&mut self, code: ErrorCode, msg: &str, out: &mut BytesMut) {
         tracing::warn!(request = %self.ctx.id, "stream failed after the first byte: {msg}");
-        self.end_with("partial", Some(msg.to_owned()));
+        self.end_with("partial", 200, Some(msg.to_owned()));
         let body = ApiError::new(code, msg).body();
         sse::event_into(&serde_json::to_vec(&body).unwrap_or_default(), out);
     }
 
     fn end(&mut self, status: &'static str) {
-        self.end_with(status, None);
+        self.end_with(status, 200, None);
     }
 
-    fn end_with(&mut self, status: &'static str, error: Option<String>) {
+    fn end_with(&mut self, status: &'static str, http_status: u16, error: Option<String>) {
         self.finished = true;
+        // A stream cut short rarely brought its usage chunk: count what reached the client.
+        let counted = (status != "ok" && self.usage.is_none()).then(|| Usage {
+            completion_tokens: self.text_events,
+            total_tokens: self.text_events,
+            ..Usage::default()
+        });
         self.ctx.finish(Finish {
             cand: Some(&self.cand),
             status,
-            http_status: 200,
-            usage: self.usage.as_ref(),
+            http_status,
+            usage: self.usage.as_ref().or(counted.as_ref()),
             ttfb: Some(self.ttfb),
             error,
             response_id: self.response_id.take(),
@@ -200,7 +217,7 @@ impl Drop for StreamRelay {
     fn drop(&mut self) {
         // Still unfinished: the client went away mid-stream (finish is a no-op otherwise).
         if !self.finished {
-            self.end("client_cancelled");
+            self.end_with("client_cancelled", 499, None);
         }
     }
 }

@@ -467,3 +467,43 @@ pub fn mode(p: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(p).expect("meta").permissions().mode() & 0o777
 }
+
+impl Broker {
+    /// Waits until the ledger holds the row of request `id`; returns it.
+    pub async fn wait_row(&self, id: &str) -> Value {
+        let t0 = Instant::now();
+        loop {
+            let page = self
+                .rpc("usage.logs", serde_json::json!({"query": {"limit": 1000}}))
+                .await;
+            let rows = page["rows"].as_array().cloned().unwrap_or_default();
+            if let Some(row) = rows.into_iter().find(|r| r["id"] == id) {
+                return row;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "no ledger row {id}: {page}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Streamed {
+    /// A response header as text ("" when absent).
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+/// Polls `done` every 10 ms for up to `limit`; returns its last answer.
+pub async fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
+    let t0 = Instant::now();
+    while !done() && t0.elapsed() < limit {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    done()
+}

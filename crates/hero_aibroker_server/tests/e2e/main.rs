@@ -12,3 +12,4 @@ mod ledger;
 mod lifecycle;
 mod limits;
 mod relay;
+mod streams;
