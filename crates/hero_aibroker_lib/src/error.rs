@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds, sent as `Retry-After`.
     pub retry_after: Option<u64>,
+    /// The ledger id of the request it ends, sent as `x-aibroker-request-id`.
+    pub request_id: Option<String>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            request_id: None,
         }
     }
 
@@ -63,6 +66,13 @@ impl IntoResponse for ApiError {
         );
         if let Some(secs) = self.retry_after {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let Some(id) = self
+            .request_id
+            .as_deref()
+            .and_then(|v| HeaderValue::from_str(v).ok())
+        {
+            headers.insert("x-aibroker-request-id", id);
         }
         resp
     }
@@ -105,6 +115,15 @@ impl From<PlanError> for ApiError {
                 ErrorCode::NoBackend,
                 format!(
                     "No servable model has the {capability:?} capability, so \"auto\" has nothing to route to."
+                ),
+            ),
+            PlanError::NoMatch { model } => ApiError::new(
+                ErrorCode::InvalidRequest,
+                format!(
+                    "No backend of the model \"{}\" matches the request's `provider` preferences \
+                     (only / ignore / order with allow_fallbacks false / max_price / require_parameters). \
+                     routing.explain on rpc.sock shows why each backend was left out.",
+                    printable(&model)
                 ),
             ),
         }

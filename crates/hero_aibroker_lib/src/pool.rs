@@ -5,8 +5,8 @@
 //! router reads it lock-free. Changes mark the instance dirty so a background task can persist
 //! them (never a database write on the request path).
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::router::Endpoint;
@@ -90,6 +90,18 @@ pub struct Instance {
     reason: Mutex<Option<String>>,
     /// Changed since the last time the persister looked.
     dirty: AtomicBool,
+    /// Requests using this key right now (the least_busy strategy).
+    in_flight: AtomicU32,
+}
+
+/// Counts one request on an instance while it lives (see [`Instance::busy`]).
+#[derive(Debug)]
+pub struct Busy(Arc<Instance>);
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// What an attempt taught us about an instance.
@@ -131,7 +143,19 @@ impl Instance {
             failures: AtomicU32::new(0),
             reason: Mutex::new(None),
             dirty: AtomicBool::new(false),
+            in_flight: AtomicU32::new(0),
         }
+    }
+
+    /// Marks one request as using this instance until the guard is dropped.
+    pub fn busy(self: &Arc<Self>) -> Busy {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        Busy(self.clone())
+    }
+
+    /// Requests using this instance right now.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
     }
 
     /// `base_url` followed by the endpoint's OpenAI path, or `None` if that is not a valid URL.

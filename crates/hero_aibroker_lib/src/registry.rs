@@ -14,6 +14,7 @@ use crate::config::{ModelsConfig, Tier};
 use crate::env::Env;
 use crate::pool::Instance;
 use crate::secret::Secret;
+use crate::stats::BackendStats;
 
 /// A model as routing sees it.
 #[derive(Debug)]
@@ -24,7 +25,12 @@ pub struct Model {
     pub capabilities: Vec<String>,
     pub context_window: u64,
     pub aliases: Vec<String>,
+    /// Its own `strategy:`, if the file sets one.
+    pub strategy: Option<crate::config::Strategy>,
     pub backends: Vec<Backend>,
+    /// Round-robin cursor over the model's candidates (round_robin, and the latency
+    /// strategy's pair choice). Advanced once per routed request.
+    pub(crate) cursor: AtomicUsize,
 }
 
 impl Model {
@@ -48,6 +54,10 @@ pub struct Backend {
     cursor: AtomicUsize,
     /// Trips when the backend keeps failing; carried over across reloads.
     pub circuit: Circuit,
+    /// Request parameters it honours, when declared (`provider.require_parameters`).
+    pub parameters: Option<Vec<String>>,
+    /// Measured latency, success and speed; carried over across reloads.
+    pub stats: Arc<BackendStats>,
 }
 
 impl Backend {
@@ -187,6 +197,11 @@ impl Registry {
                     output_cost: b.output_cost,
                     cursor: AtomicUsize::new(0),
                     circuit: Circuit::default(),
+                    parameters: b.parameters.clone(),
+                    stats: previous
+                        .and_then(|p| p.backend(&b.provider, &b.model_id))
+                        .map(|old| old.stats.clone())
+                        .unwrap_or_default(),
                 })
                 .collect();
             models.insert(
@@ -198,7 +213,9 @@ impl Registry {
                     capabilities: m.capabilities.clone(),
                     context_window: m.context_window,
                     aliases: m.aliases.clone(),
+                    strategy: m.strategy,
                     backends,
+                    cursor: AtomicUsize::new(0),
                 }),
             );
         }
@@ -221,6 +238,14 @@ impl Registry {
             aliases,
             providers,
         }
+    }
+
+    /// The backend with this provider and upstream model id, in any model.
+    pub fn backend(&self, provider: &str, model_id: &str) -> Option<&Backend> {
+        self.models
+            .values()
+            .flat_map(|m| m.backends.iter())
+            .find(|b| b.provider == provider && b.model_id == model_id)
     }
 
     /// Instances able to serve `backend` (none if its provider has no keys).

@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 use serde_json::value::RawValue;
 
 use crate::error::{ApiError, printable};
-use crate::router::Endpoint;
+use crate::router::{Endpoint, PARAMETERS, ProviderPrefs, RouteOptions};
 
 /// Fields a client may not set: the broker alone chooses where a request goes (no SSRF).
 const FORBIDDEN_FIELDS: &[&str] = &[
@@ -19,6 +19,9 @@ const FORBIDDEN_FIELDS: &[&str] = &[
     "custom_llm_provider",
 ];
 
+/// OpenRouter routing fields the broker acts on itself; never sent upstream.
+const ROUTING_FIELDS: &[&str] = &["models", "route", "provider", "transforms"];
+
 /// A parsed, validated request body.
 #[derive(Debug)]
 pub struct ParsedRequest {
@@ -27,6 +30,12 @@ pub struct ParsedRequest {
     pub stream: bool,
     /// All top-level fields in client order, including `model` and `stream`.
     pub fields: IndexMap<String, Box<RawValue>>,
+    /// `models`, `provider`, `user` (session) and the parameters used.
+    pub route: RouteOptions,
+    /// `transforms: ["middle-out"]` or the `context-compression` plugin.
+    pub middle_out: bool,
+    /// `HTTP-Referer` and `X-Title` for OpenRouter upstreams (the client's or the defaults).
+    pub attribution: (Option<String>, Option<String>),
 }
 
 impl ParsedRequest {
@@ -57,7 +66,19 @@ impl ParsedRequest {
                 ));
             }
         }
+        let mut models: Vec<String> = match fields.get("models") {
+            None => Vec::new(),
+            Some(raw) => serde_json::from_str::<Option<Vec<String>>>(raw.get())
+                .map_err(|_| {
+                    invalid(
+                        ErrorCode::InvalidRequest,
+                        "The field `models` must be an array of model names.",
+                    )
+                })?
+                .unwrap_or_default(),
+        };
         let model: String = match fields.get("model") {
+            None if !models.is_empty() => models.remove(0),
             None => return Err(missing("model")),
             Some(raw) => serde_json::from_str(raw.get()).map_err(|_| {
                 invalid(
@@ -66,6 +87,8 @@ impl ParsedRequest {
                 )
             })?,
         };
+        models.retain(|m| *m != model && !m.is_empty());
+        models.dedup();
         if model.is_empty() {
             return Err(invalid(
                 ErrorCode::InvalidRequest,
@@ -104,18 +127,49 @@ impl ParsedRequest {
                 "Embeddings cannot be streamed.",
             ));
         }
+        let (route, middle_out) = routing(&fields, models)?;
         Ok(ParsedRequest {
             endpoint,
             model,
             stream,
             fields,
+            route,
+            middle_out,
+            attribution: (None, None),
         })
+    }
+
+    /// Applies `middle-out` for a model with `context_window` tokens: the oldest messages after
+    /// the first are dropped until the prompt estimate fits (leaving room for `max_tokens`).
+    /// Returns true if messages were dropped.
+    pub fn trim_to_context(&mut self, context_window: u64) -> bool {
+        if !self.middle_out || self.endpoint != Endpoint::Chat {
+            return false;
+        }
+        let reserve = ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|k| self.fields.get(*k))
+            .and_then(|v| v.get().parse::<u64>().ok())
+            .unwrap_or(0);
+        let budget = context_window.saturating_sub(reserve).max(1);
+        let Some(messages) = self.fields.get("messages") else {
+            return false;
+        };
+        match crate::transforms::middle_out(messages, budget) {
+            Some(trimmed) => {
+                self.fields.insert("messages".to_owned(), trimmed);
+                true
+            }
+            None => false,
+        }
     }
 
     /// The body for an OpenAI-compatible upstream: the client's fields in order with `model`
     /// replaced by the backend's id and, for streams, `stream_options.include_usage` forced on
-    /// (other `stream_options` keys are kept).
-    pub fn openai_body(&self, model_id: &str) -> Result<Bytes, ApiError> {
+    /// (other `stream_options` keys are kept). The routing fields the broker consumed
+    /// (`models`, `route`, `provider`, `transforms`) are left out; `plugins` only reaches
+    /// OpenRouter.
+    pub fn openai_body(&self, model_id: &str, openrouter: bool) -> Result<Bytes, ApiError> {
         let mut out = Vec::with_capacity(
             self.fields
                 .values()
@@ -127,7 +181,11 @@ impl ParsedRequest {
         write_key(&mut out, "model");
         serde_json::to_writer(&mut out, model_id).map_err(internal)?;
         for (k, v) in &self.fields {
-            if k == "model" || (self.stream && k == "stream_options") {
+            if k == "model"
+                || (self.stream && k == "stream_options")
+                || ROUTING_FIELDS.contains(&k.as_str())
+                || (k == "plugins" && !openrouter)
+            {
                 continue;
             }
             out.push(b',');
@@ -203,6 +261,72 @@ impl ParsedRequest {
     }
 }
 
+/// Reads the OpenRouter routing fields and the session (`user`).
+fn routing(
+    fields: &IndexMap<String, Box<RawValue>>,
+    fallbacks: Vec<String>,
+) -> Result<(RouteOptions, bool), ApiError> {
+    let bad = |m: String| invalid(ErrorCode::InvalidRequest, m);
+    if let Some(raw) = fields.get("route") {
+        match serde_json::from_str::<Option<String>>(raw.get()) {
+            Ok(None) => {}
+            Ok(Some(r)) if r == "fallback" => {}
+            _ => {
+                return Err(bad(
+                    "The field `route` must be \"fallback\" (the only routing mode; list fallback models in `models`).".into(),
+                ));
+            }
+        }
+    }
+    let prefs = match fields.get("provider") {
+        None => ProviderPrefs {
+            allow_fallbacks: true,
+            ..ProviderPrefs::default()
+        },
+        Some(raw) => ProviderPrefs::parse(raw.get()).map_err(bad)?,
+    };
+    let mut middle_out = false;
+    if let Some(raw) = fields.get("transforms") {
+        let transforms: Vec<String> = serde_json::from_str::<Option<Vec<String>>>(raw.get())
+            .map_err(|_| bad("The field `transforms` must be an array of strings.".into()))?
+            .unwrap_or_default();
+        for t in transforms {
+            match t.as_str() {
+                "middle-out" => middle_out = true,
+                other => {
+                    return Err(bad(format!(
+                        "Unknown transform {:?}: the broker supports \"middle-out\".",
+                        printable(other)
+                    )));
+                }
+            }
+        }
+    }
+    if let Some(raw) = fields.get("plugins")
+        && memchr::memmem::find(raw.get().as_bytes(), b"context-compression").is_some()
+    {
+        middle_out = true;
+    }
+    let session = fields
+        .get("user")
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
+        .filter(|s| !s.is_empty());
+    let params = fields
+        .keys()
+        .filter(|k| PARAMETERS.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    Ok((
+        RouteOptions {
+            fallbacks,
+            prefs,
+            session,
+            params,
+        },
+        middle_out,
+    ))
+}
+
 #[derive(PartialEq)]
 enum Shape {
     Array,
@@ -249,8 +373,8 @@ mod tests {
             r#"{"model":"small","messages":[{"role":"user","content":"hi"}],"vendor_x":{"deep":[1,2]},"temperature":0.5}"#,
         )
         .expect("valid");
-        let out: Value =
-            serde_json::from_slice(&r.openai_body("gpt-small").expect("body")).expect("json");
+        let out: Value = serde_json::from_slice(&r.openai_body("gpt-small", false).expect("body"))
+            .expect("json");
         assert_eq!(
             out,
             json!({"model":"gpt-small","messages":[{"role":"user","content":"hi"}],"vendor_x":{"deep":[1,2]},"temperature":0.5})
@@ -265,7 +389,8 @@ mod tests {
         )
         .expect("valid");
         assert!(r.stream);
-        let out: Value = serde_json::from_slice(&r.openai_body("x").expect("body")).expect("json");
+        let out: Value =
+            serde_json::from_slice(&r.openai_body("x", false).expect("body")).expect("json");
         assert_eq!(
             out["stream_options"],
             json!({"include_usage":true,"include_obfuscation":false})

@@ -59,11 +59,13 @@ pub trait HeroAiBrokerApi {
     #[method(name = "models.get")]
     async fn models_get(&self, id: String) -> RpcResult<ModelObject>;
 
-    /// Providers, their instances (masked keys, state) and the models they serve.
+    /// Providers, their instances (masked keys, state), the models they serve and the circuit
+    /// of each backend.
     #[method(name = "providers.list")]
     async fn providers_list(&self) -> RpcResult<Vec<ProviderInfo>>;
 
-    /// Returns an instance to healthy (clears auth_failed, disabled, cooldowns); persisted.
+    /// Returns an instance to healthy (clears auth_failed, disabled, cooldowns) and closes the
+    /// circuits of every backend on its provider; persisted.
     #[method(name = "providers.reset")]
     async fn providers_reset(&self, instance: String) -> RpcResult<InstanceInfo>;
 
@@ -98,6 +100,12 @@ pub trait HeroAiBrokerApi {
     /// Ledger rows, newest first, filtered and paged.
     #[method(name = "usage.logs")]
     async fn usage_logs(&self, query: LogQuery) -> RpcResult<LogPage>;
+
+    /// Runs the router for `model` (and optionally a request body and routing headers)
+    /// without calling any upstream: the candidates in the order a real request would try
+    /// them and why the others were left out. The same code path as real routing.
+    #[method(name = "routing.explain")]
+    async fn routing_explain(&self, query: ExplainQuery) -> RpcResult<RouteTrace>;
 
     /// Runtime provider priorities.
     #[method(name = "priority.list")]

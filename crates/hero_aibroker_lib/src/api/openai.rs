@@ -1,6 +1,7 @@
 //! Handlers of the relayed OpenAI endpoints: chat completions, completions, embeddings.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -12,7 +13,7 @@ use hero_aibroker_sdk::ErrorCode;
 
 use super::PeerInfo;
 use crate::error::ApiError;
-use crate::relay::{Ctx, relay};
+use crate::relay::{Ctx, Hints, relay};
 use crate::router::Endpoint;
 use crate::state::AppState;
 
@@ -79,7 +80,38 @@ async fn handle(
         Ok(b) => b,
         Err(rej) => return Err(ctx.fail(body_error(&state, &rej))),
     };
+    match hints(headers) {
+        Ok(h) => ctx.hints = h,
+        Err(e) => return Err(ctx.fail(e)),
+    }
     relay(ctx, body).await
+}
+
+/// Routing hints from the request headers.
+fn hints(headers: &HeaderMap) -> Result<Hints, ApiError> {
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let max_wait = match text("x-aibroker-max-wait-ms") {
+        None => None,
+        Some(v) => Some(Duration::from_millis(v.parse::<u64>().map_err(|_| {
+            ApiError::new(
+                ErrorCode::InvalidRequest,
+                "The header x-aibroker-max-wait-ms must be a whole number of milliseconds.",
+            )
+        })?)),
+    };
+    Ok(Hints {
+        session: text("x-session-id"),
+        max_wait,
+        referer: text("http-referer").or_else(|| text("referer")),
+        title: text("x-title"),
+    })
 }
 
 fn body_error(state: &AppState, rej: &BytesRejection) -> ApiError {

@@ -72,6 +72,9 @@ pub struct ModelConfig {
     pub context_window: u64,
     #[serde(default)]
     pub aliases: Vec<String>,
+    /// How its backends and keys are ordered; `ROUTING_STRATEGY` when absent.
+    #[serde(default)]
+    pub strategy: Option<super::Strategy>,
     pub backends: Vec<BackendConfig>,
 }
 
@@ -88,6 +91,10 @@ pub struct BackendConfig {
     pub input_cost: f64,
     /// USD per million output tokens.
     pub output_cost: f64,
+    /// Request parameters this backend honours (OpenRouter's `supported_parameters`); when
+    /// set, requests with `provider.require_parameters` skip it if they use others.
+    #[serde(default)]
+    pub parameters: Option<Vec<String>>,
 }
 
 fn default_capabilities() -> Vec<String> {

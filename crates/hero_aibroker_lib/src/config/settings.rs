@@ -8,25 +8,61 @@ use std::time::Duration;
 use super::ConfigError;
 use crate::env::Env;
 
-/// How `auto` requests choose among models.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the router orders the backends and keys of a model (see docs/configuration.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Strategy {
+    /// Fill-first: lowest priority number, then price; keys in their configured order, the
+    /// next one only when the first is cooling down or fails.
+    Priority,
+    /// Spread requests evenly over every backend and key of the best priority level.
+    RoundRobin,
+    /// Fewest requests in flight on the key first.
+    LeastBusy,
+    /// Lowest measured time to first byte (EWMA), choosing between two candidates at a time.
+    Latency,
     /// Lowest price first.
     Cheapest,
-    /// Highest tier first, then priority, then price.
+    /// Highest tier, then measured success rate, then latency.
     Best,
+}
+
+impl Strategy {
+    /// Every strategy, in documentation order.
+    pub const ALL: [Strategy; 6] = [
+        Strategy::Priority,
+        Strategy::RoundRobin,
+        Strategy::LeastBusy,
+        Strategy::Latency,
+        Strategy::Cheapest,
+        Strategy::Best,
+    ];
+
+    /// The name used in config, traces and docs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Strategy::Priority => "priority",
+            Strategy::RoundRobin => "round_robin",
+            Strategy::LeastBusy => "least_busy",
+            Strategy::Latency => "latency",
+            Strategy::Cheapest => "cheapest",
+            Strategy::Best => "best",
+        }
+    }
 }
 
 impl FromStr for Strategy {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "cheapest" => Ok(Strategy::Cheapest),
-            "best" => Ok(Strategy::Best),
-            other => Err(format!(
-                "unknown strategy {other:?} (expected cheapest or best)"
-            )),
-        }
+        let s = s.to_ascii_lowercase().replace('-', "_");
+        Strategy::ALL
+            .into_iter()
+            .find(|st| st.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown strategy {s:?} (expected priority, round_robin, least_busy, latency, cheapest or best)"
+                )
+            })
     }
 }
 
@@ -36,8 +72,17 @@ pub struct Settings {
     /// Root of the socket tree; the broker's sockets are in `<root>/hero_aibroker/`.
     pub socket_root: PathBuf,
     pub models_config: PathBuf,
-    /// Strategy for `auto`; `autocheapest`/`autobest` force one.
+    /// Strategy of models without their own `strategy:` (`ROUTING_STRATEGY`).
     pub strategy: Strategy,
+    /// Strategy of `auto` (`AUTO_STRATEGY`); `autocheapest`/`autobest` force one.
+    pub auto_strategy: Strategy,
+    /// How long a request may wait for a cooling key when every candidate is cooling down
+    /// (`CAPACITY_WAIT_MS`; a request's `x-aibroker-max-wait-ms` header overrides it).
+    pub capacity_wait: Duration,
+    /// `HTTP-Referer` sent to OpenRouter when the client sent none.
+    pub openrouter_referer: Option<String>,
+    /// `X-Title` sent to OpenRouter when the client sent none.
+    pub openrouter_title: Option<String>,
     pub connect_timeout: Duration,
     /// From sending the request to the first byte of the body (first SSE event for streams).
     pub first_byte_timeout: Duration,
@@ -68,6 +113,9 @@ pub struct Settings {
     pub circuit_failures: u32,
     /// How long an open circuit keeps traffic away before one probe.
     pub circuit_open: Duration,
+    /// How often the OpenRouter model catalog is refreshed (`OPENROUTER_CATALOG_INTERVAL`,
+    /// seconds); zero turns the live catalog off. Off anyway without an OpenRouter key.
+    pub catalog_interval: Duration,
 }
 
 impl Settings {
@@ -83,7 +131,11 @@ impl Settings {
                 .get("MODELS_CONFIG_PATH")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("modelsconfig.yml")),
-            strategy: parse(env, "ROUTING_STRATEGY", Strategy::Cheapest)?,
+            strategy: parse(env, "ROUTING_STRATEGY", Strategy::RoundRobin)?,
+            auto_strategy: parse(env, "AUTO_STRATEGY", Strategy::Cheapest)?,
+            capacity_wait: millis(env, "CAPACITY_WAIT_MS", 0)?,
+            openrouter_referer: env.get("OPENROUTER_HTTP_REFERER").map(str::to_owned),
+            openrouter_title: env.get("OPENROUTER_X_TITLE").map(str::to_owned),
             connect_timeout: millis(env, "UPSTREAM_CONNECT_TIMEOUT_MS", 5_000)?,
             first_byte_timeout: millis(env, "UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 60_000)?,
             idle_timeout: millis(env, "UPSTREAM_IDLE_TIMEOUT_MS", 120_000)?,
@@ -103,6 +155,11 @@ impl Settings {
             ledger_batch: parse(env, "LEDGER_BATCH", 256usize)?.max(1),
             circuit_failures: parse(env, "CIRCUIT_FAILURES", 5u32)?.max(1),
             circuit_open: millis(env, "CIRCUIT_OPEN_MS", 30_000)?,
+            catalog_interval: Duration::from_secs(parse(
+                env,
+                "OPENROUTER_CATALOG_INTERVAL",
+                3600u64,
+            )?),
         })
     }
 
@@ -141,17 +198,23 @@ mod tests {
             PathBuf::from("/home/u/hero/var/sockets/hero_aibroker")
         );
         assert_eq!(s.max_body_bytes, 32 * 1024 * 1024);
-        assert_eq!(s.strategy, Strategy::Cheapest);
+        assert_eq!(s.strategy, Strategy::RoundRobin);
+        assert_eq!(s.auto_strategy, Strategy::Cheapest);
+        assert_eq!(s.catalog_interval, Duration::from_secs(3600));
 
         let s = Settings::from_env(&Env::from_pairs([
             ("HERO_SOCKET_DIR", "/tmp/s"),
             ("ROUTING_STRATEGY", "best"),
+            ("AUTO_STRATEGY", "least-busy"),
             ("UPSTREAM_IDLE_TIMEOUT_MS", "250"),
+            ("OPENROUTER_CATALOG_INTERVAL", "0"),
         ]))
         .expect("overrides");
         assert_eq!(s.socket_dir(), PathBuf::from("/tmp/s/hero_aibroker"));
         assert_eq!(s.strategy, Strategy::Best);
+        assert_eq!(s.auto_strategy, Strategy::LeastBusy);
         assert_eq!(s.idle_timeout, Duration::from_millis(250));
+        assert!(s.catalog_interval.is_zero(), "0 turns the catalog off");
     }
 
     #[test]

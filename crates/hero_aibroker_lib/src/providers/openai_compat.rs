@@ -30,6 +30,7 @@ impl Driver for OpenAiCompat {
                 format!("provider instance {} has an invalid base URL", instance.id),
             )
         })?;
+        let openrouter = instance.provider == "openrouter";
         let mut rb = client
             .post(url)
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
@@ -42,9 +43,18 @@ impl Driver for OpenAiCompat {
                     "application/json"
                 }),
             )
-            .body(req.openai_body(model_id)?);
+            .body(req.openai_body(model_id, openrouter)?);
         if let Some(key) = &instance.key {
             rb = rb.bearer_auth(key.expose());
+        }
+        if openrouter {
+            // OpenRouter's app attribution: the client's headers, else the configured defaults.
+            if let Some(referer) = &req.attribution.0 {
+                rb = rb.header("HTTP-Referer", referer);
+            }
+            if let Some(title) = &req.attribution.1 {
+                rb = rb.header("X-Title", title);
+            }
         }
         Ok(rb)
     }

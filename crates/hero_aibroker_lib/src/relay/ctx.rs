@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hero_aibroker_sdk::Usage;
-use hero_aibroker_sdk::admin::{AttemptLog, RequestLog};
+use hero_aibroker_sdk::admin::{AttemptLog, RequestLog, RouteTrace};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::{ApiError, printable};
 use crate::keys::KeyEntry;
+use crate::pool::Busy;
 use crate::router::{Candidate, Endpoint};
 use crate::state::AppState;
 use crate::telemetry::Sample;
@@ -28,6 +29,18 @@ pub(crate) struct Finish<'a> {
     pub response_id: Option<String>,
 }
 
+/// What the client's headers ask of routing.
+#[derive(Debug, Clone, Default)]
+pub struct Hints {
+    /// `x-session-id`: session affinity (else the body's `user`).
+    pub session: Option<String>,
+    /// `x-aibroker-max-wait-ms`: capacity wait (else `CAPACITY_WAIT_MS`).
+    pub max_wait: Option<Duration>,
+    /// `HTTP-Referer` and `X-Title`, forwarded to OpenRouter.
+    pub referer: Option<String>,
+    pub title: Option<String>,
+}
+
 /// One request in flight. Holds the in-flight permit until it is dropped.
 pub struct Ctx {
     pub(crate) state: Arc<AppState>,
@@ -40,6 +53,12 @@ pub struct Ctx {
     pub(crate) requested: String,
     pub(crate) stream: bool,
     attempts: Vec<AttemptLog>,
+    /// Routing hints from the headers.
+    pub(crate) hints: Hints,
+    /// The routing decision, for the ledger row.
+    pub(crate) trace: Option<RouteTrace>,
+    /// Counts this request on the key it is using (least_busy).
+    pub(crate) busy: Option<Busy>,
     done: bool,
     client_in_flight: Arc<AtomicU64>,
     _permit: OwnedSemaphorePermit,
@@ -81,6 +100,9 @@ impl Ctx {
             requested: String::new(),
             stream: false,
             attempts: Vec::new(),
+            hints: Hints::default(),
+            trace: None,
+            busy: None,
             done: false,
             client_in_flight,
             _permit: permit,
@@ -88,11 +110,18 @@ impl Ctx {
     }
 
     /// Notes one upstream attempt and its outcome.
-    pub(crate) fn attempt(&mut self, cand: &Candidate, outcome: String) {
+    pub(crate) fn attempt(
+        &mut self,
+        cand: &Candidate,
+        outcome: String,
+        http_status: Option<u16>,
+        took: Duration,
+    ) {
         self.attempts.push(AttemptLog {
             candidate: cand.label(),
             outcome,
-            ..AttemptLog::default()
+            http_status,
+            latency_ms: took.as_secs_f64() * 1000.0,
         });
     }
 
@@ -119,6 +148,12 @@ impl Ctx {
             .and_then(|u| u.extra.get("upstream_cost"))
             .and_then(serde_json::Value::as_f64);
         let latency = self.started.elapsed();
+        if let (Some(c), Some(ttfb), true) = (f.cand, f.ttfb, f.status == "ok") {
+            c.backend()
+                .stats
+                .throughput(completion, latency.saturating_sub(ttfb));
+        }
+        self.busy = None;
         if let Some(k) = &self.key {
             k.charge(prompt + completion, cost);
         }
@@ -148,7 +183,7 @@ impl Ctx {
             status: f.status.to_owned(),
             http_status: f.http_status,
             error: f.error,
-            trace: None,
+            trace: self.trace.take(),
         };
         self.state.telemetry.request(&Sample {
             model: f
@@ -198,6 +233,8 @@ impl Ctx {
             error: Some(err.message.clone()),
             ..Finish::default()
         });
+        let mut err = err;
+        err.request_id = Some(self.id.clone());
         err
     }
 }

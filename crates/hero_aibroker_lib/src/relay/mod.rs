@@ -4,9 +4,10 @@
 //! through [`Ctx`].
 
 mod ctx;
+mod explain;
 mod stream;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -15,15 +16,17 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use hero_aibroker_sdk::ErrorCode;
 
-pub use ctx::Ctx;
 use ctx::Finish;
+pub use ctx::{Ctx, Hints};
+pub use explain::explain;
 use stream::StreamRelay;
 
 use crate::error::ApiError;
 use crate::pool::Observation;
 use crate::providers::{Driver, Verdict, driver_for, snippet};
+use crate::registry::{Registry, Target};
 use crate::request::ParsedRequest;
-use crate::router::{self, Candidate};
+use crate::router::{Candidate, Decision, Defaults, Needs, Rejection, Resolve};
 use crate::sse::Annotator;
 use crate::sse_parse::{SseEvent, SseParser};
 use crate::state::AppState;
@@ -93,7 +96,7 @@ enum Success {
 
 /// Relays a request body: parse, plan, admit (key limits), attempt candidates, answer.
 pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
-    let req = match ParsedRequest::parse(ctx.endpoint, &body) {
+    let mut req = match ParsedRequest::parse(ctx.endpoint, &body) {
         Ok(r) => r,
         Err(e) => return Err(ctx.fail(e)),
     };
@@ -101,31 +104,65 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
     ctx.requested.clone_from(&req.model);
     ctx.stream = req.stream;
     let state = ctx.state.clone();
-    let registry = state.registry.load_full();
+    let settings = &state.settings;
+    if let Some(s) = ctx.hints.session.take() {
+        req.route.session = Some(s);
+    }
+    req.attribution = (
+        ctx.hints
+            .referer
+            .take()
+            .or_else(|| settings.openrouter_referer.clone()),
+        ctx.hints
+            .title
+            .take()
+            .or_else(|| settings.openrouter_title.clone()),
+    );
+    let mut registry = state.registry.load_full();
+    if req.middle_out
+        && let Some(Target::Model { model, .. }) = registry.resolve(&req.model)
+    {
+        req.trim_to_context(model.context_window);
+    }
     let needs = req.needs();
-    let plan = match router::plan_for(
-        &registry,
-        &req.model,
-        ctx.endpoint,
-        state.settings.strategy,
-        &needs,
-    ) {
-        Ok(p) if !p.is_empty() => p,
-        Ok(_) => {
-            return Err(ctx.fail(ApiError::new(
-                ErrorCode::NoBackend,
-                "no provider instance can serve this request",
-            )));
+    let deadline = tokio::time::Instant::now() + settings.request_deadline;
+    let max_wait = ctx.hints.max_wait.unwrap_or(settings.capacity_wait);
+    let mut waited = Duration::ZERO;
+    let decision = loop {
+        let d = match decide(&state, &registry, &req, &needs, false) {
+            Ok(d) => d,
+            Err(r) => {
+                let err = ApiError::from(r.error);
+                let mut trace = r.trace;
+                trace.error = Some(err.message.clone());
+                ctx.trace = Some(trace);
+                return Err(ctx.fail(err));
+            }
+        };
+        // Capacity wait: every candidate is cooling down; wait for the first to recover
+        // rather than hammer a key that asked us to back off.
+        if let Some(recovery) = recovery(&d.plan)
+            && waited + recovery <= max_wait
+            && tokio::time::Instant::now() + recovery < deadline
+        {
+            let nap = recovery + Duration::from_millis(5);
+            tokio::time::sleep(nap).await;
+            waited += nap;
+            registry = state.registry.load_full();
+            continue;
         }
-        Err(e) => return Err(ctx.fail(e.into())),
+        break d;
     };
+    let Decision { plan, mut trace } = decision;
+    if !waited.is_zero() {
+        trace.waited_ms = Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+    }
+    ctx.trace = Some(trace);
     if let Some(key) = &ctx.key
         && let Err(e) = key.admit(&[req.model.as_str(), plan[0].model.name.as_str()])
     {
         return Err(ctx.fail(e));
     }
-    let settings = &state.settings;
-    let deadline = tokio::time::Instant::now() + settings.request_deadline;
     let mut failed: Vec<(String, Failure, Option<Duration>)> = Vec::new();
 
     for n in 0..settings.max_attempts as usize {
@@ -144,12 +181,26 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             tokio::time::sleep(wait).await;
         }
         let driver = driver_for(&cand.instance.provider);
+        ctx.busy = Some(cand.instance.busy());
+        let began = Instant::now();
         let outcome = tokio::time::timeout_at(deadline, attempt(&state, driver, &req, cand)).await;
+        let took = began.elapsed();
         let (failure, retry_after) = match outcome {
             Ok(Ok(AttemptResult::Failed(f, ra))) => (f, ra),
             Ok(Ok(AttemptResult::Ok(success))) => {
-                cand.backend().circuit.success();
-                ctx.attempt(cand, "ok".into());
+                let backend = cand.backend();
+                backend.circuit.success();
+                backend.stats.success(took);
+                if let Some(session) = &req.route.session {
+                    state
+                        .affinity
+                        .set(session, &req.model, &cand.instance.id, &backend.model_id);
+                }
+                let status = match &success {
+                    Success::Passthrough { status, .. } => status.as_u16(),
+                    _ => 200,
+                };
+                ctx.attempt(cand, "ok".into(), Some(status), took);
                 return Ok(answer(ctx, cand, driver, success));
             }
             Ok(Err(e)) => return Err(ctx.fail(e)),
@@ -171,6 +222,7 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             failure,
             Failure::Status { status: 429, .. } | Failure::Auth(_) | Failure::Deadline
         ) {
+            cand.backend().stats.failure();
             cand.backend()
                 .circuit
                 .failure(settings.circuit_failures, settings.circuit_open);
@@ -179,7 +231,11 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             request = %ctx.id, model = %req.model_printable(), candidate = %cand.label(), attempt = n + 1,
             "upstream attempt failed: {failure}"
         );
-        ctx.attempt(cand, failure.to_string());
+        let status = match &failure {
+            Failure::Status { status, .. } | Failure::Auth(status) => Some(*status),
+            _ => None,
+        };
+        ctx.attempt(cand, failure.to_string(), status, took);
         let deadline_hit = matches!(failure, Failure::Deadline);
         failed.push((cand.label(), failure, retry_after));
         if deadline_hit {
@@ -188,6 +244,39 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
     }
     let err = all_failed(&req, &failed);
     Err(ctx.fail(err))
+}
+
+/// Runs the resolver for a parsed request (`dry_run` for `routing.explain`).
+pub fn decide(
+    state: &AppState,
+    registry: &Registry,
+    req: &ParsedRequest,
+    needs: &Needs,
+    dry_run: bool,
+) -> Result<Decision, Rejection> {
+    Resolve {
+        registry,
+        endpoint: req.endpoint,
+        model: &req.model,
+        needs,
+        options: &req.route,
+        defaults: Defaults {
+            strategy: state.settings.strategy,
+            auto: state.settings.auto_strategy,
+        },
+        affinity: Some(&state.affinity),
+        dry_run,
+    }
+    .run()
+}
+
+/// When every candidate of `plan` is cooling down: how long until the first recovers.
+fn recovery(plan: &[Candidate]) -> Option<Duration> {
+    plan.iter()
+        .map(|c| c.instance.cooldown_left())
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .min()
 }
 
 /// Builds the client's response from a successful attempt and ends (or, for a stream, hands

@@ -126,6 +126,12 @@ impl HeroAiBrokerApiServer for Stub {
                 write_errors: 4,
                 healthy: true,
             },
+            catalog: self.some(CatalogHealth {
+                models: 5,
+                refreshed_ms: self.some(1_760_000_000_000),
+                last_error: self.some("HTTP 500".to_owned()),
+                next_refresh_ms: self.some(1_760_003_600_000),
+            }),
         })
     }
 
@@ -171,6 +177,13 @@ impl HeroAiBrokerApiServer for Stub {
                 cooldown_seconds: self.some(12.5),
             }]),
             models: self.vec(vec!["gpt-4o".to_owned()]),
+            circuits: self.vec(vec![CircuitInfo {
+                model: "gpt-4o".to_owned(),
+                upstream_model: "gpt-4o-2024-08-06".to_owned(),
+                state: "open".to_owned(),
+                failures: 5,
+                open_seconds: self.some(21.5),
+            }]),
         }])
     }
 
@@ -270,6 +283,37 @@ impl HeroAiBrokerApiServer for Stub {
         Ok(LogPage {
             rows: vec![row],
             next_offset: self.some(query.offset.unwrap_or(0) + 1),
+        })
+    }
+
+    async fn routing_explain(&self, query: ExplainQuery) -> RpcResult<RouteTrace> {
+        Ok(RouteTrace {
+            requested: query.model.clone(),
+            fallbacks: self.vec(vec!["gpt-4o".to_owned()]),
+            strategy: "round_robin".to_owned(),
+            affinity: query.session.map(|_| "openai-1/gpt-4o-mini".to_owned()),
+            waited_ms: self.some(0),
+            candidates: vec![
+                TraceCandidate {
+                    model: query.model,
+                    provider: "openai".to_owned(),
+                    instance: Some("openai-1".to_owned()),
+                    upstream_model: "gpt-4o-mini".to_owned(),
+                    rank: Some(0),
+                    skipped: None,
+                    note: self.some("cooling down 1.5s".to_owned()),
+                },
+                TraceCandidate {
+                    model: "gpt-4o-mini".to_owned(),
+                    provider: "groq".to_owned(),
+                    instance: None,
+                    upstream_model: "gpt-4o-mini".to_owned(),
+                    rank: None,
+                    skipped: Some("provider groq has no API key".to_owned()),
+                    note: None,
+                },
+            ],
+            error: self.some("only set when nothing is left".to_owned()),
         })
     }
 

@@ -1,12 +1,20 @@
-//! Routing: turns a requested model into an ordered plan of candidates (backend + instance).
-//! Pure functions over a registry snapshot; the relay walks the plan.
+//! Routing: turns a requested model into an ordered plan of candidates (backend + instance)
+//! and a trace of the decision ([`Resolve`]). Reads a registry snapshot and lock-free live
+//! state (health, circuits, in-flight counts, latency averages); the relay walks the plan.
 
-use std::cmp::Ordering;
+mod affinity;
+mod prefs;
+mod resolve;
+
 use std::sync::Arc;
+
+pub use affinity::Affinity;
+pub use prefs::{PARAMETERS, ProviderPrefs, SortBy};
+pub use resolve::{Decision, Defaults, Rejection, Resolve, RouteOptions};
 
 use crate::config::Strategy;
 use crate::pool::Instance;
-use crate::registry::{Backend, Model, Registry, Target};
+use crate::registry::{Backend, Model, Registry};
 
 /// The REST endpoints that relay to upstreams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,18 +95,47 @@ pub enum PlanError {
     NoAutoModel {
         capability: &'static str,
     },
+    /// The request's `provider` preferences left no backend.
+    NoMatch {
+        model: String,
+    },
 }
 
-/// Ordered candidates for `requested`: by priority (lower first) then price for a named model,
-/// by `strategy` for `auto`. Each backend's keys are rotated so they share the load, and
-/// instances cooling down go last rather than being dropped.
+/// The plan alone, with `strategy` for named models and `auto` alike and no request options
+/// (tests and benchmarks; the relay uses [`Resolve`] for the trace too).
+pub fn plan_for(
+    reg: &Registry,
+    requested: &str,
+    endpoint: Endpoint,
+    strategy: Strategy,
+    needs: &Needs,
+) -> Result<Vec<Candidate>, PlanError> {
+    Resolve {
+        registry: reg,
+        endpoint,
+        model: requested,
+        needs,
+        options: &RouteOptions::default(),
+        defaults: Defaults {
+            strategy,
+            auto: strategy,
+        },
+        affinity: None,
+        dry_run: false,
+    }
+    .run()
+    .map(|d| d.plan)
+    .map_err(|r| r.error)
+}
+
+/// [`plan_for`] for a request that needs nothing special.
 pub fn plan(
     reg: &Registry,
     requested: &str,
     endpoint: Endpoint,
-    default: Strategy,
+    strategy: Strategy,
 ) -> Result<Vec<Candidate>, PlanError> {
-    plan_for(reg, requested, endpoint, default, &Needs::default())
+    plan_for(reg, requested, endpoint, strategy, &Needs::default())
 }
 
 /// What a request needs of a model, read from the request (see `ParsedRequest::needs`).
@@ -123,146 +160,6 @@ impl Needs {
             )
         })
     }
-}
-
-/// [`plan`] for a request with `needs`: candidates whose model cannot serve it are dropped
-/// before any upstream call.
-pub fn plan_for(
-    reg: &Registry,
-    requested: &str,
-    endpoint: Endpoint,
-    default: Strategy,
-    needs: &Needs,
-) -> Result<Vec<Candidate>, PlanError> {
-    let target = reg
-        .resolve(requested)
-        .ok_or_else(|| PlanError::UnknownModel(requested.to_owned()))?;
-    let mut pairs: Vec<(Arc<Model>, usize)> = Vec::new();
-    match target {
-        Target::Model {
-            model,
-            only_backend,
-        } => {
-            match only_backend {
-                Some(i) => pairs.push((model.clone(), i)),
-                None => pairs.extend((0..model.backends.len()).map(|i| (model.clone(), i))),
-            }
-            if let Some(missing) = needs.missing(&model) {
-                return Err(PlanError::Unsupported {
-                    model: model.name.clone(),
-                    missing,
-                });
-            }
-            pairs.sort_by(|a, b| by_priority(&a.0.backends[a.1], &b.0.backends[b.1]));
-            if pairs
-                .iter()
-                .all(|(m, i)| reg.instances(&m.backends[*i]).is_empty())
-            {
-                let mut providers: Vec<String> = pairs
-                    .iter()
-                    .map(|(m, i)| m.backends[*i].provider.clone())
-                    .collect();
-                providers.dedup();
-                return Err(PlanError::NotServable {
-                    model: model.name.clone(),
-                    providers,
-                });
-            }
-        }
-        Target::Auto(strategy) => {
-            let strategy = strategy.unwrap_or(default);
-            for m in reg.models.values().filter(|m| m.has(endpoint.capability())) {
-                pairs.extend((0..m.backends.len()).map(|i| (m.clone(), i)));
-            }
-            pairs.retain(|(m, i)| !reg.instances(&m.backends[*i]).is_empty());
-            let first_missing = pairs.iter().find_map(|(m, _)| needs.missing(m));
-            pairs.retain(|(m, _)| needs.missing(m).is_none());
-            if let (true, Some(missing)) = (pairs.is_empty(), first_missing) {
-                return Err(PlanError::Unsupported {
-                    model: requested.to_owned(),
-                    missing,
-                });
-            }
-            if pairs.is_empty() {
-                return Err(PlanError::NoAutoModel {
-                    capability: endpoint.capability(),
-                });
-            }
-            pairs.sort_by(|a, b| {
-                let (ba, bb) = (&a.0.backends[a.1], &b.0.backends[b.1]);
-                match strategy {
-                    Strategy::Cheapest => {
-                        cmp_f64(ba.price(), bb.price()).then_with(|| by_priority(ba, bb))
-                    }
-                    Strategy::Best => b.0.tier.cmp(&a.0.tier).then_with(|| by_priority(ba, bb)),
-                }
-            });
-        }
-    }
-
-    let mut ready = Vec::new();
-    let mut cooling = Vec::new();
-    // Backends whose circuit is open: used only if nothing else is left.
-    let mut tripped = Vec::new();
-    let mut unusable = false;
-    let first_model = pairs
-        .first()
-        .map(|(m, _)| m.name.clone())
-        .unwrap_or_default();
-    for (model, bi) in pairs {
-        let backend = &model.backends[bi];
-        let instances = reg.instances(backend);
-        let admitted = instances.iter().any(|i| i.usable()) && backend.circuit.admit();
-        let start = backend.next_offset(instances.len());
-        for k in 0..instances.len() {
-            let instance = instances[(start + k) % instances.len()].clone();
-            if !instance.usable() {
-                unusable = true;
-                continue;
-            }
-            let dup = ready
-                .iter()
-                .chain(cooling.iter())
-                .chain(tripped.iter())
-                .any(|c: &Candidate| {
-                    Arc::ptr_eq(&c.instance, &instance) && c.backend().model_id == backend.model_id
-                });
-            if dup {
-                continue;
-            }
-            let c = Candidate {
-                model: model.clone(),
-                backend: bi,
-                instance,
-            };
-            if !admitted {
-                tripped.push(c)
-            } else if c.instance.cooling_down() {
-                cooling.push(c)
-            } else {
-                ready.push(c)
-            }
-        }
-    }
-    ready.extend(cooling);
-    if ready.is_empty() {
-        // Every backend's circuit is open: try them rather than fail without trying.
-        ready = tripped;
-    }
-    if ready.is_empty() && unusable {
-        return Err(PlanError::AllUnusable { model: first_model });
-    }
-    Ok(ready)
-}
-
-fn by_priority(a: &Backend, b: &Backend) -> Ordering {
-    a.priority
-        .cmp(&b.priority)
-        .then_with(|| cmp_f64(a.price(), b.price()))
-}
-
-fn cmp_f64(a: f64, b: f64) -> Ordering {
-    a.partial_cmp(&b).unwrap_or(Ordering::Equal)
 }
 
 #[cfg(test)]
@@ -388,7 +285,7 @@ mod tests {
             plan(&r, "openai/gpt-big", Endpoint::Chat, Strategy::Cheapest)
                 .expect_err("none usable"),
             PlanError::AllUnusable {
-                model: "big".into()
+                model: "openai/gpt-big".into()
             }
         );
         r.providers["openai"].instances[0].reset();

@@ -1,0 +1,491 @@
+//! The resolver: one function turns a request into an ordered plan of candidates and a trace
+//! of why each backend and key got its place or was left out. The relay and the
+//! `routing.explain` RPC both call it (explain with `dry_run`, which reads cursors and circuit
+//! probes without taking them), so the explanation and the real routing cannot disagree.
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::Ordering as AtomicOrdering;
+
+use hero_aibroker_sdk::admin::{RouteTrace, TraceCandidate};
+
+use super::affinity::Affinity;
+use super::prefs::{ProviderPrefs, SortBy};
+use super::{Candidate, Endpoint, Needs, PlanError};
+use crate::circuit::CircuitState;
+use crate::config::Strategy;
+use crate::pool::Health;
+use crate::registry::{Backend, Model, Registry, Target};
+
+/// Routing inputs a request carries besides its model (OpenRouter fields, session).
+#[derive(Debug, Clone)]
+pub struct RouteOptions {
+    /// `models: [...]`: models to fall back to, in order, after the requested one.
+    pub fallbacks: Vec<String>,
+    /// The `provider` preferences object.
+    pub prefs: ProviderPrefs,
+    /// `x-session-id` header or `user` field, for session affinity.
+    pub session: Option<String>,
+    /// Parameter names the request uses (for `provider.require_parameters`).
+    pub params: Vec<String>,
+}
+
+impl Default for RouteOptions {
+    fn default() -> Self {
+        RouteOptions {
+            fallbacks: Vec::new(),
+            prefs: ProviderPrefs {
+                allow_fallbacks: true,
+                ..ProviderPrefs::default()
+            },
+            session: None,
+            params: Vec::new(),
+        }
+    }
+}
+
+/// Strategies that apply when a model sets none.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    /// `ROUTING_STRATEGY`.
+    pub strategy: Strategy,
+    /// `AUTO_STRATEGY`.
+    pub auto: Strategy,
+}
+
+/// Everything a decision reads.
+#[derive(Debug, Clone, Copy)]
+pub struct Resolve<'a> {
+    pub registry: &'a Registry,
+    pub endpoint: Endpoint,
+    pub model: &'a str,
+    pub needs: &'a Needs,
+    pub options: &'a RouteOptions,
+    pub defaults: Defaults,
+    pub affinity: Option<&'a Affinity>,
+    /// Explain only: do not advance cursors or take a half-open probe.
+    pub dry_run: bool,
+}
+
+/// A plan and its trace.
+#[derive(Debug)]
+pub struct Decision {
+    pub plan: Vec<Candidate>,
+    pub trace: RouteTrace,
+}
+
+/// No plan, and the trace of why.
+#[derive(Debug)]
+pub struct Rejection {
+    pub error: PlanError,
+    pub trace: RouteTrace,
+}
+
+/// A group of backends tried together: the requested model (or `auto`), then each fallback.
+struct Group {
+    pairs: Vec<(Arc<Model>, usize)>,
+    strategy: Strategy,
+    /// Whether backends without keys are worth a trace line (not for `auto`).
+    named: bool,
+}
+
+impl Resolve<'_> {
+    /// Runs the resolver (see the module docs).
+    pub fn run(&self) -> Result<Decision, Rejection> {
+        let opts = self.options;
+        let sort = if opts.prefs.order.is_empty() {
+            opts.prefs.sort
+        } else {
+            None
+        };
+        let mut trace = RouteTrace {
+            requested: self.model.to_owned(),
+            fallbacks: opts.fallbacks.clone(),
+            ..RouteTrace::default()
+        };
+        let mut skipped: Vec<TraceCandidate> = Vec::new();
+        let mut plan: Vec<Candidate> = Vec::new();
+        let mut first_error: Option<PlanError> = None;
+        let mut unusable = false;
+        let mut no_key: Vec<String> = Vec::new();
+        let mut by_prefs = false;
+
+        let names = std::iter::once(self.model).chain(opts.fallbacks.iter().map(String::as_str));
+        for (gi, name) in names.enumerate() {
+            let group = match self.group(name, &mut skipped) {
+                Ok(g) => g,
+                Err(e) => {
+                    if gi == 0 && matches!(e, PlanError::UnknownModel(_)) {
+                        return Err(Rejection { error: e, trace });
+                    }
+                    first_error.get_or_insert(e);
+                    continue;
+                }
+            };
+            if gi == 0 {
+                trace.strategy = sort.map_or(group.strategy.name(), SortBy::label).to_owned();
+            }
+            let mut cands = Vec::new();
+            for (model, bi) in &group.pairs {
+                let backend = &model.backends[*bi];
+                if let Some(why) = opts.prefs.excludes(backend, &opts.params) {
+                    by_prefs = true;
+                    skipped.push(entry(model, backend, None, None, Some(why)));
+                    continue;
+                }
+                let instances = self.registry.instances(backend);
+                if instances.is_empty() {
+                    if group.named {
+                        no_key.push(backend.provider.clone());
+                        skipped.push(entry(
+                            model,
+                            backend,
+                            None,
+                            None,
+                            Some(format!("provider {} has no API key", backend.provider)),
+                        ));
+                    }
+                    continue;
+                }
+                for inst in instances {
+                    if !inst.usable() {
+                        unusable = true;
+                        let why = match inst.health() {
+                            Health::AuthFailed => "auth_failed",
+                            _ => "disabled",
+                        };
+                        let why = match inst.reason() {
+                            Some(r) => format!("{why}: {r}"),
+                            None => why.to_owned(),
+                        };
+                        skipped.push(entry(model, backend, Some(&inst.id), None, Some(why)));
+                        continue;
+                    }
+                    let dup = plan.iter().chain(cands.iter()).any(|c: &Candidate| {
+                        Arc::ptr_eq(&c.instance, inst) && c.backend().model_id == backend.model_id
+                    });
+                    if !dup {
+                        cands.push(Candidate {
+                            model: model.clone(),
+                            backend: *bi,
+                            instance: inst.clone(),
+                        });
+                    }
+                }
+            }
+            let cursor = if cands.len() > 1 && rotates(group.strategy, sort) {
+                let c = &group.pairs[0].0.cursor;
+                if self.dry_run {
+                    c.load(AtomicOrdering::Relaxed)
+                } else {
+                    c.fetch_add(1, AtomicOrdering::Relaxed)
+                }
+            } else {
+                0
+            };
+            order(&mut cands, group.strategy, sort, cursor);
+            if !opts.prefs.order.is_empty() {
+                cands.sort_by_key(|c| opts.prefs.order_of(&c.backend().provider));
+            }
+            self.by_health(&mut cands, &mut trace, gi == 0);
+            plan.extend(cands);
+        }
+
+        if plan.is_empty() {
+            let error = if let Some(e @ PlanError::Unsupported { .. }) = first_error {
+                e
+            } else if by_prefs && !unusable {
+                PlanError::NoMatch {
+                    model: self.model.to_owned(),
+                }
+            } else if unusable {
+                PlanError::AllUnusable {
+                    model: self.model.to_owned(),
+                }
+            } else if let Some(e) = first_error {
+                e
+            } else if !no_key.is_empty() {
+                no_key.dedup();
+                PlanError::NotServable {
+                    model: self.model.to_owned(),
+                    providers: no_key,
+                }
+            } else {
+                PlanError::NoAutoModel {
+                    capability: self.endpoint.capability(),
+                }
+            };
+            trace.candidates = skipped;
+            return Err(Rejection { error, trace });
+        }
+
+        let mut ranked: Vec<TraceCandidate> = plan
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let mut e = entry(
+                    &c.model,
+                    c.backend(),
+                    Some(&c.instance.id),
+                    Some(u32::try_from(i).unwrap_or(u32::MAX)),
+                    None,
+                );
+                e.note = note(c);
+                e
+            })
+            .collect();
+        if let Some(label) = &trace.affinity
+            && let Some(first) = ranked.first_mut()
+        {
+            first.note = Some(format!("sticky session ({label})"));
+        }
+        ranked.extend(skipped);
+        trace.candidates = ranked;
+        Ok(Decision { plan, trace })
+    }
+
+    /// The backends `name` stands for, with their strategy; capability misses are traced.
+    fn group(&self, name: &str, skipped: &mut Vec<TraceCandidate>) -> Result<Group, PlanError> {
+        let target = self
+            .registry
+            .resolve(name)
+            .ok_or_else(|| PlanError::UnknownModel(name.to_owned()))?;
+        match target {
+            Target::Model {
+                model,
+                only_backend,
+            } => {
+                if let Some(missing) = self.needs.missing(&model) {
+                    for b in &model.backends {
+                        skipped.push(entry(
+                            &model,
+                            b,
+                            None,
+                            None,
+                            Some(format!("model lacks {missing}")),
+                        ));
+                    }
+                    return Err(PlanError::Unsupported {
+                        model: model.name.clone(),
+                        missing,
+                    });
+                }
+                let mut pairs: Vec<(Arc<Model>, usize)> = match only_backend {
+                    Some(i) => vec![(model.clone(), i)],
+                    None => (0..model.backends.len())
+                        .map(|i| (model.clone(), i))
+                        .collect(),
+                };
+                pairs.sort_by(|a, b| by_priority(&a.0.backends[a.1], &b.0.backends[b.1]));
+                Ok(Group {
+                    strategy: model.strategy.unwrap_or(self.defaults.strategy),
+                    pairs,
+                    named: true,
+                })
+            }
+            Target::Auto(forced) => {
+                let mut pairs = Vec::new();
+                let mut first_missing = None;
+                for m in self
+                    .registry
+                    .models
+                    .values()
+                    .filter(|m| m.has(self.endpoint.capability()) && self.registry.servable(m))
+                {
+                    match self.needs.missing(m) {
+                        Some(missing) => {
+                            first_missing.get_or_insert(missing);
+                        }
+                        None => pairs.extend((0..m.backends.len()).map(|i| (m.clone(), i))),
+                    }
+                }
+                if pairs.is_empty() {
+                    return Err(match first_missing {
+                        Some(missing) => PlanError::Unsupported {
+                            model: name.to_owned(),
+                            missing,
+                        },
+                        None => PlanError::NoAutoModel {
+                            capability: self.endpoint.capability(),
+                        },
+                    });
+                }
+                pairs.sort_by(|a, b| by_priority(&a.0.backends[a.1], &b.0.backends[b.1]));
+                Ok(Group {
+                    strategy: forced.unwrap_or(self.defaults.auto),
+                    pairs,
+                    named: false,
+                })
+            }
+        }
+    }
+
+    /// Stable partition: ready candidates, then cooling ones, then backends whose circuit is
+    /// open (only if nothing else is left). A sticky session's candidate goes first when ready.
+    fn by_health(&self, cands: &mut Vec<Candidate>, trace: &mut RouteTrace, primary: bool) {
+        let mut ready = Vec::with_capacity(cands.len());
+        let mut cooling = Vec::new();
+        let mut tripped = Vec::new();
+        // Circuit admission is per backend: ask once per backend, in plan order.
+        let mut admitted: Vec<(*const Backend, bool)> = Vec::new();
+        for c in cands.drain(..) {
+            let b: *const Backend = c.backend();
+            let ok = match admitted.iter().find(|(p, _)| *p == b) {
+                Some((_, ok)) => *ok,
+                None => {
+                    let circuit = &c.backend().circuit;
+                    let ok = if self.dry_run {
+                        circuit.state() != CircuitState::Open
+                    } else {
+                        circuit.admit()
+                    };
+                    admitted.push((b, ok));
+                    ok
+                }
+            };
+            if !ok {
+                tripped.push(c);
+            } else if c.instance.cooling_down() {
+                cooling.push(c);
+            } else {
+                ready.push(c);
+            }
+        }
+        if primary
+            && let (Some(session), Some(aff)) = (&self.options.session, self.affinity)
+            && let Some(sticky) = aff.get(session, self.model)
+            && let Some(pos) = ready.iter().position(|c| {
+                c.instance.id == sticky.instance && c.backend().model_id == sticky.model_id
+            })
+        {
+            let c = ready.remove(pos);
+            trace.affinity = Some(c.label());
+            ready.insert(0, c);
+        }
+        ready.extend(cooling);
+        if ready.is_empty() {
+            ready = tripped;
+        }
+        *cands = ready;
+    }
+}
+
+/// Strategies whose order starts from a rotating cursor (ties spread over keys).
+fn rotates(strategy: Strategy, sort: Option<SortBy>) -> bool {
+    sort.is_none() && strategy != Strategy::Priority
+}
+
+/// Orders one group's candidates (already by priority, then price, keys in config order).
+fn order(cands: &mut [Candidate], strategy: Strategy, sort: Option<SortBy>, cursor: usize) {
+    let n = cands.len();
+    if n < 2 {
+        return;
+    }
+    if let Some(sort) = sort {
+        match sort {
+            SortBy::Price => cands.sort_by(|a, b| by_price(a.backend(), b.backend())),
+            SortBy::Latency => cands.sort_by_key(|c| ttfb_key(c.backend())),
+            SortBy::Throughput => cands.sort_by(|a, b| {
+                let (ta, tb) = (
+                    a.backend().stats.tokens_per_second(),
+                    b.backend().stats.tokens_per_second(),
+                );
+                tb.partial_cmp(&ta).unwrap_or(Ordering::Equal)
+            }),
+        }
+        return;
+    }
+    if strategy != Strategy::Priority {
+        cands.rotate_left(cursor % n);
+    }
+    match strategy {
+        Strategy::Priority => {}
+        Strategy::RoundRobin => cands.sort_by_key(|c| c.backend().priority),
+        Strategy::LeastBusy => {
+            cands.sort_by_key(|c| (c.instance.in_flight(), c.backend().priority));
+        }
+        Strategy::Latency => {
+            cands.sort_by_key(|c| ttfb_key(c.backend()));
+            if n > 2 {
+                // Power of two choices: the better of two pseudo-random candidates goes
+                // first, so the fastest backend is favoured without taking all the load.
+                let h = mix(cursor as u64);
+                let a = (h % n as u64) as usize;
+                let b = ((h >> 32) % (n as u64 - 1)) as usize;
+                let b = if b >= a { b + 1 } else { b };
+                cands[..=a.min(b)].rotate_right(1);
+            }
+        }
+        Strategy::Cheapest => cands.sort_by(|a, b| by_price(a.backend(), b.backend())),
+        Strategy::Best => cands.sort_by(|a, b| {
+            b.model
+                .tier
+                .cmp(&a.model.tier)
+                .then_with(|| success_bucket(b.backend()).cmp(&success_bucket(a.backend())))
+                .then_with(|| ttfb_key(a.backend()).cmp(&ttfb_key(b.backend())))
+                .then_with(|| by_priority(a.backend(), b.backend()))
+        }),
+    }
+}
+
+/// Unmeasured backends (0) sort first so they get measured.
+fn ttfb_key(b: &Backend) -> u64 {
+    b.stats.ttfb_us()
+}
+
+/// Success rate in 5 % steps, so noise does not reorder equal backends.
+fn success_bucket(b: &Backend) -> u32 {
+    (b.stats.success_rate() * 20.0).round() as u32
+}
+
+/// splitmix64: spreads consecutive cursor values.
+fn mix(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+pub(super) fn by_priority(a: &Backend, b: &Backend) -> Ordering {
+    a.priority
+        .cmp(&b.priority)
+        .then_with(|| cmp_f64(a.price(), b.price()))
+}
+
+fn by_price(a: &Backend, b: &Backend) -> Ordering {
+    cmp_f64(a.price(), b.price()).then_with(|| a.priority.cmp(&b.priority))
+}
+
+fn cmp_f64(a: f64, b: f64) -> Ordering {
+    a.partial_cmp(&b).unwrap_or(Ordering::Equal)
+}
+
+fn entry(
+    model: &Model,
+    backend: &Backend,
+    instance: Option<&str>,
+    rank: Option<u32>,
+    skipped: Option<String>,
+) -> TraceCandidate {
+    TraceCandidate {
+        model: model.name.clone(),
+        provider: backend.provider.clone(),
+        instance: instance.map(str::to_owned),
+        upstream_model: backend.model_id.clone(),
+        rank,
+        skipped,
+        note: None,
+    }
+}
+
+/// Why a ranked candidate sits where it does, when it is not simply ready.
+fn note(c: &Candidate) -> Option<String> {
+    if let Some(left) = c.instance.cooldown_left() {
+        return Some(format!("cooling down {:.1}s", left.as_secs_f64()));
+    }
+    match c.backend().circuit.state() {
+        CircuitState::Closed => None,
+        CircuitState::Open => Some("circuit open: tried only because nothing else is left".into()),
+        CircuitState::HalfOpen => Some("circuit half-open: probe".into()),
+    }
+}
