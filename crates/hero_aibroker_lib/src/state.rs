@@ -9,13 +9,14 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
+use crate::circuit::Circuit;
 use crate::config::{ConfigError, ModelsConfig, Settings};
 use crate::env::Env;
 use crate::keys::Keys;
 use crate::ledger::Ledger;
 use crate::pool::Health;
 use crate::registry::Registry;
-use crate::store::{KeyStateRow, Store, StoreError};
+use crate::store::{CircuitRow, KeyStateRow, Store, StoreError};
 use crate::telemetry::Telemetry;
 
 /// Why the state could not be built.
@@ -89,6 +90,12 @@ impl AppState {
                 i.restore(h, row.reason, u64::try_from(row.until_ms).unwrap_or(0));
             }
         }
+        // So do backend circuits: an open one keeps its backend out until its probe.
+        restore_circuits(
+            &registry,
+            &store.load_circuit_states().await?,
+            settings.circuit_open,
+        );
         let state = Arc::new(AppState {
             registry: ArcSwap::from_pointee(registry),
             models: ArcSwap::from_pointee(models),
@@ -123,9 +130,10 @@ impl AppState {
         Ok(state)
     }
 
-    /// Writes instance health that changed since the last call to the store.
+    /// Writes instance health and backend circuits that changed since the last call to the
+    /// store.
     pub async fn persist_health(&self) {
-        let reg = self.registry.load();
+        let reg = self.registry.load_full();
         let now = i64::try_from(crate::pool::unix_ms()).unwrap_or(i64::MAX);
         let rows: Vec<KeyStateRow> = reg
             .providers
@@ -145,6 +153,12 @@ impl AppState {
             .collect();
         if let Err(e) = self.store.save_key_states(&rows).await {
             tracing::warn!("cannot persist provider instance health: {e}");
+        }
+        let (circuits, rows): (Vec<&Circuit>, Vec<CircuitRow>) =
+            dirty_circuits(&reg, now).into_iter().unzip();
+        if let Err(e) = self.store.save_circuit_states(&rows).await {
+            tracing::warn!("cannot persist backend circuits (retried next time): {e}");
+            circuits.iter().for_each(|c| c.mark_dirty());
         }
     }
 
@@ -198,4 +212,35 @@ impl AppState {
         self.registry.store(Arc::new(registry));
         Ok(())
     }
+}
+
+/// Puts persisted circuits back on the backends they belong to (same model, provider and
+/// upstream model id); rows of backends no longer configured are ignored.
+fn restore_circuits(registry: &Registry, rows: &[CircuitRow], open_for: std::time::Duration) {
+    for row in rows {
+        let Some(snap) = row.snapshot() else {
+            continue;
+        };
+        if let Some(b) = registry.models.get(&row.model).and_then(|m| {
+            m.backends
+                .iter()
+                .find(|b| b.provider == row.provider && b.model_id == row.upstream_model)
+        }) {
+            b.circuit.restore(snap, open_for);
+        }
+    }
+}
+
+/// Circuits that changed since the last call, with the rows to write.
+fn dirty_circuits(registry: &Registry, now_ms: i64) -> Vec<(&Circuit, CircuitRow)> {
+    registry
+        .models
+        .values()
+        .flat_map(|m| m.backends.iter().map(move |b| (m, b)))
+        .filter_map(|(m, b)| {
+            let snap = b.circuit.take_dirty()?;
+            let row = CircuitRow::new(&m.name, &b.provider, &b.model_id, &snap, now_ms);
+            Some((&b.circuit, row))
+        })
+        .collect()
 }

@@ -64,6 +64,25 @@ pub struct ProviderInfo {
     pub instances: Vec<InstanceInfo>,
     /// Models with at least one backend on this provider.
     pub models: Vec<String>,
+    /// The circuit breaker of every backend on this provider (absent from brokers older than
+    /// this field, hence the default).
+    #[serde(default)]
+    pub circuits: Vec<CircuitInfo>,
+}
+
+/// The circuit breaker of one backend (model + provider + upstream model id).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CircuitInfo {
+    pub model: String,
+    /// The provider's own model id.
+    pub upstream_model: String,
+    /// `closed`, `open` (no traffic until the probe) or `half_open` (the next request is the
+    /// probe).
+    pub state: String,
+    /// Consecutive failures.
+    pub failures: u32,
+    /// Seconds until the probe; 0 when half-open, null when closed.
+    pub open_seconds: Option<f64>,
 }
 
 /// One provider instance (one key).

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::api::model_object;
 use crate::keys::KeyError;
 use crate::pool::Instance;
-use crate::registry::Target;
+use crate::registry::{Backend, Target};
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -58,6 +58,18 @@ fn instance_info(i: &Instance) -> InstanceInfo {
         state: i.health().as_str().into(),
         reason: i.reason(),
         cooldown_seconds: i.cooldown_left().map(|d| d.as_secs_f64()),
+    }
+}
+
+/// The operator's view of a backend's circuit breaker.
+fn circuit_info(model: &str, b: &Backend, now_ms: u64) -> CircuitInfo {
+    let snap = b.circuit.snapshot();
+    CircuitInfo {
+        model: model.to_owned(),
+        upstream_model: b.model_id.clone(),
+        state: snap.state.as_str().into(),
+        failures: snap.failures,
+        open_seconds: snap.probe_in(now_ms).map(|d| d.as_secs_f64()),
     }
 }
 
@@ -139,6 +151,7 @@ impl HeroAiBrokerApiServer for Admin {
     async fn providers_list(&self) -> RpcResult<Vec<ProviderInfo>> {
         let reg = self.state.registry.load();
         let prio = self.state.priorities.load();
+        let now = crate::pool::unix_ms();
         Ok(reg
             .providers
             .values()
@@ -159,6 +172,13 @@ impl HeroAiBrokerApiServer for Admin {
                     .filter(|m| m.backends.iter().any(|b| b.provider == p.name))
                     .map(|m| m.name.clone())
                     .collect(),
+                circuits: reg
+                    .models
+                    .values()
+                    .flat_map(|m| m.backends.iter().map(move |b| (m, b)))
+                    .filter(|(_, b)| b.provider == p.name)
+                    .map(|(m, b)| circuit_info(&m.name, b, now))
+                    .collect(),
             })
             .collect())
     }
@@ -166,6 +186,13 @@ impl HeroAiBrokerApiServer for Admin {
     async fn providers_reset(&self, instance: String) -> RpcResult<InstanceInfo> {
         let i = self.instance(&instance)?;
         i.reset();
+        // The operator says the provider works again: its backends' circuits close too.
+        let reg = self.state.registry.load();
+        reg.models
+            .values()
+            .flat_map(|m| m.backends.iter())
+            .filter(|b| b.provider == i.provider)
+            .for_each(|b| b.circuit.reset());
         tracing::info!(instance = %i.id, "instance reset by an operator");
         self.state.persist_health().await;
         Ok(instance_info(&i))

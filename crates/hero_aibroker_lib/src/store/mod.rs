@@ -1,6 +1,7 @@
 //! The store: the broker's persistent state behind one sqlx pool — the usage ledger
 //! (`request_logs`), broker API keys (`api_keys`, secrets never stored, only their SHA-256),
-//! runtime provider priorities, and the tables later features fill (`mothers`, `key_state`).
+//! runtime provider priorities, instance health (`key_state`), backend circuits
+//! (`circuit_state`), and the tables later features fill (`mothers`).
 //!
 //! SQLite in WAL mode is the embedded backend. The SQL is kept portable to PostgreSQL
 //! (standard types, `ON CONFLICT`, `RETURNING`, placeholders through `QueryBuilder` where the
@@ -12,7 +13,10 @@
 //! database migrated by a newer hero_aibroker is refused with [`StoreError::NewerSchema`]
 //! rather than half-understood.
 
+mod circuits;
 mod logs;
+
+pub use circuits::CircuitRow;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -219,3 +219,150 @@ async fn a_failing_backend_trips_its_circuit_and_gets_no_traffic_until_the_probe
     );
     assert_eq!(chat().await.json["provider"], "fake");
 }
+
+/// The circuit of `model`'s backend on `provider`, as `providers.list` shows it.
+async fn circuit(b: &Broker, provider: &str, model: &str) -> Value {
+    let providers = b.rpc("providers.list", json!([])).await;
+    providers
+        .as_array()
+        .expect("providers")
+        .iter()
+        .filter(|p| p["name"] == provider)
+        .flat_map(|p| p["circuits"].as_array().cloned().unwrap_or_default())
+        .find(|c| c["model"] == model)
+        .unwrap_or_else(|| panic!("no circuit for {provider}/{model} in {providers}"))
+}
+
+/// A broker over `fake` (one key) and `backup` whose circuits open after two failures.
+fn circuit_broker(fake: &FakeProvider, backup: &FakeProvider, open_ms: &str) -> Start {
+    Start::new(models_yaml(&fake.base_url(), &backup.base_url()))
+        .env("FAKE_KEYS", "only")
+        .env("CIRCUIT_FAILURES", "2")
+        .env("CIRCUIT_OPEN_MS", open_ms)
+        .env("MAX_ATTEMPTS", "2")
+        .env("RETRY_AFTER_CAP_MS", "50")
+}
+
+/// Opens the circuit of `chat`'s backend on `fake` with two failing calls pinned to it.
+async fn open_fake_circuit(b: &Broker, fake: &FakeProvider) {
+    fake.script(Rule::for_model(
+        "up-chat",
+        Behavior::Status {
+            status: 500,
+            retry_after: None,
+        },
+    ));
+    b.post("/v1/chat/completions", &chat_body("fake/up-chat"))
+        .await
+        .assert_error(502, "upstream_failed");
+    assert_eq!(fake.count(None, Some("up-chat")), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_open_circuit_is_listed_and_survives_a_restart_until_its_probe() {
+    let fake = FakeProvider::start().await;
+    let backup = FakeProvider::start().await;
+    let mut b = circuit_broker(&fake, &backup, "6000").start().await;
+    let closed = circuit(&b, "fake", "chat").await;
+    assert_eq!(
+        closed,
+        json!({"model": "chat", "upstream_model": "up-chat", "state": "closed",
+               "failures": 0, "open_seconds": null})
+    );
+    open_fake_circuit(&b, &fake).await;
+    let open = circuit(&b, "fake", "chat").await;
+    assert_eq!(
+        (open["state"].as_str(), open["failures"].as_u64()),
+        (Some("open"), Some(2))
+    );
+    let left = open["open_seconds"].as_f64().expect("open_seconds");
+    assert!((5.0..=6.0).contains(&left), "{open}");
+    assert_eq!(circuit(&b, "backup", "chat").await["state"], "closed");
+
+    // SIGTERM right away (no time for the once-a-second writer): shutdown persists it.
+    b.signal("TERM");
+    b.wait_exit(Duration::from_secs(10)).await;
+    let dir = std::mem::replace(&mut b.dir, tempfile::tempdir().expect("tmp"));
+    drop(b);
+    let b = circuit_broker(&fake, &backup, "6000")
+        .in_dir(dir)
+        .start()
+        .await;
+    let open = circuit(&b, "fake", "chat").await;
+    assert_eq!(
+        (open["state"].as_str(), open["failures"].as_u64()),
+        (Some("open"), Some(2))
+    );
+    let left_after = open["open_seconds"].as_f64().expect("open_seconds");
+    assert!(
+        0.0 < left_after && left_after < left,
+        "the same probe time, not a new one: {left_after} after {left}"
+    );
+
+    // Once the key's own 2 s backoff is over, only the restored circuit keeps the (priority 1)
+    // dead backend out: it gets no traffic at all.
+    let t0 = std::time::Instant::now();
+    while instance(&b, "fake-0").await["state"] != "healthy" {
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "the key stays cooled"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for _ in 0..4 {
+        let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
+        assert_eq!(r.json["provider"], "backup", "{}", r.text);
+        assert_eq!(
+            r.header("x-aibroker-attempts"),
+            "1",
+            "the open backend is not tried"
+        );
+    }
+    assert_eq!(
+        fake.count(None, Some("up-chat")),
+        2,
+        "no traffic while open"
+    );
+
+    // The backend recovered meanwhile; when the restored open time ends, one probe closes it.
+    fake.clear_rules();
+    let left = circuit(&b, "fake", "chat").await["open_seconds"]
+        .as_f64()
+        .expect("still open");
+    tokio::time::sleep(Duration::from_secs_f64(left + 0.3)).await;
+    assert_eq!(circuit(&b, "fake", "chat").await["state"], "half_open");
+    let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
+    assert_eq!(r.json["provider"], "fake", "the probe: {}", r.text);
+    assert_eq!(fake.count(None, Some("up-chat")), 3, "exactly one probe");
+    assert_eq!(
+        circuit(&b, "fake", "chat").await,
+        json!({"model": "chat", "upstream_model": "up-chat", "state": "closed",
+               "failures": 0, "open_seconds": null})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn providers_reset_closes_the_circuits_of_that_provider() {
+    let fake = FakeProvider::start().await;
+    let backup = FakeProvider::start().await;
+    let b = circuit_broker(&fake, &backup, "60000").start().await;
+    open_fake_circuit(&b, &fake).await;
+    fake.clear_rules();
+    let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
+    assert_eq!(r.json["provider"], "backup");
+    assert_eq!(circuit(&b, "fake", "chat").await["state"], "open");
+
+    // The operator says the provider works again: key and circuits are back at once.
+    let reset = b
+        .rpc("providers.reset", json!({"instance": "fake-0"}))
+        .await;
+    assert_eq!(reset["state"], "healthy");
+    let closed = circuit(&b, "fake", "chat").await;
+    assert_eq!(
+        (closed["state"].as_str(), closed["failures"].as_u64()),
+        (Some("closed"), Some(0))
+    );
+    let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
+    assert_eq!(r.json["provider"], "fake", "{}", r.text);
+    assert_eq!(fake.count(None, Some("up-chat")), 3);
+}
