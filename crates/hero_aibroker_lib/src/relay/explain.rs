@@ -68,7 +68,7 @@ pub fn explain(state: &AppState, q: &ExplainQuery) -> Result<RouteTrace, ApiErro
     Ok(match decide(state, &registry, &req, &needs, true) {
         Ok(d) => d.trace,
         Err(r) => {
-            let mut trace = r.trace;
+            let mut trace = *r.trace;
             trace.error = Some(ApiError::from(r.error).message);
             trace
         }

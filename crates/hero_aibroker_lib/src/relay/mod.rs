@@ -133,7 +133,7 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             Ok(d) => d,
             Err(r) => {
                 let err = ApiError::from(r.error);
-                let mut trace = r.trace;
+                let mut trace = *r.trace;
                 trace.error = Some(err.message.clone());
                 ctx.trace = Some(trace);
                 return Err(ctx.fail(err));

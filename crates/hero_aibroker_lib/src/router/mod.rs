@@ -163,6 +163,9 @@ impl Needs {
 }
 
 #[cfg(test)]
+mod strategy_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::pool::Observation;

@@ -78,7 +78,7 @@ pub struct Decision {
 #[derive(Debug)]
 pub struct Rejection {
     pub error: PlanError,
-    pub trace: RouteTrace,
+    pub trace: Box<RouteTrace>,
 }
 
 /// A group of backends tried together: the requested model (or `auto`), then each fallback.
@@ -116,7 +116,10 @@ impl Resolve<'_> {
                 Ok(g) => g,
                 Err(e) => {
                     if gi == 0 && matches!(e, PlanError::UnknownModel(_)) {
-                        return Err(Rejection { error: e, trace });
+                        return Err(Rejection {
+                            error: e,
+                            trace: Box::new(trace),
+                        });
                     }
                     first_error.get_or_insert(e);
                     continue;
@@ -216,7 +219,10 @@ impl Resolve<'_> {
                 }
             };
             trace.candidates = skipped;
-            return Err(Rejection { error, trace });
+            return Err(Rejection {
+                error,
+                trace: Box::new(trace),
+            });
         }
 
         let mut ranked: Vec<TraceCandidate> = plan
@@ -406,12 +412,18 @@ fn order(cands: &mut [Candidate], strategy: Strategy, sort: Option<SortBy>, curs
         }
         Strategy::Latency => {
             cands.sort_by_key(|c| ttfb_key(c.backend()));
-            if n > 2 {
-                // Power of two choices: the better of two pseudo-random candidates goes
-                // first, so the fastest backend is favoured without taking all the load.
+            // Power of two choices among the backends close to the fastest (within 25 %):
+            // the better of two pseudo-random ones goes first, so near-equal backends share
+            // the load instead of herding onto one; a clearly faster backend always leads.
+            let best = ttfb_key(cands[0].backend());
+            let near = cands
+                .iter()
+                .take_while(|c| ttfb_key(c.backend()) <= best.saturating_add(best / 4))
+                .count();
+            if near > 2 {
                 let h = mix(cursor as u64);
-                let a = (h % n as u64) as usize;
-                let b = ((h >> 32) % (n as u64 - 1)) as usize;
+                let a = (h % near as u64) as usize;
+                let b = ((h >> 32) % (near as u64 - 1)) as usize;
                 let b = if b >= a { b + 1 } else { b };
                 cands[..=a.min(b)].rotate_right(1);
             }

@@ -91,11 +91,20 @@ impl Admin {
 
     fn health_now(&self) -> Health {
         let ledger = self.state.ledger.health();
+        let catalog = self.state.catalog.health();
+        // A failed catalog refresh degrades: the broker serves, but from a stale catalog.
+        let catalog_failing = catalog.as_ref().is_some_and(|c| c.last_error.is_some());
         Health {
-            status: if ledger.healthy { "ok" } else { "degraded" }.into(),
+            status: if ledger.healthy && !catalog_failing {
+                "ok"
+            } else {
+                "degraded"
+            }
+            .into(),
             version: env!("CARGO_PKG_VERSION").into(),
             uptime_seconds: self.state.started.elapsed().as_secs(),
             ledger,
+            catalog,
         }
     }
 }
@@ -244,6 +253,11 @@ impl HeroAiBrokerApiServer for Admin {
 
     async fn usage_logs(&self, query: LogQuery) -> RpcResult<LogPage> {
         self.state.store.logs(&query).await.map_err(store_err)
+    }
+
+    async fn routing_explain(&self, query: ExplainQuery) -> RpcResult<RouteTrace> {
+        crate::relay::explain(&self.state, &query)
+            .map_err(|e| err(jsonrpsee::types::error::INVALID_PARAMS_CODE, e.message))
     }
 
     async fn priority_list(&self) -> RpcResult<Vec<PriorityEntry>> {
