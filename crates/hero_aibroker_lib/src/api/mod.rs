@@ -1,6 +1,7 @@
 //! The REST surface on `rest.sock`: OpenAI-compatible routes, `/health`, and OpenAI-shaped
 //! errors for everything else (unknown routes, wrong methods, oversized bodies).
 
+mod endpoints;
 mod models;
 pub(crate) use models::model_object;
 mod openai;

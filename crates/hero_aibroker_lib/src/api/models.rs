@@ -63,18 +63,34 @@ pub(super) async fn list(State(state): State<Arc<AppState>>) -> Json<ModelList> 
 pub(super) async fn get(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
-) -> Result<Json<ModelObject>, ApiError> {
+) -> Result<Json<Value>, ApiError> {
     let reg = state.registry.load();
     match reg.resolve(&id) {
-        Some(Target::Model { model, .. }) => Ok(Json(model_object(&reg, &model, created(&state)))),
-        _ => Err(ApiError::new(
-            ErrorCode::ModelNotFound,
-            format!(
-                "The model \"{}\" does not exist. List the available models with GET /v1/models.",
-                printable(&id)
-            ),
+        Some(Target::Model { model, .. }) => Ok(Json(
+            serde_json::to_value(model_object(&reg, &model, created(&state)))
+                .unwrap_or(Value::Null),
         )),
+        _ if id.ends_with("/endpoints") => {
+            let name = id.trim_end_matches("/endpoints");
+            match reg.resolve(name) {
+                Some(Target::Model { model, .. }) => {
+                    Ok(Json(super::endpoints::list(&reg, &model, created(&state))))
+                }
+                _ => Err(not_found(name)),
+            }
+        }
+        _ => Err(not_found(&id)),
     }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ModelNotFound,
+        format!(
+            "The model \"{}\" does not exist. List the available models with GET /v1/models.",
+            printable(id)
+        ),
+    )
 }
 
 pub(super) async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {

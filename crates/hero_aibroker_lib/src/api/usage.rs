@@ -153,6 +153,8 @@ pub(super) async fn generation(
         "native_tokens_reasoning": row.reasoning_tokens,
         "api_type": row.endpoint,
         "origin": row.client,
+        "attempts": row.attempts,
+        "routing": row.trace,
     }})))
 }
 

@@ -507,3 +507,14 @@ pub async fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
     }
     done()
 }
+
+impl Broker {
+    /// POST with extra request headers.
+    pub async fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
+        let mut rb = self.client.post(Self::url(path)).json(body);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        Reply::read(rb.send().await.expect("send")).await
+    }
+}
