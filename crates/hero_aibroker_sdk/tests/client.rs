@@ -276,6 +276,18 @@ async fn generated_methods_work_over_the_socket() {
         .expect("usage.logs");
     assert_eq!(page.rows[0].model.as_deref(), Some("m1"));
     assert_eq!(page.next_offset, Some(5));
+    // Read-only: no admin token needed.
+    let trace = client
+        .routing_explain(hero_aibroker_sdk::admin::ExplainQuery {
+            model: "gpt-4o-mini".to_owned(),
+            session: Some("conv-42".to_owned()),
+            ..Default::default()
+        })
+        .await
+        .expect("routing.explain");
+    assert_eq!(trace.requested, "gpt-4o-mini");
+    assert_eq!(trace.candidates[0].rank, Some(0));
+    assert!(trace.affinity.is_some());
     // Sequential calls share one kept-alive connection (the one `connect` opened).
     for _ in 0..5 {
         client.info().await.expect("info");

@@ -86,8 +86,9 @@ async fn call(
 
 /// A structural JSON Schema checker for the subset `openrpc.json` uses: `$ref` into
 /// `components/schemas`, `type` (one or a list), `enum`, `minimum`/`maximum`, `properties`,
-/// `required`, `additionalProperties: false`, `items`. With `complete`, every declared property
-/// must also be present in the value (the value was built with every optional field filled).
+/// `required`, `additionalProperties: false`, `items`, `oneOf` (exactly one alternative matches;
+/// used for a nullable `$ref`). With `complete`, every declared property must also be present
+/// in the value (the value was built with every optional field filled).
 struct Checker<'a> {
     doc: &'a Value,
     complete: bool,
@@ -124,6 +125,9 @@ impl<'a> Checker<'a> {
         let Some(schema) = self.resolve(schema, at) else {
             return;
         };
+        if let Some(alternatives) = schema.get("oneOf").and_then(Value::as_array) {
+            self.check_one_of(alternatives, value, at);
+        }
         if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
             && !allowed.contains(value)
         {
@@ -158,6 +162,30 @@ impl<'a> Checker<'a> {
                 }
             }
             _ => {}
+        }
+    }
+
+    fn check_one_of(&mut self, alternatives: &[Value], value: &Value, at: &str) {
+        let mut failures = Vec::new();
+        let mut matched = 0;
+        for alternative in alternatives {
+            let mut sub = Checker::new(self.doc, self.complete);
+            sub.check(alternative, value, at);
+            if sub.errors.is_empty() {
+                matched += 1;
+            } else {
+                failures.push(sub.errors.join("; "));
+            }
+        }
+        match matched {
+            1 => {}
+            0 => self.errors.push(format!(
+                "{at}: {value} matches no alternative of oneOf: {}",
+                failures.join(" | ")
+            )),
+            n => self
+                .errors
+                .push(format!("{at}: {value} matches {n} alternatives of oneOf")),
         }
     }
 
@@ -392,6 +420,15 @@ fn param_types_match_their_schemas() {
                 to_ms: Some(2),
             }),
         ),
+        (
+            "ExplainQuery",
+            json!(ExplainQuery {
+                model: "gpt-4o-mini".to_owned(),
+                endpoint: Some("embeddings".to_owned()),
+                request: Some(json!({"models": ["gpt-4o"], "provider": {"sort": "price"}})),
+                session: Some("conv-42".to_owned()),
+            }),
+        ),
     ];
     for (type_name, value) in &full {
         let mut checker = Checker::new(&doc, true);
@@ -403,6 +440,7 @@ fn param_types_match_their_schemas() {
         ("KeyUpdate", json!(KeyUpdate::default())),
         ("UsageQuery", json!(UsageQuery::default())),
         ("LogQuery", json!(LogQuery::default())),
+        ("ExplainQuery", json!(ExplainQuery::default())),
     ];
     for (type_name, value) in &minimal {
         let mut checker = Checker::new(&doc, false);
@@ -440,6 +478,7 @@ fn decode_result(method: &str, value: &Value) -> Result<(), String> {
         "keys.update" | "keys.revoke" => decodes::<ApiKeyInfo>(value),
         "usage.summary" => decodes::<Vec<UsageGroup>>(value),
         "usage.logs" => decodes::<LogPage>(value),
+        "routing.explain" => decodes::<RouteTrace>(value),
         "priority.list" => decodes::<Vec<PriorityEntry>>(value),
         "priority.set" => decodes::<PriorityEntry>(value),
         "config.reload" => decodes::<ReloadResult>(value),
@@ -549,4 +588,39 @@ fn documented_error_codes_are_the_sdk_codes() {
             "{method_name}: documents -32001 (unauthorized) exactly when it is in MUTATING_METHODS"
         );
     }
+}
+
+#[test]
+fn routing_explain_is_read_only_and_its_endpoints_are_documented() {
+    assert!(
+        !MUTATING_METHODS.contains(&"routing.explain"),
+        "routing.explain changes nothing: it must not need the admin token"
+    );
+    let doc = doc();
+    let explain = methods(&doc)
+        .iter()
+        .find(|m| name(m) == "routing.explain")
+        .expect("routing.explain is documented");
+    let errors: Vec<i64> = explain["errors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e["code"].as_i64())
+        .collect();
+    assert_eq!(errors, [INVALID_PARAMS]);
+    assert_eq!(
+        doc["components"]["schemas"]["ExplainQuery"]["properties"]["endpoint"]["enum"],
+        json!(["chat", "completions", "embeddings", null])
+    );
+    // The first example ranks a candidate first and skips one, as the description promises.
+    let trace: RouteTrace =
+        serde_json::from_value(explain["examples"][0]["result"]["value"].clone())
+            .expect("the example decodes");
+    assert_eq!(trace.candidates[0].rank, Some(0));
+    assert!(
+        trace
+            .candidates
+            .iter()
+            .any(|c| c.rank.is_none() && c.skipped.is_some())
+    );
 }

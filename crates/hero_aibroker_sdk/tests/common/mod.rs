@@ -92,9 +92,10 @@ impl Stub {
             upstream_model: self.some("gpt-4o-mini-2024-07-18".to_owned()),
             stream: true,
             attempts: self.vec(vec![AttemptLog {
-                candidate: "openai-1/gpt-4o-mini".to_owned(),
+                candidate: "openai-1/gpt-4o-mini-2024-07-18".to_owned(),
                 outcome: "ok".to_owned(),
-                ..AttemptLog::default()
+                http_status: self.some(200),
+                latency_ms: 310.5,
             }]),
             prompt_tokens: 12,
             completion_tokens: 40,
@@ -107,7 +108,40 @@ impl Stub {
             status: "ok".to_owned(),
             http_status: 200,
             error: self.some("none, but the field must exist".to_owned()),
-            trace: None,
+            trace: self.some(self.trace("auto", None)),
+        }
+    }
+
+    /// A routing decision for `model`: one ranked candidate (cooling down, when `full`) and
+    /// one skipped for a missing key; `session` sets the affinity.
+    fn trace(&self, model: &str, session: Option<String>) -> RouteTrace {
+        RouteTrace {
+            requested: model.to_owned(),
+            fallbacks: self.vec(vec!["gpt-4o".to_owned()]),
+            strategy: "round_robin".to_owned(),
+            affinity: session.map(|_| "openai-1/gpt-4o-mini".to_owned()),
+            waited_ms: self.some(0),
+            candidates: vec![
+                TraceCandidate {
+                    model: model.to_owned(),
+                    provider: "openai".to_owned(),
+                    instance: Some("openai-1".to_owned()),
+                    upstream_model: "gpt-4o-mini".to_owned(),
+                    rank: Some(0),
+                    skipped: None,
+                    note: self.some("cooling down 1.5s".to_owned()),
+                },
+                TraceCandidate {
+                    model: "gpt-4o-mini".to_owned(),
+                    provider: "groq".to_owned(),
+                    instance: None,
+                    upstream_model: "gpt-4o-mini".to_owned(),
+                    rank: None,
+                    skipped: Some("provider groq has no API key".to_owned()),
+                    note: None,
+                },
+            ],
+            error: self.some("only set when nothing is left".to_owned()),
         }
     }
 }
@@ -287,34 +321,7 @@ impl HeroAiBrokerApiServer for Stub {
     }
 
     async fn routing_explain(&self, query: ExplainQuery) -> RpcResult<RouteTrace> {
-        Ok(RouteTrace {
-            requested: query.model.clone(),
-            fallbacks: self.vec(vec!["gpt-4o".to_owned()]),
-            strategy: "round_robin".to_owned(),
-            affinity: query.session.map(|_| "openai-1/gpt-4o-mini".to_owned()),
-            waited_ms: self.some(0),
-            candidates: vec![
-                TraceCandidate {
-                    model: query.model,
-                    provider: "openai".to_owned(),
-                    instance: Some("openai-1".to_owned()),
-                    upstream_model: "gpt-4o-mini".to_owned(),
-                    rank: Some(0),
-                    skipped: None,
-                    note: self.some("cooling down 1.5s".to_owned()),
-                },
-                TraceCandidate {
-                    model: "gpt-4o-mini".to_owned(),
-                    provider: "groq".to_owned(),
-                    instance: None,
-                    upstream_model: "gpt-4o-mini".to_owned(),
-                    rank: None,
-                    skipped: Some("provider groq has no API key".to_owned()),
-                    note: None,
-                },
-            ],
-            error: self.some("only set when nothing is left".to_owned()),
-        })
+        Ok(self.trace(&query.model, query.session))
     }
 
     async fn priority_list(&self) -> RpcResult<Vec<PriorityEntry>> {

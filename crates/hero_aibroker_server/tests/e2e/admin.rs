@@ -399,7 +399,9 @@ async fn a_newer_schema_is_refused_with_a_clear_message() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sdk_clients_call_every_method() {
     use futures_util::StreamExt;
-    use hero_aibroker_sdk::admin::{GroupBy, KeyCreate, KeyUpdate, LogQuery, UsageQuery};
+    use hero_aibroker_sdk::admin::{
+        ExplainQuery, GroupBy, KeyCreate, KeyUpdate, LogQuery, UsageQuery,
+    };
     use hero_aibroker_sdk::client::{RestClient, RpcClient};
     use hero_aibroker_sdk::rpc::HeroAiBrokerApiClient;
     use hero_aibroker_sdk::{ChatCompletionRequest, ChatMessage};
@@ -513,6 +515,84 @@ async fn the_sdk_clients_call_every_method() {
         .expect("logs");
     assert_eq!(logs.rows.len(), 1);
     assert_eq!(logs.next_offset, Some(1));
+    // The relayed rows (the key's) carry their routing decision.
+    let keyed = rpc
+        .usage_logs(LogQuery {
+            key_id: Some(created.key.id.clone()),
+            ..LogQuery::default()
+        })
+        .await
+        .expect("logs of the key");
+    assert_eq!(keyed.rows.len(), 2);
+    for row in &keyed.rows {
+        let trace = row.trace.as_ref().expect("a relayed row keeps its trace");
+        assert_eq!(trace.requested, "chat");
+        assert_eq!(trace.candidates[0].rank, Some(0), "{trace:?}");
+        assert_eq!(row.attempts[0].http_status, Some(200), "{row:?}");
+    }
+
+    // routing.explain is read-only (no admin token) and runs the real resolver: a servable
+    // model ranks a keyed candidate first; asking twice takes no round-robin turn.
+    let explain = |model: &str| {
+        let anon = RpcClient::new(&b.rpc_sock);
+        let query = ExplainQuery {
+            model: model.into(),
+            ..ExplainQuery::default()
+        };
+        async move { anon.routing_explain(query).await.expect("routing.explain") }
+    };
+    let trace = explain("chat-alias").await;
+    assert_eq!(trace.requested, "chat-alias");
+    assert_eq!(trace.error, None, "{trace:?}");
+    // Two keys under round_robin: a real request would rotate between them.
+    assert_eq!(trace.strategy, "round_robin");
+    let first = trace
+        .candidates
+        .iter()
+        .find(|c| c.rank == Some(0))
+        .expect("a candidate ranked first");
+    assert_eq!(
+        (
+            first.model.as_str(),
+            first.provider.as_str(),
+            first.skipped.as_deref()
+        ),
+        ("chat", "fake", None),
+        "{trace:?}"
+    );
+    assert!(
+        first
+            .instance
+            .as_deref()
+            .is_some_and(|i| i.starts_with("fake-")),
+        "{trace:?}"
+    );
+    assert_eq!(explain("chat-alias").await, trace, "explaining took a turn");
+    // A model no key can serve is explained, not refused: skipped candidates and `error`.
+    let unkeyed = explain("unkeyed").await;
+    assert!(
+        unkeyed.error.is_some() && !unkeyed.candidates.is_empty(),
+        "{unkeyed:?}"
+    );
+    assert!(
+        unkeyed
+            .candidates
+            .iter()
+            .all(|c| c.rank.is_none()
+                && c.skipped.as_deref() == Some("provider groq has no API key")),
+        "{unkeyed:?}"
+    );
+    match rpc
+        .routing_explain(ExplainQuery {
+            model: "chat".into(),
+            endpoint: Some("images".into()),
+            ..ExplainQuery::default()
+        })
+        .await
+    {
+        Err(jsonrpsee::core::ClientError::Call(e)) => assert_eq!(e.code(), -32602),
+        other => panic!("expected -32602 for an unknown endpoint, got {other:?}"),
+    }
     assert!(
         rpc.priority_list()
             .await
@@ -529,7 +609,7 @@ async fn the_sdk_clients_call_every_method() {
     );
     assert_eq!(rpc.config_reload().await.expect("reload").models, 5);
     let doc = rpc.rpc_discover().await.expect("discover");
-    assert_eq!(doc["methods"].as_array().map(Vec::len), Some(17));
+    assert_eq!(doc["methods"].as_array().map(Vec::len), Some(18));
     assert!(
         rpc.keys_revoke(created.key.id.clone())
             .await
