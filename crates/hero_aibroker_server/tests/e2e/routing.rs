@@ -11,7 +11,7 @@ use crate::harness::{Broker, Start, chat_body};
 
 /// Three keyless providers on one fake (told apart by upstream model id), a 3-key provider,
 /// and one model per strategy.
-fn yaml(fake: &str) -> String {
+pub fn yaml(fake: &str) -> String {
     let model = |name: &str, strategy: &str| {
         format!(
             r#"  {name}:
@@ -21,7 +21,7 @@ fn yaml(fake: &str) -> String {
     strategy: {strategy}
     backends:
       - {{provider: p1, model_id: {name}-p1, priority: 1, input_cost: 1, output_cost: 2}}
-      - {{provider: p2, model_id: {name}-p2, priority: 1, input_cost: 0.5, output_cost: 1}}
+      - {{provider: p2, model_id: {name}-p2, priority: 1, input_cost: 0.5, output_cost: 1, parameters: [temperature, max_tokens]}}
       - {{provider: p3, model_id: {name}-p3, priority: 2, input_cost: 3, output_cost: 9}}
 "#
         )
@@ -34,6 +34,18 @@ providers:
   - {{name: p3, base_url: "{fake}"}}
   - {{name: keys, base_url: "{fake}", api_key_env: THREE_KEYS}}
 models:
+  tiny:
+    display_name: Tiny
+    tier: cheap
+    context_window: 200
+    backends:
+      - {{provider: p1, model_id: up-tiny, input_cost: 0.1, output_cost: 0.1}}
+  routed:
+    display_name: Routed
+    tier: standard
+    context_window: 8192
+    backends:
+      - {{provider: openrouter, model_id: vendor/routed, input_cost: 1, output_cost: 1}}
   rr3:
     display_name: RR3
     tier: standard
@@ -56,14 +68,14 @@ models:
     s
 }
 
-async fn start(fake: &FakeProvider) -> Broker {
+pub async fn start(fake: &FakeProvider) -> Broker {
     Start::new(yaml(&fake.base_url()))
         .env("THREE_KEYS", "k1,k2,k3")
         .start()
         .await
 }
 
-fn served(r: &crate::harness::Reply) -> String {
+pub fn served(r: &crate::harness::Reply) -> String {
     assert_eq!(r.status, 200, "{}", r.text);
     format!(
         "{}/{}",
