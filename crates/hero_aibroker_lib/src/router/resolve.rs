@@ -190,7 +190,15 @@ impl Resolve<'_> {
             if !opts.prefs.order.is_empty() {
                 cands.sort_by_key(|c| opts.prefs.order_of(&c.backend().provider));
             }
-            self.by_health(&mut cands, &mut trace, gi == 0);
+            for c in self.by_health(&mut cands, &mut trace, gi == 0) {
+                skipped.push(entry(
+                    &c.model,
+                    c.backend(),
+                    Some(&c.instance.id),
+                    None,
+                    Some("circuit open (consecutive failures); no traffic until its probe".into()),
+                ));
+            }
             plan.extend(cands);
         }
 
@@ -328,7 +336,13 @@ impl Resolve<'_> {
 
     /// Stable partition: ready candidates, then cooling ones, then backends whose circuit is
     /// open (only if nothing else is left). A sticky session's candidate goes first when ready.
-    fn by_health(&self, cands: &mut Vec<Candidate>, trace: &mut RouteTrace, primary: bool) {
+    /// Returns the open-circuit candidates it left out.
+    fn by_health(
+        &self,
+        cands: &mut Vec<Candidate>,
+        trace: &mut RouteTrace,
+        primary: bool,
+    ) -> Vec<Candidate> {
         let mut ready = Vec::with_capacity(cands.len());
         let mut cooling = Vec::new();
         let mut tripped = Vec::new();
@@ -370,9 +384,10 @@ impl Resolve<'_> {
         }
         ready.extend(cooling);
         if ready.is_empty() {
-            ready = tripped;
+            ready = std::mem::take(&mut tripped);
         }
         *cands = ready;
+        tripped
     }
 }
 
