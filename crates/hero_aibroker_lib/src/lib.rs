@@ -4,6 +4,7 @@
 #![warn(clippy::print_stdout)]
 
 pub mod api;
+pub mod catalog;
 pub mod circuit;
 pub mod config;
 pub mod env;

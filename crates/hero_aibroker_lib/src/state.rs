@@ -47,6 +47,8 @@ pub struct AppState {
     pub ledger: Ledger,
     pub keys: Keys,
     pub telemetry: Telemetry,
+    /// The live OpenRouter catalog, merged behind the models file into the registry.
+    pub catalog: crate::catalog::LiveCatalog,
     /// Serializes reloads and priority changes (admin only, never the request path).
     admin: tokio::sync::Mutex<()>,
 }
@@ -75,6 +77,8 @@ impl AppState {
         let priorities: HashMap<String, i64> = store.priorities().await?.into_iter().collect();
         let keys = Keys::load(&store, settings.require_api_key).await?;
         let registry = Registry::build_with(&models, &env, &priorities, None);
+        let catalog =
+            crate::catalog::LiveCatalog::for_registry(&registry, settings.catalog_interval);
         // Instance health survives restarts: auth failures and disabled keys stay so, and
         // cooldowns that have not ended yet resume.
         for row in store.key_states().await? {
@@ -109,8 +113,10 @@ impl AppState {
             ledger,
             keys,
             telemetry: Telemetry::new(),
+            catalog,
             admin: tokio::sync::Mutex::new(()),
         });
+        crate::catalog::spawn(&state);
         // Background upkeep for as long as the state lives: metrics every 5 s, instance health
         // changes persisted every second (never from the request path).
         let weak = Arc::downgrade(&state);
@@ -178,15 +184,30 @@ impl AppState {
                 var: "reload".into(),
                 message: e.to_string(),
             })??;
-        let registry = Arc::new(Registry::build_with(
-            &cfg,
-            &self.env,
-            &self.priorities.load(),
-            Some(&self.registry.load()),
-        ));
+        let registry = Arc::new(self.build_registry(&cfg, &self.priorities.load()));
         self.models.store(Arc::new(cfg));
         self.registry.store(registry.clone());
         Ok(registry)
+    }
+
+    /// Rebuilds the registry from the current models file and priorities (after a catalog
+    /// refresh); instances keep their health.
+    pub async fn rebuild_registry(&self) {
+        let _g = self.admin.lock().await;
+        let registry = self.build_registry(&self.models.load(), &self.priorities.load());
+        self.registry.store(Arc::new(registry));
+    }
+
+    /// The one place a running broker builds its registry: the models file, then the live
+    /// catalog behind it, with `priorities`; health, circuits and stats carry over.
+    fn build_registry(&self, cfg: &ModelsConfig, priorities: &HashMap<String, i64>) -> Registry {
+        crate::catalog::build_registry(
+            cfg,
+            &self.catalog.entries(),
+            &self.env,
+            priorities,
+            Some(&self.registry.load()),
+        )
     }
 
     /// Sets or clears a provider's runtime priority: persisted first, then applied.
@@ -202,12 +223,7 @@ impl AppState {
             Some(p) => map.insert(provider.to_owned(), p),
             None => map.remove(provider),
         };
-        let registry = Registry::build_with(
-            &self.models.load(),
-            &self.env,
-            &map,
-            Some(&self.registry.load()),
-        );
+        let registry = self.build_registry(&self.models.load(), &map);
         self.priorities.store(Arc::new(map));
         self.registry.store(Arc::new(registry));
         Ok(())

@@ -6,11 +6,28 @@ use serde::{Deserialize, Serialize};
 /// `health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
-    /// `ok`, or `degraded` when the ledger cannot write.
+    /// `ok`, or `degraded` when the ledger cannot write or the last catalog refresh failed.
     pub status: String,
     pub version: String,
     pub uptime_seconds: u64,
     pub ledger: LedgerHealth,
+    /// The live OpenRouter catalog; absent when it is off (no OpenRouter key, or
+    /// `OPENROUTER_CATALOG_INTERVAL=0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<CatalogHealth>,
+}
+
+/// State of the live OpenRouter catalog.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CatalogHealth {
+    /// Models in the last good catalog (before merging; YAML models may hide some).
+    pub models: u64,
+    /// When the last good catalog was fetched; `None` before the first success.
+    pub refreshed_ms: Option<i64>,
+    /// Why the last refresh failed; `None` when it succeeded (or none has ended yet).
+    pub last_error: Option<String>,
+    /// When the next refresh is due; `None` while the first one runs.
+    pub next_refresh_ms: Option<i64>,
 }
 
 /// State of the usage ledger's writer.

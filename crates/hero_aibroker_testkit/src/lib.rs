@@ -11,6 +11,7 @@
 //! benchmark runs it next to the broker and the load generator on two cores.
 
 mod body;
+mod catalog;
 mod fixtures;
 mod server;
 
@@ -23,6 +24,8 @@ use bytes::Bytes;
 use hyper::HeaderMap;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+pub use catalog::catalog_entry;
 
 /// The assistant text every chat and legacy-completion reply carries, whole in JSON replies
 /// and split into deltas in streams (the text of the `chat-stream.sse` recording).
@@ -199,6 +202,7 @@ impl FakeProvider {
             }),
             received: AtomicUsize::new(0),
             cancelled: AtomicUsize::new(0),
+            catalog: catalog::Catalog::default(),
         });
         let task = tokio::spawn(server::accept_loop(listener, Arc::clone(&shared)));
         Ok(FakeProvider { addr, shared, task })
@@ -297,6 +301,8 @@ struct Shared {
     received: AtomicUsize,
     /// See [`FakeProvider::cancelled`]; incremented by [`body::Watch`].
     cancelled: AtomicUsize,
+    /// OpenRouter's catalog: see [`FakeProvider::set_catalog`].
+    catalog: catalog::Catalog,
 }
 
 struct State {

@@ -79,6 +79,8 @@ enum Route {
 
 impl Route {
     fn of(method: &Method, path: &str) -> Option<Route> {
+        // OpenRouter's layout (`/api/v1/...`, see `FakeProvider::openrouter_url`) too.
+        let path = path.strip_prefix("/api").unwrap_or(path);
         match (method, path) {
             (&Method::POST, "/v1/chat/completions") => Some(Route::Chat),
             (&Method::POST, "/v1/completions") => Some(Route::Completions),
@@ -119,6 +121,9 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<FakeBody>, Infallible> {
     let (mut parts, body) = req.into_parts();
+    if let Some(reply) = crate::catalog::answer(&shared, &parts) {
+        return Ok(reply);
+    }
     let route = Route::of(&parts.method, parts.uri.path());
     // Read the whole request before anything else, even for Hang: the brief is "the
     // provider got the request and then went silent". A client that vanished mid-body
