@@ -24,5 +24,7 @@ pub mod socket;
 pub mod sse;
 pub mod sse_parse;
 pub mod state;
+pub mod stats;
 pub mod store;
 pub mod telemetry;
+pub mod transforms;

@@ -47,6 +47,8 @@ pub struct AppState {
     pub ledger: Ledger,
     pub keys: Keys,
     pub telemetry: Telemetry,
+    /// Session affinity (`x-session-id` / `user` → key and backend).
+    pub affinity: crate::router::Affinity,
     /// The live OpenRouter catalog, merged behind the models file into the registry.
     pub catalog: crate::catalog::LiveCatalog,
     /// Serializes reloads and priority changes (admin only, never the request path).
@@ -113,6 +115,7 @@ impl AppState {
             ledger,
             keys,
             telemetry: Telemetry::new(),
+            affinity: crate::router::Affinity::default(),
             catalog,
             admin: tokio::sync::Mutex::new(()),
         });

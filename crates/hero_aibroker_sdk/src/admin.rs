@@ -277,6 +277,27 @@ pub struct RouteTrace {
     pub waited_ms: Option<u64>,
     /// Candidates in plan order first (`rank` 0, 1, …), then the skipped ones.
     pub candidates: Vec<TraceCandidate>,
+    /// Why no candidate was left, when none was.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `routing.explain`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExplainQuery {
+    /// The model as a client would request it.
+    pub model: String,
+    /// `chat` (default), `completions` or `embeddings`.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// A request body (its `model` is replaced by `model`): OpenRouter fields such as
+    /// `models` and `provider`, tools, images, `user`… shape the decision as they would for
+    /// a real request.
+    #[serde(default)]
+    pub request: Option<serde_json::Value>,
+    /// `x-session-id`, for session affinity.
+    #[serde(default)]
+    pub session: Option<String>,
 }
 
 /// One backend and key the resolver looked at.
