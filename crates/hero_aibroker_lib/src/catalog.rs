@@ -584,6 +584,7 @@ impl Entry {
                 output_cost,
                 parameters: params,
             }],
+            from_catalog: true,
         };
         Some((self.id, model))
     }

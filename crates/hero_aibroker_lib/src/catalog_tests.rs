@@ -458,3 +458,29 @@ async fn fetch_failures_say_what_went_wrong_without_the_key() {
     assert!(text.starts_with("request failed: "), "{text}");
     assert!(!text.contains("canary"), "{text}");
 }
+
+#[test]
+fn catalog_models_are_requestable_but_not_auto_candidates() {
+    let catalog = parse(&[entry("vendor/free-model", "0", "0")]);
+    let env = Env::from_pairs([("OPENROUTER_API_KEY", "k"), ("OPENAI_API_KEY", "o")]);
+    let reg = build_registry(&yaml(), &catalog, &env, &HashMap::new(), None);
+    let plan = crate::router::plan(
+        &reg,
+        "vendor/free-model",
+        crate::router::Endpoint::Chat,
+        crate::config::Strategy::Cheapest,
+    )
+    .expect("requestable by name");
+    assert_eq!(plan[0].backend().model_id, "vendor/free-model");
+    let auto = crate::router::plan(
+        &reg,
+        "auto",
+        crate::router::Endpoint::Chat,
+        crate::config::Strategy::Cheapest,
+    )
+    .expect("auto plan");
+    assert!(
+        auto.iter().all(|c| !c.model.from_catalog),
+        "a free catalog model must not capture `auto`"
+    );
+}

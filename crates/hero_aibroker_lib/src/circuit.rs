@@ -106,6 +106,19 @@ impl Circuit {
         }
     }
 
+    /// What [`admit`](Circuit::admit) would answer now, without taking the probe
+    /// (`routing.explain`).
+    pub fn would_admit(&self) -> bool {
+        match self.state() {
+            CircuitState::Closed => true,
+            CircuitState::Open => false,
+            CircuitState::HalfOpen => {
+                let prev = self.probe_at.load(Ordering::Relaxed);
+                prev == 0 || unix_ms().saturating_sub(prev) > self.open_ms.load(Ordering::Relaxed)
+            }
+        }
+    }
+
     /// A request through this backend succeeded: close.
     pub fn success(&self) {
         // Read first: the common case (closed, no failures) writes nothing, so successes on a

@@ -27,6 +27,8 @@ pub struct Model {
     pub aliases: Vec<String>,
     /// Its own `strategy:`, if the file sets one.
     pub strategy: Option<crate::config::Strategy>,
+    /// From the live OpenRouter catalog: requestable by name, not a candidate of `auto`.
+    pub from_catalog: bool,
     pub backends: Vec<Backend>,
     /// Round-robin cursor over the model's candidates (round_robin, and the latency
     /// strategy's pair choice). Advanced once per routed request.
@@ -214,6 +216,7 @@ impl Registry {
                     context_window: m.context_window,
                     aliases: m.aliases.clone(),
                     strategy: m.strategy,
+                    from_catalog: m.from_catalog,
                     backends,
                     cursor: AtomicUsize::new(0),
                 }),

@@ -76,6 +76,10 @@ pub struct ModelConfig {
     #[serde(default)]
     pub strategy: Option<super::Strategy>,
     pub backends: Vec<BackendConfig>,
+    /// Added from the live OpenRouter catalog (never set in the file): requestable by name,
+    /// but not a candidate of `auto`.
+    #[serde(skip)]
+    pub from_catalog: bool,
 }
 
 /// One way to serve a model: a provider and its upstream model id, with prices.

@@ -109,6 +109,7 @@ impl Resolve<'_> {
         let mut unusable = false;
         let mut no_key: Vec<String> = Vec::new();
         let mut by_prefs = false;
+        let mut seen: Vec<Arc<Model>> = Vec::new();
 
         let names = std::iter::once(self.model).chain(opts.fallbacks.iter().map(String::as_str));
         for (gi, name) in names.enumerate() {
@@ -125,6 +126,13 @@ impl Resolve<'_> {
                     continue;
                 }
             };
+            // A fallback naming a model already in the plan (an alias, say) adds nothing.
+            if let Some(first) = group.pairs.first()
+                && seen.iter().any(|m| Arc::ptr_eq(m, &first.0))
+            {
+                continue;
+            }
+            seen.extend(group.pairs.first().map(|p| p.0.clone()));
             if gi == 0 {
                 trace.strategy = sort.map_or(group.strategy.name(), SortBy::label).to_owned();
             }
@@ -300,12 +308,11 @@ impl Resolve<'_> {
             Target::Auto(forced) => {
                 let mut pairs = Vec::new();
                 let mut first_missing = None;
-                for m in self
-                    .registry
-                    .models
-                    .values()
-                    .filter(|m| m.has(self.endpoint.capability()) && self.registry.servable(m))
-                {
+                for m in self.registry.models.values().filter(|m| {
+                    !m.from_catalog
+                        && m.has(self.endpoint.capability())
+                        && self.registry.servable(m)
+                }) {
                     match self.needs.missing(m) {
                         Some(missing) => {
                             first_missing.get_or_insert(missing);
@@ -355,7 +362,7 @@ impl Resolve<'_> {
                 None => {
                     let circuit = &c.backend().circuit;
                     let ok = if self.dry_run {
-                        circuit.state() != CircuitState::Open
+                        circuit.would_admit()
                     } else {
                         circuit.admit()
                     };

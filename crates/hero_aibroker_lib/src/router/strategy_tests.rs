@@ -357,3 +357,156 @@ fn dry_runs_predict_the_next_real_decision() {
         }
     }
 }
+
+/// xorshift64*: a deterministic generator for the randomized configs below.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Over many random registries, health states and request options, `routing.explain`'s dry
+/// run predicts exactly the decision (plan and trace) the next real request gets.
+#[test]
+fn explain_agrees_with_routing_over_random_configs() {
+    let strategies = [
+        "priority",
+        "round_robin",
+        "least_busy",
+        "latency",
+        "cheapest",
+        "best",
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut decisions = 0;
+    for _config in 0..60 {
+        let providers = 1 + rng.below(4) as usize;
+        let mut yaml = String::from("providers:\n");
+        let mut env = Vec::new();
+        for p in 0..providers {
+            yaml.push_str(&format!(
+                "  - {{name: pr{p}, base_url: \"http://127.0.0.1:9/v1\", api_key_env: PR{p}_KEYS}}\n"
+            ));
+            let keys: Vec<String> = (0..=rng.below(3)).map(|k| format!("k{p}{k}")).collect();
+            env.push((format!("PR{p}_KEYS"), keys.join(",")));
+        }
+        yaml.push_str("models:\n");
+        let models = 1 + rng.below(4) as usize;
+        for m in 0..models {
+            let st = strategies[rng.below(6) as usize];
+            let tier = ["cheap", "standard", "frontier"][rng.below(3) as usize];
+            yaml.push_str(&format!(
+                "  m{m}:\n    display_name: M{m}\n    tier: {tier}\n    context_window: 8192\n    strategy: {st}\n    backends:\n"
+            ));
+            for p in 0..providers {
+                if p > 0 && rng.below(3) == 0 {
+                    continue;
+                }
+                yaml.push_str(&format!(
+                    "      - {{provider: pr{p}, model_id: m{m}-{p}, priority: {}, input_cost: {}, output_cost: {}}}\n",
+                    1 + rng.below(2),
+                    rng.below(5),
+                    rng.below(9)
+                ));
+            }
+        }
+        let cfg = ModelsConfig::parse(Path::new("t.yml"), &yaml).expect("valid random config");
+        let env = Env::from_pairs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+        let r = Registry::build(&cfg, &env);
+        // Random live state: cooling, refused and busy keys, measured and tripped backends.
+        let mut busy = Vec::new();
+        for p in r.providers.values() {
+            for i in &p.instances {
+                match rng.below(8) {
+                    0 => i.observe(Observation::RateLimited(Some(Duration::from_secs(30)))),
+                    1 => i.observe(Observation::AuthFailed(401)),
+                    2 => busy.push(i.busy()),
+                    _ => {}
+                }
+            }
+        }
+        for m in r.models.values() {
+            for b in &m.backends {
+                b.stats.success(Duration::from_millis(10 + rng.below(300)));
+                match rng.below(10) {
+                    0 => b.circuit.failure(1, Duration::from_secs(60)),
+                    1 => b.circuit.failure(1, Duration::ZERO),
+                    2 => b.stats.failure(),
+                    _ => {}
+                }
+            }
+        }
+        let aff = Affinity::default();
+        for _request in 0..8 {
+            let model = format!("m{}", rng.below(models as u64));
+            let p = |i: u64| format!("\"pr{i}\"");
+            let prefs = match rng.below(6) {
+                0 => format!("{{\"order\":[{}]}}", p(rng.below(4))),
+                1 => format!("{{\"ignore\":[{}]}}", p(rng.below(4))),
+                2 => format!("{{\"only\":[{},{}]}}", p(rng.below(4)), p(rng.below(4))),
+                3 => "{\"sort\":\"latency\"}".to_owned(),
+                4 => "{\"max_price\":{\"prompt\":2}}".to_owned(),
+                _ => "null".to_owned(),
+            };
+            let mut opts = RouteOptions {
+                prefs: ProviderPrefs::parse(&prefs).expect("prefs"),
+                ..RouteOptions::default()
+            };
+            if rng.below(3) == 0 {
+                opts.fallbacks = vec![format!("m{}", rng.below(models as u64))];
+            }
+            if rng.below(3) == 0 {
+                opts.session = Some(format!("s{}", rng.below(3)));
+            }
+            let needs = Needs::default();
+            let mk = |dry_run| Resolve {
+                registry: &r,
+                endpoint: Endpoint::Chat,
+                model: &model,
+                needs: &needs,
+                options: &opts,
+                defaults: Defaults {
+                    strategy: Strategy::RoundRobin,
+                    auto: Strategy::Cheapest,
+                },
+                affinity: Some(&aff),
+                dry_run,
+            };
+            let explained = mk(true).run();
+            let real = mk(false).run();
+            match (explained, real) {
+                (Ok(e), Ok(d)) => {
+                    assert_eq!(e.trace, d.trace, "{yaml}\n{opts:?}");
+                    let labels =
+                        |p: &[Candidate]| p.iter().map(Candidate::label).collect::<Vec<_>>();
+                    assert_eq!(labels(&e.plan), labels(&d.plan));
+                    if let Some(s) = &opts.session {
+                        aff.set(
+                            s,
+                            &model,
+                            &d.plan[0].instance.id,
+                            &d.plan[0].backend().model_id,
+                        );
+                    }
+                    decisions += 1;
+                }
+                (Err(e), Err(d)) => {
+                    assert_eq!(e.error, d.error);
+                    assert_eq!(e.trace, d.trace);
+                }
+                (e, d) => panic!("explain and routing disagree: {e:?} vs {d:?}\n{yaml}"),
+            }
+        }
+        drop(busy);
+    }
+    assert!(decisions > 200, "only {decisions} decisions had a plan");
+}
