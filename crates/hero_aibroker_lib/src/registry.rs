@@ -201,7 +201,7 @@ impl Registry {
                     circuit: Circuit::default(),
                     parameters: b.parameters.clone(),
                     stats: previous
-                        .and_then(|p| p.backend(&b.provider, &b.model_id))
+                        .and_then(|p| p.backend(name, &b.provider, &b.model_id))
                         .map(|old| old.stats.clone())
                         .unwrap_or_default(),
                 })
@@ -225,12 +225,7 @@ impl Registry {
         if let Some(prev) = previous {
             for m in models.values() {
                 for b in &m.backends {
-                    let old = prev
-                        .models
-                        .values()
-                        .flat_map(|pm| pm.backends.iter())
-                        .find(|ob| ob.provider == b.provider && ob.model_id == b.model_id);
-                    if let Some(old) = old {
+                    if let Some(old) = prev.backend(&m.name, &b.provider, &b.model_id) {
                         b.circuit.copy_from(&old.circuit);
                     }
                 }
@@ -243,11 +238,13 @@ impl Registry {
         }
     }
 
-    /// The backend with this provider and upstream model id, in any model.
-    pub fn backend(&self, provider: &str, model_id: &str) -> Option<&Backend> {
+    /// The backend of `model` with this provider and upstream model id (what carries live
+    /// state — circuit, measurements — from one snapshot to the next).
+    pub fn backend(&self, model: &str, provider: &str, model_id: &str) -> Option<&Backend> {
         self.models
-            .values()
-            .flat_map(|m| m.backends.iter())
+            .get(model)?
+            .backends
+            .iter()
             .find(|b| b.provider == provider && b.model_id == model_id)
     }
 

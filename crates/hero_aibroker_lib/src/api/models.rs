@@ -98,9 +98,13 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     let servable = reg.models.values().filter(|m| reg.servable(m)).count();
     let in_flight = state.in_flight();
     let ledger = state.ledger.health();
+    let catalog = state.catalog.health();
+    // Same rule as the `health` RPC: a failing ledger or catalog refresh degrades.
+    let catalog_failing = catalog.as_ref().is_some_and(|c| c.last_error.is_some());
     Json(json!({
-        "status": if ledger.healthy { "ok" } else { "degraded" },
+        "status": if ledger.healthy && !catalog_failing { "ok" } else { "degraded" },
         "ledger": ledger,
+        "catalog": catalog,
         "version": env!("CARGO_PKG_VERSION"),
         "uptime_seconds": state.started.elapsed().as_secs(),
         "models": reg.models.len(),

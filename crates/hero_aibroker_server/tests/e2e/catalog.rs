@@ -165,6 +165,16 @@ async fn a_failed_refresh_keeps_the_catalog_and_degrades_health_until_it_recover
     assert!(error.starts_with("HTTP 500"), "{error}");
     assert_eq!(h["catalog"]["models"], 4, "the last good catalog is kept");
     assert_eq!(h["ledger"]["healthy"], true, "only the catalog is failing");
+    let rest = b.get("/health").await;
+    assert_eq!(
+        rest.json["status"], "degraded",
+        "REST /health agrees: {}",
+        rest.text
+    );
+    assert_eq!(
+        rest.json["catalog"]["last_error"],
+        h["catalog"]["last_error"]
+    );
     assert!(h["catalog"]["refreshed_ms"].as_i64() >= loaded["catalog"]["refreshed_ms"].as_i64());
 
     assert!(model_ids(&b).await.contains(&"openai/gpt-4".to_owned()));
