@@ -51,6 +51,9 @@ pub struct AppState {
     pub affinity: crate::router::Affinity,
     /// The live OpenRouter catalog, merged behind the models file into the registry.
     pub catalog: crate::catalog::LiveCatalog,
+    /// Persisted circuits whose backend is not in the registry yet (catalog models before the
+    /// first refresh); applied by the next rebuild that has it.
+    pending_circuits: std::sync::Mutex<Vec<CircuitRow>>,
     /// Serializes reloads and priority changes (admin only, never the request path).
     admin: tokio::sync::Mutex<()>,
 }
@@ -97,9 +100,11 @@ impl AppState {
             }
         }
         // So do backend circuits: an open one keeps its backend out until its probe.
-        restore_circuits(
+        // Rows of backends not (yet) in the registry — live catalog models arrive with the
+        // first refresh — wait for the next rebuild.
+        let pending_circuits = restore_circuits(
             &registry,
-            &store.load_circuit_states().await?,
+            store.load_circuit_states().await?,
             settings.circuit_open,
         );
         let state = Arc::new(AppState {
@@ -118,6 +123,7 @@ impl AppState {
             affinity: crate::router::Affinity::default(),
             catalog,
             admin: tokio::sync::Mutex::new(()),
+            pending_circuits: std::sync::Mutex::new(pending_circuits),
         });
         crate::catalog::spawn(&state);
         // Background upkeep for as long as the state lives: metrics every 5 s, instance health
@@ -204,13 +210,25 @@ impl AppState {
     /// The one place a running broker builds its registry: the models file, then the live
     /// catalog behind it, with `priorities`; health, circuits and stats carry over.
     fn build_registry(&self, cfg: &ModelsConfig, priorities: &HashMap<String, i64>) -> Registry {
-        crate::catalog::build_registry(
+        let registry = crate::catalog::build_registry(
             cfg,
             &self.catalog.entries(),
             &self.env,
             priorities,
             Some(&self.registry.load()),
-        )
+        );
+        let mut pending = self
+            .pending_circuits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !pending.is_empty() {
+            *pending = restore_circuits(
+                &registry,
+                std::mem::take(&mut *pending),
+                self.settings.circuit_open,
+            );
+        }
+        registry
     }
 
     /// Sets or clears a provider's runtime priority: persisted first, then applied.
@@ -234,20 +252,23 @@ impl AppState {
 }
 
 /// Puts persisted circuits back on the backends they belong to (same model, provider and
-/// upstream model id); rows of backends no longer configured are ignored.
-fn restore_circuits(registry: &Registry, rows: &[CircuitRow], open_for: std::time::Duration) {
+/// upstream model id); returns the rows whose backend is not in `registry`.
+fn restore_circuits(
+    registry: &Registry,
+    rows: Vec<CircuitRow>,
+    open_for: std::time::Duration,
+) -> Vec<CircuitRow> {
+    let mut unmatched = Vec::new();
     for row in rows {
         let Some(snap) = row.snapshot() else {
             continue;
         };
-        if let Some(b) = registry.models.get(&row.model).and_then(|m| {
-            m.backends
-                .iter()
-                .find(|b| b.provider == row.provider && b.model_id == row.upstream_model)
-        }) {
-            b.circuit.restore(snap, open_for);
+        match registry.backend(&row.model, &row.provider, &row.upstream_model) {
+            Some(b) => b.circuit.restore(snap, open_for),
+            None => unmatched.push(row),
         }
     }
+    unmatched
 }
 
 /// Circuits that changed since the last call, with the rows to write.
@@ -262,4 +283,32 @@ fn dirty_circuits(registry: &Registry, now_ms: i64) -> Vec<(&Circuit, CircuitRow
             Some((&b.circuit, row))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::circuit::CircuitState;
+    use crate::registry::tests::registry;
+    use std::time::Duration;
+
+    #[test]
+    fn circuits_of_backends_not_loaded_yet_wait_for_them() {
+        let before = registry(&[("OPENAI_API_KEY", "k")]);
+        let b = &before.models["big"].backends[1];
+        b.circuit.failure(1, Duration::from_secs(60));
+        let snap = b.circuit.snapshot();
+        let rows = vec![
+            CircuitRow::new("big", "openai", "gpt-big", &snap, 0),
+            CircuitRow::new("vendor/x", "openrouter", "vendor/x", &snap, 0),
+        ];
+        let after = registry(&[("OPENAI_API_KEY", "k")]);
+        let left = restore_circuits(&after, rows, Duration::from_secs(60));
+        assert_eq!(
+            after.models["big"].backends[1].circuit.state(),
+            CircuitState::Open
+        );
+        assert_eq!(left.len(), 1, "the catalog model's row waits");
+        assert_eq!(left[0].model, "vendor/x");
+    }
 }
