@@ -7,6 +7,8 @@
 #   scripts/bench.sh                   # 5 s per run, concurrency 1 32 64 128, then the ledger bench
 #   BENCH_SECS=10 BENCH_CONC="1 32" scripts/bench.sh
 #   BENCH_LOG=info scripts/bench.sh    # with the per-request log line on (default: warn)
+# Then the ledger throughput and the routing-decision micro-benchmark (criterion); the latter
+# alone: cargo bench -p hero_aibroker_lib --bench routing -- --warm-up-time 1 --measurement-time 3
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_cargo
@@ -132,3 +134,25 @@ echo "ledger rows recorded by the broker during the run: $ROWS"
 
 say "ledger throughput (SQLite, release)"
 cargo run --release --locked --quiet -p hero_aibroker_lib --example ledger_bench
+
+say "routing decisions (criterion: 50 models x 5 backends x 4 keys)"
+# CRITERION_HOME keeps these results apart from any other criterion run in target/criterion.
+CRITERION_HOME="$OUT/criterion" cargo bench --locked --quiet -p hero_aibroker_lib --bench routing -- \
+  --warm-up-time 1 --measurement-time 3 >"$OUT/routing.txt" 2>&1 \
+  || { cat "$OUT/routing.txt"; die "routing benchmark failed"; }
+python3 - "$OUT/criterion" <<'PY'
+import json, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+rows = []
+for est in sorted(root.glob("**/new/estimates.json")):
+    bench = json.loads((est.parent / "benchmark.json").read_text())
+    m = json.loads(est.read_text())["median"]
+    ci = m["confidence_interval"]
+    rows.append((bench["full_id"], m["point_estimate"], ci["lower_bound"], ci["upper_bound"]))
+def us(ns):
+    return f"{ns / 1000:.2f} us"
+print(f"{'case':34} {'median':>12} {'95% CI':>25}  <= 10 us")
+for name, med, lo, hi in rows:
+    print(f"{name:34} {us(med):>12} {us(lo):>12} - {us(hi):>10}  {'yes' if med <= 10_000 else 'NO'}")
+PY
+echo "criterion output: $OUT/routing.txt"
