@@ -165,14 +165,15 @@ impl ProviderPrefs {
     /// Why `backend` is excluded by these preferences, if it is. `params` are the request's
     /// parameter names.
     pub fn excludes(&self, backend: &Backend, params: &[String]) -> Option<String> {
-        let p = backend.provider.to_ascii_lowercase();
-        if !self.only.is_empty() && !self.only.contains(&p) {
+        let p = backend.provider.as_str();
+        let has = |list: &[String]| list.iter().any(|o| o.eq_ignore_ascii_case(p));
+        if !self.only.is_empty() && !has(&self.only) {
             return Some("not in provider.only".into());
         }
-        if self.ignore.contains(&p) {
+        if has(&self.ignore) {
             return Some("in provider.ignore".into());
         }
-        if !self.allow_fallbacks && !self.order.is_empty() && !self.order.contains(&p) {
+        if !self.allow_fallbacks && !self.order.is_empty() && !has(&self.order) {
             return Some("not in provider.order and allow_fallbacks is false".into());
         }
         if let Some(max) = self.max_price.prompt
@@ -211,10 +212,9 @@ impl ProviderPrefs {
 
     /// Position of `provider` in `order` (`usize::MAX` when absent).
     pub fn order_of(&self, provider: &str) -> usize {
-        let p = provider.to_ascii_lowercase();
         self.order
             .iter()
-            .position(|o| *o == p)
+            .position(|o| o.eq_ignore_ascii_case(provider))
             .unwrap_or(usize::MAX)
     }
 }

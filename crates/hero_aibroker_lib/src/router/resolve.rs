@@ -172,6 +172,7 @@ impl Resolve<'_> {
                         skipped.push(entry(model, backend, Some(&inst.id), None, Some(why)));
                         continue;
                     }
+                    // Two models may share an upstream model on one key: try it once.
                     let dup = plan.iter().chain(cands.iter()).any(|c: &Candidate| {
                         Arc::ptr_eq(&c.instance, inst) && c.backend().model_id == backend.model_id
                     });
@@ -196,7 +197,7 @@ impl Resolve<'_> {
             };
             order(&mut cands, group.strategy, sort, cursor);
             if !opts.prefs.order.is_empty() {
-                cands.sort_by_key(|c| opts.prefs.order_of(&c.backend().provider));
+                cands.sort_by_cached_key(|c| opts.prefs.order_of(&c.backend().provider));
             }
             for c in self.by_health(&mut cands, &mut trace, gi == 0) {
                 skipped.push(entry(
@@ -306,35 +307,70 @@ impl Resolve<'_> {
                 })
             }
             Target::Auto(forced) => {
-                let mut pairs = Vec::new();
+                let strategy = forced.unwrap_or(self.defaults.auto);
+                // `auto` ranks backends, not keys: only the best AUTO_BACKENDS (by the
+                // strategy's backend-level order, among those the request's preferences and
+                // keys allow) are expanded into key candidates — a plan of hundreds of keys
+                // is never walked, and ranking them all would cost more than the decision.
+                let prefs = &self.options.prefs;
+                let capability = self.endpoint.capability();
+                let mut refs: Vec<(&Arc<Model>, usize)> = Vec::new();
                 let mut first_missing = None;
-                for m in self.registry.models.values().filter(|m| {
-                    !m.from_catalog
-                        && m.has(self.endpoint.capability())
-                        && self.registry.servable(m)
-                }) {
-                    match self.needs.missing(m) {
-                        Some(missing) => {
+                let mut excluded = false;
+                for m in self
+                    .registry
+                    .models
+                    .values()
+                    .filter(|m| !m.from_catalog && m.has(capability))
+                {
+                    if let Some(missing) = self.needs.missing(m) {
+                        if self.registry.servable(m) {
                             first_missing.get_or_insert(missing);
                         }
-                        None => pairs.extend((0..m.backends.len()).map(|i| (m.clone(), i))),
+                        continue;
+                    }
+                    for (i, b) in m.backends.iter().enumerate() {
+                        if self.registry.instances(b).is_empty() {
+                            continue;
+                        }
+                        if prefs.excludes(b, &self.options.params).is_some() {
+                            excluded = true;
+                            continue;
+                        }
+                        refs.push((m, i));
                     }
                 }
-                if pairs.is_empty() {
+                if refs.is_empty() {
                     return Err(match first_missing {
                         Some(missing) => PlanError::Unsupported {
                             model: name.to_owned(),
                             missing,
                         },
-                        None => PlanError::NoAutoModel {
-                            capability: self.endpoint.capability(),
+                        None if excluded => PlanError::NoMatch {
+                            model: name.to_owned(),
                         },
+                        None => PlanError::NoAutoModel { capability },
                     });
                 }
-                pairs.sort_by(|a, b| by_priority(&a.0.backends[a.1], &b.0.backends[b.1]));
+                let sort = prefs.order.is_empty().then_some(prefs.sort).flatten();
+                let cmp = |a: &(&Arc<Model>, usize), b: &(&Arc<Model>, usize)| {
+                    backend_order(
+                        a.0,
+                        &a.0.backends[a.1],
+                        b.0,
+                        &b.0.backends[b.1],
+                        strategy,
+                        sort,
+                    )
+                };
+                if refs.len() > AUTO_BACKENDS {
+                    refs.select_nth_unstable_by(AUTO_BACKENDS - 1, cmp);
+                    refs.truncate(AUTO_BACKENDS);
+                }
+                refs.sort_by(cmp);
                 Ok(Group {
-                    strategy: forced.unwrap_or(self.defaults.auto),
-                    pairs,
+                    strategy,
+                    pairs: refs.into_iter().map(|(m, i)| (m.clone(), i)).collect(),
                     named: false,
                 })
             }
@@ -395,6 +431,37 @@ impl Resolve<'_> {
         }
         *cands = ready;
         tripped
+    }
+}
+
+/// Backends of `auto` expanded into key candidates (see [`Resolve::group`]).
+const AUTO_BACKENDS: usize = 8;
+
+/// The backend-level part of a strategy's order (`auto`'s preselection).
+fn backend_order(
+    ma: &Model,
+    a: &Backend,
+    mb: &Model,
+    b: &Backend,
+    strategy: Strategy,
+    sort: Option<SortBy>,
+) -> Ordering {
+    match (sort, strategy) {
+        (Some(SortBy::Price), _) | (None, Strategy::Cheapest) => by_price(a, b),
+        (Some(SortBy::Latency), _) | (None, Strategy::Latency) => ttfb_key(a)
+            .cmp(&ttfb_key(b))
+            .then_with(|| by_priority(a, b)),
+        (Some(SortBy::Throughput), _) => {
+            cmp_f64(b.stats.tokens_per_second(), a.stats.tokens_per_second())
+                .then_with(|| by_priority(a, b))
+        }
+        (None, Strategy::Best) => mb
+            .tier
+            .cmp(&ma.tier)
+            .then_with(|| success_bucket(b).cmp(&success_bucket(a)))
+            .then_with(|| ttfb_key(a).cmp(&ttfb_key(b)))
+            .then_with(|| by_priority(a, b)),
+        (None, _) => by_priority(a, b),
     }
 }
 
