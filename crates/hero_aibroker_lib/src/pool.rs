@@ -296,6 +296,11 @@ impl Instance {
     }
 
     /// State to persist, if it changed since the last call.
+    /// Marks the state as not yet persisted again (a failed write is retried next time).
+    pub fn mark_dirty(&self) {
+        self.dirty.store(true, Ordering::Release);
+    }
+
     pub fn take_dirty(&self) -> Option<(Health, Option<String>, u64)> {
         if !self.dirty.swap(false, Ordering::AcqRel) {
             return None;
@@ -371,6 +376,12 @@ mod tests {
         assert_eq!(i.health(), Health::Disabled);
         assert_eq!(i.take_dirty().map(|d| d.0), Some(Health::Disabled));
         assert!(i.take_dirty().is_none(), "dirty is consumed");
+        i.mark_dirty();
+        assert_eq!(
+            i.take_dirty().map(|d| d.0),
+            Some(Health::Disabled),
+            "a failed write is retried with the current state"
+        );
     }
 
     #[test]

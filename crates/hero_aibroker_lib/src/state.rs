@@ -150,24 +150,28 @@ impl AppState {
     pub async fn persist_health(&self) {
         let reg = self.registry.load_full();
         let now = i64::try_from(crate::pool::unix_ms()).unwrap_or(i64::MAX);
-        let rows: Vec<KeyStateRow> = reg
+        let (instances, rows): (Vec<&Arc<crate::pool::Instance>>, Vec<KeyStateRow>) = reg
             .providers
             .values()
             .flat_map(|p| p.instances.iter())
             .filter_map(|i| {
                 let (h, reason, until) = i.take_dirty()?;
-                Some(KeyStateRow {
-                    instance: i.id.clone(),
-                    provider: i.provider.clone(),
-                    state: h.as_str().to_owned(),
-                    reason,
-                    until_ms: i64::try_from(until).unwrap_or(i64::MAX),
-                    updated_ms: now,
-                })
+                Some((
+                    i,
+                    KeyStateRow {
+                        instance: i.id.clone(),
+                        provider: i.provider.clone(),
+                        state: h.as_str().to_owned(),
+                        reason,
+                        until_ms: i64::try_from(until).unwrap_or(i64::MAX),
+                        updated_ms: now,
+                    },
+                ))
             })
-            .collect();
+            .unzip();
         if let Err(e) = self.store.save_key_states(&rows).await {
-            tracing::warn!("cannot persist provider instance health: {e}");
+            tracing::warn!("cannot persist provider instance health (retried next time): {e}");
+            instances.iter().for_each(|i| i.mark_dirty());
         }
         let (circuits, rows): (Vec<&Circuit>, Vec<CircuitRow>) =
             dirty_circuits(&reg, now).into_iter().unzip();
