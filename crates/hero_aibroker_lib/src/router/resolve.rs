@@ -110,6 +110,7 @@ impl Resolve<'_> {
         let mut no_key: Vec<String> = Vec::new();
         let mut by_prefs = false;
         let mut seen: Vec<Arc<Model>> = Vec::new();
+        let mut tripped_groups: Vec<Candidate> = Vec::new();
 
         let names = std::iter::once(self.model).chain(opts.fallbacks.iter().map(String::as_str));
         for (gi, name) in names.enumerate() {
@@ -199,7 +200,8 @@ impl Resolve<'_> {
             if !opts.prefs.order.is_empty() {
                 cands.sort_by_cached_key(|c| opts.prefs.order_of(&c.backend().provider));
             }
-            for c in self.by_health(&mut cands, &mut trace, gi == 0) {
+            let (left_out, last_resort) = self.by_health(&mut cands, &mut trace, gi == 0);
+            for c in left_out {
                 skipped.push(entry(
                     &c.model,
                     c.backend(),
@@ -208,7 +210,22 @@ impl Resolve<'_> {
                     Some("circuit open (consecutive failures); no traffic until its probe".into()),
                 ));
             }
-            plan.extend(cands);
+            if last_resort {
+                // Every backend of this model has an open circuit: its keys are tried only
+                // after every other model of the request (fallbacks), never skipped.
+                tripped_groups.extend(cands);
+            } else {
+                plan.extend(cands);
+            }
+        }
+        for c in tripped_groups {
+            let dup = plan.iter().any(|p: &Candidate| {
+                Arc::ptr_eq(&p.instance, &c.instance)
+                    && p.backend().model_id == c.backend().model_id
+            });
+            if !dup {
+                plan.push(c);
+            }
         }
 
         if plan.is_empty() {
@@ -379,13 +396,14 @@ impl Resolve<'_> {
 
     /// Stable partition: ready candidates, then cooling ones, then backends whose circuit is
     /// open (only if nothing else is left). A sticky session's candidate goes first when ready.
-    /// Returns the open-circuit candidates it left out.
+    /// Returns the open-circuit candidates it left out, and whether `cands` are only
+    /// open-circuit ones (the last resort).
     fn by_health(
         &self,
         cands: &mut Vec<Candidate>,
         trace: &mut RouteTrace,
         primary: bool,
-    ) -> Vec<Candidate> {
+    ) -> (Vec<Candidate>, bool) {
         let mut ready = Vec::with_capacity(cands.len());
         let mut cooling = Vec::new();
         let mut tripped = Vec::new();
@@ -426,11 +444,12 @@ impl Resolve<'_> {
             ready.insert(0, c);
         }
         ready.extend(cooling);
-        if ready.is_empty() {
+        let last_resort = ready.is_empty() && !tripped.is_empty();
+        if last_resort {
             ready = std::mem::take(&mut tripped);
         }
         *cands = ready;
-        tripped
+        (tripped, last_resort)
     }
 }
 

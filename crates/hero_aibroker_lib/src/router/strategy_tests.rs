@@ -510,3 +510,22 @@ fn explain_agrees_with_routing_over_random_configs() {
     }
     assert!(decisions > 200, "only {decisions} decisions had a plan");
 }
+
+#[test]
+fn a_model_whose_circuits_are_all_open_goes_after_its_fallbacks() {
+    let r = reg(&[("ALPHA_KEYS", "a"), ("BETA_KEYS", "b"), ("GAMMA_KEYS", "g")]);
+    for b in &r.models["m"].backends {
+        b.circuit.failure(1, Duration::from_secs(60));
+    }
+    let o = RouteOptions {
+        fallbacks: vec!["fallback".into()],
+        ..RouteOptions::default()
+    };
+    let l: Vec<String> = decide(&r, "m", Strategy::Priority, &o)
+        .plan
+        .iter()
+        .map(Candidate::label)
+        .collect();
+    assert_eq!(l[0], "gamma-0/g-f", "the fallback model first: {l:?}");
+    assert_eq!(l.len(), 4, "the tripped model's keys stay, last: {l:?}");
+}
