@@ -1,0 +1,73 @@
+//! One-shot chat: a prompt (or stdin) in, the answer out, streamed as it arrives; `--json`
+//! prints the whole non-streamed response object instead.
+
+use std::io::Write;
+
+use futures_util::StreamExt;
+use hero_aibroker_sdk::{ChatCompletionRequest, ChatMessage};
+use serde_json::{Map, Value};
+use tokio::io::AsyncReadExt;
+
+use crate::cli::ChatArgs;
+use crate::conn::Conn;
+
+pub async fn one_shot(conn: &Conn, args: &ChatArgs, as_json: bool) -> anyhow::Result<()> {
+    let prompt = if args.prompt == "-" {
+        let mut buf = String::new();
+        tokio::io::stdin().read_to_string(&mut buf).await?;
+        buf
+    } else {
+        args.prompt.clone()
+    };
+    if prompt.trim().is_empty() {
+        anyhow::bail!("the prompt is empty");
+    }
+    let req = request(args, prompt);
+    let rest = conn.rest();
+    let mut out = std::io::stdout().lock();
+    if as_json {
+        let resp = conn.rest_call(|| rest.chat(&req)).await?;
+        writeln!(out, "{}", serde_json::to_string_pretty(&resp)?)?;
+        return Ok(());
+    }
+    let mut stream = conn.rest_call(|| rest.chat_stream(&req)).await?;
+    let mut ends_with_newline = true;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| anyhow::anyhow!(e.to_string()))?;
+        for choice in &chunk.choices {
+            if let Some(Value::String(text)) = choice.delta.get("content")
+                && !text.is_empty()
+            {
+                out.write_all(text.as_bytes())?;
+                out.flush()?;
+                ends_with_newline = text.ends_with('\n');
+            }
+        }
+    }
+    if !ends_with_newline {
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+fn request(args: &ChatArgs, prompt: String) -> ChatCompletionRequest {
+    let mut messages = Vec::new();
+    if let Some(system) = &args.system {
+        messages.push(ChatMessage::text("system", system.clone()));
+    }
+    messages.push(ChatMessage::text("user", prompt));
+    let mut extra = Map::new();
+    if let Some(t) = args.temperature {
+        extra.insert("temperature".to_owned(), Value::from(t));
+    }
+    if let Some(n) = args.max_tokens {
+        extra.insert("max_tokens".to_owned(), Value::from(n));
+    }
+    ChatCompletionRequest {
+        model: args.model.clone(),
+        messages,
+        stream: None,
+        stream_options: None,
+        extra,
+    }
+}

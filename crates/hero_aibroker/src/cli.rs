@@ -1,0 +1,240 @@
+//! The command line: global flags, every subcommand and its `--help` examples.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hero_aibroker",
+    version,
+    about = "Talk to a running hero_aibroker: one-shot chat and every operator command",
+    after_help = "Examples:
+  hero_aibroker health
+  hero_aibroker models --json | jq '.[].id'
+  echo 'Say hi' | hero_aibroker chat -p -
+  hero_aibroker completions bash > ~/.local/share/bash-completion/completions/hero_aibroker"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// Root of the socket tree; the broker's sockets are <DIR>/hero_aibroker/{rest,rpc}.sock
+    /// [default: ~/hero/var/sockets]
+    #[arg(long, global = true, env = "HERO_SOCKET_DIR", value_name = "DIR")]
+    pub socket_dir: Option<PathBuf>,
+    /// Print the result as JSON instead of a table
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Retry this many times, with exponential backoff, while the socket is missing or refuses
+    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    pub max_retries: u32,
+    /// Admin token for mutating calls (keys, priority, reload)
+    #[arg(
+        long,
+        global = true,
+        env = "ADMIN_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    pub admin_token: Option<String>,
+    /// Broker API key (sk-hab-…) sent with chat requests
+    #[arg(
+        long,
+        global = true,
+        env = "HERO_AIBROKER_API_KEY",
+        hide_env_values = true,
+        value_name = "KEY"
+    )]
+    pub api_key: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Broker health: status, version, uptime, ledger writer
+    #[command(after_help = "Examples:\n  hero_aibroker health\n  hero_aibroker health --json")]
+    Health,
+    /// Sockets, database and counts of models, providers, keys and requests
+    #[command(after_help = "Examples:\n  hero_aibroker info\n  hero_aibroker info --json")]
+    Info,
+    /// Every model: tier, context window, price in/out (USD per million tokens), servable backends
+    #[command(after_help = "Examples:\n  hero_aibroker models\n  \
+        hero_aibroker models --json | jq -r '.[] | select(.servable) | .id'")]
+    Models,
+    /// Providers, their instances (state, reason, cooldown) and circuits
+    #[command(
+        after_help = "Examples:\n  hero_aibroker providers\n  hero_aibroker providers --json"
+    )]
+    Providers,
+    /// Broker API keys (sk-hab-…): create, list, update, revoke
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Requests, tokens and cost from the ledger, grouped
+    #[command(after_help = "Examples:\n  hero_aibroker usage\n  \
+        hero_aibroker usage --by provider --since 24h\n  hero_aibroker usage --by key --json")]
+    Usage(UsageArgs),
+    /// Recent requests, newest first
+    #[command(
+        after_help = "Examples:\n  hero_aibroker logs\n  hero_aibroker logs --limit 5 --json"
+    )]
+    Logs(LogsArgs),
+    /// Runtime provider priorities (override the YAML priorities without a restart)
+    #[command(subcommand)]
+    Priority(PriorityCommand),
+    /// How a request for MODEL would be routed: candidates in order, and why others were skipped
+    #[command(after_help = "Examples:\n  hero_aibroker explain auto\n  \
+        hero_aibroker explain gpt-4o-mini --endpoint chat --json")]
+    Explain(ExplainArgs),
+    /// Re-read modelsconfig.yml (an invalid file changes nothing)
+    #[command(after_help = "Examples:\n  ADMIN_TOKEN=… hero_aibroker reload")]
+    Reload,
+    /// One-shot chat: print the answer to a prompt, streamed as it arrives
+    #[command(after_help = "Examples:\n  hero_aibroker chat -p 'Say hi'\n  \
+        echo 'Summarise this' | hero_aibroker chat -p - -m gpt-4o-mini\n  \
+        echo hi | hero_aibroker chat -p - --json | jq -r '.choices[0].message.content'")]
+    Chat(ChatArgs),
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  hero_aibroker completions bash > /etc/bash_completion.d/hero_aibroker\n  \
+        hero_aibroker completions zsh > ~/.zfunc/_hero_aibroker\n  \
+        hero_aibroker completions fish > ~/.config/fish/completions/hero_aibroker.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed once and never again
+    #[command(
+        after_help = "Examples:\n  hero_aibroker keys create ci --budget 5 --rpm 60\n  \
+        hero_aibroker keys create agent --models gpt-4o-mini,auto --json"
+    )]
+    Create {
+        /// A name for the key
+        name: String,
+        #[command(flatten)]
+        limits: KeyLimits,
+    },
+    /// Every key (never the secrets)
+    #[command(
+        after_help = "Examples:\n  hero_aibroker keys list\n  hero_aibroker keys list --json"
+    )]
+    List,
+    /// Change a key's name, allowed models, limits or budget
+    #[command(
+        after_help = "Examples:\n  hero_aibroker keys update KEY_ID --budget 10\n  \
+        hero_aibroker keys update KEY_ID --clear rpm --clear budget_usd"
+    )]
+    Update {
+        /// The key's id (see `keys list`)
+        id: String,
+        /// New name
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        limits: KeyLimits,
+        /// Remove a limit: allowed_models, rpm, tpm or budget_usd (repeatable)
+        #[arg(long, value_name = "FIELD")]
+        clear: Vec<String>,
+    },
+    /// Revoke a key at once
+    #[command(after_help = "Examples:\n  hero_aibroker keys revoke KEY_ID")]
+    Revoke {
+        /// The key's id (see `keys list`)
+        id: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeyLimits {
+    /// Models the key may use, comma-separated
+    #[arg(long, value_delimiter = ',', value_name = "MODEL,…")]
+    pub models: Option<Vec<String>>,
+    /// Requests per minute
+    #[arg(long)]
+    pub rpm: Option<u64>,
+    /// Tokens per minute (prompt + completion)
+    #[arg(long)]
+    pub tpm: Option<u64>,
+    /// Budget in USD
+    #[arg(long, value_name = "USD")]
+    pub budget: Option<f64>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum By {
+    Model,
+    Provider,
+    Key,
+    Client,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// Group rows by
+    #[arg(long, value_enum, default_value_t = By::Model)]
+    pub by: By,
+    /// Only requests newer than this: 90s, 30m, 24h, 7d, 2w
+    #[arg(long, value_name = "AGE", value_parser = crate::format::parse_age)]
+    pub since: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// At most this many rows (max 1000)
+    #[arg(long, default_value_t = 20)]
+    pub limit: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PriorityCommand {
+    /// Runtime priority overrides
+    #[command(after_help = "Examples:\n  hero_aibroker priority list")]
+    List,
+    /// Set a provider's priority for all its backends (lower is tried first)
+    #[command(after_help = "Examples:\n  hero_aibroker priority set groq 1")]
+    Set {
+        provider: String,
+        #[arg(allow_negative_numbers = true)]
+        priority: i64,
+    },
+    /// Remove a provider's override; its YAML priorities apply again
+    #[command(after_help = "Examples:\n  hero_aibroker priority clear groq")]
+    Clear { provider: String },
+}
+
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The model as a client would request it (a name, an alias, provider/model, auto)
+    pub model: String,
+    /// chat, completions or embeddings
+    #[arg(long, default_value = "chat")]
+    pub endpoint: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// The prompt; `-` reads it from stdin
+    #[arg(short, long, value_name = "PROMPT")]
+    pub prompt: String,
+    /// Model name, alias, provider/model or auto
+    #[arg(short, long, default_value = "auto")]
+    pub model: String,
+    /// A system message sent before the prompt
+    #[arg(long)]
+    pub system: Option<String>,
+    /// Sampling temperature
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    /// Upper bound on the answer's tokens
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
+}
