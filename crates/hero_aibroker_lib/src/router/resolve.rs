@@ -370,21 +370,17 @@ impl Resolve<'_> {
                     });
                 }
                 let sort = prefs.order.is_empty().then_some(prefs.sort).flatten();
-                let cmp = |a: &(&Arc<Model>, usize), b: &(&Arc<Model>, usize)| {
-                    backend_order(
-                        a.0,
-                        &a.0.backends[a.1],
-                        b.0,
-                        &b.0.backends[b.1],
-                        strategy,
-                        sort,
-                    )
-                };
-                if refs.len() > AUTO_BACKENDS {
-                    refs.select_nth_unstable_by(AUTO_BACKENDS - 1, cmp);
-                    refs.truncate(AUTO_BACKENDS);
+                let mut keyed: Vec<([u64; 5], &Arc<Model>, usize)> = refs
+                    .into_iter()
+                    .map(|(m, i)| (backend_key(m, &m.backends[i], strategy, sort), m, i))
+                    .collect();
+                if keyed.len() > AUTO_BACKENDS {
+                    keyed.select_nth_unstable_by_key(AUTO_BACKENDS - 1, |k| k.0);
+                    keyed.truncate(AUTO_BACKENDS);
                 }
-                refs.sort_by(cmp);
+                keyed.sort_by_key(|k| k.0);
+                let refs: Vec<(&Arc<Model>, usize)> =
+                    keyed.into_iter().map(|(_, m, i)| (m, i)).collect();
                 Ok(Group {
                     strategy,
                     pairs: refs.into_iter().map(|(m, i)| (m.clone(), i)).collect(),
@@ -456,31 +452,32 @@ impl Resolve<'_> {
 /// Backends of `auto` expanded into key candidates (see [`Resolve::group`]).
 const AUTO_BACKENDS: usize = 8;
 
-/// The backend-level part of a strategy's order (`auto`'s preselection).
-fn backend_order(
-    ma: &Model,
-    a: &Backend,
-    mb: &Model,
-    b: &Backend,
-    strategy: Strategy,
-    sort: Option<SortBy>,
-) -> Ordering {
+/// The backend-level part of a strategy's order (`auto`'s preselection), as a sort key:
+/// computed once per backend, compared as integers. Prices and rates are non-negative, so
+/// their IEEE bits order like the numbers.
+fn backend_key(model: &Model, b: &Backend, strategy: Strategy, sort: Option<SortBy>) -> [u64; 5] {
+    let price = b.price().max(0.0).to_bits();
+    let priority = u64::from(b.priority);
     match (sort, strategy) {
-        (Some(SortBy::Price), _) | (None, Strategy::Cheapest) => by_price(a, b),
-        (Some(SortBy::Latency), _) | (None, Strategy::Latency) => ttfb_key(a)
-            .cmp(&ttfb_key(b))
-            .then_with(|| by_priority(a, b)),
-        (Some(SortBy::Throughput), _) => {
-            cmp_f64(b.stats.tokens_per_second(), a.stats.tokens_per_second())
-                .then_with(|| by_priority(a, b))
+        (Some(SortBy::Price), _) | (None, Strategy::Cheapest) => [price, priority, 0, 0, 0],
+        (Some(SortBy::Latency), _) | (None, Strategy::Latency) => {
+            [ttfb_key(b), priority, price, 0, 0]
         }
-        (None, Strategy::Best) => mb
-            .tier
-            .cmp(&ma.tier)
-            .then_with(|| success_bucket(b).cmp(&success_bucket(a)))
-            .then_with(|| ttfb_key(a).cmp(&ttfb_key(b)))
-            .then_with(|| by_priority(a, b)),
-        (None, _) => by_priority(a, b),
+        (Some(SortBy::Throughput), _) => [
+            u64::MAX - b.stats.tokens_per_second().max(0.0).to_bits(),
+            priority,
+            price,
+            0,
+            0,
+        ],
+        (None, Strategy::Best) => [
+            u64::MAX - model.tier as u64,
+            u64::MAX - u64::from(success_bucket(b)),
+            ttfb_key(b),
+            priority,
+            price,
+        ],
+        (None, _) => [priority, price, 0, 0, 0],
     }
 }
 
@@ -537,14 +534,9 @@ fn order(cands: &mut [Candidate], strategy: Strategy, sort: Option<SortBy>, curs
             }
         }
         Strategy::Cheapest => cands.sort_by(|a, b| by_price(a.backend(), b.backend())),
-        Strategy::Best => cands.sort_by(|a, b| {
-            b.model
-                .tier
-                .cmp(&a.model.tier)
-                .then_with(|| success_bucket(b.backend()).cmp(&success_bucket(a.backend())))
-                .then_with(|| ttfb_key(a.backend()).cmp(&ttfb_key(b.backend())))
-                .then_with(|| by_priority(a.backend(), b.backend()))
-        }),
+        Strategy::Best => {
+            cands.sort_by_cached_key(|c| backend_key(&c.model, c.backend(), Strategy::Best, None));
+        }
     }
 }
 
@@ -555,7 +547,7 @@ fn ttfb_key(b: &Backend) -> u64 {
 
 /// Success rate in 5 % steps, so noise does not reorder equal backends.
 fn success_bucket(b: &Backend) -> u32 {
-    (b.stats.success_rate() * 20.0).round() as u32
+    (b.stats.success_rate() * 20.0 + 0.5) as u32
 }
 
 /// splitmix64: spreads consecutive cursor values.
