@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::AtomicUsize;
 
 use indexmap::IndexMap;
 
@@ -52,8 +52,6 @@ pub struct Backend {
     pub input_cost: f64,
     /// USD per million output tokens.
     pub output_cost: f64,
-    /// Round-robin cursor over the provider's instances, so keys share the load.
-    cursor: AtomicUsize,
     /// Trips when the backend keeps failing; carried over across reloads.
     pub circuit: Circuit,
     /// Request parameters it honours, when declared (`provider.require_parameters`).
@@ -72,15 +70,6 @@ impl Backend {
     pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
         (prompt_tokens as f64 * self.input_cost + completion_tokens as f64 * self.output_cost)
             / 1_000_000.0
-    }
-
-    /// Next starting offset for round-robin over `n` instances.
-    pub fn next_offset(&self, n: usize) -> usize {
-        if n <= 1 {
-            0
-        } else {
-            self.cursor.fetch_add(1, Ordering::Relaxed) % n
-        }
     }
 }
 
@@ -197,7 +186,6 @@ impl Registry {
                     }),
                     input_cost: b.input_cost,
                     output_cost: b.output_cost,
-                    cursor: AtomicUsize::new(0),
                     circuit: Circuit::default(),
                     parameters: b.parameters.clone(),
                     stats: previous

@@ -181,6 +181,26 @@ impl AppState {
         }
     }
 
+    /// The `health` answer (RPC and REST): `degraded` while the ledger cannot write or the
+    /// last catalog refresh failed (the broker serves, but from a stale catalog).
+    pub fn health(&self) -> hero_aibroker_sdk::admin::Health {
+        let ledger = self.ledger.health();
+        let catalog = self.catalog.health();
+        let catalog_failing = catalog.as_ref().is_some_and(|c| c.last_error.is_some());
+        hero_aibroker_sdk::admin::Health {
+            status: if ledger.healthy && !catalog_failing {
+                "ok"
+            } else {
+                "degraded"
+            }
+            .into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            uptime_seconds: self.started.elapsed().as_secs(),
+            ledger,
+            catalog,
+        }
+    }
+
     /// Requests in flight right now.
     pub fn in_flight(&self) -> u64 {
         (self.settings.max_concurrent - self.inflight.available_permits()) as u64

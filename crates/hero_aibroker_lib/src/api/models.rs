@@ -96,19 +96,11 @@ fn not_found(id: &str) -> ApiError {
 pub(super) async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
     let reg = state.registry.load();
     let servable = reg.models.values().filter(|m| reg.servable(m)).count();
-    let in_flight = state.in_flight();
-    let ledger = state.ledger.health();
-    let catalog = state.catalog.health();
-    // Same rule as the `health` RPC: a failing ledger or catalog refresh degrades.
-    let catalog_failing = catalog.as_ref().is_some_and(|c| c.last_error.is_some());
-    Json(json!({
-        "status": if ledger.healthy && !catalog_failing { "ok" } else { "degraded" },
-        "ledger": ledger,
-        "catalog": catalog,
-        "version": env!("CARGO_PKG_VERSION"),
-        "uptime_seconds": state.started.elapsed().as_secs(),
-        "models": reg.models.len(),
-        "servable_models": servable,
-        "in_flight": in_flight,
-    }))
+    let mut health = serde_json::to_value(state.health()).unwrap_or_else(|_| json!({}));
+    if let Some(h) = health.as_object_mut() {
+        h.insert("models".into(), reg.models.len().into());
+        h.insert("servable_models".into(), servable.into());
+        h.insert("in_flight".into(), state.in_flight().into());
+    }
+    Json(health)
 }

@@ -4,9 +4,8 @@ use bytes::Bytes;
 use hero_aibroker_sdk::ErrorCode;
 use hero_aibroker_sdk::admin::{ExplainQuery, RouteTrace};
 
-use super::decide;
+use super::{decide, prepare, rejected};
 use crate::error::ApiError;
-use crate::registry::Target;
 use crate::request::ParsedRequest;
 use crate::router::Endpoint;
 use crate::state::AppState;
@@ -59,18 +58,9 @@ pub fn explain(state: &AppState, q: &ExplainQuery) -> Result<RouteTrace, ApiErro
         req.route.session = Some(s.clone());
     }
     let registry = state.registry.load_full();
-    if req.middle_out
-        && let Some(Target::Model { model, .. }) = registry.resolve(&req.model)
-    {
-        req.trim_to_context(model.context_window);
-    }
-    let needs = req.needs();
+    let needs = prepare(&mut req, &registry);
     Ok(match decide(state, &registry, &req, &needs, true) {
         Ok(d) => d.trace,
-        Err(r) => {
-            let mut trace = *r.trace;
-            trace.error = Some(ApiError::from(r.error).message);
-            trace
-        }
+        Err(r) => rejected(r).1,
     })
 }

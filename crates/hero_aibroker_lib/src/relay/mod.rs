@@ -119,12 +119,7 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             .or_else(|| settings.openrouter_title.clone()),
     );
     let mut registry = state.registry.load_full();
-    if req.middle_out
-        && let Some(Target::Model { model, .. }) = registry.resolve(&req.model)
-    {
-        req.trim_to_context(model.context_window);
-    }
-    let needs = req.needs();
+    let needs = prepare(&mut req, &registry);
     let deadline = tokio::time::Instant::now() + settings.request_deadline;
     let max_wait = ctx.hints.max_wait.unwrap_or(settings.capacity_wait);
     let mut waited = Duration::ZERO;
@@ -132,9 +127,7 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         let d = match decide(&state, &registry, &req, &needs, false) {
             Ok(d) => d,
             Err(r) => {
-                let err = ApiError::from(r.error);
-                let mut trace = *r.trace;
-                trace.error = Some(err.message.clone());
+                let (err, trace) = rejected(r);
                 ctx.trace = Some(trace);
                 return Err(ctx.fail(err));
             }
@@ -268,6 +261,25 @@ pub fn decide(
         dry_run,
     }
     .run()
+}
+
+/// Applies `middle-out` for the model the request names, then reads what the request needs
+/// of a model (capabilities, prompt size).
+pub(crate) fn prepare(req: &mut ParsedRequest, registry: &Registry) -> Needs {
+    if req.middle_out
+        && let Some(Target::Model { model, .. }) = registry.resolve(&req.model)
+    {
+        req.trim_to_context(model.context_window);
+    }
+    req.needs()
+}
+
+/// A refusal as the client's error and the trace that explains it.
+pub(crate) fn rejected(r: Rejection) -> (ApiError, hero_aibroker_sdk::admin::RouteTrace) {
+    let err = ApiError::from(r.error);
+    let mut trace = *r.trace;
+    trace.error = Some(err.message.clone());
+    (err, trace)
 }
 
 /// When every candidate of `plan` is cooling down: how long until the first recovers.

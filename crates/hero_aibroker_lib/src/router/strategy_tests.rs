@@ -54,6 +54,14 @@ fn decide(r: &Registry, model: &str, strategy: Strategy, opts: &RouteOptions) ->
     .expect("a plan")
 }
 
+fn labels(r: &Registry, model: &str, strategy: Strategy, opts: &RouteOptions) -> Vec<String> {
+    decide(r, model, strategy, opts)
+        .plan
+        .iter()
+        .map(Candidate::label)
+        .collect()
+}
+
 fn first(r: &Registry, model: &str, strategy: Strategy, opts: &RouteOptions) -> String {
     decide(r, model, strategy, opts).plan[0].label()
 }
@@ -165,11 +173,7 @@ fn cheapest_and_best() {
         m.backends[0].stats.success(Duration::from_millis(100));
         m.backends[2].stats.success(Duration::from_millis(50));
     }
-    let l: Vec<String> = decide(&r, "m", Strategy::Best, &opts)
-        .plan
-        .iter()
-        .map(Candidate::label)
-        .collect();
+    let l: Vec<String> = labels(&r, "m", Strategy::Best, &opts);
     assert_eq!(l, ["gamma-0/g-m", "alpha-0/a-m", "beta-0/b-m"]);
 }
 
@@ -268,21 +272,13 @@ fn fallback_models_follow_the_requested_one() {
         fallbacks: vec!["fallback".into()],
         ..RouteOptions::default()
     };
-    let l: Vec<String> = decide(&r, "m", Strategy::Priority, &o)
-        .plan
-        .iter()
-        .map(Candidate::label)
-        .collect();
+    let l: Vec<String> = labels(&r, "m", Strategy::Priority, &o);
     assert_eq!(l, ["alpha-0/a-m", "gamma-0/g-m", "gamma-0/g-f"]);
     let o = RouteOptions {
         fallbacks: vec!["nope".into(), "fallback".into()],
         ..prefs(r#"{"only":["gamma"]}"#)
     };
-    let l: Vec<String> = decide(&r, "m", Strategy::Priority, &o)
-        .plan
-        .iter()
-        .map(Candidate::label)
-        .collect();
+    let l: Vec<String> = labels(&r, "m", Strategy::Priority, &o);
     assert_eq!(
         l,
         ["gamma-0/g-m", "gamma-0/g-f"],
@@ -530,11 +526,7 @@ fn a_model_whose_circuits_are_all_open_goes_after_its_fallbacks() {
         fallbacks: vec!["fallback".into()],
         ..RouteOptions::default()
     };
-    let l: Vec<String> = decide(&r, "m", Strategy::Priority, &o)
-        .plan
-        .iter()
-        .map(Candidate::label)
-        .collect();
+    let l: Vec<String> = labels(&r, "m", Strategy::Priority, &o);
     assert_eq!(l[0], "gamma-0/g-f", "the fallback model first: {l:?}");
     assert_eq!(l.len(), 4, "the tripped model's keys stay, last: {l:?}");
 }

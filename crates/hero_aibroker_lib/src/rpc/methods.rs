@@ -88,31 +88,12 @@ impl Admin {
                 )
             })
     }
-
-    fn health_now(&self) -> Health {
-        let ledger = self.state.ledger.health();
-        let catalog = self.state.catalog.health();
-        // A failed catalog refresh degrades: the broker serves, but from a stale catalog.
-        let catalog_failing = catalog.as_ref().is_some_and(|c| c.last_error.is_some());
-        Health {
-            status: if ledger.healthy && !catalog_failing {
-                "ok"
-            } else {
-                "degraded"
-            }
-            .into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            uptime_seconds: self.state.started.elapsed().as_secs(),
-            ledger,
-            catalog,
-        }
-    }
 }
 
 #[async_trait]
 impl HeroAiBrokerApiServer for Admin {
     async fn health(&self) -> RpcResult<Health> {
-        Ok(self.health_now())
+        Ok(self.state.health())
     }
 
     async fn info(&self) -> RpcResult<Info> {

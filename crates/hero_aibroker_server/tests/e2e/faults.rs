@@ -8,7 +8,7 @@ use std::time::Duration;
 use hero_aibroker_testkit::{Behavior, FakeProvider, Rule};
 use serde_json::Value;
 
-use crate::harness::{Broker, Start, chat_body, dead_url, models_yaml};
+use crate::harness::{Start, chat_body, dead_url, models_yaml};
 
 fn attempts(row: &Value) -> Vec<(String, Option<u64>)> {
     row["attempts"]
@@ -22,17 +22,6 @@ fn attempts(row: &Value) -> Vec<(String, Option<u64>)> {
             )
         })
         .collect()
-}
-
-async fn instance(b: &Broker, id: &str) -> Value {
-    let providers = b.rpc("providers.list", serde_json::json!({})).await;
-    providers
-        .as_array()
-        .expect("providers")
-        .iter()
-        .flat_map(|p| p["instances"].as_array().cloned().unwrap_or_default())
-        .find(|i| i["id"] == id)
-        .expect("instance")
 }
 
 #[tokio::test]
@@ -61,7 +50,7 @@ async fn a_rate_limited_key_cools_for_retry_after_and_the_other_answers() {
             ("fake-1/up-solo".to_owned(), Some(200))
         ]
     );
-    let a = instance(&b, "fake-0").await;
+    let a = b.instance("fake-0").await;
     assert_eq!(a["state"], "cooldown");
     assert!(
         a["cooldown_seconds"].as_f64().is_some_and(|s| s > 18.0),
@@ -93,7 +82,7 @@ async fn a_refused_key_is_auth_failed_and_never_tried_again() {
     assert_eq!(r.header("x-aibroker-provider"), "fake-1");
     let row = b.wait_row(r.header("x-aibroker-request-id")).await;
     assert_eq!(attempts(&row)[0], ("fake-0/up-solo".to_owned(), Some(401)));
-    assert_eq!(instance(&b, "fake-0").await["state"], "auth_failed");
+    assert_eq!(b.instance("fake-0").await["state"], "auth_failed");
     for _ in 0..4 {
         let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
         let row = b.wait_row(r.header("x-aibroker-request-id")).await;

@@ -509,6 +509,18 @@ pub async fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
 }
 
 impl Broker {
+    /// One provider instance as `providers.list` shows it.
+    pub async fn instance(&self, id: &str) -> Value {
+        let providers = self.rpc("providers.list", serde_json::json!([])).await;
+        providers
+            .as_array()
+            .expect("providers")
+            .iter()
+            .flat_map(|p| p["instances"].as_array().cloned().unwrap_or_default())
+            .find(|i| i["id"] == id)
+            .unwrap_or_else(|| panic!("no instance {id}"))
+    }
+
     /// POST with extra request headers.
     pub async fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Reply {
         let mut rb = self.client.post(Self::url(path)).json(body);

@@ -9,17 +9,6 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
-async fn instance(b: &Broker, id: &str) -> Value {
-    let providers = b.rpc("providers.list", json!([])).await;
-    providers
-        .as_array()
-        .expect("providers")
-        .iter()
-        .flat_map(|p| p["instances"].as_array().cloned().unwrap_or_default())
-        .find(|i| i["id"] == id)
-        .unwrap_or_else(|| panic!("no instance {id}"))
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refused_key_is_not_tried_again_until_reset_and_that_survives_a_restart() {
     let fake = FakeProvider::start().await;
@@ -41,7 +30,7 @@ async fn a_refused_key_is_not_tried_again_until_reset_and_that_survives_a_restar
         1,
         "key-a was tried once, then left out"
     );
-    let a = instance(&b, "fake-0").await;
+    let a = b.instance("fake-0").await;
     assert_eq!(a["state"], "auth_failed");
     assert!(
         a["reason"].as_str().expect("reason").contains("HTTP 401"),
@@ -59,7 +48,7 @@ async fn a_refused_key_is_not_tried_again_until_reset_and_that_survives_a_restar
     let dir = std::mem::replace(&mut b.dir, tempfile::tempdir().expect("tmp"));
     drop(b);
     let b = Start::with_fake(&fake).in_dir(dir).start().await;
-    assert_eq!(instance(&b, "fake-0").await["state"], "auth_failed");
+    assert_eq!(b.instance("fake-0").await["state"], "auth_failed");
     for _ in 0..3 {
         assert_eq!(
             b.post("/v1/chat/completions", &chat_body("solo"))
@@ -109,7 +98,7 @@ async fn rate_limits_cool_a_key_for_retry_after_and_disable_takes_it_out() {
     let b = Start::with_fake(&fake).start().await;
     let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
     assert_eq!(r.header("x-aibroker-provider"), "fake-1");
-    let a = instance(&b, "fake-0").await;
+    let a = b.instance("fake-0").await;
     assert_eq!(a["state"], "cooldown");
     let left = a["cooldown_seconds"].as_f64().expect("cooldown");
     assert!(
@@ -302,7 +291,7 @@ async fn an_open_circuit_is_listed_and_survives_a_restart_until_its_probe() {
     // Once the key's own 2 s backoff is over, only the restored circuit keeps the (priority 1)
     // dead backend out: it gets no traffic at all.
     let t0 = std::time::Instant::now();
-    while instance(&b, "fake-0").await["state"] != "healthy" {
+    while b.instance("fake-0").await["state"] != "healthy" {
         assert!(
             t0.elapsed() < Duration::from_secs(5),
             "the key stays cooled"
