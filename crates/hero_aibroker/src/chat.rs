@@ -1,7 +1,7 @@
-//! One-shot chat: a prompt (or stdin) in, the answer out, streamed as it arrives; `--json`
-//! prints the whole non-streamed response object instead.
+//! `chat`: interactive on a terminal, else one-shot — a prompt (or stdin) in, the answer out,
+//! streamed as it arrives; `--json` prints the whole non-streamed response object instead.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use futures_util::StreamExt;
 use hero_aibroker_sdk::{ChatCompletionRequest, ChatMessage};
@@ -11,13 +11,22 @@ use tokio::io::AsyncReadExt;
 use crate::cli::ChatArgs;
 use crate::conn::Conn;
 
-pub async fn one_shot(conn: &Conn, args: &ChatArgs, as_json: bool) -> anyhow::Result<()> {
-    let prompt = if args.prompt == "-" {
-        let mut buf = String::new();
-        tokio::io::stdin().read_to_string(&mut buf).await?;
-        buf
-    } else {
-        args.prompt.clone()
+pub async fn run(conn: &Conn, args: &ChatArgs, as_json: bool) -> anyhow::Result<()> {
+    let prompt = match args.prompt.as_deref() {
+        Some("-") => None,
+        Some(p) => Some(p.to_owned()),
+        None if std::io::stdin().is_terminal() && !as_json => {
+            return crate::repl::run(conn, args).await;
+        }
+        None => None,
+    };
+    let prompt = match prompt {
+        Some(p) => p,
+        None => {
+            let mut buf = String::new();
+            tokio::io::stdin().read_to_string(&mut buf).await?;
+            buf
+        }
     };
     if prompt.trim().is_empty() {
         anyhow::bail!("the prompt is empty");

@@ -93,10 +93,13 @@ pub enum Command {
     /// Re-read modelsconfig.yml (an invalid file changes nothing)
     #[command(after_help = "Examples:\n  ADMIN_TOKEN=… hero_aibroker reload")]
     Reload,
-    /// One-shot chat: print the answer to a prompt, streamed as it arrives
-    #[command(after_help = "Examples:\n  hero_aibroker chat -p 'Say hi'\n  \
+    /// Chat: interactive (streamed answers, /commands, history), or one-shot with -p or stdin
+    #[command(
+        after_help = "Examples:\n  hero_aibroker chat\n  hero_aibroker chat -m gpt-4o-mini --system 'Be brief'\n  \
+        hero_aibroker chat -p 'Say hi'\n  \
         echo 'Summarise this' | hero_aibroker chat -p - -m gpt-4o-mini\n  \
-        echo hi | hero_aibroker chat -p - --json | jq -r '.choices[0].message.content'")]
+        echo hi | hero_aibroker chat -p - --json | jq -r '.choices[0].message.content'"
+    )]
     Chat(ChatArgs),
     /// Print a shell completion script
     #[command(
@@ -222,13 +225,14 @@ pub struct ExplainArgs {
 
 #[derive(Debug, Args)]
 pub struct ChatArgs {
-    /// The prompt; `-` reads it from stdin
+    /// One-shot: answer this prompt and exit; `-` reads it from stdin. Without it the chat is
+    /// interactive (or one-shot on piped stdin)
     #[arg(short, long, value_name = "PROMPT")]
-    pub prompt: String,
+    pub prompt: Option<String>,
     /// Model name, alias, provider/model or auto
     #[arg(short, long, default_value = "auto")]
     pub model: String,
-    /// A system message sent before the prompt
+    /// A system message sent before the conversation
     #[arg(long)]
     pub system: Option<String>,
     /// Sampling temperature
@@ -237,4 +241,11 @@ pub struct ChatArgs {
     /// Upper bound on the answer's tokens
     #[arg(long)]
     pub max_tokens: Option<u64>,
+    /// Interactive: fold the model's reasoning into one dim line instead of showing it
+    #[arg(long)]
+    pub hide_reasoning: bool,
+    /// Interactive: print answers as they come, without markdown styling or colours
+    /// (also when NO_COLOR is set or stdout is not a terminal)
+    #[arg(long)]
+    pub plain: bool,
 }

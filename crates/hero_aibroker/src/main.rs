@@ -3,11 +3,15 @@
 //! running, 1 for anything else.
 
 mod admin;
+mod answer;
 mod chat;
 mod cli;
 mod conn;
+mod convo;
 mod format;
 mod ops;
+mod render;
+mod repl;
 
 use std::process::ExitCode;
 
@@ -61,7 +65,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(cmd) => admin::keys(&conn, cmd, json).await?,
         Command::Priority(cmd) => admin::priority(&conn, cmd, json).await?,
         Command::Reload => admin::reload(&conn, json).await?,
-        Command::Chat(args) => return chat::one_shot(&conn, args, json).await,
+        Command::Chat(args) => return chat::run(&conn, args, json).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,

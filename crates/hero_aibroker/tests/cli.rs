@@ -2,6 +2,7 @@
 //! command's table and `--json`, one-shot chat (streamed and JSON, prompt on stdin), and the
 //! exit codes when the broker is down or a call is refused.
 
+#[allow(dead_code)] // shared with tests/chat.rs, which uses other parts
 mod common;
 
 use std::time::{Duration, Instant};

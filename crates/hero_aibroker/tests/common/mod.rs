@@ -63,7 +63,7 @@ models:
 pub struct Broker {
     child: Child,
     pub dir: tempfile::TempDir,
-    _fake: FakeProvider,
+    pub fake: FakeProvider,
     // Declared last: the fake's tasks run on this runtime and must be dropped first.
     _rt: tokio::runtime::Runtime,
 }
@@ -103,7 +103,7 @@ impl Broker {
         let mut broker = Broker {
             child,
             dir,
-            _fake: fake,
+            fake,
             _rt: rt,
         };
         broker.wait_ready();
