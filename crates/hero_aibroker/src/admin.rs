@@ -1,12 +1,64 @@
-//! Commands that change the broker (keys, priorities, reload) or list what they change. The
-//! mutating ones need the admin token when the broker has one (`--admin-token`/`ADMIN_TOKEN`).
+//! Commands that change the broker (keys, priorities, provider instances, reload) or list what
+//! they change. The mutating ones — and `providers check`, which uses the provider keys — need
+//! the admin token when the broker has one (`--admin-token`/`ADMIN_TOKEN`).
 
 use hero_aibroker_sdk::admin::{ApiKeyInfo, KeyCreate, KeyUpdate, PriorityEntry};
 use hero_aibroker_sdk::rpc::HeroAiBrokerApiClient;
 
-use crate::cli::{KeysCommand, PriorityCommand};
+use crate::cli::{KeysCommand, PriorityCommand, ProvidersCommand};
 use crate::conn::Conn;
 use crate::format::{json, opt, table, timestamp, usd};
+
+pub async fn providers(
+    conn: &Conn,
+    cmd: &ProvidersCommand,
+    as_json: bool,
+) -> anyhow::Result<String> {
+    let rpc = conn.rpc();
+    let instance = match cmd {
+        ProvidersCommand::Check { provider } => {
+            let checks = conn.call(|| rpc.providers_check(provider.clone())).await?;
+            if as_json {
+                return json(&checks);
+            }
+            let mut t = table(["instance", "key", "verdict", "http", "latency", "detail"]);
+            for c in &checks {
+                t.add_row([
+                    c.instance.clone(),
+                    opt(c.key_hint.as_deref()),
+                    if c.ok { "works" } else { "FAILS" }.to_owned(),
+                    opt(c.http_status),
+                    format!("{} ms", c.latency_ms),
+                    match (&c.error, c.models) {
+                        (Some(e), _) => e.clone(),
+                        (None, Some(n)) => format!("{n} models"),
+                        (None, None) => String::new(),
+                    },
+                ]);
+            }
+            return Ok(t.to_string());
+        }
+        ProvidersCommand::Reset { instance } => {
+            conn.call(|| rpc.providers_reset(instance.clone())).await?
+        }
+        ProvidersCommand::Disable { instance, reason } => {
+            conn.call(|| rpc.providers_disable(instance.clone(), reason.clone()))
+                .await?
+        }
+    };
+    if as_json {
+        return json(&instance);
+    }
+    Ok(format!(
+        "{}: {}{}",
+        instance.id,
+        instance.state,
+        instance
+            .reason
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    ))
+}
 
 pub async fn keys(conn: &Conn, cmd: &KeysCommand, as_json: bool) -> anyhow::Result<String> {
     let rpc = conn.rpc();

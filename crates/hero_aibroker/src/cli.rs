@@ -66,11 +66,21 @@ pub enum Command {
     #[command(after_help = "Examples:\n  hero_aibroker models\n  \
         hero_aibroker models --json | jq -r '.[] | select(.servable) | .id'")]
     Models,
-    /// Providers, their instances (state, reason, cooldown) and circuits
+    /// Providers, their instances (state, reason, cooldown) and circuits; check, reset, disable
     #[command(
-        after_help = "Examples:\n  hero_aibroker providers\n  hero_aibroker providers --json"
+        after_help = "Examples:\n  hero_aibroker providers\n  hero_aibroker providers --json\n  \
+        hero_aibroker providers check openai\n  hero_aibroker providers reset openai-1"
     )]
-    Providers,
+    Providers {
+        #[command(subcommand)]
+        cmd: Option<ProvidersCommand>,
+    },
+    /// Check the installation: sockets and permissions, services, config, each provider key
+    #[command(
+        after_help = "Examples:\n  hero_aibroker doctor\n  ADMIN_TOKEN=… hero_aibroker doctor --json\n\n\
+        Exit code: 0 all good (warnings allowed), 1 a check failed, 2 the broker is not running."
+    )]
+    Doctor,
     /// Broker API keys (sk-hab-…): create, list, update, revoke
     #[command(subcommand)]
     Keys(KeysCommand),
@@ -80,7 +90,8 @@ pub enum Command {
     Usage(UsageArgs),
     /// Recent requests, newest first
     #[command(
-        after_help = "Examples:\n  hero_aibroker logs\n  hero_aibroker logs --limit 5 --json"
+        after_help = "Examples:\n  hero_aibroker logs\n  hero_aibroker logs --limit 5 --json\n  \
+        hero_aibroker logs -f\n  hero_aibroker logs -f --json | jq -c '{model, status, cost_usd}'"
     )]
     Logs(LogsArgs),
     /// Runtime provider priorities (override the YAML priorities without a restart)
@@ -110,6 +121,35 @@ pub enum Command {
     Completions {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProvidersCommand {
+    /// Test each key with a cheap models call made by the broker (needs the admin token)
+    #[command(
+        after_help = "Examples:\n  hero_aibroker providers check\n  hero_aibroker providers check groq --json"
+    )]
+    Check {
+        /// Only this provider
+        provider: Option<String>,
+    },
+    /// Return an instance to healthy and close its provider's circuits
+    #[command(after_help = "Examples:\n  hero_aibroker providers reset openai-1")]
+    Reset {
+        /// The instance id (see `providers`)
+        instance: String,
+    },
+    /// Stop routing to an instance until `providers reset`
+    #[command(
+        after_help = "Examples:\n  hero_aibroker providers disable openai-1 --reason 'billing'"
+    )]
+    Disable {
+        /// The instance id (see `providers`)
+        instance: String,
+        /// Shown in `providers`
+        #[arg(long)]
+        reason: Option<String>,
     },
 }
 
@@ -195,6 +235,10 @@ pub struct LogsArgs {
     /// At most this many rows (max 1000)
     #[arg(long, default_value_t = 20)]
     pub limit: u32,
+    /// Keep printing new requests as they are recorded (one line each; NDJSON with --json),
+    /// until Ctrl-C
+    #[arg(short, long)]
+    pub follow: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -56,6 +56,11 @@ impl Conn {
         }
     }
 
+    /// `<root>/hero_aibroker`, where the services' sockets are.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     pub fn rpc_socket(&self) -> PathBuf {
         self.dir.join("rpc.sock")
     }

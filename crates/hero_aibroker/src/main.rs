@@ -8,6 +8,7 @@ mod chat;
 mod cli;
 mod conn;
 mod convo;
+mod doctor;
 mod format;
 mod ops;
 mod render;
@@ -58,8 +59,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Health => ops::health(&conn, json).await?,
         Command::Info => ops::info(&conn, json).await?,
         Command::Models => ops::models(&conn, json).await?,
-        Command::Providers => ops::providers(&conn, json).await?,
+        Command::Providers { cmd: None } => ops::providers(&conn, json).await?,
+        Command::Providers { cmd: Some(cmd) } => admin::providers(&conn, cmd, json).await?,
+        Command::Doctor => return doctor::run(&conn, json).await,
         Command::Usage(args) => ops::usage(&conn, args, json).await?,
+        Command::Logs(args) if args.follow => return ops::follow(&conn, args, json).await,
         Command::Logs(args) => ops::logs(&conn, args, json).await?,
         Command::Explain(args) => ops::explain(&conn, args, json).await?,
         Command::Keys(cmd) => admin::keys(&conn, cmd, json).await?,

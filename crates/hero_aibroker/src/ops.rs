@@ -1,7 +1,12 @@
 //! Read-only operator commands over `rpc.sock`: health, info, models, providers, usage, logs,
 //! explain. Each prints a table, or with `--json` the RPC result as it came.
 
-use hero_aibroker_sdk::admin::{ExplainQuery, GroupBy, LogQuery, UsageQuery};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use hero_aibroker_sdk::admin::{
+    ExplainQuery, GroupBy, LogQuery, ProviderInfo, RequestLog, UsageQuery,
+};
 use hero_aibroker_sdk::rpc::HeroAiBrokerApiClient;
 
 use crate::cli::{By, ExplainArgs, LogsArgs, UsageArgs};
@@ -77,6 +82,7 @@ pub async fn models(conn: &Conn, as_json: bool) -> anyhow::Result<String> {
     if as_json {
         return json(&models);
     }
+    let providers = conn.call(|| rpc.providers_list()).await?;
     let mut t = table([
         "model",
         "tier",
@@ -84,6 +90,7 @@ pub async fn models(conn: &Conn, as_json: bool) -> anyhow::Result<String> {
         "$/M in",
         "$/M out",
         "servable backends",
+        "health",
     ]);
     for m in &models {
         // The cheapest backend that has keys sets the price shown; every keyed backend is
@@ -103,6 +110,10 @@ pub async fn models(conn: &Conn, as_json: bool) -> anyhow::Result<String> {
                 .collect::<Vec<_>>()
                 .join(", ")
         };
+        let health = keyed
+            .iter()
+            .filter_map(|b| backend_health(&providers, &m.id, &b.provider, &b.model_id))
+            .collect::<Vec<_>>();
         t.add_row([
             m.id.clone(),
             opt(m.tier.as_deref()),
@@ -110,9 +121,49 @@ pub async fn models(conn: &Conn, as_json: bool) -> anyhow::Result<String> {
             opt(cheapest.map(|b| b.input_cost)),
             opt(cheapest.map(|b| b.output_cost)),
             backends,
+            match (keyed.is_empty(), health.is_empty()) {
+                (true, _) => "-".to_owned(),
+                (false, true) => "ok".to_owned(),
+                (false, false) => health.join("; "),
+            },
         ]);
     }
     Ok(t.to_string())
+}
+
+/// What is wrong with one backend (keys not ready, circuit not closed), or None when it is
+/// fully ready.
+fn backend_health(
+    providers: &[ProviderInfo],
+    model: &str,
+    provider: &str,
+    upstream: &str,
+) -> Option<String> {
+    let p = providers.iter().find(|p| p.name == provider)?;
+    let mut problems = Vec::new();
+    let ready = p.instances.iter().filter(|i| i.state == "healthy").count();
+    if ready < p.instances.len() {
+        let mut states: Vec<&str> = p
+            .instances
+            .iter()
+            .filter(|i| i.state != "healthy")
+            .map(|i| i.state.as_str())
+            .collect();
+        states.dedup();
+        problems.push(format!(
+            "{ready}/{} keys ready ({})",
+            p.instances.len(),
+            states.join(", ")
+        ));
+    }
+    if let Some(c) = p
+        .circuits
+        .iter()
+        .find(|c| c.model == model && c.upstream_model == upstream && c.state != "closed")
+    {
+        problems.push(format!("circuit {}", c.state));
+    }
+    (!problems.is_empty()).then(|| format!("{provider}: {}", problems.join(", ")))
 }
 
 pub async fn providers(conn: &Conn, as_json: bool) -> anyhow::Result<String> {
@@ -263,6 +314,73 @@ pub async fn logs(conn: &Conn, args: &LogsArgs, as_json: bool) -> anyhow::Result
         ]);
     }
     Ok(t.to_string())
+}
+
+/// How far back each poll of `logs -f` looks: rows are recorded when a request ends, so a
+/// long stream's row arrives after newer ones.
+const FOLLOW_WINDOW_MS: i64 = 10 * 60 * 1000;
+
+/// `logs -f`: the last rows oldest first, then new ones as the ledger records them, until
+/// Ctrl-C.
+pub async fn follow(conn: &Conn, args: &LogsArgs, as_json: bool) -> anyhow::Result<()> {
+    tokio::select! {
+        r = follow_rows(conn, args.limit.min(1000), as_json) => r,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+async fn follow_rows(conn: &Conn, limit: u32, as_json: bool) -> anyhow::Result<()> {
+    let rpc = conn.rpc();
+    let mut seen: HashMap<String, i64> = HashMap::new();
+    let mut query = LogQuery {
+        limit: Some(limit),
+        ..LogQuery::default()
+    };
+    loop {
+        let page = conn.call(|| rpc.usage_logs(query.clone())).await?;
+        for r in page.rows.iter().rev() {
+            if seen.insert(r.id.clone(), r.started_ms).is_some() {
+                continue;
+            }
+            if as_json {
+                println!("{}", serde_json::to_string(r)?);
+            } else {
+                println!("{}", log_line(r));
+            }
+        }
+        let newest = seen.values().copied().max().unwrap_or_else(now_ms);
+        let from = newest - FOLLOW_WINDOW_MS;
+        seen.retain(|_, started| *started >= from);
+        query = LogQuery {
+            limit: Some(1000),
+            from_ms: Some(from),
+            ..LogQuery::default()
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// One request as a line: time, endpoint, model, provider, status, tokens, cost, latency.
+fn log_line(r: &RequestLog) -> String {
+    let mut line = format!(
+        "{}  {}{}  {}  {}  {} {}  {}/{} tok  {}  {:.0} ms",
+        timestamp(r.started_ms),
+        r.endpoint,
+        if r.stream { " (stream)" } else { "" },
+        r.model.as_deref().unwrap_or(&r.requested_model),
+        opt(r.provider.as_deref()),
+        r.status,
+        r.http_status,
+        r.prompt_tokens,
+        r.completion_tokens,
+        usd(r.cost_usd),
+        r.latency_ms
+    );
+    if let Some(e) = &r.error {
+        line.push_str("  ");
+        line.push_str(e);
+    }
+    line
 }
 
 pub async fn explain(conn: &Conn, args: &ExplainArgs, as_json: bool) -> anyhow::Result<String> {

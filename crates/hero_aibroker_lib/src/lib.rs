@@ -9,6 +9,7 @@ pub mod circuit;
 pub mod config;
 pub mod env;
 pub mod error;
+pub mod keycheck;
 pub mod keys;
 pub mod ledger;
 pub mod pool;

@@ -115,6 +115,25 @@ pub struct InstanceInfo {
     pub cooldown_seconds: Option<f64>,
 }
 
+/// `providers.check`: whether one provider instance's key works, by a cheap `GET /models`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyCheck {
+    /// The instance id, e.g. `openai-1`.
+    pub instance: String,
+    pub provider: String,
+    /// `***abcd`: never more than the last four characters; null for keyless providers.
+    pub key_hint: Option<String>,
+    /// The provider answered 2xx.
+    pub ok: bool,
+    /// The provider's HTTP status; null when it could not be reached.
+    pub http_status: Option<u16>,
+    pub latency_ms: u64,
+    /// Models the provider listed (when it answered with a list).
+    pub models: Option<u64>,
+    /// Why the check failed: the provider's message or the connection error (never the key).
+    pub error: Option<String>,
+}
+
 /// `keys.create` parameters.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct KeyCreate {

@@ -28,8 +28,10 @@ pub mod codes {
     pub const STORE: i32 = -32020;
 }
 
-/// Methods that change state: they need the admin token when `ADMIN_TOKEN` is set.
+/// Methods that change state (or, like `providers.check`, use the provider keys): they need the
+/// admin token when `ADMIN_TOKEN` is set.
 pub const MUTATING_METHODS: &[&str] = &[
+    "providers.check",
     "keys.create",
     "keys.update",
     "keys.revoke",
@@ -68,6 +70,11 @@ pub trait HeroAiBrokerApi {
     /// circuits of every backend on its provider; persisted.
     #[method(name = "providers.reset")]
     async fn providers_reset(&self, instance: String) -> RpcResult<InstanceInfo>;
+
+    /// Tests each provider key with a cheap `GET {base_url}/models` (5 s timeout, all at
+    /// once); `provider` limits it to one provider. Read-only: instance states do not change.
+    #[method(name = "providers.check")]
+    async fn providers_check(&self, provider: Option<String>) -> RpcResult<Vec<KeyCheck>>;
 
     /// Stops routing to an instance until `providers.reset`; persisted.
     #[method(name = "providers.disable")]

@@ -473,6 +473,7 @@ fn decode_result(method: &str, value: &Value) -> Result<(), String> {
         "models.get" => decodes::<ModelObject>(value),
         "providers.list" => decodes::<Vec<ProviderInfo>>(value),
         "providers.reset" | "providers.disable" => decodes::<InstanceInfo>(value),
+        "providers.check" => decodes::<Vec<KeyCheck>>(value),
         "keys.create" => decodes::<KeyCreated>(value),
         "keys.list" => decodes::<Vec<ApiKeyInfo>>(value),
         "keys.update" | "keys.revoke" => decodes::<ApiKeyInfo>(value),

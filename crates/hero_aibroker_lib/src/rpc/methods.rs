@@ -188,6 +188,20 @@ impl HeroAiBrokerApiServer for Admin {
         Ok(instance_info(&i))
     }
 
+    async fn providers_check(&self, provider: Option<String>) -> RpcResult<Vec<KeyCheck>> {
+        crate::keycheck::check(&self.state, provider.as_deref())
+            .await
+            .ok_or_else(|| {
+                err(
+                    codes::NOT_FOUND,
+                    format!(
+                        "no provider {:?}",
+                        crate::error::printable(provider.as_deref().unwrap_or_default())
+                    ),
+                )
+            })
+    }
+
     async fn providers_disable(
         &self,
         instance: String,

@@ -231,6 +231,19 @@ impl HeroAiBrokerApiServer for Stub {
         })
     }
 
+    async fn providers_check(&self, provider: Option<String>) -> RpcResult<Vec<KeyCheck>> {
+        Ok(vec![KeyCheck {
+            instance: "openai-0".to_owned(),
+            provider: provider.unwrap_or_else(|| "every provider".to_owned()),
+            key_hint: self.some("***abcd".to_owned()),
+            ok: !self.full,
+            http_status: self.some(401),
+            latency_ms: 12,
+            models: self.some(92),
+            error: self.some("HTTP 401: Incorrect API key provided.".to_owned()),
+        }])
+    }
+
     async fn providers_disable(
         &self,
         instance: String,
