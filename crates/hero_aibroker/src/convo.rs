@@ -128,10 +128,22 @@ impl Conversation {
         }
         let tot = &self.totals;
         md.push_str(&format!(
-            "---\n\n{} requests, {} tokens in, {} tokens out, ${:.6}\n",
-            tot.requests, tot.prompt_tokens, tot.completion_tokens, tot.cost
+            "---\n\n{}, {} tokens in, {} tokens out, ${:.6}\n",
+            plural(tot.requests, "request"),
+            tot.prompt_tokens,
+            tot.completion_tokens,
+            tot.cost
         ));
         md
+    }
+}
+
+/// `1 request`, `2 requests`.
+pub fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }
 

@@ -16,7 +16,7 @@ use rustyline::{CompletionType, Config, Context, Editor, Helper};
 use crate::answer::{self, AskOptions, Outcome};
 use crate::cli::ChatArgs;
 use crate::conn::Conn;
-use crate::convo::Conversation;
+use crate::convo::{Conversation, plural};
 use crate::render::Style;
 
 /// The slash commands, their arguments and what they do (`/help`).
@@ -259,8 +259,8 @@ async fn slash(
             let path = expand_home(arg);
             match convo.save(&path) {
                 Ok(kind) => say(&format!(
-                    "saved {} turns as {kind} to {}",
-                    convo.turns.len(),
+                    "saved {} as {kind} to {}",
+                    plural(convo.turns.len() as u64, "turn"),
                     path.display()
                 )),
                 Err(e) => println!("{}", style.error(&format!("error: {e}"))),
@@ -269,8 +269,11 @@ async fn slash(
         "/usage" => {
             let t = &convo.totals;
             println!(
-                "{} requests · {} tokens in · {} tokens out · ${:.6}",
-                t.requests, t.prompt_tokens, t.completion_tokens, t.cost
+                "{} · {} tokens in · {} tokens out · ${:.6}",
+                plural(t.requests, "request"),
+                t.prompt_tokens,
+                t.completion_tokens,
+                t.cost
             );
         }
         "/reasoning" => match arg {

@@ -91,19 +91,17 @@ async fn read_bounded(mut resp: reqwest::Response) -> Result<Vec<u8>, reqwest::E
     Ok(body)
 }
 
-/// A connection error with its causes, without the URL (which holds no key, but keeps the
-/// message short).
+/// A connection error: what failed and its innermost cause (e.g. "Connection refused"),
+/// without the URL.
 fn transport(e: &reqwest::Error) -> String {
-    let mut text = if e.is_connect() {
-        "cannot connect".to_owned()
+    let what = if e.is_connect() {
+        "cannot connect"
     } else {
-        "request failed".to_owned()
+        "request failed"
     };
-    let mut cause = std::error::Error::source(e);
-    while let Some(c) = cause {
-        text.push_str(": ");
-        text.push_str(&c.to_string());
-        cause = c.source();
+    let mut root: &dyn std::error::Error = e;
+    while let Some(c) = root.source() {
+        root = c;
     }
-    crate::error::printable(&text)
+    crate::error::printable(&format!("{what}: {root}"))
 }
