@@ -433,6 +433,23 @@ async fn the_sdk_clients_call_every_method() {
             .all(|i| i.key_hint.as_deref() != Some("key-a")),
         "keys are masked"
     );
+    // Each key tested by a models call at the fake provider; keys masked here too.
+    let checks = rpc
+        .providers_check(Some("fake".into()))
+        .await
+        .expect("check");
+    assert_eq!(checks.len(), 2);
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.ok && c.http_status == Some(200) && c.models.is_some_and(|n| n > 0)),
+        "{checks:?}"
+    );
+    assert!(
+        checks
+            .iter()
+            .all(|c| c.key_hint.as_deref() != Some("key-a"))
+    );
 
     let created = rpc
         .keys_create(KeyCreate {
@@ -609,7 +626,7 @@ async fn the_sdk_clients_call_every_method() {
     );
     assert_eq!(rpc.config_reload().await.expect("reload").models, 5);
     let doc = rpc.rpc_discover().await.expect("discover");
-    assert_eq!(doc["methods"].as_array().map(Vec::len), Some(18));
+    assert_eq!(doc["methods"].as_array().map(Vec::len), Some(19));
     assert!(
         rpc.keys_revoke(created.key.id.clone())
             .await
