@@ -1,0 +1,5 @@
+//! hero_aibroker_services: the MCP aggregator. It reads `mcp_servers.json` ([`config`]),
+//! supervises each server ([`supervisor`]), and serves all their tools as one MCP server on
+//! `mcp.sock` ([`aggregate`], [`serve`]).
+
+pub mod config;
