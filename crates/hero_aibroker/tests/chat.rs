@@ -174,8 +174,35 @@ fn reasoning_is_shown_or_folded_and_errors_keep_the_chat() {
     p.exp_string("reasoning hidden (").expect("folded");
     prompt(&mut p, "solo");
 
-    // An unknown model is an error line, and the chat goes on.
+    // A spinner while nothing has arrived; /system, /clear and /help.
     b.fake.clear_rules();
+    b.fake
+        .script(Rule::any(Behavior::DelayFirstByte(Duration::from_millis(600))).times(1));
+    p.send_line("/system Answer in French").expect("send");
+    p.exp_string("system message set").expect("set");
+    prompt(&mut p, "solo");
+    p.send_line("/clear").expect("send");
+    p.exp_string("new conversation").expect("cleared");
+    prompt(&mut p, "solo");
+    p.send_line("bonjour").expect("send");
+    p.exp_string("waiting for solo").expect("spinner");
+    p.exp_string(" via fake ").expect("answered");
+    prompt(&mut p, "solo");
+    let body = b.fake.calls().last().expect("a call").body.clone();
+    let roles: Vec<&str> = body["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .map(|m| m["role"].as_str().expect("role"))
+        .collect();
+    assert_eq!(roles, ["system", "user"], "{body}");
+    assert_eq!(body["messages"][0]["content"], "Answer in French");
+    assert_eq!(body["stream_options"]["include_usage"], true);
+    p.send_line("/help").expect("send");
+    p.exp_string("/save FILE").expect("help lists /save");
+    prompt(&mut p, "solo");
+
+    // An unknown model is an error line, and the chat goes on.
     p.send_line("/model no-such-model").expect("send");
     prompt(&mut p, "no-such-model");
     p.send_line("hi").expect("send");
