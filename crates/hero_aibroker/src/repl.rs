@@ -89,10 +89,23 @@ impl Validator for ChatHelper {
 impl Helper for ChatHelper {}
 
 /// `<data dir>/hero_aibroker/chat_history` (`$XDG_DATA_HOME` or `~/.local/share` on Linux).
+/// Prompts can be private: the directory is `0700` and the file `0600` when we create them.
 fn history_path() -> Option<PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let dir = dirs::data_dir()?.join("hero_aibroker");
-    std::fs::create_dir_all(&dir).ok()?;
-    Some(dir.join("chat_history"))
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .ok()?;
+    let path = dir.join("chat_history");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&path)
+        .ok()?;
+    Some(path)
 }
 
 /// The text a user entered: continuation backslashes removed.
@@ -119,7 +132,7 @@ pub async fn run(conn: &Conn, args: &ChatArgs) -> anyhow::Result<()> {
     ed.set_helper(Some(ChatHelper { models: names }));
     let history = history_path();
     if let Some(path) = &history
-        && path.exists()
+        && std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
         && let Err(e) = ed.load_history(path)
     {
         eprintln!("warning: cannot read history {}: {e}", path.display());

@@ -143,6 +143,12 @@ fn streams_switches_model_cancels_saves_and_keeps_history() {
     let history = std::fs::read_to_string(data.path().join("hero_aibroker/chat_history"))
         .expect("history file");
     assert!(history.contains("hello there"), "{history}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.path().join("hero_aibroker/chat_history"))
+        .expect("history")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "the history is private");
     let mut p = chat(&b, "solo", data.path());
     prompt(&mut p, "solo");
     p.send("\x1b[A").expect("up arrow");
