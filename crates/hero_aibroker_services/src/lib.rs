@@ -2,4 +2,6 @@
 //! supervises each server ([`supervisor`]), and serves all their tools as one MCP server on
 //! `mcp.sock` ([`aggregate`], [`serve`]).
 
+pub mod child;
 pub mod config;
+pub mod supervisor;
