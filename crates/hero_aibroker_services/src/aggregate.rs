@@ -1,0 +1,242 @@
+//! Aggregation: the tools of every ready server as one MCP server. A tool keeps its own name
+//! unless two servers offer the same name (or `MCP_TOOL_PREFIX=always`); then it is listed as
+//! `server__tool`. Calls are routed to the owning server through the [`Supervisor`].
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ErrorData, ServerHandler};
+use serde_json::json;
+
+use crate::supervisor::{CallError, Supervisor};
+
+/// Separates the server and the tool in a prefixed name.
+pub const SEPARATOR: &str = "__";
+
+/// When tool names get their server's prefix (`MCP_TOOL_PREFIX`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum PrefixMode {
+    /// Only names offered by more than one server (the default).
+    #[default]
+    Collisions,
+    /// Every name.
+    Always,
+}
+
+impl std::str::FromStr for PrefixMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "always" => Ok(PrefixMode::Always),
+            "collisions" | "auto" => Ok(PrefixMode::Collisions),
+            other => Err(format!(
+                "MCP_TOOL_PREFIX: {other:?} is not one of always, collisions"
+            )),
+        }
+    }
+}
+
+/// One listed tool: the name clients see, the owning server and the server's own tool.
+#[derive(Debug, Clone)]
+pub struct Listed {
+    pub name: String,
+    pub server: String,
+    pub tool: Tool,
+}
+
+/// The combined listing of `servers` (as [`Supervisor::tools`] returns them), in order.
+pub fn listing(servers: &[(String, Arc<Vec<Tool>>)], mode: PrefixMode) -> Vec<Listed> {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (_, tools) in servers {
+        for t in tools.iter() {
+            *count.entry(t.name.as_ref()).or_default() += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (server, tools) in servers {
+        for t in tools.iter() {
+            let prefixed = mode == PrefixMode::Always || count[t.name.as_ref()] > 1;
+            let name = if prefixed {
+                format!("{server}{SEPARATOR}{}", t.name)
+            } else {
+                t.name.to_string()
+            };
+            out.push(Listed {
+                name,
+                server: server.clone(),
+                tool: t.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// The server and tool a client's `name` refers to: a listed name, or `server__tool` for any
+/// ready server's tool (so prefixed names keep working when a collision goes away).
+pub fn resolve(
+    servers: &[(String, Arc<Vec<Tool>>)],
+    mode: PrefixMode,
+    name: &str,
+) -> Option<(String, String)> {
+    if let Some(l) = listing(servers, mode).into_iter().find(|l| l.name == name) {
+        return Some((l.server, l.tool.name.to_string()));
+    }
+    let (server, tool) = name.split_once(SEPARATOR)?;
+    let (_, tools) = servers.iter().find(|(s, _)| s == server)?;
+    tools
+        .iter()
+        .any(|t| t.name == tool)
+        .then(|| (server.to_owned(), tool.to_owned()))
+}
+
+/// The MCP server clients talk to on `mcp.sock`.
+#[derive(Clone)]
+pub struct Aggregator {
+    sup: Arc<Supervisor>,
+    mode: PrefixMode,
+}
+
+impl Aggregator {
+    pub fn new(sup: Arc<Supervisor>, mode: PrefixMode) -> Self {
+        Aggregator { sup, mode }
+    }
+}
+
+/// A routed call's failure as the JSON-RPC error the client gets; `data` says which server and
+/// why, for programs.
+pub fn call_error(name: &str, e: CallError) -> ErrorData {
+    let (reason, server) = match &e {
+        CallError::Mcp(_) => ("", ""),
+        CallError::UnknownServer(s) => ("unknown_server", s.as_str()),
+        CallError::NotReady { server, .. } => ("not_ready", server.as_str()),
+        CallError::Died { server, .. } => ("server_died", server.as_str()),
+        CallError::Timeout { server, .. } => ("timeout", server.as_str()),
+        CallError::Transport { server, .. } => ("transport", server.as_str()),
+    };
+    let data = Some(json!({"tool": name, "server": server, "reason": reason}));
+    match e {
+        CallError::Mcp(inner) => inner,
+        CallError::UnknownServer(_) => ErrorData::invalid_params(e.to_string(), data),
+        CallError::NotReady { .. }
+        | CallError::Died { .. }
+        | CallError::Timeout { .. }
+        | CallError::Transport { .. } => ErrorData::internal_error(e.to_string(), data),
+    }
+}
+
+impl ServerHandler for Aggregator {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "hero_aibroker_services",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "The tools of every MCP server hero_aibroker runs, as one server. A tool named \
+                 server__tool belongs to that server.",
+            )
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = listing(&self.sup.tools(), self.mode)
+            .into_iter()
+            .map(|l| {
+                let mut tool = l.tool;
+                tool.name = l.name.into();
+                tool
+            })
+            .collect();
+        Ok(ListToolsResult::with_all_items(tools))
+    }
+
+    async fn call_tool(
+        &self,
+        mut request: CallToolRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let name = request.name.to_string();
+        let Some((server, tool)) = resolve(&self.sup.tools(), self.mode, &name) else {
+            return Err(ErrorData::invalid_params(
+                format!("unknown tool {name:?} (tools/list shows the tools of the ready servers)"),
+                Some(json!({"tool": name, "reason": "unknown_tool"})),
+            ));
+        };
+        request.name = tool.into();
+        let started = std::time::Instant::now();
+        let result = self.sup.call(&server, request).await;
+        let ms = started.elapsed().as_millis() as u64;
+        match result {
+            Ok(resp) => {
+                tracing::info!(tool = %name, server = %server, ms, "tool call");
+                Ok(resp)
+            }
+            Err(e) => {
+                tracing::warn!(tool = %name, server = %server, ms, "tool call failed: {e}");
+                Err(call_error(&name, e))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tool(name: &str) -> Tool {
+        Tool::new(name.to_owned(), "d", Arc::new(serde_json::Map::new()))
+    }
+
+    fn servers() -> Vec<(String, Arc<Vec<Tool>>)> {
+        vec![
+            ("a".into(), Arc::new(vec![tool("ping"), tool("echo")])),
+            ("b".into(), Arc::new(vec![tool("ping"), tool("whoami")])),
+        ]
+    }
+
+    #[test]
+    fn collisions_get_the_prefix_and_others_keep_their_name() {
+        let names: Vec<String> = listing(&servers(), PrefixMode::Collisions)
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(names, ["a__ping", "echo", "b__ping", "whoami"]);
+        let always: Vec<String> = listing(&servers(), PrefixMode::Always)
+            .into_iter()
+            .map(|l| l.name)
+            .collect();
+        assert_eq!(always, ["a__ping", "a__echo", "b__ping", "b__whoami"]);
+    }
+
+    #[test]
+    fn resolve_listed_and_prefixed_names() {
+        let s = servers();
+        let r = |n: &str| resolve(&s, PrefixMode::Collisions, n);
+        assert_eq!(r("b__ping"), Some(("b".into(), "ping".into())));
+        assert_eq!(r("echo"), Some(("a".into(), "echo".into())));
+        assert_eq!(
+            r("a__echo"),
+            Some(("a".into(), "echo".into())),
+            "prefix always accepted"
+        );
+        assert_eq!(r("ping"), None, "ambiguous");
+        assert_eq!(r("c__ping"), None);
+        assert_eq!(r("a__whoami"), None);
+        assert_eq!(resolve(&s, PrefixMode::Always, "echo"), None);
+    }
+
+    #[test]
+    fn prefix_mode_parses() {
+        assert_eq!("always".parse(), Ok(PrefixMode::Always));
+        assert_eq!("collisions".parse(), Ok(PrefixMode::Collisions));
+        assert!("sometimes".parse::<PrefixMode>().is_err());
+    }
+}

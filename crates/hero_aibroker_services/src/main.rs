@@ -1,0 +1,111 @@
+//! `hero_aibroker_services`: parse flags, load `mcp_servers.json`, bind `mcp.sock`, start the
+//! MCP servers and serve their tools until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use hero_aibroker_lib::env::Env;
+use hero_aibroker_lib::{server, socket};
+use hero_aibroker_services::aggregate::PrefixMode;
+use hero_aibroker_services::config::McpConfig;
+use hero_aibroker_services::supervisor::{Options, Supervisor};
+
+/// hero_aibroker_services: the MCP servers of mcp_servers.json as one MCP server on mcp.sock.
+///
+/// MCP streamable HTTP at /mcp, plus GET /health and GET /servers, on
+/// <socket dir>/hero_aibroker/mcp.sock. MCP_TOOL_PREFIX=always names every tool server__tool
+/// (default: only names two servers share).
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Root of the socket tree; the socket is <DIR>/hero_aibroker/mcp.sock [env: HERO_SOCKET_DIR, default ~/hero/var/sockets]
+    #[arg(long, value_name = "DIR")]
+    socket_dir: Option<PathBuf>,
+    /// MCP servers file [env: MCP_CONFIG_PATH, default ./mcp_servers.json]
+    #[arg(long, value_name = "FILE")]
+    mcp_config: Option<PathBuf>,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hero_aibroker_services: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let explicit = args
+        .mcp_config
+        .or_else(|| env.get("MCP_CONFIG_PATH").map(PathBuf::from));
+    let config = match &explicit {
+        Some(path) => McpConfig::load(path)?,
+        None => {
+            let path = PathBuf::from("mcp_servers.json");
+            if path.exists() {
+                McpConfig::load(&path)?
+            } else {
+                tracing::warn!(
+                    "no ./mcp_servers.json and no MCP_CONFIG_PATH / --mcp-config: serving no MCP servers (see mcp_servers.example.json)"
+                );
+                McpConfig::default()
+            }
+        }
+    };
+    let mode: PrefixMode = env
+        .get("MCP_TOOL_PREFIX")
+        .map(str::parse)
+        .transpose()
+        .map_err(anyhow::Error::msg)?
+        .unwrap_or_default();
+    if args.check {
+        tracing::info!(servers = config.servers.len(), "configuration is valid");
+        return Ok(());
+    }
+    let root = args
+        .socket_dir
+        .or_else(|| env.get("HERO_SOCKET_DIR").map(PathBuf::from))
+        .unwrap_or_else(|| {
+            PathBuf::from(env.get("HOME").unwrap_or("/root")).join("hero/var/sockets")
+        });
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let shutdown = server::shutdown_signal();
+        let dir = root.join("hero_aibroker");
+        socket::prepare_dir(&dir)?;
+        // Bind before starting children: a second instance fails here without spawning any.
+        let bound = socket::bind(&dir.join("mcp.sock"))?;
+        let sup = Supervisor::start(&config, &env, Options::default());
+        tracing::info!(
+            socket = %dir.join("mcp.sock").display(),
+            servers = config.servers.len(),
+            prefix = ?mode,
+            "hero_aibroker_services listening"
+        );
+        hero_aibroker_services::serve::run(bound.listener, sup, mode, shutdown).await?;
+        drop(bound.guard);
+        tracing::info!("stopped");
+        Ok(())
+    })
+}

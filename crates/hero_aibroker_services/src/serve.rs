@@ -1,0 +1,118 @@
+//! The HTTP surface on `mcp.sock`: MCP streamable HTTP at `/mcp` (rmcp's
+//! `StreamableHttpService`), `GET /health` and `GET /servers`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::get;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use serde_json::{Value, json};
+use tokio::net::UnixListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::aggregate::{Aggregator, PrefixMode};
+use crate::supervisor::{Status, Supervisor};
+
+/// How long open requests and streams get to finish once shutdown starts.
+const DRAIN: Duration = Duration::from_secs(5);
+
+/// The routes. Cancelling `sessions` ends every MCP session (and its open streams).
+pub fn app(sup: Arc<Supervisor>, mode: PrefixMode, sessions: CancellationToken) -> axum::Router {
+    // Host checks guard a TCP listener against DNS rebinding; this is a 0600 Unix socket only
+    // our user can open, and UDS clients send arbitrary Host headers.
+    let config = StreamableHttpServerConfig::default()
+        .disable_allowed_hosts()
+        .with_cancellation_token(sessions);
+    let for_mcp = sup.clone();
+    let mcp = StreamableHttpService::new(
+        move || Ok(Aggregator::new(for_mcp.clone(), mode)),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    axum::Router::new()
+        .nest_service("/mcp", mcp)
+        .route("/health", get(health))
+        .route("/servers", get(servers))
+        .with_state(sup)
+}
+
+/// `GET /health`: 200 while the process runs; `status` is `ok` when every server is ready.
+async fn health(State(sup): State<Arc<Supervisor>>) -> Json<Value> {
+    let servers = sup.statuses();
+    let ready = servers
+        .iter()
+        .filter(|s| matches!(s.status, Status::Ready { .. }))
+        .count();
+    let status = if ready == servers.len() {
+        "ok"
+    } else {
+        "degraded"
+    };
+    Json(json!({
+        "status": status,
+        "service": "hero_aibroker_services",
+        "version": env!("CARGO_PKG_VERSION"),
+        "ready": ready,
+        "servers": servers,
+    }))
+}
+
+/// `GET /servers`: every server's status, with the names of its tools when ready.
+async fn servers(State(sup): State<Arc<Supervisor>>) -> Json<Value> {
+    let tools = sup.tools();
+    let servers: Vec<Value> = sup
+        .statuses()
+        .into_iter()
+        .map(|s| {
+            let mut v = serde_json::to_value(&s).unwrap_or(Value::Null);
+            if let (Some(obj), Some((_, t))) =
+                (v.as_object_mut(), tools.iter().find(|(n, _)| *n == s.name))
+            {
+                let names: Vec<&str> = t.iter().map(|t| t.name.as_ref()).collect();
+                obj.insert("tool_names".into(), json!(names));
+            }
+            v
+        })
+        .collect();
+    Json(json!({ "servers": servers }))
+}
+
+/// Serves `mcp.sock` until `shutdown` resolves, then ends the MCP sessions, lets requests
+/// finish for a short while, and stops every server.
+pub async fn run(
+    listener: UnixListener,
+    sup: Arc<Supervisor>,
+    mode: PrefixMode,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sessions = CancellationToken::new();
+    let stopping = CancellationToken::new();
+    let server = axum::serve(listener, app(sup.clone(), mode, sessions.clone()))
+        .with_graceful_shutdown(stopping.clone().cancelled_owned());
+    let trigger = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: closing MCP sessions and stopping servers");
+            sessions.cancel();
+            stopping.cancel();
+        }
+    };
+    tokio::spawn(trigger);
+    let served = tokio::select! {
+        r = server.into_future() => r,
+        () = async {
+            stopping.cancelled().await;
+            tokio::time::sleep(DRAIN).await;
+        } => {
+            tracing::warn!("drain deadline passed; cutting the remaining MCP requests");
+            Ok(())
+        }
+    };
+    sup.shutdown().await;
+    served
+}
