@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use hero_aibroker_sdk::client::RestClient;
 use hero_aibroker_sdk::{ChatCompletionRequest, StreamOptions, Usage};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::conn::Conn;
@@ -54,7 +54,11 @@ pub async fn ask(
     user: &str,
     opts: &AskOptions,
 ) -> Outcome {
-    let req = request(convo, user, opts);
+    let mut req = convo.request(user, opts.temperature, opts.max_tokens);
+    req.stream_options = Some(StreamOptions {
+        include_usage: Some(true),
+        ..StreamOptions::default()
+    });
     let style = opts.style;
     let t0 = Instant::now();
     let reasoning_chars = Arc::new(AtomicUsize::new(0));
@@ -190,26 +194,6 @@ async fn stream_answer(
         writeln!(out, "{}", style.reset())?;
     }
     Ok(())
-}
-
-fn request(convo: &Conversation, user: &str, opts: &AskOptions) -> ChatCompletionRequest {
-    let mut extra = Map::new();
-    if let Some(t) = opts.temperature {
-        extra.insert("temperature".to_owned(), Value::from(t));
-    }
-    if let Some(n) = opts.max_tokens {
-        extra.insert("max_tokens".to_owned(), Value::from(n));
-    }
-    ChatCompletionRequest {
-        model: convo.model.clone(),
-        messages: convo.messages(user),
-        stream: None,
-        stream_options: Some(StreamOptions {
-            include_usage: Some(true),
-            ..StreamOptions::default()
-        }),
-        extra,
-    }
 }
 
 /// `solo via fake · 19 in / 33 out · $0.000059 · first token 0.04s · 0.31s`

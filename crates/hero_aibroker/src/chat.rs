@@ -4,12 +4,12 @@
 use std::io::{IsTerminal, Write};
 
 use futures_util::StreamExt;
-use hero_aibroker_sdk::{ChatCompletionRequest, ChatMessage};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
 use crate::cli::ChatArgs;
 use crate::conn::Conn;
+use crate::convo::Conversation;
 
 pub async fn run(conn: &Conn, args: &ChatArgs, as_json: bool) -> anyhow::Result<()> {
     let prompt = match args.prompt.as_deref() {
@@ -31,7 +31,11 @@ pub async fn run(conn: &Conn, args: &ChatArgs, as_json: bool) -> anyhow::Result<
     if prompt.trim().is_empty() {
         anyhow::bail!("the prompt is empty");
     }
-    let req = request(args, prompt);
+    let req = Conversation::new(args.model.clone(), args.system.clone()).request(
+        &prompt,
+        args.temperature,
+        args.max_tokens,
+    );
     let rest = conn.rest();
     let mut out = std::io::stdout().lock();
     if as_json {
@@ -57,26 +61,4 @@ pub async fn run(conn: &Conn, args: &ChatArgs, as_json: bool) -> anyhow::Result<
         writeln!(out)?;
     }
     Ok(())
-}
-
-fn request(args: &ChatArgs, prompt: String) -> ChatCompletionRequest {
-    let mut messages = Vec::new();
-    if let Some(system) = &args.system {
-        messages.push(ChatMessage::text("system", system.clone()));
-    }
-    messages.push(ChatMessage::text("user", prompt));
-    let mut extra = Map::new();
-    if let Some(t) = args.temperature {
-        extra.insert("temperature".to_owned(), Value::from(t));
-    }
-    if let Some(n) = args.max_tokens {
-        extra.insert("max_tokens".to_owned(), Value::from(n));
-    }
-    ChatCompletionRequest {
-        model: args.model.clone(),
-        messages,
-        stream: None,
-        stream_options: None,
-        extra,
-    }
 }

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use hero_aibroker_sdk::ChatMessage;
+use hero_aibroker_sdk::{ChatCompletionRequest, ChatMessage};
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// What one answer cost and who gave it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -72,6 +73,29 @@ impl Conversation {
         let mut out = self.history();
         out.push(ChatMessage::text("user", user.to_owned()));
         out
+    }
+
+    /// The chat request for a new user message, with the optional sampling settings.
+    pub fn request(
+        &self,
+        user: &str,
+        temperature: Option<f64>,
+        max_tokens: Option<u64>,
+    ) -> ChatCompletionRequest {
+        let mut extra = Map::new();
+        if let Some(t) = temperature {
+            extra.insert("temperature".to_owned(), Value::from(t));
+        }
+        if let Some(n) = max_tokens {
+            extra.insert("max_tokens".to_owned(), Value::from(n));
+        }
+        ChatCompletionRequest {
+            model: self.model.clone(),
+            messages: self.messages(user),
+            stream: None,
+            stream_options: None,
+            extra,
+        }
     }
 
     pub fn record(&mut self, turn: Turn) {

@@ -101,14 +101,7 @@ impl ServerHandler for Ping {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // stdout carries the protocol: logs go to stderr only.
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    hero_aibroker_lib::telemetry::init_logging("warn");
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
