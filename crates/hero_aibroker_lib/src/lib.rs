@@ -12,6 +12,7 @@ pub mod error;
 pub mod keycheck;
 pub mod keys;
 pub mod ledger;
+pub mod mcp;
 pub mod pool;
 pub mod providers;
 pub mod registry;

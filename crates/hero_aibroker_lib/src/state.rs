@@ -56,6 +56,8 @@ pub struct AppState {
     pending_circuits: std::sync::Mutex<Vec<CircuitRow>>,
     /// Serializes reloads and priority changes (admin only, never the request path).
     admin: tokio::sync::Mutex<()>,
+    /// The MCP aggregator on `<socket dir>/mcp.sock`.
+    pub mcp: crate::mcp::McpLink,
 }
 
 impl AppState {
@@ -107,7 +109,9 @@ impl AppState {
             store.load_circuit_states().await?,
             settings.circuit_open,
         );
+        let mcp = crate::mcp::McpLink::new(settings.socket_dir().join("mcp.sock"));
         let state = Arc::new(AppState {
+            mcp,
             registry: ArcSwap::from_pointee(registry),
             models: ArcSwap::from_pointee(models),
             priorities: ArcSwap::from_pointee(priorities),

@@ -39,6 +39,8 @@ pub enum ErrorCode {
     UpstreamRateLimited,
     /// A stream broke after bytes reached the client.
     StreamInterrupted,
+    /// The MCP aggregator (`hero_aibroker_services` on `mcp.sock`) is not running.
+    McpUnavailable,
     /// A bug or an unexpected condition inside the broker.
     Internal,
 }
@@ -56,7 +58,10 @@ impl ErrorCode {
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::UpstreamFailed | ErrorCode::StreamInterrupted => 502,
-            ErrorCode::NoBackend | ErrorCode::Overloaded | ErrorCode::UpstreamRateLimited => 503,
+            ErrorCode::NoBackend
+            | ErrorCode::Overloaded
+            | ErrorCode::UpstreamRateLimited
+            | ErrorCode::McpUnavailable => 503,
             ErrorCode::UpstreamTimeout => 504,
             ErrorCode::Internal => 500,
         }
@@ -81,7 +86,7 @@ impl ErrorCode {
             | ErrorCode::UpstreamTimeout
             | ErrorCode::UpstreamRateLimited
             | ErrorCode::StreamInterrupted => "upstream_error",
-            ErrorCode::Internal => "server_error",
+            ErrorCode::Internal | ErrorCode::McpUnavailable => "server_error",
         }
     }
 
@@ -104,6 +109,7 @@ impl ErrorCode {
             ErrorCode::UpstreamTimeout => "upstream_timeout",
             ErrorCode::UpstreamRateLimited => "upstream_rate_limited",
             ErrorCode::StreamInterrupted => "stream_interrupted",
+            ErrorCode::McpUnavailable => "mcp_unavailable",
             ErrorCode::Internal => "internal_error",
         }
     }

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod client;
 pub mod error;
+pub mod mcp;
 pub mod rpc;
 pub mod wire;
 

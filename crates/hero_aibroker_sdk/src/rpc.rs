@@ -14,6 +14,7 @@ use jsonrpsee::proc_macros::rpc;
 use serde_json::Value;
 
 use crate::admin::*;
+use crate::mcp::{McpCall, McpCallQuery, McpServer, McpTool};
 use crate::wire::ModelObject;
 
 /// JSON-RPC error codes the broker answers with (besides the standard -32700..-32603).
@@ -26,9 +27,15 @@ pub mod codes {
     pub const INVALID_CONFIG: i32 = -32010;
     /// The store failed.
     pub const STORE: i32 = -32020;
+    /// The MCP aggregator (`hero_aibroker_services`, `mcp.sock`) is not running or not answering.
+    pub const MCP_UNAVAILABLE: i32 = -32030;
+    /// A tool call failed at the protocol level (server not ready, died, timed out); `data` has
+    /// `{code, server, tool}`. A tool's own error is a result with `isError: true` instead.
+    pub const MCP_CALL: i32 = -32031;
 }
 
-/// Methods that change state (or, like `providers.check`, use the provider keys): they need the
+/// Methods that change state (or, like `providers.check`, use the provider keys; or, like
+/// `mcp.call_tool`, run an operator-configured tool that may change anything): they need the
 /// admin token when `ADMIN_TOKEN` is set.
 pub const MUTATING_METHODS: &[&str] = &[
     "providers.check",
@@ -39,6 +46,7 @@ pub const MUTATING_METHODS: &[&str] = &[
     "providers.disable",
     "priority.set",
     "config.reload",
+    "mcp.call_tool",
 ];
 
 /// The admin API of hero_aibroker.
@@ -130,6 +138,24 @@ pub trait HeroAiBrokerApi {
     /// Re-reads `modelsconfig.yml`; an invalid file changes nothing.
     #[method(name = "config.reload")]
     async fn config_reload(&self) -> RpcResult<ReloadResult>;
+
+    /// The tools of every ready MCP server of the aggregator, with their argument schemas.
+    #[method(name = "mcp.list_tools")]
+    async fn mcp_list_tools(&self) -> RpcResult<Vec<McpTool>>;
+
+    /// Calls a tool by its aggregated name; `arguments` is a JSON object (absent means `{}`).
+    /// Returns MCP's `CallToolResult` (`content`, `structuredContent`, `isError`) as the tool
+    /// gave it; audited like every tool call.
+    #[method(name = "mcp.call_tool")]
+    async fn mcp_call_tool(&self, name: String, arguments: Option<Value>) -> RpcResult<Value>;
+
+    /// Every configured MCP server and its status.
+    #[method(name = "mcp.servers")]
+    async fn mcp_servers(&self) -> RpcResult<Vec<McpServer>>;
+
+    /// The audit of tool calls, newest first.
+    #[method(name = "mcp.calls")]
+    async fn mcp_calls(&self, query: Option<McpCallQuery>) -> RpcResult<Vec<McpCall>>;
 
     /// The OpenRPC document of this API.
     #[method(name = "rpc.discover")]

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 
 use hero_aibroker_sdk::OPENRPC_JSON;
 use hero_aibroker_sdk::admin::*;
+use hero_aibroker_sdk::mcp::{McpCall, McpServer, McpTool};
 use hero_aibroker_sdk::rpc::{MUTATING_METHODS, codes};
 use hero_aibroker_sdk::wire::ModelObject;
 use jsonrpsee::RpcModule;
@@ -483,6 +484,10 @@ fn decode_result(method: &str, value: &Value) -> Result<(), String> {
         "priority.list" => decodes::<Vec<PriorityEntry>>(value),
         "priority.set" => decodes::<PriorityEntry>(value),
         "config.reload" => decodes::<ReloadResult>(value),
+        "mcp.list_tools" => decodes::<Vec<McpTool>>(value),
+        "mcp.call_tool" => decodes::<Value>(value),
+        "mcp.servers" => decodes::<Vec<McpServer>>(value),
+        "mcp.calls" => decodes::<Vec<McpCall>>(value),
         "rpc.discover" => Ok(()),
         other => Err(format!(
             "no Rust type known for {other}: add it to decode_result"
@@ -566,6 +571,8 @@ fn documented_error_codes_are_the_sdk_codes() {
         codes::NOT_FOUND,
         codes::INVALID_CONFIG,
         codes::STORE,
+        codes::MCP_UNAVAILABLE,
+        codes::MCP_CALL,
         -32602,
     ];
     let doc = doc();

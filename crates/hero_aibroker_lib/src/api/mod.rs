@@ -2,6 +2,7 @@
 //! errors for everything else (unknown routes, wrong methods, oversized bodies).
 
 mod endpoints;
+mod mcp;
 mod models;
 pub(crate) use models::model_object;
 mod openai;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use hero_aibroker_sdk::ErrorCode;
 
 use crate::error::ApiError;
@@ -38,6 +39,9 @@ pub fn rest_router(state: Arc<AppState>) -> Router {
         .route("/v1/credits", get(usage::credits))
         .route("/metrics", get(usage::metrics))
         .route("/metrics/detailed", get(usage::detailed))
+        .route("/mcp/tools", get(mcp::tools))
+        .route("/mcp/tools/{name}", post(mcp::call))
+        .route("/mcp/sse", any(mcp::proxy))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use hero_aibroker_sdk::admin::*;
+use hero_aibroker_sdk::mcp::{McpCall, McpCallQuery, McpServer, McpTool};
 use hero_aibroker_sdk::rpc::{HeroAiBrokerApiServer, codes};
 use hero_aibroker_sdk::wire::ModelObject;
 use jsonrpsee::core::{RpcResult, async_trait};
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use crate::api::model_object;
 use crate::keys::KeyError;
+use crate::mcp::McpError;
 use crate::pool::Instance;
 use crate::registry::{Backend, Target};
 use crate::state::AppState;
@@ -48,6 +50,33 @@ fn key_err(e: KeyError) -> ErrorObjectOwned {
         KeyError::Invalid(m) => err(jsonrpsee::types::error::INVALID_PARAMS_CODE, m),
         KeyError::Store(s) => store_err(s),
     }
+}
+
+/// An aggregator failure as a JSON-RPC error: not running → `MCP_UNAVAILABLE`; unknown tool →
+/// `NOT_FOUND`; bad arguments → invalid params; any other failure → `MCP_CALL` with the
+/// aggregator's error object (`code`, `server`, `tool`) as `data`.
+fn mcp_err(e: McpError) -> ErrorObjectOwned {
+    let message = e.message();
+    match e {
+        McpError::Unavailable { .. } => err(codes::MCP_UNAVAILABLE, message),
+        McpError::Status { status: 404, .. } => err(codes::NOT_FOUND, message),
+        McpError::Status { status: 400, .. } => {
+            err(jsonrpsee::types::error::INVALID_PARAMS_CODE, message)
+        }
+        McpError::Status { body, .. } => {
+            ErrorObjectOwned::owned(codes::MCP_CALL, message, Some(body["error"].clone()))
+        }
+    }
+}
+
+/// `field` of an aggregator answer, decoded.
+fn decode_field<T: serde::de::DeserializeOwned>(mut v: Value, field: &str) -> RpcResult<T> {
+    serde_json::from_value(v[field].take()).map_err(|e| {
+        err(
+            jsonrpsee::types::error::INTERNAL_ERROR_CODE,
+            format!("the MCP aggregator answered an unexpected `{field}`: {e}"),
+        )
+    })
 }
 
 /// The operator's view of an instance: never its key, at most its last four characters.
@@ -298,6 +327,59 @@ impl HeroAiBrokerApiServer for Admin {
                 format!("the configuration was not changed: {e}"),
             )),
         }
+    }
+
+    async fn mcp_list_tools(&self) -> RpcResult<Vec<McpTool>> {
+        let v = self.state.mcp.get("/tools").await.map_err(mcp_err)?;
+        decode_field(v, "tools")
+    }
+
+    async fn mcp_call_tool(&self, name: String, arguments: Option<Value>) -> RpcResult<Value> {
+        let arguments = match arguments {
+            None | Some(Value::Null) => Value::Object(Default::default()),
+            Some(v @ Value::Object(_)) => v,
+            Some(_) => {
+                return Err(err(
+                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
+                    "arguments must be a JSON object of the tool's arguments",
+                ));
+            }
+        };
+        self.state
+            .mcp
+            .call_tool(&name, &arguments, "rpc")
+            .await
+            .map_err(mcp_err)
+    }
+
+    async fn mcp_servers(&self) -> RpcResult<Vec<McpServer>> {
+        let v = self.state.mcp.get("/servers").await.map_err(mcp_err)?;
+        decode_field(v, "servers")
+    }
+
+    async fn mcp_calls(&self, query: Option<McpCallQuery>) -> RpcResult<Vec<McpCall>> {
+        let q = query.unwrap_or_default();
+        let path = {
+            let mut params = form_urlencoded::Serializer::new(String::new());
+            if let Some(n) = q.limit {
+                params.append_pair("limit", &n.to_string());
+            }
+            for (k, v) in [
+                ("server", &q.server),
+                ("tool", &q.tool),
+                ("caller", &q.caller),
+            ] {
+                if let Some(v) = v {
+                    params.append_pair(k, v);
+                }
+            }
+            if let Some(ms) = q.since_ms {
+                params.append_pair("since_ms", &ms.to_string());
+            }
+            format!("/calls?{}", params.finish())
+        };
+        let v = self.state.mcp.get(&path).await.map_err(mcp_err)?;
+        decode_field(v, "calls")
     }
 
     async fn rpc_discover(&self) -> RpcResult<Value> {

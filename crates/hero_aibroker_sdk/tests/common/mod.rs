@@ -8,6 +8,7 @@
 )]
 
 use hero_aibroker_sdk::admin::*;
+use hero_aibroker_sdk::mcp::{McpCall, McpCallQuery, McpServer, McpTool};
 use hero_aibroker_sdk::rpc::HeroAiBrokerApiServer;
 use hero_aibroker_sdk::wire::{ModelBackend, ModelObject};
 use jsonrpsee::RpcModule;
@@ -358,6 +359,59 @@ impl HeroAiBrokerApiServer for Stub {
             models: 42,
             servable_models: 17,
         })
+    }
+
+    async fn mcp_list_tools(&self) -> RpcResult<Vec<McpTool>> {
+        Ok(vec![McpTool {
+            name: "echo".to_owned(),
+            server: "ping".to_owned(),
+            title: self.some("Echo".to_owned()),
+            description: self.some("Echoes the text back.".to_owned()),
+            input_schema: serde_json::json!({"type": "object"}),
+            output_schema: self.some(serde_json::json!({"type": "object"})),
+            annotations: self.some(serde_json::json!({"readOnlyHint": true})),
+            extra: Map::new(),
+        }])
+    }
+
+    async fn mcp_call_tool(&self, name: String, arguments: Option<Value>) -> RpcResult<Value> {
+        Ok(serde_json::json!({
+            "content": [{"type": "text", "text": name}],
+            "structuredContent": arguments,
+            "isError": false,
+        }))
+    }
+
+    async fn mcp_servers(&self) -> RpcResult<Vec<McpServer>> {
+        Ok(vec![McpServer {
+            name: "ping".to_owned(),
+            transport: "stdio".to_owned(),
+            state: "restarting".to_owned(),
+            tools: self.some(6),
+            attempt: self.some(2),
+            last_error: self.some("exited with signal 9".to_owned()),
+            retry_in_ms: self.some(1000),
+            error: self.some("cannot start".to_owned()),
+            restarts: 2,
+            pid: self.some(4242),
+            tool_names: self.vec(vec!["echo".to_owned()]),
+        }])
+    }
+
+    async fn mcp_calls(&self, query: Option<McpCallQuery>) -> RpcResult<Vec<McpCall>> {
+        let q = query.unwrap_or_default();
+        Ok(vec![McpCall {
+            id: q.limit.map_or(0, i64::from),
+            ts_ms: q.since_ms.unwrap_or(1_735_689_600_000),
+            caller: q.caller.unwrap_or_else(|| "uds:uid=1000".to_owned()),
+            server: self.some(q.server.unwrap_or_else(|| "ping".to_owned())),
+            tool: q.tool.unwrap_or_else(|| "echo".to_owned()),
+            duration_ms: 3,
+            ok: !self.full,
+            error: self.some("HTTP 504: the tool timed out".to_owned()),
+            arguments: self.some(serde_json::json!({"text": "hi"})),
+            via: "rest".to_owned(),
+        }])
     }
 
     async fn rpc_discover(&self) -> RpcResult<Value> {

@@ -1,0 +1,141 @@
+//! MCP tools on `rest.sock`: `GET /mcp/tools`, `POST /mcp/tools/{name}` (JSON arguments → the
+//! tool's result) and `/mcp/sse` (the aggregator's MCP streamable-HTTP endpoint, proxied, so
+//! MCP clients can use the broker's socket). Broker API keys apply as on the OpenAI routes.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use hero_aibroker_sdk::ErrorCode;
+use serde_json::Value;
+
+use super::PeerInfo;
+use crate::error::ApiError;
+use crate::mcp::{McpError, status_of};
+use crate::state::AppState;
+
+type Peer = Option<Extension<ConnectInfo<PeerInfo>>>;
+
+/// Who is calling, for the aggregator's audit: `key:<id>` with a broker key, else the peer.
+fn caller(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<String, ApiError> {
+    let auth = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let key = state.keys.authenticate(auth)?;
+    Ok(match key {
+        Some(k) => format!("key:{}", k.id),
+        None => peer.as_ref().map_or_else(
+            || "unknown".to_owned(),
+            |Extension(ConnectInfo(p))| p.client(),
+        ),
+    })
+}
+
+/// An aggregator failure as the REST caller sees it: its own OpenAI-shaped error with its
+/// status, or a 503 when it is not running.
+fn failure(e: McpError) -> Response {
+    let status = status_of(&e);
+    match e {
+        McpError::Status { body, .. } if body.get("error").is_some() => {
+            (status, Json(body)).into_response()
+        }
+        McpError::Status { .. } => {
+            ApiError::new(ErrorCode::UpstreamFailed, e.message()).into_response()
+        }
+        McpError::Unavailable { .. } => ApiError::new(ErrorCode::McpUnavailable, e.message())
+            .retry_after(1)
+            .into_response(),
+    }
+}
+
+pub(super) async fn tools(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    caller(&state, &peer, &headers)?;
+    Ok(match state.mcp.get("/tools").await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => failure(e),
+    })
+}
+
+pub(super) async fn call(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &peer, &headers)?;
+    let body = body.map_err(|rej| {
+        ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("Could not read the request body: {}", rej.body_text()),
+        )
+    })?;
+    let arguments = parse_arguments(&body)?;
+    Ok(match state.mcp.call_tool(&name, &arguments, &who).await {
+        Ok(v) => Json(v).into_response(),
+        Err(e) => failure(e),
+    })
+}
+
+/// The body of `POST /mcp/tools/{name}`: a JSON object of arguments; empty means `{}`.
+pub(crate) fn parse_arguments(body: &[u8]) -> Result<Value, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    match serde_json::from_slice::<Value>(body) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            "The body must be a JSON object of the tool's arguments, e.g. {\"text\": \"hi\"}.",
+        )),
+        Err(e) => Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("The body is not valid JSON: {e}"),
+        )),
+    }
+}
+
+/// Any method on `/mcp/sse`: the aggregator's `/mcp`, streamed both ways.
+pub(super) async fn proxy(
+    State(state): State<Arc<AppState>>,
+    peer: Peer,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let who = caller(&state, &peer, req.headers())?;
+    let req = req.map(Body::new);
+    Ok(match state.mcp.proxy(req, &who).await {
+        Ok(resp) => resp,
+        Err(e) => failure(e),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_must_be_an_object() {
+        assert_eq!(parse_arguments(b"").expect("empty"), serde_json::json!({}));
+        assert_eq!(
+            parse_arguments(br#"{"a":1}"#).expect("object"),
+            serde_json::json!({"a": 1})
+        );
+        assert_eq!(
+            parse_arguments(b"[1]").expect_err("array").code,
+            ErrorCode::InvalidRequest
+        );
+        assert_eq!(
+            parse_arguments(b"{").expect_err("broken").code,
+            ErrorCode::InvalidJson
+        );
+    }
+}
