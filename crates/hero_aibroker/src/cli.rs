@@ -75,6 +75,15 @@ pub enum Command {
         #[command(subcommand)]
         cmd: Option<ProvidersCommand>,
     },
+    /// MCP tools of the aggregator (hero_aibroker_services): list, call, servers, audit
+    #[command(
+        after_help = "Examples:\n  hero_aibroker tools\n  hero_aibroker tools call echo --args '{\"text\": \"hi\"}'\n  \
+        hero_aibroker tools servers\n  hero_aibroker tools calls --limit 5 --json"
+    )]
+    Tools {
+        #[command(subcommand)]
+        cmd: Option<ToolsCommand>,
+    },
     /// Check the installation: sockets and permissions, services, config, each provider key
     #[command(
         after_help = "Examples:\n  hero_aibroker doctor\n  ADMIN_TOKEN=… hero_aibroker doctor --json\n\n\
@@ -150,6 +159,43 @@ pub enum ProvidersCommand {
         /// Shown in `providers`
         #[arg(long)]
         reason: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ToolsCommand {
+    /// Call a tool by name and print its result (needs the admin token when the broker has one)
+    #[command(after_help = "Examples:\n  hero_aibroker tools call ping\n  \
+        hero_aibroker tools call echo --args '{\"text\": \"hi\"}'\n  \
+        echo '{\"model\": \"auto\"}' | hero_aibroker tools call explain_route --args -\n  \
+        hero_aibroker tools call list_models --json | jq '.structuredContent'\n\n\
+        Exit code: 0 the tool answered, 1 the tool reported an error or the call failed.")]
+    Call {
+        /// The tool's name as `hero_aibroker tools` lists it
+        name: String,
+        /// Arguments as a JSON object; `-` reads them from stdin
+        #[arg(long, value_name = "JSON")]
+        args: Option<String>,
+    },
+    /// Every configured MCP server: state, tools, restarts, errors
+    #[command(
+        after_help = "Examples:\n  hero_aibroker tools servers\n  hero_aibroker tools servers --json"
+    )]
+    Servers,
+    /// The audit of tool calls, newest first
+    #[command(
+        after_help = "Examples:\n  hero_aibroker tools calls\n  hero_aibroker tools calls --tool echo --limit 5 --json"
+    )]
+    Calls {
+        /// At most this many rows
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Only this server's calls
+        #[arg(long)]
+        server: Option<String>,
+        /// Only this tool's calls
+        #[arg(long)]
+        tool: Option<String>,
     },
 }
 

@@ -13,12 +13,13 @@ mod format;
 mod ops;
 mod render;
 mod repl;
+mod tools;
 
 use std::process::ExitCode;
 
 use clap::{CommandFactory, Parser};
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, ToolsCommand};
 use conn::{Conn, ServerDown};
 
 fn main() -> ExitCode {
@@ -62,6 +63,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Providers { cmd: None } => ops::providers(&conn, json).await?,
         Command::Providers { cmd: Some(cmd) } => admin::providers(&conn, cmd, json).await?,
         Command::Doctor => return doctor::run(&conn, json).await,
+        Command::Tools { cmd: None } => tools::list(&conn, json).await?,
+        Command::Tools {
+            cmd: Some(ToolsCommand::Call { name, args }),
+        } => return tools::call(&conn, name, args.as_deref(), json).await,
+        Command::Tools {
+            cmd: Some(ToolsCommand::Servers),
+        } => tools::servers(&conn, json).await?,
+        Command::Tools {
+            cmd:
+                Some(ToolsCommand::Calls {
+                    limit,
+                    server,
+                    tool,
+                }),
+        } => tools::calls(&conn, *limit, server.clone(), tool.clone(), json).await?,
         Command::Usage(args) => ops::usage(&conn, args, json).await?,
         Command::Logs(args) if args.follow => return ops::follow(&conn, args, json).await,
         Command::Logs(args) => ops::logs(&conn, args, json).await?,

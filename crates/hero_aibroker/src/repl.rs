@@ -20,9 +20,14 @@ use crate::convo::{Conversation, plural};
 use crate::render::Style;
 
 /// The slash commands, their arguments and what they do (`/help`).
-const COMMANDS: [(&str, &str, &str); 10] = [
+const COMMANDS: [(&str, &str, &str); 11] = [
     ("/model", "NAME", "switch model (Tab completes names)"),
     ("/models", "", "list the broker's models"),
+    (
+        "/tools",
+        "[NAME [JSON]]",
+        "list the MCP tools, or call one with JSON arguments",
+    ),
     (
         "/system",
         "[TEXT]",
@@ -255,6 +260,18 @@ async fn slash(
             Ok(table) => println!("{table}"),
             Err(e) => println!("{}", style.error(&format!("error: {e}"))),
         },
+        "/tools" if arg.is_empty() => match crate::tools::list(conn, false).await {
+            Ok(table) => println!("{table}"),
+            Err(e) => println!("{}", style.error(&format!("error: {e}"))),
+        },
+        "/tools" => {
+            let (name, args) = arg.split_once(char::is_whitespace).unwrap_or((arg, ""));
+            let args = args.trim();
+            match crate::tools::call_quiet(conn, name, (!args.is_empty()).then_some(args)).await {
+                Ok(text) => println!("{text}"),
+                Err(e) => println!("{}", style.error(&format!("error: {e}"))),
+            }
+        }
         "/system" => {
             convo.system = (!arg.is_empty()).then(|| arg.to_owned());
             say(if arg.is_empty() {

@@ -29,6 +29,7 @@ fn chat(b: &Broker, model: &str, data: &Path) -> PtySession {
         .env("XDG_DATA_HOME", data)
         .arg("--socket-dir")
         .arg(b.dir.path().join("sockets"))
+        .args(["--admin-token", common::ADMIN])
         .args(["chat", "-m", model]);
     let options = Options::new()
         .timeout_ms(Some(15_000))
@@ -220,4 +221,30 @@ fn reasoning_is_shown_or_folded_and_errors_keep_the_chat() {
     prompt(&mut p, "no-such-model");
     p.send_control('d').expect("ctrl-d");
     p.exp_eof().expect("exits");
+}
+
+#[test]
+fn tools_lists_and_calls_the_mcp_tools() {
+    let b = Broker::start();
+    let _agg = b.aggregator();
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut p = chat(&b, "solo", data.path());
+    prompt(&mut p, "solo");
+    p.send_line("/tools").expect("send");
+    p.exp_string("whoami").expect("the tools table");
+    prompt(&mut p, "solo");
+    p.send_line("/tools ping").expect("send");
+    p.exp_string("pong").expect("the tool's answer");
+    prompt(&mut p, "solo");
+    p.send_line(r#"/tools sleep {"seconds": -1}"#)
+        .expect("send");
+    p.exp_string("reported an error")
+        .expect("a tool error, and the chat goes on");
+    prompt(&mut p, "solo");
+    p.send_control('d').expect("ctrl-d");
+    p.exp_eof().expect("exits");
+    assert!(
+        b.fake.calls().is_empty(),
+        "tool calls never reach the model"
+    );
 }

@@ -185,3 +185,60 @@ pub fn row<'a>(table: &'a str, needle: &str) -> &'a str {
         .find(|l| l.contains(needle))
         .unwrap_or_else(|| panic!("no row with {needle:?} in:\n{table}"))
 }
+
+/// The MCP aggregator (`hero_aibroker_services`) on a broker's socket directory, serving the
+/// bundled `mcp_ping` as server `ping` (call timeout 2 s).
+pub struct Aggregator {
+    child: Child,
+}
+
+impl Drop for Aggregator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Broker {
+    /// Starts the aggregator next to this broker and waits until `ping` is ready.
+    pub fn aggregator(&self) -> Aggregator {
+        let dir = self.dir.path();
+        let cfg = dir.join("mcp_servers.json");
+        let servers = serde_json::json!({"mcpServers": [
+            {"name": "ping", "command": sibling_bin("mcp_ping"), "transport": "stdio",
+             "timeout_secs": 2},
+        ]});
+        std::fs::write(&cfg, servers.to_string()).expect("write mcp config");
+        let log = std::fs::File::create(dir.join("services.log")).expect("log");
+        let child = Command::new(sibling_bin("hero_aibroker_services"))
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir)
+            .env("HERO_SOCKET_DIR", dir.join("sockets"))
+            .env("MCP_CONFIG_PATH", &cfg)
+            .env("MCP_AUDIT_DB", dir.join("mcp_audit.db"))
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn hero_aibroker_services");
+        let agg = Aggregator { child };
+        let t0 = Instant::now();
+        loop {
+            let out = self.cli().args(["tools", "servers", "--json"]).output();
+            if let Ok(out) = out
+                && out.status.success()
+                && String::from_utf8_lossy(&out.stdout).contains("\"ready\"")
+            {
+                return agg;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(20),
+                "the aggregator never had ping ready:\n{}",
+                std::fs::read_to_string(dir.join("services.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}

@@ -13,6 +13,7 @@ mod health;
 mod ledger;
 mod lifecycle;
 mod limits;
+mod mcp;
 mod openrouter;
 mod relay;
 mod routing;
