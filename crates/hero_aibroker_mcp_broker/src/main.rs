@@ -1,0 +1,53 @@
+//! `mcp_broker`: wiring only. Parses arguments, sends logs to stderr (stdout is the MCP
+//! channel) and serves [`BrokerTools`] on stdio until the client closes it.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use hero_aibroker_mcp_broker::broker::{Broker, default_socket_root};
+use hero_aibroker_mcp_broker::tools::BrokerTools;
+use rmcp::ServiceExt;
+
+/// A stdio MCP server that answers, from a running hero_aibroker, what models cost, how a
+/// request would route and what has been spent. Read-only; needs no admin token.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Root of the socket tree; the broker's sockets are in <DIR>/hero_aibroker/ [default: ~/hero/var/sockets]
+    #[arg(long, value_name = "DIR", env = "HERO_SOCKET_DIR")]
+    socket_dir: Option<PathBuf>,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    match run(args) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp_broker: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<()> {
+    let broker = Broker::new(args.socket_dir.unwrap_or_else(default_socket_root));
+    tracing::info!(socket = %broker.rpc_socket().display(), "serving MCP on stdio");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let running = BrokerTools::new(broker)
+            .serve(rmcp::transport::stdio())
+            .await?;
+        running.waiting().await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,194 @@
+//! A real broker (`hero_aibroker_server`) on a temporary socket directory in front of the
+//! scripted fake provider, `mcp_broker` as an rmcp stdio child, and helpers to call tools.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of this harness"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hero_aibroker_testkit::FakeProvider;
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::TokioChildProcess;
+use serde_json::Value;
+
+pub const MCP_BROKER: &str = env!("CARGO_BIN_EXE_mcp_broker");
+
+/// `target/<profile>/<name>`: the workspace's other binaries sit next to this test's `deps/`.
+/// `cargo build --workspace` (scripts/test.sh) builds them; alone, build them first with
+/// `cargo build -p hero_aibroker_server -p hero_aibroker_services`.
+pub fn sibling_bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let bin = dir.join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Providers: `fake` (two keys), `backup` (keyless); `groq` is known to the broker but has no
+/// key here. Models:
+/// - `chat` (standard, alias `talk`): fake p1 $2/$8, backup p2 $1/$1;
+/// - `solo` (cheap): groq p1 $0.1/$0.1 (no key), fake p2 $0.5/$1.5;
+/// - `unkeyed` (cheap): groq only, $0.2/$0.6.
+fn models_yaml(fake: &str) -> String {
+    format!(
+        r#"
+providers:
+  - {{name: fake, base_url: "{fake}", api_key_env: FAKE_KEYS}}
+  - {{name: backup, base_url: "{fake}"}}
+models:
+  chat:
+    display_name: Chat
+    tier: standard
+    context_window: 8192
+    aliases: [talk]
+    backends:
+      - {{provider: fake, model_id: up-chat, priority: 1, input_cost: 2.0, output_cost: 8.0}}
+      - {{provider: backup, model_id: up-backup, priority: 2, input_cost: 1.0, output_cost: 1.0}}
+  solo:
+    display_name: Solo
+    tier: cheap
+    context_window: 4096
+    backends:
+      - {{provider: groq, model_id: llama, priority: 1, input_cost: 0.1, output_cost: 0.1}}
+      - {{provider: fake, model_id: up-solo, priority: 2, input_cost: 0.5, output_cost: 1.5}}
+  unkeyed:
+    display_name: Unkeyed
+    tier: cheap
+    context_window: 2048
+    backends:
+      - {{provider: groq, model_id: llama-small, priority: 1, input_cost: 0.2, output_cost: 0.6}}
+"#
+    )
+}
+
+pub struct Broker {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    /// Runs on the test's runtime (a multi-thread one: the broker calls it while tests wait).
+    pub fake: FakeProvider,
+}
+
+impl Broker {
+    /// Starts a broker whose sockets go in `<dir>/sockets/hero_aibroker/`.
+    pub async fn start() -> Broker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let fake = FakeProvider::start().await;
+        let models = dir.path().join("models.yml");
+        std::fs::write(&models, models_yaml(&fake.base_url())).expect("write models");
+        let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
+        let child = Command::new(sibling_bin("hero_aibroker_server"))
+            // A clean environment: keys from the developer's shell must not leak in.
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", dir.path())
+            .env("DATABASE_URL", dir.path().join("broker.db"))
+            .env("FAKE_KEYS", "key-a,key-b")
+            .env("RUST_LOG", "warn")
+            // Deterministic order for explain_route (the default is round_robin).
+            .env("ROUTING_STRATEGY", "priority")
+            .arg("--socket-dir")
+            .arg(dir.path().join("sockets"))
+            .arg("--models-config")
+            .arg(&models)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("dup"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn hero_aibroker_server");
+        let mut broker = Broker { child, dir, fake };
+        broker.wait_ready().await;
+        broker
+    }
+
+    async fn wait_ready(&mut self) {
+        let sockets = self.sockets().join("hero_aibroker");
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                panic!("broker exited early ({status}):\n{}", self.server_log());
+            }
+            let up = ["rest.sock", "rpc.sock"]
+                .iter()
+                .all(|s| std::os::unix::net::UnixStream::connect(sockets.join(s)).is_ok());
+            if up {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("broker did not start in time:\n{}", self.server_log());
+    }
+
+    /// The root of the socket tree (`--socket-dir` for clients).
+    pub fn sockets(&self) -> PathBuf {
+        self.dir.path().join("sockets")
+    }
+
+    pub fn server_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `mcp_broker --socket-dir <root>` as an rmcp stdio child, handshake done.
+pub async fn mcp_broker(socket_root: &Path) -> RunningService<RoleClient, ()> {
+    let mut cmd = tokio::process::Command::new(MCP_BROKER);
+    cmd.env_remove("HERO_SOCKET_DIR")
+        .env("RUST_LOG", "warn")
+        .arg("--socket-dir")
+        .arg(socket_root);
+    let (transport, _) = TokioChildProcess::builder(cmd)
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn mcp_broker");
+    ().serve(transport)
+        .await
+        .expect("MCP handshake with mcp_broker")
+}
+
+/// Calls `tool`; panics on a protocol error (tool errors come back as `isError`).
+pub async fn call(c: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> CallToolResult {
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    params.arguments = args.as_object().cloned();
+    c.call_tool(params)
+        .await
+        .unwrap_or_else(|e| panic!("tools/call {tool}: {e}"))
+}
+
+/// The text content of a result, joined.
+pub fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+/// Calls `tool`, asserts it succeeded and returns (text, structured content).
+pub async fn ok(c: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> (String, Value) {
+    let r = call(c, tool, args).await;
+    assert_eq!(r.is_error, Some(false), "{tool} failed: {}", text(&r));
+    let structured = r
+        .structured_content
+        .clone()
+        .unwrap_or_else(|| panic!("{tool}: no structuredContent"));
+    (text(&r), structured)
+}
