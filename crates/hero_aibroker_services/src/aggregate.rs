@@ -5,15 +5,20 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::extract::ConnectInfo;
+use axum::http::request::Parts;
+use hero_aibroker_lib::api::PeerInfo;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
     PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
-use rmcp::service::{RequestContext, RoleServer};
+use rmcp::service::{NotificationContext, RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler};
 use serde_json::json;
 
-use crate::supervisor::{CallError, Supervisor};
+use crate::audit::Via;
+use crate::hub::{Hub, RouteError, caller};
+use crate::supervisor::CallError;
 
 /// Separates the server and the tool in a prefixed name.
 pub const SEPARATOR: &str = "__";
@@ -94,16 +99,27 @@ pub fn resolve(
         .then(|| (server.to_owned(), tool.to_owned()))
 }
 
-/// The MCP server clients talk to on `mcp.sock`.
+/// The MCP server clients talk to on `mcp.sock`: one per session, all sharing the [`Hub`].
 #[derive(Clone)]
 pub struct Aggregator {
-    sup: Arc<Supervisor>,
-    mode: PrefixMode,
+    hub: Arc<Hub>,
 }
 
 impl Aggregator {
-    pub fn new(sup: Arc<Supervisor>, mode: PrefixMode) -> Self {
-        Aggregator { sup, mode }
+    pub fn new(hub: Arc<Hub>) -> Self {
+        Aggregator { hub }
+    }
+}
+
+/// The caller of an MCP request: rmcp hands the HTTP request's parts to the handler in the
+/// request context's extensions.
+fn mcp_caller(extensions: &rmcp::model::Extensions) -> String {
+    match extensions.get::<Parts>() {
+        Some(parts) => caller(
+            &parts.headers,
+            parts.extensions.get::<ConnectInfo<PeerInfo>>(),
+        ),
+        None => "uds".to_owned(),
     }
 }
 
@@ -142,47 +158,31 @@ impl ServerHandler for Aggregator {
             )
     }
 
+    async fn on_initialized(&self, context: NotificationContext<RoleServer>) {
+        self.hub.sessions.add(context.peer);
+    }
+
     async fn list_tools(
         &self,
         _request: Option<PaginatedRequestParams>,
         _context: RequestContext<RoleServer>,
     ) -> Result<ListToolsResult, ErrorData> {
-        let tools = listing(&self.sup.tools(), self.mode)
-            .into_iter()
-            .map(|l| {
-                let mut tool = l.tool;
-                tool.name = l.name.into();
-                tool
-            })
-            .collect();
-        Ok(ListToolsResult::with_all_items(tools))
+        Ok(ListToolsResult::with_all_items(self.hub.tools()))
     }
 
     async fn call_tool(
         &self,
-        mut request: CallToolRequestParams,
-        _context: RequestContext<RoleServer>,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResponse, ErrorData> {
-        let name = request.name.to_string();
-        let Some((server, tool)) = resolve(&self.sup.tools(), self.mode, &name) else {
-            return Err(ErrorData::invalid_params(
-                format!("unknown tool {name:?} (tools/list shows the tools of the ready servers)"),
-                Some(json!({"tool": name, "reason": "unknown_tool"})),
-            ));
-        };
-        request.name = tool.into();
-        let started = std::time::Instant::now();
-        let result = self.sup.call(&server, request).await;
-        let ms = started.elapsed().as_millis() as u64;
-        match result {
-            Ok(resp) => {
-                tracing::info!(tool = %name, server = %server, ms, "tool call");
-                Ok(resp)
-            }
-            Err(e) => {
-                tracing::warn!(tool = %name, server = %server, ms, "tool call failed: {e}");
-                Err(call_error(&name, e))
-            }
+        let who = mcp_caller(&context.extensions);
+        match self.hub.call_tool(request, &who, Via::Mcp).await {
+            Ok(r) => Ok(r),
+            Err(RouteError::UnknownTool { tool }) => Err(ErrorData::invalid_params(
+                format!("unknown tool {tool:?} (tools/list shows the tools of the ready servers)"),
+                Some(json!({"tool": tool, "reason": "unknown_tool"})),
+            )),
+            Err(RouteError::Call { tool, error, .. }) => Err(call_error(&tool, error)),
         }
     }
 }

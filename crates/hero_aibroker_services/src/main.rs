@@ -3,20 +3,29 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use hero_aibroker_lib::env::Env;
 use hero_aibroker_lib::{server, socket};
 use hero_aibroker_services::aggregate::PrefixMode;
+use hero_aibroker_services::audit::{self, Audit, AuditDb, AuditOptions};
 use hero_aibroker_services::config::McpConfig;
+use hero_aibroker_services::hub::Hub;
+use hero_aibroker_services::sessions::Sessions;
 use hero_aibroker_services::supervisor::{Options, Supervisor};
+
+/// How long shutdown gives a failing audit database to take the queued rows.
+const AUDIT_DRAIN: Duration = Duration::from_secs(5);
 
 /// hero_aibroker_services: the MCP servers of mcp_servers.json as one MCP server on mcp.sock.
 ///
-/// MCP streamable HTTP at /mcp, plus GET /health and GET /servers, on
-/// <socket dir>/hero_aibroker/mcp.sock. MCP_TOOL_PREFIX=always names every tool server__tool
-/// (default: only names two servers share).
+/// MCP streamable HTTP at /mcp, plus GET /tools, POST /tools/{name}, GET /calls, GET /health and
+/// GET /servers, on <socket dir>/hero_aibroker/mcp.sock. MCP_TOOL_PREFIX=always names every
+/// tool server__tool (default: only names two servers share). Every tool call is recorded in
+/// the audit database; MCP_AUDIT_ARGS=true records the arguments too.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -26,6 +35,9 @@ struct Args {
     /// MCP servers file [env: MCP_CONFIG_PATH, default ./mcp_servers.json]
     #[arg(long, value_name = "FILE")]
     mcp_config: Option<PathBuf>,
+    /// Audit database of tool calls [env: MCP_AUDIT_DB, default ~/hero/var/hero_aibroker/mcp_audit.db]
+    #[arg(long, value_name = "FILE")]
+    audit_db: Option<PathBuf>,
     /// Validate the configuration and exit.
     #[arg(long)]
     check: bool,
@@ -68,6 +80,16 @@ fn run(args: Args) -> anyhow::Result<()> {
         .transpose()
         .map_err(anyhow::Error::msg)?
         .unwrap_or_default();
+    let record_arguments = match env.get("MCP_AUDIT_ARGS") {
+        None | Some("false" | "0") => false,
+        Some("true" | "1") => true,
+        Some(other) => anyhow::bail!("MCP_AUDIT_ARGS: {other:?} is not one of true, false"),
+    };
+    let home = env.get("HOME").unwrap_or("/root").to_owned();
+    let audit_path = args
+        .audit_db
+        .or_else(|| env.get("MCP_AUDIT_DB").map(PathBuf::from))
+        .unwrap_or_else(|| audit::default_path(&home));
     if args.check {
         tracing::info!(servers = config.servers.len(), "configuration is valid");
         return Ok(());
@@ -75,9 +97,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     let root = args
         .socket_dir
         .or_else(|| env.get("HERO_SOCKET_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| {
-            PathBuf::from(env.get("HOME").unwrap_or("/root")).join("hero/var/sockets")
-        });
+        .unwrap_or_else(|| PathBuf::from(&home).join("hero/var/sockets"));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -89,14 +109,32 @@ fn run(args: Args) -> anyhow::Result<()> {
         socket::prepare_dir(&dir)?;
         // Bind before starting children: a second instance fails here without spawning any.
         let bound = socket::bind(&dir.join("mcp.sock"))?;
+        let db = AuditDb::open(&audit_path).await?;
+        let (audit, writer) = Audit::start(
+            db,
+            AuditOptions {
+                record_arguments,
+                ..AuditOptions::default()
+            },
+        );
         let sup = Supervisor::start(&config, &env, Options::default());
+        let hub = Arc::new(Hub {
+            sup,
+            mode,
+            audit,
+            sessions: Sessions::default(),
+        });
         tracing::info!(
             socket = %dir.join("mcp.sock").display(),
             servers = config.servers.len(),
             prefix = ?mode,
+            audit = %audit_path.display(),
             "hero_aibroker_services listening"
         );
-        hero_aibroker_services::serve::run(bound.listener, sup, mode, shutdown).await?;
+        let served = hero_aibroker_services::serve::run(bound.listener, hub, shutdown).await;
+        // Every call has ended (or been cut): commit the audit rows still queued.
+        writer.shutdown(AUDIT_DRAIN).await;
+        served?;
         drop(bound.guard);
         tracing::info!("stopped");
         Ok(())

@@ -1,5 +1,6 @@
 //! The HTTP surface on `mcp.sock`: MCP streamable HTTP at `/mcp` (rmcp's
-//! `StreamableHttpService`), `GET /health` and `GET /servers`.
+//! `StreamableHttpService`), the plain JSON API of [`crate::rest`] (`GET /tools`,
+//! `POST /tools/{name}`, `GET /calls`), `GET /health` and `GET /servers`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -7,29 +8,34 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
+use hero_aibroker_lib::api::PeerInfo;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
 use tokio::net::UnixListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::aggregate::{Aggregator, PrefixMode};
-use crate::supervisor::{Status, Supervisor};
+use crate::aggregate::Aggregator;
+use crate::hub::Hub;
+use crate::rest;
+use crate::supervisor::Status;
 
 /// How long open requests and streams get to finish once shutdown starts.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// The routes. Cancelling `sessions` ends every MCP session (and its open streams).
-pub fn app(sup: Arc<Supervisor>, mode: PrefixMode, sessions: CancellationToken) -> axum::Router {
+/// The routes. Cancelling `sessions` ends every MCP session (and its open streams). Serve it
+/// with `into_make_service_with_connect_info::<PeerInfo>()` so calls are attributed to the
+/// peer's uid when no `x-aibroker-caller` header names the caller.
+pub fn app(hub: Arc<Hub>, sessions: CancellationToken) -> axum::Router {
     // Host checks guard a TCP listener against DNS rebinding; this is a 0600 Unix socket only
     // our user can open, and UDS clients send arbitrary Host headers.
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .with_cancellation_token(sessions);
-    let for_mcp = sup.clone();
+    let for_mcp = hub.clone();
     let mcp = StreamableHttpService::new(
-        move || Ok(Aggregator::new(for_mcp.clone(), mode)),
+        move || Ok(Aggregator::new(for_mcp.clone())),
         Arc::new(LocalSessionManager::default()),
         config,
     );
@@ -37,12 +43,15 @@ pub fn app(sup: Arc<Supervisor>, mode: PrefixMode, sessions: CancellationToken) 
         .nest_service("/mcp", mcp)
         .route("/health", get(health))
         .route("/servers", get(servers))
-        .with_state(sup)
+        .route("/tools", get(rest::tools))
+        .route("/tools/{name}", post(rest::call))
+        .route("/calls", get(rest::calls))
+        .with_state(hub)
 }
 
 /// `GET /health`: 200 while the process runs; `status` is `ok` when every server is ready.
-async fn health(State(sup): State<Arc<Supervisor>>) -> Json<Value> {
-    let servers = sup.statuses();
+async fn health(State(hub): State<Arc<Hub>>) -> Json<Value> {
+    let servers = hub.sup.statuses();
     let ready = servers
         .iter()
         .filter(|s| matches!(s.status, Status::Ready { .. }))
@@ -58,13 +67,16 @@ async fn health(State(sup): State<Arc<Supervisor>>) -> Json<Value> {
         "version": env!("CARGO_PKG_VERSION"),
         "ready": ready,
         "servers": servers,
+        "sessions": hub.sessions.len(),
+        "audit": hub.audit.health(),
     }))
 }
 
 /// `GET /servers`: every server's status, with the names of its tools when ready.
-async fn servers(State(sup): State<Arc<Supervisor>>) -> Json<Value> {
-    let tools = sup.tools();
-    let servers: Vec<Value> = sup
+async fn servers(State(hub): State<Arc<Hub>>) -> Json<Value> {
+    let tools = hub.sup.tools();
+    let servers: Vec<Value> = hub
+        .sup
         .statuses()
         .into_iter()
         .map(|s| {
@@ -85,14 +97,16 @@ async fn servers(State(sup): State<Arc<Supervisor>>) -> Json<Value> {
 /// finish for a short while, and stops every server.
 pub async fn run(
     listener: UnixListener,
-    sup: Arc<Supervisor>,
-    mode: PrefixMode,
+    hub: Arc<Hub>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sessions = CancellationToken::new();
     let stopping = CancellationToken::new();
-    let server = axum::serve(listener, app(sup.clone(), mode, sessions.clone()))
-        .with_graceful_shutdown(stopping.clone().cancelled_owned());
+    let server = axum::serve(
+        listener,
+        app(hub.clone(), sessions.clone()).into_make_service_with_connect_info::<PeerInfo>(),
+    )
+    .with_graceful_shutdown(stopping.clone().cancelled_owned());
     let trigger = {
         let stopping = stopping.clone();
         async move {
@@ -113,6 +127,6 @@ pub async fn run(
             Ok(())
         }
     };
-    sup.shutdown().await;
+    hub.sup.shutdown().await;
     served
 }

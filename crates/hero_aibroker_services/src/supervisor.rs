@@ -226,6 +226,11 @@ impl Supervisor {
             .collect()
     }
 
+    /// Whether `name` is a configured server (ready or not).
+    pub fn has_server(&self, name: &str) -> bool {
+        self.servers.iter().any(|s| s.cfg.name == name)
+    }
+
     /// A receiver that sees a new value whenever a status or a tool list changes.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changed.subscribe()

@@ -1,127 +1,14 @@
 //! The real `hero_aibroker_services` binary on a temporary socket directory, driven by rmcp's
 //! MCP client over `mcp.sock` and by plain HTTP for `/health` and `/servers`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod common;
+
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use rmcp::ServiceExt;
-use rmcp::model::CallToolRequestParams;
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const SERVICES: &str = env!("CARGO_BIN_EXE_hero_aibroker_services");
-const PING: &str = env!("CARGO_BIN_EXE_mcp_ping");
-
-struct Instance {
-    child: Child,
-    sock: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts the binary with `servers` and waits until `/health` shows `ready` servers ready.
-async fn start(servers: Value, prefix: Option<&str>, ready: u64) -> Instance {
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("mcp_servers.json");
-    std::fs::write(&cfg, json!({ "mcpServers": servers }).to_string()).expect("write config");
-    let mut cmd = Command::new(SERVICES);
-    cmd.env("HERO_SOCKET_DIR", dir.path().join("sockets"))
-        .env("MCP_CONFIG_PATH", &cfg)
-        // A provider key in the aggregator's environment must not reach the children.
-        .env("OPENAI_API_KEY", "sk-e2e-secret")
-        .env("RUST_LOG", "warn")
-        .env_remove("MCP_TOOL_PREFIX")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    if let Some(p) = prefix {
-        cmd.env("MCP_TOOL_PREFIX", p);
-    }
-    let child = cmd.spawn().expect("spawn hero_aibroker_services");
-    let sock = dir.path().join("sockets/hero_aibroker/mcp.sock");
-    let inst = Instance {
-        child,
-        sock,
-        _dir: dir,
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok((200, body)) = get(&inst.sock, "/health").await
-            && body["ready"] == json!(ready)
-        {
-            return inst;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "hero_aibroker_services never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// A plain HTTP/1.1 GET over the Unix socket.
-async fn get(sock: &Path, path: &str) -> std::io::Result<(u16, Value)> {
-    let mut s = tokio::net::UnixStream::connect(sock).await?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
-}
-
-async fn client(sock: &Path) -> RunningService<RoleClient, ()> {
-    let uri = "http://localhost/mcp";
-    let http = UnixSocketHttpClient::new(sock.to_str().expect("utf-8 path"), uri);
-    let transport = StreamableHttpClientTransport::with_client(
-        http,
-        StreamableHttpClientTransportConfig::with_uri(uri),
-    );
-    ().serve(transport)
-        .await
-        .expect("MCP handshake over mcp.sock")
-}
-
-async fn call(
-    c: &RunningService<RoleClient, ()>,
-    tool: &str,
-    args: Value,
-) -> Result<String, String> {
-    let mut params = CallToolRequestParams::new(tool.to_owned());
-    params.arguments = args.as_object().cloned();
-    match c.call_tool(params).await {
-        Ok(r) => Ok(r
-            .content
-            .iter()
-            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
-            .collect::<Vec<_>>()
-            .join("")),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-fn ping(name: &str, extra: &[&str]) -> Value {
-    let mut args = vec!["--name".to_owned(), name.to_owned()];
-    args.extend(extra.iter().map(|s| (*s).to_owned()));
-    json!({"name": name, "command": PING, "args": args, "transport": "stdio"})
-}
+use common::{SERVICES, call, client, get, ping, start};
+use serde_json::json;
 
 #[tokio::test]
 async fn mcp_client_lists_and_calls_tools_of_all_servers_over_mcp_sock() {
@@ -256,4 +143,274 @@ async fn mcp_tool_prefix_always_prefixes_every_tool() {
         call(&c, "solo__ping", json!({})).await.as_deref(),
         Ok("pong")
     );
+}
+
+/// The tools of `GET /tools` are those of MCP `tools/list` (names, schemas, order), plus
+/// their server; `POST /tools/{name}` answers what `tools/call` answers; every failure has
+/// its status and code; `GET /calls` shows both paths with caller, via, ok and arguments.
+#[tokio::test]
+async fn rest_api_matches_mcp_and_every_call_is_audited() {
+    let mut slow = ping("a", &[]);
+    slow["timeout_secs"] = json!(1);
+    let inst = common::start_with(
+        json!([slow, ping("b", &["--only", "ping"]), {"name": "ghost", "command": "/nonexistent/server"}]),
+        &[("MCP_AUDIT_ARGS", "true")],
+        2,
+    )
+    .await;
+    let sock = &inst.sock;
+    let c = client(sock).await;
+
+    // GET /tools = tools/list, with the server.
+    let listed = c.list_all_tools().await.expect("tools/list");
+    let (status, body) = get(sock, "/tools").await.expect("GET /tools");
+    assert_eq!(status, 200);
+    let rest = body["tools"].as_array().expect("tools");
+    assert_eq!(rest.len(), listed.len());
+    for (r, m) in rest.iter().zip(&listed) {
+        let mut m = serde_json::to_value(m).expect("tool json");
+        m["server"] = json!(if r["name"] == "b__ping" { "b" } else { "a" });
+        assert_eq!(r, &m);
+    }
+    let names: Vec<&str> = rest.iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "echo", "env", "pid", "a__ping", "sleep", "whoami", "b__ping"
+        ]
+    );
+    assert_eq!(rest[0]["inputSchema"]["required"], json!(["text"]));
+
+    // POST /tools/echo = tools/call echo.
+    let mut params = rmcp::model::CallToolRequestParams::new("echo");
+    params.arguments = json!({"text": "hi"}).as_object().cloned();
+    let via_mcp = c.call_tool(params).await.expect("tools/call");
+    let (status, via_rest) = common::http(
+        sock,
+        "POST",
+        "/tools/echo",
+        &[("x-aibroker-caller", "key:k_test")],
+        Some(r#"{"text": "hi"}"#),
+    )
+    .await
+    .expect("POST /tools/echo");
+    assert_eq!(status, 200, "{via_rest}");
+    assert_eq!(
+        via_rest["content"],
+        serde_json::to_value(&via_mcp.content).expect("json")
+    );
+    assert_eq!(via_rest["content"][0]["text"], "hi");
+    assert_eq!(via_rest["isError"], false);
+    // An empty body means no arguments.
+    let (status, pong) = common::http(sock, "POST", "/tools/b__ping", &[], Some(""))
+        .await
+        .expect("POST");
+    assert_eq!((status, &pong["content"][0]["text"]), (200, &json!("pong")));
+    // A tool-level error is still 200, with isError.
+    let (status, bad_sleep) = common::http(
+        sock,
+        "POST",
+        "/tools/sleep",
+        &[],
+        Some(r#"{"seconds": -1}"#),
+    )
+    .await
+    .expect("POST");
+    assert_eq!(status, 200);
+    assert_eq!(bad_sleep["isError"], true, "{bad_sleep}");
+
+    let error = |status: u16,
+                 body: &serde_json::Value,
+                 code: &str,
+                 server: serde_json::Value,
+                 tool: &str| {
+        assert_eq!(
+            status,
+            match code {
+                "tool_not_found" => 404,
+                "invalid_arguments" => 400,
+                "server_not_ready" => 503,
+                "tool_timeout" => 504,
+                _ => 502,
+            },
+            "{body}"
+        );
+        let e = &body["error"];
+        assert_eq!(e["code"], code, "{body}");
+        assert_eq!(e["server"], server, "{body}");
+        assert_eq!(e["tool"], tool, "{body}");
+        let message = e["message"].as_str().expect("message");
+        assert!(message.contains(tool), "{message}");
+        assert!(!message.contains("sk-e2e-secret"), "{message}");
+    };
+    let (s, b) = common::http(sock, "POST", "/tools/nope", &[], Some("{}"))
+        .await
+        .expect("POST");
+    error(s, &b, "tool_not_found", json!(null), "nope");
+    assert_eq!(b["error"]["type"], "invalid_request_error");
+    let (s, b) = common::http(sock, "POST", "/tools/echo", &[], Some("[1]"))
+        .await
+        .expect("POST");
+    error(s, &b, "invalid_arguments", json!(null), "echo");
+    let (s, b) = common::http(sock, "POST", "/tools/echo", &[], Some("{nope"))
+        .await
+        .expect("POST");
+    error(s, &b, "invalid_arguments", json!(null), "echo");
+    let (s, b) = common::http(sock, "POST", "/tools/ghost__anything", &[], Some("{}"))
+        .await
+        .expect("POST");
+    error(s, &b, "server_not_ready", json!("ghost"), "ghost__anything");
+    let t0 = Instant::now();
+    let (s, b) = common::http(
+        sock,
+        "POST",
+        "/tools/sleep",
+        &[],
+        Some(r#"{"seconds": 30}"#),
+    )
+    .await
+    .expect("POST");
+    error(s, &b, "tool_timeout", json!("a"), "sleep");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "timeout_secs 1 not applied"
+    );
+
+    // The audit: newest first, caller from the header or our uid, via, ok, arguments.
+    let all = common::calls(sock, "", 7).await;
+    assert_eq!(all.len(), 7, "{all:#?}");
+    let tools: Vec<&str> = all.iter().filter_map(|r| r["tool"].as_str()).collect();
+    assert_eq!(
+        tools,
+        [
+            "sleep",
+            "ghost__anything",
+            "nope",
+            "sleep",
+            "b__ping",
+            "echo",
+            "echo"
+        ],
+        "the two 400s never reached a tool and are not calls"
+    );
+    let echo_rest = &all[5];
+    assert_eq!(echo_rest["via"], "rest");
+    assert_eq!(echo_rest["caller"], "key:k_test");
+    assert_eq!(echo_rest["server"], "a");
+    assert_eq!(echo_rest["ok"], true);
+    assert_eq!(echo_rest["arguments"], json!({"text": "hi"}));
+    assert!(echo_rest.get("error").is_none());
+    let echo_mcp = &all[6];
+    assert_eq!(echo_mcp["via"], "mcp");
+    assert_eq!(echo_mcp["caller"], common::our_caller());
+    assert!(echo_mcp["ts_ms"].as_i64() <= echo_rest["ts_ms"].as_i64());
+    assert_eq!(all[4]["caller"], common::our_caller());
+    assert_eq!(all[3]["ok"], false, "isError counts as a failure");
+    assert!(
+        all[3]["error"]
+            .as_str()
+            .expect("error")
+            .contains("seconds must be between")
+    );
+    assert_eq!(all[0]["ok"], false);
+    assert!(all[0]["duration_ms"].as_i64().expect("ms") >= 900);
+    assert!(
+        all[0]["error"]
+            .as_str()
+            .expect("error")
+            .contains("within 1 s")
+    );
+    assert_eq!(all[1]["server"], "ghost");
+    assert_eq!(all[2]["server"], json!(null));
+
+    // Filters and limits.
+    let echo_calls = common::calls(sock, "?tool=echo&limit=1", 1).await;
+    assert_eq!(echo_calls.len(), 1);
+    assert_eq!(echo_calls[0]["via"], "rest");
+    let by_key = common::calls(sock, "?caller=key:k_test", 1).await;
+    assert_eq!(by_key.len(), 1);
+    let since = echo_rest["ts_ms"].as_i64().expect("ts");
+    assert_eq!(
+        common::calls(sock, &format!("?since_ms={since}&server=b"), 1)
+            .await
+            .len(),
+        1
+    );
+    for bad in [
+        "?limit=0",
+        "?limit=5000",
+        "?since_ms=yesterday",
+        "?colour=red",
+    ] {
+        let (s, b) = get(sock, &format!("/calls{bad}")).await.expect("GET");
+        assert_eq!(
+            (s, &b["error"]["code"]),
+            (400, &json!("invalid_query")),
+            "{bad}: {b}"
+        );
+    }
+    let (_, health) = get(sock, "/health").await.expect("health");
+    assert_eq!(health["audit"]["dropped"], 0);
+    assert_eq!(health["audit"]["arguments"], true);
+    assert!(
+        health["audit"]["path"]
+            .as_str()
+            .expect("path")
+            .ends_with("mcp_audit.db")
+    );
+}
+
+/// Without MCP_AUDIT_ARGS arguments are not recorded; rows queued when SIGTERM arrives are
+/// committed before exit and are there after a restart on the same database; an MCP session
+/// can name its caller with the header too.
+#[tokio::test]
+async fn audit_rows_survive_a_sigterm_restart_without_arguments() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut first = common::start_in(tmp.path(), json!([ping("a", &[])]), &[], 1).await;
+    let c = common::client_as(&first.sock, (), Some("key:k_mcp")).await;
+    assert_eq!(
+        call(&c, "echo", json!({"text": "secret words"}))
+            .await
+            .as_deref(),
+        Ok("secret words")
+    );
+    drop(c);
+    // SIGTERM straight after the call: the row may still be queued, and must be committed.
+    let (s, _) = common::http(&first.sock, "POST", "/tools/ping", &[], None)
+        .await
+        .expect("POST");
+    assert_eq!(s, 200);
+    assert!(first.terminate().await.success());
+    drop(first);
+    let db = tmp.path().join("audit/mcp_audit.db");
+    let mode = std::fs::metadata(&db).expect("db").permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o600
+    );
+    let dir = std::fs::metadata(db.parent().expect("dir"))
+        .expect("dir")
+        .permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&dir) & 0o777, 0o700);
+
+    let second = common::start_in(tmp.path(), json!([ping("a", &[])]), &[], 1).await;
+    let rows = common::calls(&second.sock, "", 2).await;
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    assert_eq!(
+        (&rows[0]["tool"], &rows[0]["via"]),
+        (&json!("ping"), &json!("rest"))
+    );
+    assert_eq!(
+        (&rows[1]["tool"], &rows[1]["caller"]),
+        (&json!("echo"), &json!("key:k_mcp"))
+    );
+    assert_eq!(rows[1]["via"], "mcp");
+    for r in &rows {
+        assert!(
+            r.get("arguments").is_none(),
+            "arguments recorded without MCP_AUDIT_ARGS: {r}"
+        );
+    }
+    let raw = std::fs::read(&db).expect("read db");
+    assert!(!String::from_utf8_lossy(&raw).contains("secret words"));
 }

@@ -1,0 +1,232 @@
+//! Helpers of the end-to-end tests: the real `hero_aibroker_services` binary on a temporary
+//! socket directory (audit database inside it), plain HTTP/1.1 over `mcp.sock`, and rmcp's
+//! MCP client.
+
+#![allow(
+    dead_code,
+    reason = "each test binary uses its own part of these helpers"
+)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rmcp::ServiceExt;
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::{RoleClient, RunningService, Service};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+pub const SERVICES: &str = env!("CARGO_BIN_EXE_hero_aibroker_services");
+pub const PING: &str = env!("CARGO_BIN_EXE_mcp_ping");
+
+pub struct Instance {
+    pub child: Child,
+    pub sock: PathBuf,
+    /// The temporary directory: sockets, config and audit database.
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the binary with `servers` and waits until `/health` shows `ready` servers ready.
+pub async fn start(servers: Value, prefix: Option<&str>, ready: u64) -> Instance {
+    let env: Vec<(&str, &str)> = prefix.map(|p| ("MCP_TOOL_PREFIX", p)).into_iter().collect();
+    start_with(servers, &env, ready).await
+}
+
+/// [`start`] with extra environment variables, in a new temporary directory.
+pub async fn start_with(servers: Value, env: &[(&str, &str)], ready: u64) -> Instance {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let mut inst = start_in(tmp.path(), servers, env, ready).await;
+    inst._tmp = Some(tmp);
+    inst
+}
+
+/// Starts the binary in `dir` (which may hold the database of an earlier run).
+pub async fn start_in(dir: &Path, servers: Value, env: &[(&str, &str)], ready: u64) -> Instance {
+    let cfg = dir.join("mcp_servers.json");
+    std::fs::write(&cfg, json!({ "mcpServers": servers }).to_string()).expect("write config");
+    let mut cmd = Command::new(SERVICES);
+    cmd.env("HERO_SOCKET_DIR", dir.join("sockets"))
+        .env("MCP_CONFIG_PATH", &cfg)
+        .env("MCP_AUDIT_DB", dir.join("audit/mcp_audit.db"))
+        .env_remove("MCP_AUDIT_ARGS")
+        // A provider key in the aggregator's environment must not reach the children.
+        .env("OPENAI_API_KEY", "sk-e2e-secret")
+        .env("RUST_LOG", "warn")
+        .env_remove("MCP_TOOL_PREFIX")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().expect("spawn hero_aibroker_services");
+    let sock = dir.join("sockets/hero_aibroker/mcp.sock");
+    let inst = Instance {
+        child,
+        sock,
+        dir: dir.to_owned(),
+        _tmp: None,
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok((200, body)) = get(&inst.sock, "/health").await
+            && body["ready"] == json!(ready)
+        {
+            return inst;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "hero_aibroker_services never became ready"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+impl Instance {
+    /// SIGTERM, then waits (up to 10 s) for a clean exit.
+    pub async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        let t0 = Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                return s;
+            }
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "did not stop on SIGTERM"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A plain HTTP/1.1 GET over the Unix socket.
+pub async fn get(sock: &Path, path: &str) -> std::io::Result<(u16, Value)> {
+    http(sock, "GET", path, &[], None).await
+}
+
+/// A plain HTTP/1.1 request over the Unix socket; the answer's status and JSON body (`Null`
+/// when the body is not JSON).
+pub async fn http(
+    sock: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, Value)> {
+    let mut s = tokio::net::UnixStream::connect(sock).await?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+/// An rmcp client session on `mcp.sock` with `handler` (`()` ignores notifications),
+/// sending `x-aibroker-caller: <caller>` when given.
+pub async fn client_as<S: Service<RoleClient>>(
+    sock: &Path,
+    handler: S,
+    caller: Option<&str>,
+) -> RunningService<RoleClient, S> {
+    let uri = "http://localhost/mcp";
+    let http = UnixSocketHttpClient::new(sock.to_str().expect("utf-8 path"), uri);
+    let mut config = StreamableHttpClientTransportConfig::with_uri(uri);
+    if let Some(c) = caller {
+        config = config.custom_headers(
+            [(
+                axum::http::HeaderName::from_static("x-aibroker-caller"),
+                axum::http::HeaderValue::from_str(c).expect("header value"),
+            )]
+            .into(),
+        );
+    }
+    let transport = StreamableHttpClientTransport::with_client(http, config);
+    handler
+        .serve(transport)
+        .await
+        .expect("MCP handshake over mcp.sock")
+}
+
+pub async fn client(sock: &Path) -> RunningService<RoleClient, ()> {
+    client_as(sock, (), None).await
+}
+
+pub async fn call<S: Service<RoleClient>>(
+    c: &RunningService<RoleClient, S>,
+    tool: &str,
+    args: Value,
+) -> Result<String, String> {
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    params.arguments = args.as_object().cloned();
+    match c.call_tool(params).await {
+        Ok(r) => Ok(r
+            .content
+            .iter()
+            .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+            .collect::<Vec<_>>()
+            .join("")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+pub fn ping(name: &str, extra: &[&str]) -> Value {
+    let mut args = vec!["--name".to_owned(), name.to_owned()];
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    json!({"name": name, "command": PING, "args": args, "transport": "stdio"})
+}
+
+/// Polls `GET /calls{query}` until it lists `n` calls (the audit commits every ~20 ms).
+pub async fn calls(sock: &Path, query: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (status, body) = get(sock, &format!("/calls{query}"))
+            .await
+            .expect("GET /calls");
+        assert_eq!(status, 200, "{body}");
+        let list = body["calls"].as_array().cloned().expect("calls");
+        if list.len() >= n {
+            return list;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} calls listed: {body}",
+            list.len()
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Our uid, as the aggregator attributes calls without a caller header.
+pub fn our_caller() -> String {
+    format!("uds:uid={}", rustix::process::getuid().as_raw())
+}
