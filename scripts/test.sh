@@ -16,6 +16,15 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 say "building"
 cargo build --locked --workspace --all-targets
 
+say "MCP test servers (tests/mcp: @modelcontextprotocol/server-everything, for the aggregation e2e test)"
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq && apt-get install -y -qq nodejs npm
+fi
+if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ] \
+  || [ tests/mcp/package-lock.json -nt tests/mcp/node_modules/.package-lock.json ]; then
+  (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
 say "Rust tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --no-fail-fast
@@ -24,9 +33,6 @@ else
 fi
 
 say "openrpc.json against an independent validator (@open-rpc/schema-utils-js)"
-if ! command -v npm >/dev/null 2>&1; then
-  apt-get update -qq && apt-get install -y -qq nodejs npm
-fi
 bash scripts/validate_openrpc.sh
 
 say "Python wire tests (official OpenAI SDK)"

@@ -1,0 +1,251 @@
+//! Aggregation with a real third-party MCP server: the real `hero_aibroker_services` binary
+//! supervising `@modelcontextprotocol/server-everything` (node, from `tests/mcp`, pinned in its
+//! package-lock.json), the bundled `mcp_ping`, and `mcp_broker` in front of a real broker; an
+//! rmcp streamable-HTTP client over `mcp.sock` lists and calls tools of all three.
+//!
+//! `everything` and `mcp_ping` both offer `echo`, so the aggregator lists both with their
+//! server's prefix (`everything__echo`, `ping__echo`); every other name stays as its server
+//! calls it (`get-sum`, `ping`, `list_models`…).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Broker, sibling_bin};
+use rmcp::ServiceExt;
+use rmcp::model::{CallToolRequestParams, CallToolResult};
+use rmcp::service::{RoleClient, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js`; fails (never
+/// skips) when `npm ci` has not been run there.
+fn everything_js() -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let js =
+        repo.join("tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(
+        js.exists(),
+        "{} is missing: run scripts/test.sh (it installs tests/mcp with npm ci)",
+        js.display()
+    );
+    js
+}
+
+/// The aggregator, killed and reaped on drop.
+struct Services {
+    child: Child,
+    sock: PathBuf,
+    log: PathBuf,
+}
+
+impl Drop for Services {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Services {
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+/// Starts `hero_aibroker_services` on `servers` and waits until `/health` shows `ready` ready.
+async fn start_services(dir: &Path, servers: Value, ready: u64) -> Services {
+    let cfg = dir.join("mcp_servers.json");
+    std::fs::write(&cfg, json!({ "mcpServers": servers }).to_string()).expect("write config");
+    let log = dir.join("services.log");
+    let out = std::fs::File::create(&log).expect("log");
+    let child = Command::new(sibling_bin("hero_aibroker_services"))
+        .env("HERO_SOCKET_DIR", dir.join("sockets"))
+        .env("MCP_CONFIG_PATH", &cfg)
+        .env("MCP_AUDIT_DB", dir.join("audit.db"))
+        .env("RUST_LOG", "warn")
+        .env_remove("MCP_TOOL_PREFIX")
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().expect("dup"))
+        .stderr(out)
+        .spawn()
+        .expect("spawn hero_aibroker_services");
+    let mut services = Services {
+        child,
+        sock: dir.join("sockets/hero_aibroker/mcp.sock"),
+        log,
+    };
+    // node starting server-everything takes a moment on a busy machine.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut last = Value::Null;
+    loop {
+        if let Some(status) = services.child.try_wait().expect("wait") {
+            panic!(
+                "hero_aibroker_services exited ({status}):\n{}",
+                services.log()
+            );
+        }
+        if let Ok((200, body)) = get(&services.sock, "/health").await {
+            if body["ready"] == json!(ready) {
+                return services;
+            }
+            last = body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "never {ready} servers ready; last /health: {last}\n{}",
+            services.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A plain HTTP/1.1 GET over the Unix socket.
+async fn get(sock: &Path, path: &str) -> std::io::Result<(u16, Value)> {
+    let mut s = tokio::net::UnixStream::connect(sock).await?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )
+    .await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+async fn client(sock: &Path) -> RunningService<RoleClient, ()> {
+    let uri = "http://localhost/mcp";
+    let http = UnixSocketHttpClient::new(sock.to_str().expect("utf-8 path"), uri);
+    let transport = StreamableHttpClientTransport::with_client(
+        http,
+        StreamableHttpClientTransportConfig::with_uri(uri),
+    );
+    ().serve(transport)
+        .await
+        .expect("MCP handshake over mcp.sock")
+}
+
+async fn call(c: &RunningService<RoleClient, ()>, tool: &str, args: Value) -> CallToolResult {
+    let mut params = CallToolRequestParams::new(tool.to_owned());
+    params.arguments = args.as_object().cloned();
+    let r = c
+        .call_tool(params)
+        .await
+        .unwrap_or_else(|e| panic!("tools/call {tool}: {e}"));
+    assert_ne!(r.is_error, Some(true), "{tool} failed: {}", text(&r));
+    r
+}
+
+fn text(r: &CallToolResult) -> String {
+    r.content
+        .iter()
+        .filter_map(|c| c.as_text().map(|t| t.text.clone()))
+        .collect::<Vec<_>>()
+        .join("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aggregator_serves_server_everything_mcp_ping_and_mcp_broker_as_one_server() {
+    let everything = everything_js();
+    let broker = Broker::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let servers = json!([
+        {
+            "name": "everything",
+            "command": "node",
+            "args": [everything, "stdio"],
+            "transport": "stdio",
+            "timeout_secs": 30
+        },
+        {
+            "name": "ping",
+            "command": sibling_bin("mcp_ping"),
+            "args": ["--name", "ping"],
+            "transport": "stdio"
+        },
+        {
+            "name": "hero_aibroker",
+            "command": common::MCP_BROKER,
+            "args": ["--socket-dir", broker.sockets()],
+            "transport": "stdio"
+        }
+    ]);
+    let services = start_services(dir.path(), servers, 3).await;
+    let c = client(&services.sock).await;
+
+    let names: Vec<String> = c
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.into_owned())
+        .collect();
+    for expected in [
+        // `echo` is offered by both everything and mcp_ping: prefixed.
+        "everything__echo",
+        "ping__echo",
+        // Unique names stay as their servers call them.
+        "get-sum",
+        "get-env",
+        "ping",
+        "whoami",
+        "list_models",
+        "estimate_cost",
+        "broker_health",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    assert!(!names.iter().any(|n| n == "echo"), "{names:?}");
+
+    let r = call(
+        &c,
+        "everything__echo",
+        json!({"message": "through the aggregator"}),
+    )
+    .await;
+    assert_eq!(text(&r), "Echo: through the aggregator");
+    let r = call(&c, "get-sum", json!({"a": 2, "b": 40})).await;
+    assert!(text(&r).contains("42"), "{}", text(&r));
+    let r = call(&c, "ping__echo", json!({"text": "hi"})).await;
+    assert_eq!(text(&r), "hi");
+    let r = call(&c, "whoami", json!({})).await;
+    assert_eq!(text(&r), "ping");
+
+    let r = call(&c, "list_models", json!({"tier": "standard"})).await;
+    assert!(
+        text(&r).contains(
+            "- chat [tier standard] context 8192 tokens, $2.00 / $8.00 per 1M tokens in/out"
+        ),
+        "{}",
+        text(&r)
+    );
+    let models = r.structured_content.expect("structuredContent");
+    assert_eq!(models["count"], 1);
+    assert_eq!(models["models"][0]["name"], "chat");
+    let r = call(
+        &c,
+        "estimate_cost",
+        json!({"model": "chat", "input_tokens": 1000, "output_tokens": 500}),
+    )
+    .await;
+    assert_eq!(
+        r.structured_content.expect("structuredContent")["total_cost_usd"],
+        0.006
+    );
+
+    c.cancel().await.expect("close");
+    drop(services);
+    drop(broker);
+}
