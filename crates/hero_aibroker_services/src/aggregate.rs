@@ -9,8 +9,10 @@ use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
 use hero_aibroker_lib::api::PeerInfo;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, Implementation, ListToolsResult,
-    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
+    Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
+    ListToolsResult, PaginatedRequestParams, Prompt, ReadResourceRequestParams,
+    ReadResourceResponse, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler};
@@ -46,6 +48,74 @@ impl std::str::FromStr for PrefixMode {
     }
 }
 
+/// Something listed under a name that may get its server's prefix: a tool or a prompt.
+pub trait Named {
+    fn name(&self) -> &str;
+}
+
+impl Named for Tool {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Named for Prompt {
+    fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The names clients see for the items of `servers`, in order, as (exposed name, server,
+/// index of the item in its server's list). A name gets its server's prefix when two servers
+/// offer it (or in [`PrefixMode::Always`]).
+pub fn exposed<T: Named>(
+    servers: &[(&str, &[T])],
+    mode: PrefixMode,
+) -> Vec<(String, usize, usize)> {
+    let mut count: HashMap<&str, usize> = HashMap::new();
+    for (_, items) in servers {
+        for t in items.iter() {
+            *count.entry(t.name()).or_default() += 1;
+        }
+    }
+    let mut out = Vec::new();
+    for (si, (server, items)) in servers.iter().enumerate() {
+        for (i, t) in items.iter().enumerate() {
+            let prefixed = mode == PrefixMode::Always || count[t.name()] > 1;
+            let name = if prefixed {
+                format!("{server}{SEPARATOR}{}", t.name())
+            } else {
+                t.name().to_owned()
+            };
+            out.push((name, si, i));
+        }
+    }
+    out
+}
+
+/// The server and the server's own name a client's `name` refers to: a listed name, or
+/// `server__name` for any of the servers' items (so prefixed names keep working when a
+/// collision goes away).
+pub fn resolve_in<T: Named>(
+    servers: &[(&str, &[T])],
+    mode: PrefixMode,
+    name: &str,
+) -> Option<(String, String)> {
+    if let Some((_, si, i)) = exposed(servers, mode)
+        .into_iter()
+        .find(|(n, _, _)| n == name)
+    {
+        let (server, items) = servers[si];
+        return Some((server.to_owned(), items[i].name().to_owned()));
+    }
+    let (server, item) = name.split_once(SEPARATOR)?;
+    let (_, items) = servers.iter().find(|(s, _)| *s == server)?;
+    items
+        .iter()
+        .any(|t| t.name() == item)
+        .then(|| (server.to_owned(), item.to_owned()))
+}
+
 /// One listed tool: the name clients see, the owning server and the server's own tool.
 #[derive(Debug, Clone)]
 pub struct Listed {
@@ -54,49 +124,34 @@ pub struct Listed {
     pub tool: Tool,
 }
 
-/// The combined listing of `servers` (as [`Supervisor::tools`] returns them), in order.
-pub fn listing(servers: &[(String, Arc<Vec<Tool>>)], mode: PrefixMode) -> Vec<Listed> {
-    let mut count: HashMap<&str, usize> = HashMap::new();
-    for (_, tools) in servers {
-        for t in tools.iter() {
-            *count.entry(t.name.as_ref()).or_default() += 1;
-        }
-    }
-    let mut out = Vec::new();
-    for (server, tools) in servers {
-        for t in tools.iter() {
-            let prefixed = mode == PrefixMode::Always || count[t.name.as_ref()] > 1;
-            let name = if prefixed {
-                format!("{server}{SEPARATOR}{}", t.name)
-            } else {
-                t.name.to_string()
-            };
-            out.push(Listed {
-                name,
-                server: server.clone(),
-                tool: t.clone(),
-            });
-        }
-    }
-    out
+fn borrowed(servers: &[(String, Arc<Vec<Tool>>)]) -> Vec<(&str, &[Tool])> {
+    servers
+        .iter()
+        .map(|(s, t)| (s.as_str(), t.as_slice()))
+        .collect()
 }
 
-/// The server and tool a client's `name` refers to: a listed name, or `server__tool` for any
-/// ready server's tool (so prefixed names keep working when a collision goes away).
+/// The combined tool listing of `servers` (as [`Supervisor::tools`] returns them), in order.
+///
+/// [`Supervisor::tools`]: crate::supervisor::Supervisor::tools
+pub fn listing(servers: &[(String, Arc<Vec<Tool>>)], mode: PrefixMode) -> Vec<Listed> {
+    exposed(&borrowed(servers), mode)
+        .into_iter()
+        .map(|(name, si, i)| Listed {
+            name,
+            server: servers[si].0.clone(),
+            tool: servers[si].1[i].clone(),
+        })
+        .collect()
+}
+
+/// The server and tool a client's tool `name` refers to (see [`resolve_in`]).
 pub fn resolve(
     servers: &[(String, Arc<Vec<Tool>>)],
     mode: PrefixMode,
     name: &str,
 ) -> Option<(String, String)> {
-    if let Some(l) = listing(servers, mode).into_iter().find(|l| l.name == name) {
-        return Some((l.server, l.tool.name.to_string()));
-    }
-    let (server, tool) = name.split_once(SEPARATOR)?;
-    let (_, tools) = servers.iter().find(|(s, _)| s == server)?;
-    tools
-        .iter()
-        .any(|t| t.name == tool)
-        .then(|| (server.to_owned(), tool.to_owned()))
+    resolve_in(&borrowed(servers), mode, name)
 }
 
 /// The MCP server clients talk to on `mcp.sock`: one per session, all sharing the [`Hub`].
@@ -146,16 +201,75 @@ pub fn call_error(name: &str, e: CallError) -> ErrorData {
 }
 
 impl ServerHandler for Aggregator {
+    /// Tools always; resources and prompts when a ready server offers them at the time the
+    /// session starts. Every list announces list_changed: we forward them.
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+        let (resources, prompts) = self.hub.offers();
+        let mut caps = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_resources()
+            .enable_prompts()
+            .enable_tool_list_changed()
+            .enable_resources_list_changed()
+            .enable_prompts_list_changed()
+            .build();
+        if !resources {
+            caps.resources = None;
+        }
+        if !prompts {
+            caps.prompts = None;
+        }
+        ServerConfig::new(caps)
             .with_server_info(Implementation::new(
                 "hero_aibroker_services",
                 env!("CARGO_PKG_VERSION"),
             ))
             .with_instructions(
-                "The tools of every MCP server hero_aibroker runs, as one server. A tool named \
-                 server__tool belongs to that server.",
+                "The tools, resources and prompts of every MCP server hero_aibroker runs, as \
+                 one server. A tool or prompt named server__name belongs to that server.",
             )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(self.hub.resources()))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        Ok(ListResourceTemplatesResult::with_all_items(
+            self.hub.resource_templates(),
+        ))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        self.hub.read_resource(request).await
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        Ok(ListPromptsResult::with_all_items(self.hub.prompts()))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        self.hub.get_prompt(request).await
     }
 
     async fn on_initialized(&self, context: NotificationContext<RoleServer>) {

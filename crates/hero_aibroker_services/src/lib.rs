@@ -6,9 +6,11 @@
 pub mod aggregate;
 pub mod audit;
 pub mod audit_db;
+pub mod catalog;
 pub mod child;
 pub mod config;
 pub mod hub;
+pub mod listings;
 pub mod rest;
 pub mod serve;
 pub mod sessions;

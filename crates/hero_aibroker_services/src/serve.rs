@@ -102,6 +102,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let sessions = CancellationToken::new();
     let stopping = CancellationToken::new();
+    let forwarder = tokio::spawn(hub.clone().forward_changes(sessions.clone()));
     let server = axum::serve(
         listener,
         app(hub.clone(), sessions.clone()).into_make_service_with_connect_info::<PeerInfo>(),
@@ -127,6 +128,7 @@ pub async fn run(
             Ok(())
         }
     };
+    forwarder.abort();
     hub.sup.shutdown().await;
     served
 }

@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hero_aibroker_lib::env::Env;
-use rmcp::model::{CallToolRequestParams, CallToolResponse, ClientConfig, Implementation, Tool};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ClientConfig, GetPromptRequestParams,
+    GetPromptResponse, Implementation, ReadResourceRequestParams, ReadResourceResponse, Tool,
+};
 use rmcp::service::{NotificationContext, Peer, RoleClient, ServiceError};
 use rmcp::{ClientHandler, ErrorData};
 use serde::Serialize;
@@ -16,6 +19,7 @@ use tokio::sync::{Notify, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::{self, Catalog};
 use crate::child;
 use crate::config::{McpConfig, ServerConfig, Transport};
 
@@ -122,7 +126,7 @@ pub enum CallError {
 #[derive(Clone)]
 struct Live {
     peer: Peer<RoleClient>,
-    tools: Arc<Vec<Tool>>,
+    catalog: Arc<Catalog>,
     /// Cancelled when the connection or the process ends, after `death` is set.
     dead: CancellationToken,
     /// Why it ended, for the errors of calls in flight.
@@ -221,7 +225,20 @@ impl Supervisor {
                 let slot = s.slot();
                 slot.live
                     .as_ref()
-                    .map(|l| (s.cfg.name.clone(), l.tools.clone()))
+                    .map(|l| (s.cfg.name.clone(), l.catalog.tools.clone()))
+            })
+            .collect()
+    }
+
+    /// Everything every ready server offers, in config order.
+    pub fn catalogs(&self) -> Vec<(String, Arc<Catalog>)> {
+        self.servers
+            .iter()
+            .filter_map(|s| {
+                let slot = s.slot();
+                slot.live
+                    .as_ref()
+                    .map(|l| (s.cfg.name.clone(), l.catalog.clone()))
             })
             .collect()
     }
@@ -242,6 +259,47 @@ impl Supervisor {
         server: &str,
         params: CallToolRequestParams,
     ) -> Result<CallToolResponse, CallError> {
+        let what = params.name.to_string();
+        self.request(server, &what, move |peer| async move {
+            peer.call_tool_once(params).await
+        })
+        .await
+    }
+
+    /// Reads a resource (`resources/read`) from `server`, within its timeout.
+    pub async fn read_resource(
+        &self,
+        server: &str,
+        params: ReadResourceRequestParams,
+    ) -> Result<ReadResourceResponse, CallError> {
+        let what = format!("resources/read {}", params.uri);
+        self.request(server, &what, move |peer| async move {
+            peer.read_resource_once(params).await
+        })
+        .await
+    }
+
+    /// Gets a prompt (`prompts/get`, the server's own prompt name) from `server`, within its
+    /// timeout.
+    pub async fn get_prompt(
+        &self,
+        server: &str,
+        params: GetPromptRequestParams,
+    ) -> Result<GetPromptResponse, CallError> {
+        let what = format!("prompts/get {}", params.name);
+        self.request(server, &what, move |peer| async move {
+            peer.get_prompt_once(params).await
+        })
+        .await
+    }
+
+    /// One request to `server` (`what` names it in errors): fails fast when the server is not
+    /// ready, and clearly when it dies or does not answer within its timeout.
+    async fn request<T, F, Fut>(&self, server: &str, what: &str, send: F) -> Result<T, CallError>
+    where
+        F: FnOnce(Peer<RoleClient>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
         let srv = self
             .servers
             .iter()
@@ -259,7 +317,7 @@ impl Supervisor {
                 }
             }
         };
-        let tool = params.name.to_string();
+        let tool = what.to_owned();
         let timeout = srv.cfg.timeout;
         let died = |live: &Live| CallError::Died {
             server: server.to_owned(),
@@ -270,10 +328,10 @@ impl Supervisor {
                 .cloned()
                 .unwrap_or_else(|| "its connection closed".to_owned()),
         };
-        // Dropping the call future (on timeout or death) makes rmcp send
+        // Dropping the request future (on timeout or death) makes rmcp send
         // notifications/cancelled to the server.
         tokio::select! {
-            r = live.peer.call_tool_once(params) => match r {
+            r = send(live.peer.clone()) => match r {
                 Ok(resp) => Ok(resp),
                 Err(ServiceError::McpError(e)) => Err(CallError::Mcp(e)),
                 Err(ServiceError::TransportClosed | ServiceError::TransportSend(_)) => {
@@ -287,7 +345,7 @@ impl Supervisor {
             () = live.dead.cancelled() => Err(died(&live)),
             () = tokio::time::sleep(timeout) => Err(CallError::Timeout {
                 server: server.to_owned(),
-                tool,
+                tool: tool.clone(),
                 secs: timeout.as_secs(),
             }),
         }
@@ -317,13 +375,22 @@ fn describe(status: &Status) -> String {
     }
 }
 
-/// Our side of each server connection: re-lists tools when the server says they changed.
+/// Our side of each server connection: re-lists what the server offers when it says its
+/// tools, resources or prompts changed.
 struct ChildClient {
     tools_changed: Arc<Notify>,
 }
 
 impl ClientHandler for ChildClient {
     async fn on_tool_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.tools_changed.notify_one();
+    }
+
+    async fn on_resource_list_changed(&self, _context: NotificationContext<RoleClient>) {
+        self.tools_changed.notify_one();
+    }
+
+    async fn on_prompt_list_changed(&self, _context: NotificationContext<RoleClient>) {
         self.tools_changed.notify_one();
     }
 
@@ -426,14 +493,15 @@ impl Ctx {
         }
     }
 
-    /// Marks the server ready with `tools`.
-    fn ready(&self, peer: Peer<RoleClient>, tools: Vec<Tool>, live: &Gone) {
-        tracing::info!(server = %self.server.cfg.name, tools = tools.len(), "MCP server ready");
+    /// Marks the server ready with what it offers.
+    fn ready(&self, peer: Peer<RoleClient>, catalog: Catalog, live: &Gone) {
+        let tools = catalog.tools.len();
+        tracing::info!(server = %self.server.cfg.name, tools, resources = catalog.resources.len(), prompts = catalog.prompts.len(), "MCP server ready");
         self.set(|s| {
-            s.status = Status::Ready { tools: tools.len() };
+            s.status = Status::Ready { tools };
             s.live = Some(Live {
                 peer,
-                tools: Arc::new(tools),
+                catalog: Arc::new(catalog),
                 dead: live.dead.clone(),
                 death: live.death.clone(),
             });
@@ -451,19 +519,20 @@ impl Ctx {
         gone.dead.cancel();
     }
 
-    /// Re-lists tools after `notifications/tools/list_changed`.
+    /// Re-lists everything after a `notifications/*/list_changed`.
     async fn relist(&self, peer: &Peer<RoleClient>) {
-        match tokio::time::timeout(self.server.cfg.timeout, peer.list_all_tools()).await {
-            Ok(Ok(tools)) => self.set(|s| {
-                s.status = Status::Ready { tools: tools.len() };
+        let name = &self.server.cfg.name;
+        match tokio::time::timeout(self.server.cfg.timeout, catalog::fetch(name, peer)).await {
+            Ok(Ok(catalog)) => self.set(|s| {
+                s.status = Status::Ready {
+                    tools: catalog.tools.len(),
+                };
                 if let Some(live) = s.live.as_mut() {
-                    live.tools = Arc::new(tools);
+                    live.catalog = Arc::new(catalog);
                 }
             }),
-            Ok(Err(e)) => {
-                tracing::warn!(server = %self.server.cfg.name, "cannot re-list tools: {e}")
-            }
-            Err(_) => tracing::warn!(server = %self.server.cfg.name, "re-listing tools timed out"),
+            Ok(Err(e)) => tracing::warn!(server = %name, "cannot re-list: {e}"),
+            Err(_) => tracing::warn!(server = %name, "re-listing timed out"),
         }
     }
 
@@ -502,12 +571,8 @@ impl Ctx {
             let svc = rmcp::serve_client(handler, (stdout, stdin))
                 .await
                 .map_err(|e| format!("MCP handshake failed: {e}"))?;
-            let tools = svc
-                .peer()
-                .list_all_tools()
-                .await
-                .map_err(|e| format!("tools/list failed: {e}"))?;
-            Ok::<_, String>((svc, tools))
+            let catalog = catalog::fetch(&cfg.name, svc.peer()).await?;
+            Ok::<_, String>((svc, catalog))
         };
         let connected = tokio::select! {
             r = tokio::time::timeout(cfg.timeout, connect) => match r {
@@ -521,7 +586,7 @@ impl Ctx {
                 return Ended::Stopped;
             }
         };
-        let (svc, tools) = match connected {
+        let (svc, catalog) = match connected {
             Ok(pair) => pair,
             Err(e) => {
                 proc.stop(self.options.kill_grace).await;
@@ -530,7 +595,7 @@ impl Ctx {
         };
         let peer = svc.peer().clone();
         let gone = Gone::default();
-        self.ready(peer.clone(), tools, &gone);
+        self.ready(peer.clone(), catalog, &gone);
         let mut waiting = Box::pin(svc.waiting());
         let ended = loop {
             tokio::select! {
@@ -566,14 +631,10 @@ impl Ctx {
             let svc = rmcp::serve_client(handler, transport)
                 .await
                 .map_err(|e| format!("cannot connect to {url}: {e}"))?;
-            let tools = svc
-                .peer()
-                .list_all_tools()
-                .await
-                .map_err(|e| format!("tools/list failed: {e}"))?;
-            Ok::<_, String>((svc, tools))
+            let catalog = catalog::fetch(&cfg.name, svc.peer()).await?;
+            Ok::<_, String>((svc, catalog))
         };
-        let (svc, tools) = tokio::select! {
+        let (svc, catalog) = tokio::select! {
             r = tokio::time::timeout(cfg.timeout, connect) => match r {
                 Ok(Ok(pair)) => pair,
                 Ok(Err(e)) => return Ended::Retry(e),
@@ -583,7 +644,7 @@ impl Ctx {
         };
         let peer = svc.peer().clone();
         let gone = Gone::default();
-        self.ready(peer.clone(), tools, &gone);
+        self.ready(peer.clone(), catalog, &gone);
         let mut waiting = Box::pin(svc.waiting());
         let ended = loop {
             tokio::select! {

@@ -2,14 +2,24 @@
 //! aggregator's supervision: `ping`, `echo`, `whoami`, `sleep` (a call that takes as long as
 //! asked, for timeouts and crashes mid-call), `env` (the names, never the values, of its
 //! environment variables: proof that the broker's keys do not reach children) and `pid`.
+//! It also offers one resource (`ping://<name>/about`), one resource template
+//! (`ping://<name>/echo/{text}`) and one prompt (`greet`), for the aggregation of resources
+//! and prompts.
 
 use std::time::Duration;
 
 use clap::Parser;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+use rmcp::model::{
+    GetPromptRequestParams, GetPromptResponse, GetPromptResult, Implementation, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, PaginatedRequestParams, Prompt,
+    PromptArgument, PromptMessage, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ResourceTemplate, Role, ServerCapabilities,
+    ServerConfig,
+};
+use rmcp::service::{RequestContext, RoleServer};
+use rmcp::{ErrorData, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
@@ -23,6 +33,9 @@ struct Args {
     /// Offer only these tools (comma-separated), e.g. `--only ping,echo`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Wait this long before answering anything (a server that is slow to become ready).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    start_delay_ms: u64,
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -92,9 +105,100 @@ impl Ping {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Ping {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_server_info(Implementation::new("mcp_ping", env!("CARGO_PKG_VERSION")))
-            .with_instructions("A test server: ping, echo, whoami, sleep, env, pid.")
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .enable_prompts()
+                .build(),
+        )
+        .with_server_info(Implementation::new("mcp_ping", env!("CARGO_PKG_VERSION")))
+        .with_instructions("A test server: ping, echo, whoami, sleep, env, pid.")
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        let mut about = Resource::new(self.about_uri(), "about");
+        about.description = Some(format!("About the mcp_ping instance {:?}.", self.name));
+        about.mime_type = Some("text/plain".into());
+        Ok(ListResourcesResult::with_all_items(vec![about]))
+    }
+
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        let echo = ResourceTemplate::new(format!("ping://{}/echo/{{text}}", self.name), "echo");
+        Ok(ListResourceTemplatesResult::with_all_items(vec![echo]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        let uri = request.uri;
+        let echo = format!("ping://{}/echo/", self.name);
+        let text = if uri == self.about_uri() {
+            format!("mcp_ping {}", self.name)
+        } else if let Some(text) = uri.strip_prefix(&echo) {
+            text.to_owned()
+        } else {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {uri:?}"),
+                None,
+            ));
+        };
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(text, uri)]).into())
+    }
+
+    async fn list_prompts(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListPromptsResult, ErrorData> {
+        let who = PromptArgument::new("who")
+            .with_description("Whom to greet.")
+            .with_required(true);
+        Ok(ListPromptsResult::with_all_items(vec![Prompt::new(
+            "greet",
+            Some("A greeting from this instance."),
+            Some(vec![who]),
+        )]))
+    }
+
+    async fn get_prompt(
+        &self,
+        request: GetPromptRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetPromptResponse, ErrorData> {
+        if request.name != "greet" {
+            return Err(ErrorData::invalid_params(
+                format!("no prompt {:?}", request.name),
+                None,
+            ));
+        }
+        let who = request
+            .arguments
+            .as_ref()
+            .and_then(|a| a.get("who"))
+            .and_then(|v| v.as_str())
+            .ok_or_else(|| ErrorData::invalid_params("greet needs the argument \"who\"", None))?;
+        Ok(GetPromptResult::new(vec![PromptMessage::new_text(
+            Role::User,
+            format!("Say hello to {who} from {}.", self.name),
+        )])
+        .into())
+    }
+}
+
+impl Ping {
+    fn about_uri(&self) -> String {
+        format!("ping://{}/about", self.name)
     }
 }
 
@@ -134,6 +238,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
+        tokio::time::sleep(Duration::from_millis(args.start_delay_ms)).await;
         let running = server.serve(rmcp::transport::stdio()).await?;
         running.waiting().await?;
         Ok(())
