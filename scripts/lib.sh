@@ -7,7 +7,7 @@ SOCKET_DIR="$SOCKET_ROOT/hero_aibroker"
 LOG_DIR="${HERO_AIBROKER_LOG_DIR:-$HOME/hero/var/log/hero_aibroker}"
 RUN_DIR="${HERO_AIBROKER_RUN_DIR:-$HOME/hero/var/run/hero_aibroker}"
 # The services start.sh runs, with the socket each one answers on.
-SERVICES=("hero_aibroker_server:rest.sock")
+SERVICES=("hero_aibroker_server:rest.sock" "hero_aibroker_services:mcp.sock")
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Builds the release binaries and starts the hero_aibroker services in the background.
+# Builds the release binaries and starts the hero_aibroker services in the background: the broker
+# (rest.sock, rpc.sock) and the MCP aggregator (mcp.sock) with the servers of mcp_servers.json
+# (MCP_CONFIG_PATH; without one, mcp_servers.example.json: the bundled servers only).
 # Sockets: $HERO_SOCKET_DIR/hero_aibroker/ (default ~/hero/var/sockets/hero_aibroker/)
 # Logs:    ~/hero/var/log/hero_aibroker/<service>.log    PIDs: ~/hero/var/run/hero_aibroker/
 # Provider keys and settings come from the environment, or from a .env file at the repository
@@ -13,13 +15,18 @@ if [ -f "$REPO/.env" ]; then
   set -a; source "$REPO/.env"; set +a
 fi
 MODELS="${MODELS_CONFIG_PATH:-$REPO/modelsconfig.yml}"
+MCP="${MCP_CONFIG_PATH:-$REPO/mcp_servers.json}"
+[ -f "$MCP" ] || MCP="$REPO/mcp_servers.example.json"
 
 say "building release binaries"
-(cd "$REPO" && cargo build --release --locked --bins -p hero_aibroker_server)
+(cd "$REPO" && cargo build --release --locked --bins \
+  -p hero_aibroker_server -p hero_aibroker_services -p hero_aibroker_mcp_broker -p hero_aibroker)
 
 mkdir -p "$LOG_DIR" "$RUN_DIR"
 "$REPO/target/release/hero_aibroker_server" --models-config "$MODELS" --check \
   || die "the configuration is invalid (see the message above)"
+"$REPO/target/release/hero_aibroker_services" --mcp-config "$MCP" --check \
+  || die "$MCP is invalid (see the message above)"
 
 for entry in "${SERVICES[@]}"; do
   svc="${entry%%:*}"; sock="$SOCKET_DIR/${entry#*:}"
@@ -28,7 +35,11 @@ for entry in "${SERVICES[@]}"; do
     continue
   fi
   say "starting $svc"
-  nohup "$REPO/target/release/$svc" --socket-dir "$SOCKET_ROOT" --models-config "$MODELS" \
+  case "$svc" in
+    hero_aibroker_services) args=(--socket-dir "$SOCKET_ROOT" --mcp-config "$MCP") ;;
+    *) args=(--socket-dir "$SOCKET_ROOT" --models-config "$MODELS") ;;
+  esac
+  nohup "$REPO/target/release/$svc" "${args[@]}" \
     >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$svc.pid"
   for _ in $(seq 1 100); do
@@ -41,3 +52,5 @@ for entry in "${SERVICES[@]}"; do
 done
 echo
 echo "Try:  curl --unix-socket $SOCKET_DIR/rest.sock http://localhost/v1/models"
+echo "      curl --unix-socket $SOCKET_DIR/rest.sock http://localhost/mcp/tools"
+echo "      $REPO/target/release/hero_aibroker doctor"

@@ -60,7 +60,7 @@ fn lists_calls_and_audits_tools() {
         (vec!["tools", "call", "nope"], "nope"),
         (
             vec!["tools", "call", "sleep", "--args", r#"{"seconds": 30}"#],
-            "timed out",
+            "within 2 s",
         ),
         (
             vec!["tools", "call", "echo", "--args", "[1]"],

@@ -106,7 +106,7 @@ async fn calls(b: &Broker, n: usize) -> Vec<Value> {
     let t0 = Instant::now();
     loop {
         let r = b.rpc("mcp.calls", json!({"query": {"limit": 100}})).await;
-        let rows = r["result"].as_array().cloned().unwrap_or_default();
+        let rows = r.as_array().cloned().unwrap_or_default();
         if rows.len() >= n {
             return rows;
         }
@@ -126,10 +126,7 @@ async fn rest_and_rpc_list_and_call_the_same_tools_and_every_call_is_audited() {
     let rest = b.get("/mcp/tools").await;
     assert_eq!(rest.status, 200, "{}", rest.text);
     let rpc = b.rpc("mcp.list_tools", json!({})).await;
-    assert_eq!(
-        rest.json["tools"], rpc["result"],
-        "REST and RPC list the same tools"
-    );
+    assert_eq!(rest.json["tools"], rpc, "REST and RPC list the same tools");
     let echo = rest.json["tools"]
         .as_array()
         .expect("tools")
@@ -158,13 +155,10 @@ async fn rest_and_rpc_list_and_call_the_same_tools_and_every_call_is_audited() {
             json!({"name": "echo", "arguments": {"text": "hi there"}}),
         )
         .await;
-    assert_eq!(
-        by_rpc["result"], by_rest.json,
-        "REST and RPC give the same result"
-    );
+    assert_eq!(by_rpc, by_rest.json, "REST and RPC give the same result");
 
     let servers = b.rpc("mcp.servers", json!({})).await;
-    let ping = &servers["result"][0];
+    let ping = &servers[0];
     assert_eq!(ping["name"], "ping", "{servers}");
     assert_eq!(ping["state"], "ready");
     assert!(
@@ -193,11 +187,7 @@ async fn rest_and_rpc_list_and_call_the_same_tools_and_every_call_is_audited() {
             json!({"query": {"caller": "rpc", "limit": 10}}),
         )
         .await;
-    assert_eq!(
-        filtered["result"].as_array().map(Vec::len),
-        Some(1),
-        "{filtered}"
-    );
+    assert_eq!(filtered.as_array().map(Vec::len), Some(1), "{filtered}");
 }
 
 #[tokio::test]
@@ -209,14 +199,18 @@ async fn tool_errors_keep_each_surface_s_format() {
     let msg = missing.assert_error(404, "tool_not_found");
     assert!(msg.contains("no_such_tool"), "{msg}");
     let rpc = b
-        .rpc("mcp.call_tool", json!({"name": "no_such_tool"}))
+        .rpc_with("mcp.call_tool", json!({"name": "no_such_tool"}), None)
         .await;
     assert_eq!(rpc["error"]["code"], -32004, "{rpc}");
 
     let not_object = b.post("/mcp/tools/echo", &json!([1, 2])).await;
     not_object.assert_error(400, "invalid_request");
     let rpc = b
-        .rpc("mcp.call_tool", json!({"name": "echo", "arguments": [1]}))
+        .rpc_with(
+            "mcp.call_tool",
+            json!({"name": "echo", "arguments": [1]}),
+            None,
+        )
         .await;
     assert_eq!(rpc["error"]["code"], -32602, "{rpc}");
 
@@ -224,9 +218,10 @@ async fn tool_errors_keep_each_surface_s_format() {
     let slow = b.post("/mcp/tools/sleep", &json!({"seconds": 30})).await;
     slow.assert_error(504, "tool_timeout");
     let rpc = b
-        .rpc(
+        .rpc_with(
             "mcp.call_tool",
             json!({"name": "sleep", "arguments": {"seconds": 30}}),
+            None,
         )
         .await;
     assert_eq!(rpc["error"]["code"], -32031, "{rpc}");
@@ -266,7 +261,7 @@ async fn without_the_aggregator_the_answer_is_a_clear_503() {
         ("mcp.calls", json!({})),
         ("mcp.call_tool", json!({"name": "echo"})),
     ] {
-        let r = b.rpc(method, params).await;
+        let r = b.rpc_with(method, params, None).await;
         assert_eq!(r["error"]["code"], -32030, "{method}: {r}");
         assert!(
             r["error"]["message"]
