@@ -35,7 +35,7 @@ fi
 say "openrpc.json against an independent validator (@open-rpc/schema-utils-js)"
 bash scripts/validate_openrpc.sh
 
-say "Python wire tests (official OpenAI SDK)"
+say "Python wire tests (official OpenAI and MCP SDKs)"
 VENV="$REPO/target/pyvenv"
 command -v python3 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
 if [ ! -x "$VENV/bin/python" ]; then
