@@ -4,6 +4,7 @@
 //! stopped by signalling the whole group, then reaped.
 
 use std::io;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
@@ -56,13 +57,42 @@ pub fn child_env(parent: &Env, configured: &IndexMap<String, String>) -> Vec<(St
     vars
 }
 
+/// The program to run for a configured `command`. A bare name (no `/`) of an executable file
+/// next to our own binary (`exe_dir`) runs that file, so `"command": "mcp_ping"` finds the
+/// bundled servers wherever they were installed or built; any other bare name is looked up in
+/// `PATH` when spawned, and a path is used as it is.
+pub fn resolve_command(command: &str, exe_dir: Option<&Path>) -> PathBuf {
+    if !command.contains('/')
+        && !command.is_empty()
+        && let Some(dir) = exe_dir
+    {
+        let bundled = dir.join(command);
+        if is_executable_file(&bundled) {
+            return bundled;
+        }
+    }
+    PathBuf::from(command)
+}
+
+fn is_executable_file(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// The directory of the running binary, where the bundled servers sit.
+fn exe_dir() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+}
+
 /// Starts the child. The error is the OS error of `spawn` (e.g. "No such file or directory").
 pub fn spawn(
     spec: &Spec<'_>,
     parent: &Env,
     max_line: usize,
 ) -> io::Result<(Child, CappedLines<ChildStdout>, ChildStdin, Arc<AtomicBool>)> {
-    let mut cmd = Command::new(spec.command);
+    let mut cmd = Command::new(resolve_command(spec.command, exe_dir().as_deref()));
     cmd.args(spec.args)
         .env_clear()
         .envs(child_env(parent, spec.env))
@@ -267,6 +297,37 @@ mod tests {
                 ("HOME".to_owned(), "/srv".to_owned()),
                 ("GREETING".to_owned(), "hi".to_owned()),
             ]
+        );
+    }
+
+    #[test]
+    fn bare_names_prefer_an_executable_next_to_our_binary() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tmp");
+        let bundled = dir.path().join("mcp_bundled");
+        std::fs::write(&bundled, "#!/bin/sh\n").expect("write");
+        std::fs::set_permissions(&bundled, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let plain = dir.path().join("notes");
+        std::fs::write(&plain, "not a program").expect("write");
+        std::fs::create_dir(dir.path().join("subdir")).expect("mkdir");
+        let here = Some(dir.path());
+        assert_eq!(resolve_command("mcp_bundled", here), bundled);
+        // Not executable, a directory, or absent: left to the PATH lookup.
+        assert_eq!(resolve_command("notes", here), PathBuf::from("notes"));
+        assert_eq!(resolve_command("subdir", here), PathBuf::from("subdir"));
+        assert_eq!(resolve_command("npx", here), PathBuf::from("npx"));
+        assert_eq!(
+            resolve_command("mcp_bundled", None),
+            PathBuf::from("mcp_bundled")
+        );
+        // A path is never redirected.
+        assert_eq!(
+            resolve_command("./mcp_bundled", here),
+            PathBuf::from("./mcp_bundled")
+        );
+        assert_eq!(
+            resolve_command("/usr/bin/env", here),
+            PathBuf::from("/usr/bin/env")
         );
     }
 

@@ -122,11 +122,14 @@ async fn mcp_client_lists_and_calls_tools_of_all_servers_over_mcp_sock() {
     }
 }
 
+/// Also: a bare `command` naming a bundled server next to the binary runs it (no PATH).
 #[tokio::test]
 async fn mcp_tool_prefix_always_prefixes_every_tool() {
-    let inst = start(
-        json!([ping("solo", &["--only", "ping"])]),
-        Some("always"),
+    let mut solo = ping("solo", &["--only", "ping"]);
+    solo["command"] = json!("mcp_ping");
+    let inst = common::start_with(
+        json!([solo]),
+        &[("MCP_TOOL_PREFIX", "always"), ("PATH", "/usr/bin:/bin")],
         1,
     )
     .await;
