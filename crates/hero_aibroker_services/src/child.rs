@@ -19,8 +19,17 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, BufReader, ReadBuf};
 use tokio::process::{ChildStdin, ChildStdout, Command};
 
 /// The only variables a child inherits from us (RELIABILITY rule 13): never provider keys or
-/// the admin token.
-pub const ENV_ALLOWLIST: [&str; 6] = ["HOME", "LOGNAME", "PATH", "SHELL", "TERM", "USER"];
+/// the admin token. `HERO_SOCKET_DIR` is not a secret: the aggregator sets it to its own socket
+/// root, so bundled servers such as `mcp_broker` find the broker's sockets.
+pub const ENV_ALLOWLIST: [&str; 7] = [
+    "HOME",
+    "LOGNAME",
+    "PATH",
+    "SHELL",
+    "TERM",
+    "USER",
+    "HERO_SOCKET_DIR",
+];
 
 /// Longest stderr line forwarded to the log; the rest of the line is dropped.
 const STDERR_LINE_CAP: u64 = 4096;

@@ -117,7 +117,18 @@ fn run(args: Args) -> anyhow::Result<()> {
                 ..AuditOptions::default()
             },
         );
-        let sup = Supervisor::start(&config, &env, Options::default());
+        // Children get the allowlist, with HERO_SOCKET_DIR set to the root we actually use.
+        let parent = Env::from_pairs(
+            hero_aibroker_services::child::ENV_ALLOWLIST
+                .iter()
+                .filter(|k| **k != "HERO_SOCKET_DIR")
+                .filter_map(|k| env.get(k).map(|v| ((*k).to_owned(), v.to_owned())))
+                .chain([(
+                    "HERO_SOCKET_DIR".to_owned(),
+                    root.to_string_lossy().into_owned(),
+                )]),
+        );
+        let sup = Supervisor::start(&config, &parent, Options::default());
         let hub = Arc::new(Hub {
             sup,
             mode,
