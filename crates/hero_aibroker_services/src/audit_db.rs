@@ -105,7 +105,7 @@ impl AuditDb {
             source,
         };
         let path = std::path::absolute(path).map_err(|e| open_err(e.into()))?;
-        prepare_file(&path).map_err(|e| open_err(e.into()))?;
+        hero_aibroker_lib::store::prepare_file(&path).map_err(|e| open_err(e.into()))?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)
@@ -205,30 +205,5 @@ impl AuditDb {
             tracing::warn!(error = %e, "audit database: WAL checkpoint failed");
         }
         self.pool.close().await;
-    }
-}
-
-/// Creates the parent directory (0700) and the file (0600) when missing, so the database is
-/// never readable by others, even for a moment.
-fn prepare_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
     }
 }

@@ -367,3 +367,21 @@ impl RawCall {
         }
     }
 }
+
+/// `target/<profile>/<name>`: another binary of the workspace, next to the calling test's
+/// `deps/`. `cargo build --workspace` (scripts/test.sh) builds them all; a missing one fails
+/// the test with that hint.
+pub fn sibling_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let bin = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .join(name);
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --workspace` (scripts/test.sh does)",
+        bin.display()
+    );
+    bin
+}

@@ -1,32 +1,14 @@
 //! A real broker (`hero_aibroker_server`) on a temporary socket directory in front of the
 //! scripted fake provider, and a helper to run the `hero_aibroker` binary against it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hero_aibroker_testkit::FakeProvider;
+use hero_aibroker_testkit::{FakeProvider, sibling_bin};
 
 /// The admin token the test broker requires for mutating calls.
 pub const ADMIN: &str = "test-admin-token";
-
-/// `target/<profile>/<name>`: the workspace's other binaries sit next to this test's `deps/`.
-/// `cargo test --workspace` (scripts/test.sh) builds them; alone, build them first with
-/// `cargo build -p hero_aibroker_server`.
-fn sibling_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let bin = dir.join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p hero_aibroker_server` (or `cargo test --workspace`)",
-        bin.display()
-    );
-    bin
-}
 
 /// Models: `chat` on provider `fake` (two keys, priority 1) and `backup` (keyless, priority 2);
 /// `solo` on `fake`; `unkeyed` on groq, which has no key.

@@ -384,8 +384,8 @@ fn sqlite_path(url: &str) -> Result<PathBuf, String> {
 
 /// Creates the parent directory (0700) and the database file (0600) when missing: the
 /// database holds key hashes and client attribution, and SQLite gives its `-wal`/`-shm` files
-/// the permissions of the main file.
-fn prepare_file(path: &Path) -> std::io::Result<()> {
+/// the permissions of the main file. Also used for the MCP audit database.
+pub fn prepare_file(path: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     if let Some(dir) = path.parent()
         && !dir.as_os_str().is_empty()

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hero_aibroker_testkit::FakeProvider;
+pub use hero_aibroker_testkit::sibling_bin;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
@@ -18,24 +19,6 @@ use rmcp::transport::TokioChildProcess;
 use serde_json::Value;
 
 pub const MCP_BROKER: &str = env!("CARGO_BIN_EXE_mcp_broker");
-
-/// `target/<profile>/<name>`: the workspace's other binaries sit next to this test's `deps/`.
-/// `cargo build --workspace` (scripts/test.sh) builds them; alone, build them first with
-/// `cargo build -p hero_aibroker_server -p hero_aibroker_services`.
-pub fn sibling_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let bin = dir.join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --workspace` (scripts/test.sh does)",
-        bin.display()
-    );
-    bin
-}
 
 /// Providers: `fake` (two keys), `backup` (keyless); `groq` is known to the broker but has no
 /// key here. Models:

@@ -4,31 +4,14 @@
 //! aggregator is not running.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hero_aibroker_testkit::FakeProvider;
+use hero_aibroker_testkit::{FakeProvider, sibling_bin};
 use serde_json::{Value, json};
 
 use crate::harness::{Broker, Start};
-
-/// `target/<profile>/<name>`: the workspace's other binaries sit next to `deps/`.
-/// `cargo build --workspace` (scripts/test.sh) builds them.
-fn sibling_bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let bin = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>")
-        .join(name);
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build --workspace` (scripts/test.sh does)",
-        bin.display()
-    );
-    bin
-}
 
 /// The aggregator on the broker's socket directory, serving `mcp_ping` as `ping`.
 struct Aggregator {
