@@ -14,13 +14,13 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Broker, sibling_bin};
+use hero_aibroker_testkit::uds_get as get;
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// `tests/mcp/node_modules/@modelcontextprotocol/server-everything/dist/index.js`; fails (never
 /// skips) when `npm ci` has not been run there.
@@ -101,25 +101,6 @@ async fn start_services(dir: &Path, servers: Value, ready: u64) -> Services {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-/// A plain HTTP/1.1 GET over the Unix socket.
-async fn get(sock: &Path, path: &str) -> std::io::Result<(u16, Value)> {
-    let mut s = tokio::net::UnixStream::connect(sock).await?;
-    s.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
 }
 
 async fn client(sock: &Path) -> RunningService<RoleClient, ()> {

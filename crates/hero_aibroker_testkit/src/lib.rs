@@ -385,3 +385,50 @@ pub fn sibling_bin(name: &str) -> std::path::PathBuf {
     );
     bin
 }
+
+/// A plain HTTP/1.1 GET over the Unix socket.
+pub async fn uds_get(
+    sock: &std::path::Path,
+    path: &str,
+) -> std::io::Result<(u16, serde_json::Value)> {
+    uds_http(sock, "GET", path, &[], None).await
+}
+
+/// A plain HTTP/1.1 request over the Unix socket; the answer's status and JSON body (`Null`
+/// when the body is not JSON).
+pub async fn uds_http(
+    sock: &std::path::Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> std::io::Result<(u16, serde_json::Value)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(sock).await?;
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if let Some(b) = body {
+        req.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            b.len()
+        ));
+    }
+    req.push_str("\r\n");
+    req.push_str(body.unwrap_or(""));
+    s.write_all(req.as_bytes()).await?;
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).await?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    Ok((
+        status,
+        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+    ))
+}
