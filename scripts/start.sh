@@ -20,7 +20,7 @@ MCP="${MCP_CONFIG_PATH:-$REPO/mcp_servers.json}"
 
 say "building release binaries"
 (cd "$REPO" && cargo build --release --locked --bins \
-  -p hero_aibroker_server -p hero_aibroker_services -p hero_aibroker_mcp_broker -p hero_aibroker)
+  -p hero_aibroker_server -p hero_aibroker_services -p hero_aibroker_mcp -p hero_aibroker)
 
 mkdir -p "$LOG_DIR" "$RUN_DIR"
 "$REPO/target/release/hero_aibroker_server" --models-config "$MODELS" --check \

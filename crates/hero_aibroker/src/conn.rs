@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hero_aibroker_sdk::client::{ClientError, RestClient, RpcClient};
+use hero_aibroker_sdk::paths;
 use jsonrpsee::core::ClientError as RpcError;
 
 use crate::cli::Global;
@@ -46,10 +47,10 @@ impl Conn {
     pub fn new(global: &Global) -> Conn {
         let root = global.socket_dir.clone().unwrap_or_else(|| {
             let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-            Path::new(&home).join("hero/var/sockets")
+            paths::default_socket_root(Path::new(&home))
         });
         Conn {
-            dir: root.join("hero_aibroker"),
+            dir: paths::socket_dir(&root),
             max_retries: global.max_retries,
             admin_token: global.admin_token.clone(),
             api_key: global.api_key.clone(),
@@ -62,11 +63,11 @@ impl Conn {
     }
 
     pub fn rpc_socket(&self) -> PathBuf {
-        self.dir.join("rpc.sock")
+        self.dir.join(paths::RPC_SOCK)
     }
 
     pub fn rest_socket(&self) -> PathBuf {
-        self.dir.join("rest.sock")
+        self.dir.join(paths::REST_SOCK)
     }
 
     pub fn rpc(&self) -> RpcClient {

@@ -7,6 +7,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
+use hero_aibroker_sdk::paths;
 use hero_aibroker_sdk::rpc::HeroAiBrokerApiClient;
 use serde::Serialize;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -50,10 +51,10 @@ impl Check {
 
 /// Sockets of the hero_aibroker services: (file, service, required).
 const SOCKETS: [(&str, &str, bool); 4] = [
-    ("rest.sock", "hero_aibroker_server (REST)", true),
-    ("rpc.sock", "hero_aibroker_server (JSON-RPC)", true),
-    ("admin.sock", "hero_aibroker_admin (dashboard)", false),
-    ("mcp.sock", "hero_aibroker_services (MCP)", false),
+    (paths::REST_SOCK, "hero_aibroker_server (REST)", true),
+    (paths::RPC_SOCK, "hero_aibroker_server (JSON-RPC)", true),
+    (paths::ADMIN_SOCK, "hero_aibroker_admin (dashboard)", false),
+    (paths::MCP_SOCK, "hero_aibroker_services (MCP)", false),
 ];
 
 /// Runs every check and prints them (or JSON); fails when a check failed (exit 2 when the
@@ -65,7 +66,7 @@ pub async fn run(conn: &Conn, as_json: bool) -> anyhow::Result<()> {
     }
     let rpc_up = checks
         .iter()
-        .any(|c| c.check == "rpc.sock" && c.verdict == Verdict::Ok);
+        .any(|c| c.check == paths::RPC_SOCK && c.verdict == Verdict::Ok);
     if rpc_up {
         checks.extend(broker(conn).await);
     }

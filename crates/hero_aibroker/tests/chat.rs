@@ -28,7 +28,7 @@ fn chat(b: &Broker, model: &str, data: &Path) -> PtySession {
         .env("TERM", "xterm-256color")
         .env("XDG_DATA_HOME", data)
         .arg("--socket-dir")
-        .arg(b.dir.path().join("sockets"))
+        .arg(b.sockets())
         .args(["--admin-token", common::ADMIN])
         .args(["chat", "-m", model]);
     let options = Options::new()

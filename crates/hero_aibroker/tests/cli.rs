@@ -124,7 +124,7 @@ fn keys_create_list_update_revoke() {
 #[test]
 fn mutating_without_the_admin_token_is_one_line_and_exit_1() {
     let b = Broker::start();
-    let out = cli_at(&b.dir.path().join("sockets"))
+    let out = cli_at(&b.sockets())
         .args(["keys", "create", "x"])
         .output()
         .expect("run");

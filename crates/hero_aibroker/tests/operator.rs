@@ -75,7 +75,7 @@ fn doctor_fails_with_a_hint_for_a_refused_key_and_skips_keys_without_token() {
     );
 
     // Without the admin token the key checks are skipped, with the way to run them.
-    let out = ok(cli_at(&b.dir.path().join("sockets")).arg("doctor"));
+    let out = ok(cli_at(&b.sockets()).arg("doctor"));
     assert!(row(&out, "provider keys").starts_with("skip"), "{out}");
     assert!(out.contains("--admin-token"), "{out}");
 }
@@ -151,7 +151,7 @@ fn logs_follow_prints_new_requests_as_they_are_recorded() {
     let mut child = Command::new(assert_cmd::cargo::cargo_bin("hero_aibroker"))
         .env_remove("HERO_SOCKET_DIR")
         .arg("--socket-dir")
-        .arg(b.dir.path().join("sockets"))
+        .arg(b.sockets())
         .args(["--admin-token", ADMIN, "logs", "-f", "--json"])
         .stdout(Stdio::piped())
         .spawn()

@@ -75,7 +75,7 @@ fn lists_calls_and_audits_tools() {
     }
 
     // Calling needs the admin token (tools may change anything).
-    let out = cli_at(&b.dir.path().join("sockets"))
+    let out = cli_at(&b.sockets())
         .args(["tools", "call", "ping"])
         .output()
         .expect("run");

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use hero_aibroker_host::env::Env;
 use hero_aibroker_lib::config::{ModelsConfig, Strategy};
-use hero_aibroker_lib::env::Env;
 use hero_aibroker_lib::pool::Busy;
 use hero_aibroker_lib::registry::Registry;
 use hero_aibroker_lib::router::{

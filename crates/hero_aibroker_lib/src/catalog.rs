@@ -14,10 +14,10 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::config::{BackendConfig, ModelConfig, ModelsConfig, Tier};
-use crate::env::Env;
 use crate::registry::Registry;
 use crate::secret::Secret;
 use crate::state::AppState;
+use hero_aibroker_host::env::Env;
 
 /// The provider whose catalog is fetched and whose backends catalog models get.
 pub const PROVIDER: &str = "openrouter";

@@ -11,10 +11,10 @@ use indexmap::IndexMap;
 use crate::circuit::Circuit;
 use crate::config::models::{BUILTIN_PROVIDERS, env_prefix};
 use crate::config::{ModelsConfig, Tier};
-use crate::env::Env;
 use crate::pool::Instance;
 use crate::secret::Secret;
 use crate::stats::BackendStats;
+use hero_aibroker_host::env::Env;
 
 /// A model as routing sees it.
 #[derive(Debug)]

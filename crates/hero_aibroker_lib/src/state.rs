@@ -11,13 +11,13 @@ use tokio::sync::Semaphore;
 
 use crate::circuit::Circuit;
 use crate::config::{ConfigError, ModelsConfig, Settings};
-use crate::env::Env;
 use crate::keys::Keys;
 use crate::ledger::Ledger;
 use crate::pool::Health;
 use crate::registry::Registry;
 use crate::store::{CircuitRow, KeyStateRow, Store, StoreError};
 use crate::telemetry::Telemetry;
+use hero_aibroker_host::env::Env;
 
 /// Why the state could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -109,7 +109,11 @@ impl AppState {
             store.load_circuit_states().await?,
             settings.circuit_open,
         );
-        let mcp = crate::mcp::McpLink::new(settings.socket_dir().join("mcp.sock"));
+        let mcp = crate::mcp::McpLink::new(
+            settings
+                .socket_dir()
+                .join(hero_aibroker_sdk::paths::MCP_SOCK),
+        );
         let state = Arc::new(AppState {
             mcp,
             registry: ArcSwap::from_pointee(registry),

@@ -8,9 +8,9 @@ use std::time::Duration;
 
 use sqlx::Connection;
 
+use hero_aibroker_host::env::Env;
 use hero_aibroker_lib::circuit::{Circuit, CircuitSnapshot, CircuitState};
 use hero_aibroker_lib::config::{ModelsConfig, Settings};
-use hero_aibroker_lib::env::Env;
 use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
 use hero_aibroker_lib::pool::unix_ms;
 use hero_aibroker_lib::state::AppState;

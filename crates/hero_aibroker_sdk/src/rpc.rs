@@ -17,22 +17,9 @@ use crate::admin::*;
 use crate::mcp::{McpCall, McpCallQuery, McpServer, McpTool};
 use crate::wire::ModelObject;
 
-/// JSON-RPC error codes the broker answers with (besides the standard -32700..-32603).
-pub mod codes {
-    /// The admin token is missing or wrong for a mutating method.
-    pub const UNAUTHORIZED: i32 = -32001;
-    /// The thing named does not exist (model, key, provider).
-    pub const NOT_FOUND: i32 = -32004;
-    /// The new configuration is invalid; the old one keeps serving.
-    pub const INVALID_CONFIG: i32 = -32010;
-    /// The store failed.
-    pub const STORE: i32 = -32020;
-    /// The MCP aggregator (`hero_aibroker_services`, `mcp.sock`) is not running or not answering.
-    pub const MCP_UNAVAILABLE: i32 = -32030;
-    /// A tool call failed at the protocol level (server not ready, died, timed out); `data` has
-    /// `{code, server, tool}`. A tool's own error is a result with `isError: true` instead.
-    pub const MCP_CALL: i32 = -32031;
-}
+/// JSON-RPC error codes the broker answers with (besides the standard -32700..-32603); each
+/// is the [`crate::ErrorCode::rpc_code`] of its row in the one error table.
+pub use crate::error::rpc_codes as codes;
 
 /// Methods that change state (or, like `providers.check`, use the provider keys; or, like
 /// `mcp.call_tool`, run an operator-configured tool that may change anything): they need the

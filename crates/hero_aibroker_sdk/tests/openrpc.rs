@@ -632,3 +632,59 @@ fn routing_explain_is_read_only_and_its_endpoints_are_documented() {
             .any(|c| c.rank.is_none() && c.skipped.is_some())
     );
 }
+
+/// `components.errors` is the error table: one entry per code string, with the table's
+/// JSON-RPC code, and nothing else; every error a method declares is one of the table's codes.
+#[test]
+fn error_codes_match_the_error_table() {
+    use hero_aibroker_sdk::ErrorCode;
+    let doc = doc();
+    let listed = doc["components"]["errors"]
+        .as_object()
+        .expect("components.errors is an object");
+    let table: BTreeSet<&str> = ErrorCode::all().map(ErrorCode::as_str).collect();
+    let documented: BTreeSet<&str> = listed.keys().map(String::as_str).collect();
+    assert_eq!(documented, table, "components.errors and ErrorCode differ");
+    for code in ErrorCode::all() {
+        let entry = &listed[code.as_str()];
+        assert_eq!(
+            entry["code"].as_i64(),
+            Some(i64::from(code.rpc_code())),
+            "{}: openrpc.json says {}, the table {}",
+            code.as_str(),
+            entry["code"],
+            code.rpc_code()
+        );
+        assert!(
+            entry["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{}: no message",
+            code.as_str()
+        );
+    }
+    let rpc_codes: BTreeSet<i64> = ErrorCode::all().map(|c| i64::from(c.rpc_code())).collect();
+    for method in methods(&doc) {
+        for e in method["errors"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
+        {
+            let code = e["code"].as_i64().expect("error code");
+            assert!(
+                rpc_codes.contains(&code),
+                "{} declares error {code}, which is not in the error table",
+                name(method)
+            );
+        }
+    }
+    // The named constants clients match on are table codes too.
+    for c in [
+        codes::UNAUTHORIZED,
+        codes::NOT_FOUND,
+        codes::INVALID_CONFIG,
+        codes::STORE,
+        codes::MCP_UNAVAILABLE,
+        codes::MCP_CALL,
+    ] {
+        assert!(rpc_codes.contains(&i64::from(c)), "{c}");
+    }
+}

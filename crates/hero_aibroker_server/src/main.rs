@@ -6,16 +6,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
+use hero_aibroker_host::env::Env;
+use hero_aibroker_host::{Drained, shutdown_signal, socket};
 use hero_aibroker_lib::config::{ModelsConfig, Settings};
-use hero_aibroker_lib::env::Env;
 use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
 use hero_aibroker_lib::rpc::methods::{Admin, module};
 use hero_aibroker_lib::rpc::serve::{ServiceMeta, rpc_router};
-use hero_aibroker_lib::server::{self, Drained, Listeners};
-use hero_aibroker_lib::socket;
+use hero_aibroker_lib::server::{self, Listeners};
 use hero_aibroker_lib::state::AppState;
 use hero_aibroker_lib::store::Store;
 use hero_aibroker_sdk::admin::Sockets;
+use hero_aibroker_sdk::paths::{REST_SOCK, RPC_SOCK};
 
 // glibc malloc was ~10% of the request path in profiles; mimalloc is faster for this many
 // small, short-lived allocations.
@@ -48,7 +49,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    hero_aibroker_lib::telemetry::init_logging("info");
+    hero_aibroker_host::logging::init_logging("info");
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -87,7 +88,7 @@ fn run(args: Args) -> anyhow::Result<()> {
 }
 
 async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Result<()> {
-    let shutdown = server::shutdown_signal();
+    let shutdown = shutdown_signal();
     let dir = settings.socket_dir();
     socket::prepare_dir(&dir)?;
     let store = Store::open(&settings.database_url)
@@ -101,12 +102,12 @@ async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Re
             ..LedgerConfig::default()
         },
     );
-    let drain = settings.drain_timeout;
+    let serve_options = settings.serve_options();
     let admin_token = settings.admin_token.clone();
     let state = AppState::new(settings, models, env, store.clone(), ledger).await?;
     let sockets = Sockets {
-        rest: dir.join("rest.sock").display().to_string(),
-        rpc: dir.join("rpc.sock").display().to_string(),
+        rest: dir.join(REST_SOCK).display().to_string(),
+        rpc: dir.join(RPC_SOCK).display().to_string(),
     };
     let meta = ServiceMeta {
         name: "hero_aibroker".into(),
@@ -123,8 +124,8 @@ async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Re
         admin_token,
     );
     // Bind last: once the sockets accept connections, everything behind them is ready.
-    let rest = socket::bind(&dir.join("rest.sock"))?;
-    let rpc = socket::bind(&dir.join("rpc.sock"))?;
+    let rest = socket::bind(&dir.join(REST_SOCK))?;
+    let rpc = socket::bind(&dir.join(RPC_SOCK))?;
     {
         let reg = state.registry.load();
         let servable = reg.models.values().filter(|m| reg.servable(m)).count();
@@ -153,7 +154,7 @@ async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Re
         rest: rest.listener,
         rpc: rpc.listener,
     };
-    let drained = server::run(listeners, state.clone(), rpc_app, shutdown, drain).await?;
+    let drained = server::run(listeners, state.clone(), rpc_app, shutdown, &serve_options).await?;
     state.persist_health().await;
     if drained == Drained::DeadlineHit {
         tracing::warn!("stopped with requests still in flight after the drain deadline");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use axum::http::request::Parts;
-use hero_aibroker_lib::api::PeerInfo;
+use hero_aibroker_host::PeerInfo;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, GetPromptRequestParams, GetPromptResponse,
     Implementation, ListPromptsResult, ListResourceTemplatesResult, ListResourcesResult,
@@ -181,15 +181,13 @@ fn mcp_caller(extensions: &rmcp::model::Extensions) -> String {
 /// A routed call's failure as the JSON-RPC error the client gets; `data` says which server and
 /// why, for programs.
 pub fn call_error(name: &str, e: CallError) -> ErrorData {
-    let (reason, server) = match &e {
-        CallError::Mcp(_) => ("", ""),
-        CallError::UnknownServer(s) => ("unknown_server", s.as_str()),
-        CallError::NotReady { server, .. } => ("not_ready", server.as_str()),
-        CallError::Died { server, .. } => ("server_died", server.as_str()),
-        CallError::Timeout { server, .. } => ("timeout", server.as_str()),
-        CallError::Transport { server, .. } => ("transport", server.as_str()),
+    // `reason` is the error table's code string, as on the REST API.
+    let data = match &e {
+        CallError::Mcp(_) => None,
+        other => {
+            Some(json!({"tool": name, "server": other.server(), "reason": other.code().as_str()}))
+        }
     };
-    let data = Some(json!({"tool": name, "server": server, "reason": reason}));
     match e {
         CallError::Mcp(inner) => inner,
         CallError::UnknownServer(_) => ErrorData::invalid_params(e.to_string(), data),

@@ -105,7 +105,7 @@ impl AuditDb {
             source,
         };
         let path = std::path::absolute(path).map_err(|e| open_err(e.into()))?;
-        hero_aibroker_lib::store::prepare_file(&path).map_err(|e| open_err(e.into()))?;
+        hero_aibroker_host::socket::prepare_file(&path).map_err(|e| open_err(e.into()))?;
         let options = SqliteConnectOptions::new()
             .filename(&path)
             .create_if_missing(true)

@@ -7,7 +7,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use axum::extract::ConnectInfo;
 use axum::http::HeaderMap;
-use hero_aibroker_lib::api::PeerInfo;
+use hero_aibroker_host::PeerInfo;
 use rmcp::model::{CallToolRequestParams, CallToolResponse, Tool};
 use serde_json::Value;
 

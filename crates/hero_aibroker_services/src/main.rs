@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use hero_aibroker_lib::env::Env;
-use hero_aibroker_lib::{server, socket};
+use hero_aibroker_host::env::Env;
+use hero_aibroker_host::{shutdown_signal, socket};
+use hero_aibroker_sdk::paths;
 use hero_aibroker_services::aggregate::PrefixMode;
 use hero_aibroker_services::audit::{self, Audit, AuditDb, AuditOptions};
 use hero_aibroker_services::config::McpConfig;
@@ -45,7 +46,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    hero_aibroker_lib::telemetry::init_logging("info");
+    hero_aibroker_host::logging::init_logging("info");
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -94,21 +95,18 @@ fn run(args: Args) -> anyhow::Result<()> {
         tracing::info!(servers = config.servers.len(), "configuration is valid");
         return Ok(());
     }
-    let root = args
-        .socket_dir
-        .or_else(|| env.get("HERO_SOCKET_DIR").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(&home).join("hero/var/sockets"));
+    let root = paths::socket_root(args.socket_dir, env.get("HERO_SOCKET_DIR"), Some(&home));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let shutdown = server::shutdown_signal();
-        let dir = root.join("hero_aibroker");
+        let shutdown = shutdown_signal();
+        let dir = paths::socket_dir(&root);
         socket::prepare_dir(&dir)?;
         // Bind before starting children: a second instance fails here without spawning any.
-        let bound = socket::bind(&dir.join("mcp.sock"))?;
+        let bound = socket::bind(&dir.join(paths::MCP_SOCK))?;
         let db = AuditDb::open(&audit_path).await?;
         let (audit, writer) = Audit::start(
             db,
@@ -136,7 +134,7 @@ fn run(args: Args) -> anyhow::Result<()> {
             sessions: Sessions::default(),
         });
         tracing::info!(
-            socket = %dir.join("mcp.sock").display(),
+            socket = %dir.join(paths::MCP_SOCK).display(),
             servers = config.servers.len(),
             prefix = ?mode,
             audit = %audit_path.display(),

@@ -1,5 +1,6 @@
 //! The plain JSON API on `mcp.sock`, for the broker: `GET /tools`, `POST /tools/{name}` and
-//! `GET /calls`. Errors are `{"error": {"message", "type", "code", "server", "tool"}}`.
+//! `GET /calls`. Errors are `{"error": {"message", "type", "code", "server", "tool"}}`, with
+//! status, `type` and `code` from the one error table ([`ErrorCode`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,7 +12,8 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use hero_aibroker_lib::api::PeerInfo;
+use hero_aibroker_host::PeerInfo;
+use hero_aibroker_sdk::ErrorCode;
 use rmcp::model::{CallToolRequestParams, CallToolResponse, JsonObject};
 use serde_json::{Value, json};
 
@@ -22,17 +24,19 @@ use crate::supervisor::CallError;
 /// An error answer of this API.
 #[derive(Debug)]
 pub struct ApiError {
+    /// The table's status, unless the failure has a more exact one (413 for a body too large).
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub message: String,
     pub server: Option<String>,
     pub tool: Option<String>,
 }
 
 impl ApiError {
-    fn new(status: StatusCode, code: &'static str, message: String) -> Self {
+    fn new(code: ErrorCode, message: String) -> Self {
         ApiError {
-            status,
+            status: StatusCode::from_u16(code.http_status())
+                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             code,
             message,
             server: None,
@@ -43,17 +47,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let kind = if self.status.is_client_error() {
-            "invalid_request_error"
-        } else if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            "server_error"
-        } else {
-            "upstream_error"
-        };
         let body = json!({"error": {
             "message": self.message,
-            "type": kind,
-            "code": self.code,
+            "type": self.code.error_type(),
+            "code": self.code.as_str(),
             "server": self.server,
             "tool": self.tool,
         }});
@@ -65,62 +62,45 @@ impl From<RouteError> for ApiError {
     fn from(e: RouteError) -> Self {
         match e {
             RouteError::UnknownTool { tool } => ApiError {
-                status: StatusCode::NOT_FOUND,
-                code: "tool_not_found",
-                message: format!(
-                    "No tool named {tool:?} on any ready MCP server. GET /tools lists the tools; GET /servers shows which servers are not ready."
-                ),
-                server: None,
-                tool: Some(tool),
+                tool: Some(tool.clone()),
+                ..ApiError::new(
+                    ErrorCode::ToolNotFound,
+                    format!(
+                        "No tool named {tool:?} on any ready MCP server. GET /tools lists the tools; GET /servers shows which servers are not ready."
+                    ),
+                )
             },
             RouteError::Call {
                 tool,
                 server,
                 error,
             } => {
-                let (status, code, hint) = match &error {
-                    // The server went away between routing and calling.
-                    CallError::UnknownServer(_) => (
-                        StatusCode::NOT_FOUND,
-                        "tool_not_found",
-                        "GET /tools lists the tools",
-                    ),
-                    CallError::NotReady { .. } => (
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "server_not_ready",
-                        "retry once GET /servers shows it ready",
-                    ),
-                    CallError::Died { .. } => (
-                        StatusCode::BAD_GATEWAY,
-                        "server_died",
-                        "retry when it is ready again (GET /servers); its log says why it died",
-                    ),
-                    CallError::Timeout { .. } => (
-                        StatusCode::GATEWAY_TIMEOUT,
-                        "tool_timeout",
-                        "raise its timeout_secs in mcp_servers.json if the tool needs longer",
-                    ),
-                    CallError::Mcp(_) => (
-                        StatusCode::BAD_GATEWAY,
-                        "tool_failed",
-                        "check the arguments against the tool's inputSchema (GET /tools)",
-                    ),
-                    CallError::Transport { .. } => (
-                        StatusCode::BAD_GATEWAY,
-                        "tool_failed",
-                        "retry; GET /servers shows the server's state",
-                    ),
+                let hint = match &error {
+                    CallError::UnknownServer(_) => "GET /tools lists the tools",
+                    CallError::NotReady { .. } => "retry once GET /servers shows it ready",
+                    CallError::Died { .. } => {
+                        "retry when it is ready again (GET /servers); its log says why it died"
+                    }
+                    CallError::Timeout { .. } => {
+                        "raise its timeout_secs in mcp_servers.json if the tool needs longer"
+                    }
+                    CallError::Mcp(_) => {
+                        "check the arguments against the tool's inputSchema (GET /tools)"
+                    }
+                    CallError::Transport { .. } => "retry; GET /servers shows the server's state",
                 };
+                let code = error.code();
                 let detail = match &error {
                     CallError::Mcp(e) => format!("MCP server {server:?} refused it: {}", e.message),
                     other => other.to_string(),
                 };
                 ApiError {
-                    status,
-                    code,
-                    message: format!("Tool {tool:?} (server {server:?}) failed: {detail}; {hint}."),
-                    server: Some(server),
-                    tool: Some(tool),
+                    server: Some(server.clone()),
+                    tool: Some(tool.clone()),
+                    ..ApiError::new(
+                        code,
+                        format!("Tool {tool:?} (server {server:?}) failed: {detail}; {hint}."),
+                    )
                 }
             }
         }
@@ -156,7 +136,7 @@ pub async fn call(
 ) -> Result<Json<Value>, ApiError> {
     let invalid = |message: String| ApiError {
         tool: Some(name.clone()),
-        ..ApiError::new(StatusCode::BAD_REQUEST, "invalid_arguments", message)
+        ..ApiError::new(ErrorCode::InvalidArguments, message)
     };
     let body = body.map_err(|e| ApiError {
         status: e.status(),
@@ -192,7 +172,7 @@ pub async fn call(
         }
         _ => Err(ApiError {
             status: StatusCode::BAD_GATEWAY,
-            code: "tool_failed",
+            code: ErrorCode::ToolFailed,
             message: format!(
                 "Tool {name:?} asked for client input or answered with a task, which POST /tools cannot carry; call it through an MCP session on /mcp."
             ),
@@ -225,8 +205,7 @@ pub async fn calls(
     let rows = hub.audit.calls(&q).await.map_err(|e| {
         tracing::error!(error = %e, "GET /calls: cannot read the audit database");
         ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "audit_unavailable",
+            ErrorCode::AuditUnavailable,
             "Cannot read the audit database right now; the log says why. Retry shortly.".into(),
         )
     })?;
@@ -234,7 +213,7 @@ pub async fn calls(
 }
 
 fn parse_query(params: &HashMap<String, String>) -> Result<CallQuery, ApiError> {
-    let bad = |message: String| ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", message);
+    let bad = |message: String| ApiError::new(ErrorCode::InvalidQuery, message);
     let mut q = CallQuery::default();
     for (k, v) in params {
         match k.as_str() {
@@ -300,7 +279,7 @@ mod tests {
             let e = q(&[bad]).expect_err("invalid");
             assert_eq!(
                 (e.status, e.code),
-                (StatusCode::BAD_REQUEST, "invalid_query")
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidQuery)
             );
         }
     }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::State;
 use axum::routing::{get, post};
-use hero_aibroker_lib::api::PeerInfo;
+use hero_aibroker_host::ServeOptions;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use serde_json::{Value, json};
@@ -24,9 +24,9 @@ use crate::supervisor::Status;
 /// How long open requests and streams get to finish once shutdown starts.
 const DRAIN: Duration = Duration::from_secs(5);
 
-/// The routes. Cancelling `sessions` ends every MCP session (and its open streams). Serve it
-/// with `into_make_service_with_connect_info::<PeerInfo>()` so calls are attributed to the
-/// peer's uid when no `x-aibroker-caller` header names the caller.
+/// The routes. Cancelling `sessions` ends every MCP session (and its open streams). Served by
+/// [`hero_aibroker_host::serve`], which puts the peer's credentials into every request, so
+/// calls are attributed to the peer's uid when no `x-aibroker-caller` header names the caller.
 pub fn app(hub: Arc<Hub>, sessions: CancellationToken) -> axum::Router {
     // Host checks guard a TCP listener against DNS rebinding; this is a 0600 Unix socket only
     // our user can open, and UDS clients send arbitrary Host headers.
@@ -101,34 +101,23 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sessions = CancellationToken::new();
-    let stopping = CancellationToken::new();
     let forwarder = tokio::spawn(hub.clone().forward_changes(sessions.clone()));
-    let server = axum::serve(
-        listener,
-        app(hub.clone(), sessions.clone()).into_make_service_with_connect_info::<PeerInfo>(),
-    )
-    .with_graceful_shutdown(stopping.clone().cancelled_owned());
-    let trigger = {
-        let stopping = stopping.clone();
+    let stopping = {
+        let sessions = sessions.clone();
         async move {
             shutdown.await;
             tracing::info!("shutting down: closing MCP sessions and stopping servers");
+            // Open MCP streams never end by themselves: close them so the drain can finish.
             sessions.cancel();
-            stopping.cancel();
         }
     };
-    tokio::spawn(trigger);
-    let served = tokio::select! {
-        r = server.into_future() => r,
-        () = async {
-            stopping.cancelled().await;
-            tokio::time::sleep(DRAIN).await;
-        } => {
-            tracing::warn!("drain deadline passed; cutting the remaining MCP requests");
-            Ok(())
-        }
+    let options = ServeOptions {
+        drain: DRAIN,
+        ..ServeOptions::default()
     };
+    let served =
+        hero_aibroker_host::serve(listener, app(hub.clone(), sessions), stopping, &options).await;
     forwarder.abort();
     hub.sup.shutdown().await;
-    served
+    served.map(drop)
 }

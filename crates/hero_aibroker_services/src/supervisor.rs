@@ -7,7 +7,8 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use hero_aibroker_lib::env::Env;
+use hero_aibroker_host::env::Env;
+use hero_aibroker_sdk::ErrorCode;
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, ClientConfig, GetPromptRequestParams,
     GetPromptResponse, Implementation, ReadResourceRequestParams, ReadResourceResponse, Tool,
@@ -120,6 +121,32 @@ pub enum CallError {
     Mcp(ErrorData),
     #[error("MCP server {server:?}: {detail}")]
     Transport { server: String, detail: String },
+}
+
+impl CallError {
+    /// This failure's row in the one error table (HTTP status, `type`, `code`).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            // The server went away between routing and calling.
+            CallError::UnknownServer(_) => ErrorCode::ToolNotFound,
+            CallError::NotReady { .. } => ErrorCode::ServerNotReady,
+            CallError::Died { .. } => ErrorCode::ServerDied,
+            CallError::Timeout { .. } => ErrorCode::ToolTimeout,
+            CallError::Mcp(_) | CallError::Transport { .. } => ErrorCode::ToolFailed,
+        }
+    }
+
+    /// The server the call went to.
+    pub fn server(&self) -> &str {
+        match self {
+            CallError::Mcp(_) => "",
+            CallError::UnknownServer(server)
+            | CallError::NotReady { server, .. }
+            | CallError::Died { server, .. }
+            | CallError::Timeout { server, .. }
+            | CallError::Transport { server, .. } => server,
+        }
+    }
 }
 
 /// A connected server: what calls need.

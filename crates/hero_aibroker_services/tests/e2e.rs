@@ -22,13 +22,13 @@ async fn mcp_client_lists_and_calls_tools_of_all_servers_over_mcp_sock() {
         2,
     )
     .await;
-    let mode = std::fs::metadata(&inst.sock).expect("socket");
+    let mode = std::fs::metadata(inst.mcp_sock()).expect("socket");
     assert_eq!(
         std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
         0o600
     );
 
-    let c = client(&inst.sock).await;
+    let c = client(&inst.mcp_sock()).await;
     let mut names: Vec<String> = c
         .list_all_tools()
         .await
@@ -65,7 +65,7 @@ async fn mcp_client_lists_and_calls_tools_of_all_servers_over_mcp_sock() {
     let unknown = call(&c, "nope", json!({})).await.expect_err("unknown tool");
     assert!(unknown.contains("unknown tool \"nope\""), "{unknown}");
 
-    let (status, health) = get(&inst.sock, "/health").await.expect("health");
+    let (status, health) = get(&inst.mcp_sock(), "/health").await.expect("health");
     assert_eq!(status, 200);
     assert_eq!(health["status"], "degraded");
     assert_eq!(health["servers"][2]["state"], "failed");
@@ -73,7 +73,7 @@ async fn mcp_client_lists_and_calls_tools_of_all_servers_over_mcp_sock() {
         health["servers"][2]["error"],
         "cannot start \"/nonexistent/server\": No such file or directory (os error 2)"
     );
-    let (_, servers) = get(&inst.sock, "/servers").await.expect("servers");
+    let (_, servers) = get(&inst.mcp_sock(), "/servers").await.expect("servers");
     assert_eq!(
         servers["servers"][1]["tool_names"],
         json!(["ping", "whoami"])
@@ -90,7 +90,10 @@ async fn mcp_client_lists_and_calls_tools_of_all_servers_over_mcp_sock() {
     let out = Command::new(SERVICES)
         .env(
             "HERO_SOCKET_DIR",
-            inst.sock.parent().and_then(Path::parent).expect("root"),
+            inst.mcp_sock()
+                .parent()
+                .and_then(Path::parent)
+                .expect("root"),
         )
         .env("MCP_CONFIG_PATH", "/nonexistent-but-unused.json")
         .output()
@@ -99,21 +102,9 @@ async fn mcp_client_lists_and_calls_tools_of_all_servers_over_mcp_sock() {
     drop(c);
 
     // SIGTERM: clean exit, socket removed, no child left (not even a zombie).
-    let pid = rustix::process::Pid::from_raw(inst.child.id() as i32).expect("pid");
-    rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = inst.child.try_wait().expect("wait") {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "did not stop on SIGTERM"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = inst.terminate().await;
     assert!(status.success(), "{status}");
-    assert!(!inst.sock.exists(), "socket removed");
+    assert!(!inst.mcp_sock().exists(), "socket removed");
     for p in pids {
         assert!(
             !Path::new(&format!("/proc/{p}")).exists(),
@@ -133,7 +124,7 @@ async fn mcp_tool_prefix_always_prefixes_every_tool() {
         1,
     )
     .await;
-    let c = client(&inst.sock).await;
+    let c = client(&inst.mcp_sock()).await;
     let names: Vec<String> = c
         .list_all_tools()
         .await
@@ -161,7 +152,7 @@ async fn rest_api_matches_mcp_and_every_call_is_audited() {
         2,
     )
     .await;
-    let sock = &inst.sock;
+    let sock = &inst.mcp_sock();
     let c = client(sock).await;
 
     // GET /tools = tools/list, with the server.
@@ -370,7 +361,7 @@ async fn rest_api_matches_mcp_and_every_call_is_audited() {
 async fn audit_rows_survive_a_sigterm_restart_without_arguments() {
     let tmp = tempfile::tempdir().expect("tmp");
     let mut first = common::start_in(tmp.path(), json!([ping("a", &[])]), &[], 1).await;
-    let c = common::client_as(&first.sock, (), Some("key:k_mcp")).await;
+    let c = common::client_as(&first.mcp_sock(), (), Some("key:k_mcp")).await;
     assert_eq!(
         call(&c, "echo", json!({"text": "secret words"}))
             .await
@@ -379,7 +370,7 @@ async fn audit_rows_survive_a_sigterm_restart_without_arguments() {
     );
     drop(c);
     // SIGTERM straight after the call: the row may still be queued, and must be committed.
-    let (s, _) = common::http(&first.sock, "POST", "/tools/ping", &[], None)
+    let (s, _) = common::http(&first.mcp_sock(), "POST", "/tools/ping", &[], None)
         .await
         .expect("POST");
     assert_eq!(s, 200);
@@ -397,7 +388,7 @@ async fn audit_rows_survive_a_sigterm_restart_without_arguments() {
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&dir) & 0o777, 0o700);
 
     let second = common::start_in(tmp.path(), json!([ping("a", &[])]), &[], 1).await;
-    let rows = common::calls(&second.sock, "", 2).await;
+    let rows = common::calls(&second.mcp_sock(), "", 2).await;
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert_eq!(
         (&rows[0]["tool"], &rows[0]["via"]),

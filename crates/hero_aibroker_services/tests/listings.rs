@@ -20,7 +20,7 @@ async fn resources_and_prompts_of_two_servers_are_aggregated() {
         2,
     )
     .await;
-    let c = client(&inst.sock).await;
+    let c = client(&inst.mcp_sock()).await;
     let caps = c.peer_info().expect("server info").capabilities.clone();
     assert!(
         caps.resources.is_some() && caps.prompts.is_some(),
@@ -134,7 +134,7 @@ async fn sessions_hear_list_changed_when_a_server_becomes_ready_and_when_a_child
     )
     .await;
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let c = common::client_as(&inst.sock, Listener(tx), None).await;
+    let c = common::client_as(&inst.mcp_sock(), Listener(tx), None).await;
     let names = |tools: Vec<rmcp::model::Tool>| -> Vec<String> {
         let mut n: Vec<String> = tools.into_iter().map(|t| t.name.into_owned()).collect();
         n.sort();
@@ -157,7 +157,9 @@ async fn sessions_hear_list_changed_when_a_server_becomes_ready_and_when_a_child
     );
 
     // Kill a's child: its tools go away, then come back after the restart.
-    let (_, servers) = common::get(&inst.sock, "/servers").await.expect("servers");
+    let (_, servers) = common::get(&inst.mcp_sock(), "/servers")
+        .await
+        .expect("servers");
     let pid = servers["servers"][0]["pid"].as_i64().expect("pid of a") as i32;
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(pid).expect("pid"),

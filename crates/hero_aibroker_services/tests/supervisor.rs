@@ -5,13 +5,18 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use hero_aibroker_lib::env::Env;
+use hero_aibroker_host::env::Env;
 use hero_aibroker_services::config::McpConfig;
 use hero_aibroker_services::supervisor::{CallError, Options, ServerStatus, Status, Supervisor};
 use rmcp::model::{CallToolRequestParams, CallToolResponse};
 use serde_json::json;
 
-const PING: &str = env!("CARGO_BIN_EXE_mcp_ping");
+/// The bundled `mcp_ping` (crate hero_aibroker_mcp), built by `cargo build --workspace`.
+fn ping_bin() -> String {
+    hero_aibroker_testkit::sibling_bin("mcp_ping")
+        .display()
+        .to_string()
+}
 
 fn options() -> Options {
     Options {
@@ -40,7 +45,7 @@ fn start(servers: serde_json::Value, options: Options) -> Arc<Supervisor> {
 fn ping(name: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["--name".to_owned(), name.to_owned()];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
-    json!({"name": name, "command": PING, "args": args, "env": {"GREETING": "hi"}})
+    json!({"name": name, "command": ping_bin(), "args": args, "env": {"GREETING": "hi"}})
 }
 
 async fn wait_for(

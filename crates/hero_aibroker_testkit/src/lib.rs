@@ -13,6 +13,7 @@
 mod body;
 mod catalog;
 mod fixtures;
+pub mod process;
 mod server;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -26,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use catalog::catalog_entry;
+pub use process::{AggregatorConfig, AggregatorProcess, BrokerConfig, BrokerProcess};
 
 /// The assistant text every chat and legacy-completion reply carries, whole in JSON replies
 /// and split into deltas in streams (the text of the `chat-stream.sse` recording).

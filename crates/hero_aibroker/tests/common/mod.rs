@@ -2,10 +2,11 @@
 //! scripted fake provider, and a helper to run the `hero_aibroker` binary against it.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hero_aibroker_testkit::{FakeProvider, sibling_bin};
+use hero_aibroker_testkit::{
+    AggregatorConfig, AggregatorProcess, BrokerConfig, BrokerProcess, FakeProvider, sibling_bin,
+};
 
 /// The admin token the test broker requires for mutating calls.
 pub const ADMIN: &str = "test-admin-token";
@@ -43,11 +44,10 @@ models:
 }
 
 pub struct Broker {
-    child: Child,
-    pub dir: tempfile::TempDir,
+    pub proc: BrokerProcess,
     pub fake: FakeProvider,
     // Declared last: the fake's tasks run on this runtime and must be dropped first.
-    _rt: tokio::runtime::Runtime,
+    rt: tokio::runtime::Runtime,
 }
 
 impl Broker {
@@ -63,69 +63,29 @@ impl Broker {
             .build()
             .expect("runtime");
         let fake = rt.block_on(FakeProvider::start());
-        let models = dir.path().join("models.yml");
-        std::fs::write(&models, models_yaml(&fake.base_url())).expect("write models");
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
-        let child = Command::new(sibling_bin("hero_aibroker_server"))
-            // A clean environment: keys from the developer's shell must not leak in.
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .env("HERO_SOCKET_DIR", dir.path().join("sockets"))
-            .env("MODELS_CONFIG_PATH", &models)
-            .env("DATABASE_URL", dir.path().join("broker.db"))
+        let proc = BrokerConfig::new(models_yaml(&fake.base_url()))
+            .in_dir(dir)
             .env("FAKE_KEYS", "key-a,key-b")
             .env("ADMIN_TOKEN", ADMIN)
             .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn hero_aibroker_server");
-        let mut broker = Broker {
-            child,
-            dir,
-            fake,
-            _rt: rt,
-        };
-        broker.wait_ready();
-        broker
+            .start_blocking();
+        Broker { proc, fake, rt }
     }
 
-    fn wait_ready(&mut self) {
-        let sockets = self.dir.path().join("sockets/hero_aibroker");
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(15) {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                panic!("broker exited early ({status}):\n{}", self.server_log());
-            }
-            let up = ["rest.sock", "rpc.sock"]
-                .iter()
-                .all(|s| std::os::unix::net::UnixStream::connect(sockets.join(s)).is_ok());
-            if up {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("broker did not start in time:\n{}", self.server_log());
+    /// The socket root (`<dir>/sockets`).
+    pub fn sockets(&self) -> std::path::PathBuf {
+        self.proc.socket_root()
     }
 
     pub fn server_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+        self.proc.logs()
     }
 
     /// `hero_aibroker --socket-dir <this broker's sockets>`, with the admin token.
     pub fn cli(&self) -> assert_cmd::Command {
-        let mut cmd = cli_at(&self.dir.path().join("sockets"));
+        let mut cmd = cli_at(&self.sockets());
         cmd.arg("--admin-token").arg(ADMIN);
         cmd
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -168,59 +128,15 @@ pub fn row<'a>(table: &'a str, needle: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no row with {needle:?} in:\n{table}"))
 }
 
-/// The MCP aggregator (`hero_aibroker_services`) on a broker's socket directory, serving the
-/// bundled `mcp_ping` as server `ping` (call timeout 2 s).
-pub struct Aggregator {
-    child: Child,
-}
-
-impl Drop for Aggregator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 impl Broker {
-    /// Starts the aggregator next to this broker and waits until `ping` is ready.
-    pub fn aggregator(&self) -> Aggregator {
-        let dir = self.dir.path();
-        let cfg = dir.join("mcp_servers.json");
-        let servers = serde_json::json!({"mcpServers": [
+    /// Starts the MCP aggregator (`hero_aibroker_services`) next to this broker, serving the
+    /// bundled `mcp_ping` as server `ping` (call timeout 2 s), and waits until it is ready.
+    pub fn aggregator(&self) -> AggregatorProcess {
+        let servers = serde_json::json!([
             {"name": "ping", "command": sibling_bin("mcp_ping"), "transport": "stdio",
              "timeout_secs": 2},
-        ]});
-        std::fs::write(&cfg, servers.to_string()).expect("write mcp config");
-        let log = std::fs::File::create(dir.join("services.log")).expect("log");
-        let child = Command::new(sibling_bin("hero_aibroker_services"))
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", dir)
-            .env("HERO_SOCKET_DIR", dir.join("sockets"))
-            .env("MCP_CONFIG_PATH", &cfg)
-            .env("MCP_AUDIT_DB", dir.join("mcp_audit.db"))
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn hero_aibroker_services");
-        let agg = Aggregator { child };
-        let t0 = Instant::now();
-        loop {
-            let out = self.cli().args(["tools", "servers", "--json"]).output();
-            if let Ok(out) = out
-                && out.status.success()
-                && String::from_utf8_lossy(&out.stdout).contains("\"ready\"")
-            {
-                return agg;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(20),
-                "the aggregator never had ping ready:\n{}",
-                std::fs::read_to_string(dir.join("services.log")).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        ]);
+        let cfg = AggregatorConfig::new(servers).in_dir(self.proc.dir());
+        self.rt.block_on(cfg.start(1))
     }
 }

@@ -68,37 +68,7 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     )
 }
 
-/// Who is on the other end of a connection: the peer's uid and pid from `SO_PEERCRED` on the
-/// Unix socket (recorded for attribution).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PeerInfo {
-    pub uid: Option<u32>,
-    pub pid: Option<i32>,
-}
-
-impl PeerInfo {
-    /// The client name the ledger uses: `uds:uid=1000` (stable across a user's processes).
-    pub fn client(&self) -> String {
-        match self.uid {
-            Some(uid) => format!("uds:uid={uid}"),
-            None => "uds".to_owned(),
-        }
-    }
-}
-
-impl
-    axum::extract::connect_info::Connected<
-        axum::serve::IncomingStream<'_, tokio::net::UnixListener>,
-    > for PeerInfo
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::UnixListener>) -> Self {
-        let cred = stream.io().peer_cred().ok();
-        PeerInfo {
-            uid: cred.map(|c| c.uid()),
-            pid: cred.and_then(|c| c.pid()),
-        }
-    }
-}
+pub use hero_aibroker_host::PeerInfo;
 
 #[cfg(test)]
 mod tests;

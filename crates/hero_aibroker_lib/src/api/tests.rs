@@ -10,10 +10,10 @@ use tower::ServiceExt;
 
 use super::rest_router;
 use crate::config::{ModelsConfig, Settings};
-use crate::env::Env;
 use crate::ledger::{Ledger, LedgerConfig};
 use crate::state::AppState;
 use crate::store::Store;
+use hero_aibroker_host::env::Env;
 
 /// A router over a fresh state with its own temporary store (kept alive by the leaked dir).
 async fn app(env: &[(&str, &str)]) -> axum::Router {

@@ -1,12 +1,13 @@
 //! Server settings from the environment (through [`Env`]), each with a documented default.
 //! The binary's flags override the few that operators set per process.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
 use super::ConfigError;
-use crate::env::Env;
+use hero_aibroker_host::env::Env;
+use hero_aibroker_sdk::paths;
 
 /// How the router orders the backends and keys of a model (see docs/configuration.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
@@ -99,6 +100,11 @@ pub struct Settings {
     pub max_concurrent: usize,
     /// How long SIGTERM waits for in-flight requests and streams.
     pub drain_timeout: Duration,
+    /// Longest a client may take to send a request's headers, and longest a keep-alive
+    /// connection may sit idle (`HEADER_READ_TIMEOUT_MS`, default 30 s; 0 turns it off).
+    pub header_read_timeout: Option<Duration>,
+    /// Largest request head, start line and headers (`MAX_HEADER_BYTES`, default 64 KiB).
+    pub max_header_bytes: usize,
     /// `sqlite:` URL or path of the store.
     pub database_url: String,
     /// REST requests need a broker API key even when none exists yet.
@@ -123,10 +129,7 @@ impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let home = env.get("HOME").unwrap_or("/root");
         Ok(Settings {
-            socket_root: env
-                .get("HERO_SOCKET_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(home).join("hero/var/sockets")),
+            socket_root: paths::socket_root(None, env.get("HERO_SOCKET_DIR"), Some(home)),
             models_config: env
                 .get("MODELS_CONFIG_PATH")
                 .map(PathBuf::from)
@@ -145,8 +148,16 @@ impl Settings {
             max_body_bytes: parse(env, "MAX_BODY_BYTES", 32 * 1024 * 1024usize)?,
             max_concurrent: parse(env, "MAX_CONCURRENT_REQUESTS", 4096usize)?.max(1),
             drain_timeout: millis(env, "DRAIN_TIMEOUT_MS", 30_000)?,
+            header_read_timeout: Some(millis(env, "HEADER_READ_TIMEOUT_MS", 30_000)?)
+                .filter(|d| !d.is_zero()),
+            max_header_bytes: parse(env, "MAX_HEADER_BYTES", 64 * 1024usize)?.max(1024),
             database_url: env.get("DATABASE_URL").map_or_else(
-                || format!("{home}/hero/var/hero_aibroker/hero_aibroker.db"),
+                || {
+                    paths::data_dir(Path::new(home))
+                        .join("hero_aibroker.db")
+                        .display()
+                        .to_string()
+                },
                 str::to_owned,
             ),
             require_api_key: parse(env, "REQUIRE_API_KEY", false)?,
@@ -165,7 +176,16 @@ impl Settings {
 
     /// `<root>/hero_aibroker`, where this service's sockets live.
     pub fn socket_dir(&self) -> PathBuf {
-        self.socket_root.join("hero_aibroker")
+        paths::socket_dir(&self.socket_root)
+    }
+
+    /// How the REST and RPC listeners treat connections.
+    pub fn serve_options(&self) -> hero_aibroker_host::ServeOptions {
+        hero_aibroker_host::ServeOptions {
+            header_read_timeout: self.header_read_timeout,
+            max_header_bytes: self.max_header_bytes,
+            drain: self.drain_timeout,
+        }
     }
 }
 

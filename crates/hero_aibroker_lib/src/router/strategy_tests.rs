@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::ModelsConfig;
-use crate::env::Env;
 use crate::pool::Observation;
+use hero_aibroker_host::env::Env;
 
 const CFG: &str = r#"
 providers:

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use hero_aibroker_sdk::ErrorCode;
 use hero_aibroker_sdk::admin::*;
 use hero_aibroker_sdk::mcp::{McpCall, McpCallQuery, McpServer, McpTool};
 use hero_aibroker_sdk::rpc::{HeroAiBrokerApiServer, codes};
@@ -35,19 +36,20 @@ pub fn module(admin: Admin) -> jsonrpsee::RpcModule<()> {
     m
 }
 
-fn err(code: i32, msg: impl Into<String>) -> ErrorObjectOwned {
-    ErrorObjectOwned::owned(code, msg.into(), None::<()>)
+/// An RPC error with the JSON-RPC code of `code`'s row in the one error table.
+fn err(code: ErrorCode, msg: impl Into<String>) -> ErrorObjectOwned {
+    ErrorObjectOwned::owned(code.rpc_code(), msg.into(), None::<()>)
 }
 
 fn store_err(e: StoreError) -> ErrorObjectOwned {
     tracing::error!("store error in an RPC call: {e}");
-    err(codes::STORE, "the store failed; see the broker's log")
+    err(ErrorCode::Store, "the store failed; see the broker's log")
 }
 
 fn key_err(e: KeyError) -> ErrorObjectOwned {
     match e {
-        KeyError::NotFound(_) => err(codes::NOT_FOUND, e.to_string()),
-        KeyError::Invalid(m) => err(jsonrpsee::types::error::INVALID_PARAMS_CODE, m),
+        KeyError::NotFound(_) => err(ErrorCode::NotFound, e.to_string()),
+        KeyError::Invalid(m) => err(ErrorCode::InvalidRequest, m),
         KeyError::Store(s) => store_err(s),
     }
 }
@@ -58,11 +60,9 @@ fn key_err(e: KeyError) -> ErrorObjectOwned {
 fn mcp_err(e: McpError) -> ErrorObjectOwned {
     let message = e.message();
     match e {
-        McpError::Unavailable { .. } => err(codes::MCP_UNAVAILABLE, message),
-        McpError::Status { status: 404, .. } => err(codes::NOT_FOUND, message),
-        McpError::Status { status: 400, .. } => {
-            err(jsonrpsee::types::error::INVALID_PARAMS_CODE, message)
-        }
+        McpError::Unavailable { .. } => err(ErrorCode::McpUnavailable, message),
+        McpError::Status { status: 404, .. } => err(ErrorCode::NotFound, message),
+        McpError::Status { status: 400, .. } => err(ErrorCode::InvalidRequest, message),
         McpError::Status { body, .. } => {
             ErrorObjectOwned::owned(codes::MCP_CALL, message, Some(body["error"].clone()))
         }
@@ -73,7 +73,7 @@ fn mcp_err(e: McpError) -> ErrorObjectOwned {
 fn decode_field<T: serde::de::DeserializeOwned>(mut v: Value, field: &str) -> RpcResult<T> {
     serde_json::from_value(v[field].take()).map_err(|e| {
         err(
-            jsonrpsee::types::error::INTERNAL_ERROR_CODE,
+            ErrorCode::Internal,
             format!("the MCP aggregator answered an unexpected `{field}`: {e}"),
         )
     })
@@ -112,7 +112,7 @@ impl Admin {
             .cloned()
             .ok_or_else(|| {
                 err(
-                    codes::NOT_FOUND,
+                    ErrorCode::NotFound,
                     format!("no provider instance {:?}", crate::error::printable(id)),
                 )
             })
@@ -161,7 +161,7 @@ impl HeroAiBrokerApiServer for Admin {
         match reg.resolve(&id) {
             Some(Target::Model { model, .. }) => Ok(model_object(&reg, &model, 0)),
             _ => Err(err(
-                codes::NOT_FOUND,
+                ErrorCode::NotFound,
                 format!("no model {:?}", crate::error::printable(&id)),
             )),
         }
@@ -222,7 +222,7 @@ impl HeroAiBrokerApiServer for Admin {
             .await
             .ok_or_else(|| {
                 err(
-                    codes::NOT_FOUND,
+                    ErrorCode::NotFound,
                     format!(
                         "no provider {:?}",
                         crate::error::printable(provider.as_deref().unwrap_or_default())
@@ -281,7 +281,7 @@ impl HeroAiBrokerApiServer for Admin {
 
     async fn routing_explain(&self, query: ExplainQuery) -> RpcResult<RouteTrace> {
         crate::relay::explain(&self.state, &query)
-            .map_err(|e| err(jsonrpsee::types::error::INVALID_PARAMS_CODE, e.message))
+            .map_err(|e| err(ErrorCode::InvalidRequest, e.message))
     }
 
     async fn priority_list(&self) -> RpcResult<Vec<PriorityEntry>> {
@@ -304,7 +304,7 @@ impl HeroAiBrokerApiServer for Admin {
     ) -> RpcResult<PriorityEntry> {
         if !self.state.registry.load().providers.contains_key(&provider) {
             return Err(err(
-                codes::NOT_FOUND,
+                ErrorCode::NotFound,
                 format!("no provider {:?}", crate::error::printable(&provider)),
             ));
         }
@@ -323,7 +323,7 @@ impl HeroAiBrokerApiServer for Admin {
                 servable_models: reg.models.values().filter(|m| reg.servable(m)).count() as u64,
             }),
             Err(e) => Err(err(
-                codes::INVALID_CONFIG,
+                ErrorCode::InvalidConfig,
                 format!("the configuration was not changed: {e}"),
             )),
         }
@@ -340,7 +340,7 @@ impl HeroAiBrokerApiServer for Admin {
             Some(v @ Value::Object(_)) => v,
             Some(_) => {
                 return Err(err(
-                    jsonrpsee::types::error::INVALID_PARAMS_CODE,
+                    ErrorCode::InvalidRequest,
                     "arguments must be a JSON object of the tool's arguments",
                 ));
             }
@@ -383,11 +383,7 @@ impl HeroAiBrokerApiServer for Admin {
     }
 
     async fn rpc_discover(&self) -> RpcResult<Value> {
-        serde_json::from_str(hero_aibroker_sdk::OPENRPC_JSON).map_err(|e| {
-            err(
-                jsonrpsee::types::error::INTERNAL_ERROR_CODE,
-                format!("openrpc.json is invalid: {e}"),
-            )
-        })
+        serde_json::from_str(hero_aibroker_sdk::OPENRPC_JSON)
+            .map_err(|e| err(ErrorCode::Internal, format!("openrpc.json is invalid: {e}")))
     }
 }

@@ -17,7 +17,7 @@ use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::future::join_all;
-use hero_aibroker_sdk::rpc::{MUTATING_METHODS, codes};
+use hero_aibroker_sdk::rpc::MUTATING_METHODS;
 use hero_aibroker_sdk::{ErrorBody, ErrorCode, OPENRPC_JSON};
 use jsonrpsee::Methods;
 use jsonrpsee::types::error::{INVALID_REQUEST_CODE, OVERSIZED_REQUEST_CODE, PARSE_ERROR_CODE};
@@ -255,7 +255,7 @@ impl RpcState {
             );
             let message =
                 format!("{method} needs the admin token: send Authorization: Bearer <ADMIN_TOKEN>");
-            return id.map(|id| rpc_error(Some(id), codes::UNAUTHORIZED, &message));
+            return id.map(|id| rpc_error(Some(id), ErrorCode::Unauthorized.rpc_code(), &message));
         }
         tracing::debug!(method, notification = id.is_none(), "RPC call");
         let Some(id) = id else {

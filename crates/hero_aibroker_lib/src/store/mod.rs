@@ -18,7 +18,7 @@ mod logs;
 
 pub use circuits::CircuitRow;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -124,7 +124,7 @@ impl Store {
         };
         let path = sqlite_path(url).map_err(|m| open_err(m.into()))?;
         let path = std::path::absolute(&path).map_err(|e| open_err(e.into()))?;
-        prepare_file(&path).map_err(|e| open_err(e.into()))?;
+        hero_aibroker_host::socket::prepare_file(&path).map_err(|e| open_err(e.into()))?;
 
         let options = SqliteConnectOptions::new()
             .filename(&path)
@@ -380,32 +380,6 @@ fn sqlite_path(url: &str) -> Result<PathBuf, String> {
         return Err("give a database file path (in-memory databases are not supported)".into());
     }
     Ok(PathBuf::from(path))
-}
-
-/// Creates the parent directory (0700) and the database file (0600) when missing: the
-/// database holds key hashes and client attribution, and SQLite gives its `-wal`/`-shm` files
-/// the permissions of the main file. Also used for the MCP audit database.
-pub fn prepare_file(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    if let Some(dir) = path.parent()
-        && !dir.as_os_str().is_empty()
-        && !dir.exists()
-    {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
-    }
-    match std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
-        Err(e) => Err(e),
-    }
 }
 
 /// `url` with the password of a `scheme://user:password@host` URL replaced by `***`.

@@ -147,8 +147,7 @@ async fn keys_gate_access_limits_and_budgets() {
             "a key secret is in the WAL"
         );
     }
-    let dir = std::mem::replace(&mut b.dir, tempfile::tempdir().expect("tmp"));
-    drop(b);
+    let dir = b.into_dir();
     let b = Start::with_fake(&fake).in_dir(dir).start().await;
     let after = b.rpc("keys.list", json!([])).await;
     let spent = |v: &Value, name: &str| {
@@ -206,8 +205,7 @@ async fn priority_set_reroutes_without_restart_and_persists() {
 
     b.signal("TERM");
     b.wait_exit(Duration::from_secs(10)).await;
-    let dir = std::mem::replace(&mut b.dir, tempfile::tempdir().expect("tmp"));
-    drop(b);
+    let dir = b.into_dir();
     let b = Start::new(yaml).in_dir(dir).start().await;
     assert_eq!(
         b.post("/v1/chat/completions", &chat_body("chat"))
@@ -246,7 +244,7 @@ async fn config_reload_swaps_a_valid_file_and_keeps_serving_on_a_bad_one() {
         hero_aibroker_testkit::Behavior::SlowChunks(Duration::from_millis(40)),
     ));
     let b = Start::with_fake(&fake).start().await;
-    let models = b.dir.path().join("models.yml");
+    let models = b.dir().join("models.yml");
     let good = std::fs::read_to_string(&models).expect("yaml");
 
     // A stream in flight across both reloads keeps its snapshot and finishes.
@@ -385,8 +383,7 @@ async fn a_newer_schema_is_refused_with_a_clear_message() {
     .await
     .expect("insert");
     drop(conn);
-    let dir = std::mem::replace(&mut b.dir, tempfile::tempdir().expect("tmp"));
-    drop(b);
+    let dir = b.into_dir();
     let mut again = Start::with_fake(&fake).in_dir(dir).spawn();
     assert!(!again.wait_exit(Duration::from_secs(10)).await.success());
     let logs = again.logs();

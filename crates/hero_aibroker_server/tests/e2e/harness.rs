@@ -1,11 +1,11 @@
 //! Starting the broker binary against a fake provider, and talking to it over `rest.sock`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use hero_aibroker_testkit::FakeProvider;
+use hero_aibroker_testkit::process::Service;
+use hero_aibroker_testkit::{BrokerConfig, BrokerProcess, FakeProvider};
 use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_hero_aibroker_server");
@@ -69,30 +69,35 @@ pub fn dead_url() -> String {
     format!("http://127.0.0.1:{port}/v1")
 }
 
+/// A broker process (the testkit's [`BrokerProcess`]: temp dir, clean env, log printed on
+/// failure, killed on drop) with HTTP clients for both sockets.
 pub struct Broker {
-    child: Option<Child>,
-    pub dir: tempfile::TempDir,
+    pub proc: BrokerProcess,
     pub sock: PathBuf,
     pub rpc_sock: PathBuf,
-    pub log: PathBuf,
     pub client: reqwest::Client,
     pub rpc_client: reqwest::Client,
 }
 
-/// Builder for a broker process.
-pub struct Start {
-    yaml: String,
-    env: Vec<(String, String)>,
-    dir: Option<tempfile::TempDir>,
+impl std::ops::Deref for Broker {
+    type Target = BrokerProcess;
+    fn deref(&self) -> &BrokerProcess {
+        &self.proc
+    }
 }
+
+impl std::ops::DerefMut for Broker {
+    fn deref_mut(&mut self) -> &mut BrokerProcess {
+        &mut self.proc
+    }
+}
+
+/// Builder for a broker process: the testkit's [`BrokerConfig`] with the fake's keys set.
+pub struct Start(BrokerConfig);
 
 impl Start {
     pub fn new(yaml: String) -> Self {
-        Start {
-            yaml,
-            env: vec![("FAKE_KEYS".into(), "key-a,key-b".into())],
-            dir: None,
-        }
+        Start(BrokerConfig::new(yaml).env("FAKE_KEYS", "key-a,key-b"))
     }
 
     /// One fake provider as primary, a refused port as backup.
@@ -100,64 +105,37 @@ impl Start {
         Start::new(models_yaml(&fake.base_url(), &dead_url()))
     }
 
-    pub fn env(mut self, k: &str, v: &str) -> Self {
-        self.env.retain(|(key, _)| key != k);
-        self.env.push((k.into(), v.into()));
-        self
+    pub fn env(self, k: &str, v: &str) -> Self {
+        Start(self.0.env(k, v))
     }
 
-    pub fn in_dir(mut self, dir: tempfile::TempDir) -> Self {
-        self.dir = Some(dir);
-        self
+    pub fn in_dir(self, dir: tempfile::TempDir) -> Self {
+        Start(self.0.in_dir(dir))
     }
 
     /// Spawns the binary; does not wait for the socket.
     pub fn spawn(self) -> Broker {
-        let dir = self
-            .dir
-            .unwrap_or_else(|| tempfile::tempdir().expect("tempdir"));
-        let models = dir.path().join("models.yml");
-        std::fs::write(&models, &self.yaml).expect("write models");
-        let log = dir.path().join("server.log");
-        let logf = std::fs::File::create(&log).expect("log");
-        let mut cmd = Command::new(BIN);
-        // A clean environment: keys from the developer's shell must not leak into tests.
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .env("HERO_SOCKET_DIR", dir.path().join("sockets"))
-            .env("MODELS_CONFIG_PATH", &models)
-            .env("DATABASE_URL", dir.path().join("broker.db"))
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(logf.try_clone().expect("dup"))
-            .stderr(logf);
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("spawn hero_aibroker_server");
-        let sock = dir.path().join("sockets/hero_aibroker/rest.sock");
+        let proc = self.0.spawn();
+        let sock = proc.rest_sock();
+        let rpc_sock = proc.rpc_sock();
         let client = reqwest::Client::builder()
             .unix_socket(sock.clone())
             .build()
             .expect("client");
-        let rpc_sock = dir.path().join("sockets/hero_aibroker/rpc.sock");
         let rpc_client = reqwest::Client::builder()
             .unix_socket(rpc_sock.clone())
             .build()
             .expect("client");
         Broker {
-            child: Some(child),
-            dir,
+            proc,
             sock,
             rpc_sock,
-            log,
             client,
             rpc_client,
         }
     }
 
-    /// Spawns and waits until `rest.sock` accepts connections.
+    /// Spawns and waits until `rest.sock` and `rpc.sock` accept connections.
     pub async fn start(self) -> Broker {
         let mut b = self.spawn();
         b.wait_ready().await;
@@ -166,32 +144,6 @@ impl Start {
 }
 
 impl Broker {
-    pub async fn wait_ready(&mut self) {
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(15) {
-            if let Some(status) = self
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().expect("wait"))
-            {
-                panic!("broker exited early ({status}):\n{}", self.logs());
-            }
-            if tokio::net::UnixStream::connect(&self.sock).await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "broker did not open {} in time:\n{}",
-            self.sock.display(),
-            self.logs()
-        );
-    }
-
-    pub fn db_path(&self) -> PathBuf {
-        self.dir.path().join("broker.db")
-    }
-
     /// A JSON-RPC call on rpc.sock; returns the whole response object.
     pub async fn rpc_with(&self, method: &str, params: Value, token: Option<&str>) -> Value {
         let mut rb = self.rpc_client.post(Self::url("/rpc")).json(
@@ -226,45 +178,6 @@ impl Broker {
                 t0.elapsed() < Duration::from_secs(10),
                 "only {} of {n} ledger rows: {page}",
                 rows.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    pub fn logs(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    pub fn pid(&self) -> i32 {
-        self.child.as_ref().expect("running").id() as i32
-    }
-
-    pub fn signal(&self, sig: &str) {
-        let ok = Command::new("kill")
-            .args([&format!("-{sig}"), &self.pid().to_string()])
-            .status()
-            .expect("kill");
-        assert!(ok.success());
-    }
-
-    /// Waits for the process to exit (at most `limit`).
-    pub async fn wait_exit(&mut self, limit: Duration) -> ExitStatus {
-        let t0 = Instant::now();
-        loop {
-            if let Some(s) = self
-                .child
-                .as_mut()
-                .expect("child")
-                .try_wait()
-                .expect("wait")
-            {
-                self.child = None;
-                return s;
-            }
-            assert!(
-                t0.elapsed() < limit,
-                "broker did not exit in {limit:?}:\n{}",
-                self.logs()
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -362,12 +275,10 @@ impl Broker {
     }
 }
 
-impl Drop for Broker {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+impl Broker {
+    /// Kills the broker and hands back its directory (database, sockets) for the next one.
+    pub fn into_dir(self) -> tempfile::TempDir {
+        Service::from(self.proc).into_dir()
     }
 }
 

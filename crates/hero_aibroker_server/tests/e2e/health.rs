@@ -45,8 +45,7 @@ async fn a_refused_key_is_not_tried_again_until_reset_and_that_survives_a_restar
     tokio::time::sleep(Duration::from_millis(1200)).await;
     b.signal("TERM");
     b.wait_exit(Duration::from_secs(10)).await;
-    let dir = std::mem::replace(&mut b.dir, tempfile::tempdir().expect("tmp"));
-    drop(b);
+    let dir = b.into_dir();
     let b = Start::with_fake(&fake).in_dir(dir).start().await;
     assert_eq!(b.instance("fake-0").await["state"], "auth_failed");
     for _ in 0..3 {
@@ -271,8 +270,7 @@ async fn an_open_circuit_is_listed_and_survives_a_restart_until_its_probe() {
     // SIGTERM right away (no time for the once-a-second writer): shutdown persists it.
     b.signal("TERM");
     b.wait_exit(Duration::from_secs(10)).await;
-    let dir = std::mem::replace(&mut b.dir, tempfile::tempdir().expect("tmp"));
-    drop(b);
+    let dir = b.into_dir();
     let b = circuit_broker(&fake, &backup, "6000")
         .in_dir(dir)
         .start()

@@ -23,9 +23,9 @@ async fn a_live_socket_is_refused_and_a_stale_one_replaced() {
     // Second broker on the same directory: clear error, non-zero exit.
     let out = Command::new(BIN)
         .env_clear()
-        .env("HOME", first.dir.path())
-        .env("HERO_SOCKET_DIR", first.dir.path().join("sockets"))
-        .env("MODELS_CONFIG_PATH", first.dir.path().join("models.yml"))
+        .env("HOME", first.dir())
+        .env("HERO_SOCKET_DIR", first.dir().join("sockets"))
+        .env("MODELS_CONFIG_PATH", first.dir().join("models.yml"))
         .output()
         .expect("run");
     assert!(!out.status.success());
@@ -38,8 +38,8 @@ async fn a_live_socket_is_refused_and_a_stale_one_replaced() {
         let mut first = first;
         first.wait_exit(Duration::from_secs(5)).await;
         assert!(first.sock.exists(), "stale socket file left behind");
-        // Keep the directory: move the TempDir out of the dropped broker.
-        std::mem::replace(&mut first.dir, tempfile::tempdir().expect("tmp"))
+        // Keep the directory for the next broker.
+        first.into_dir()
     };
     let again = Start::with_fake(&fake).in_dir(dir).start().await;
     assert_eq!(again.get("/health").await.status, 200);

@@ -4,74 +4,26 @@
 //! aggregator is not running.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use hero_aibroker_testkit::{FakeProvider, sibling_bin};
+use hero_aibroker_testkit::{AggregatorConfig, AggregatorProcess, FakeProvider, sibling_bin};
 use serde_json::{Value, json};
 
 use crate::harness::{Broker, Start};
 
 /// The aggregator on the broker's socket directory, serving `mcp_ping` as `ping`.
-struct Aggregator {
-    child: Child,
-    sock: PathBuf,
-}
-
-impl Drop for Aggregator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn aggregator(b: &Broker, extra_env: &[(&str, &str)]) -> Aggregator {
-    let dir = b.dir.path();
-    let cfg = dir.join("mcp_servers.json");
-    let servers = json!({"mcpServers": [
+async fn aggregator(b: &Broker, extra_env: &[(&str, &str)]) -> AggregatorProcess {
+    let servers = json!([
         {"name": "ping", "command": sibling_bin("mcp_ping"), "args": ["--name", "ping"],
          "transport": "stdio", "timeout_secs": 2},
-    ]});
-    std::fs::write(&cfg, servers.to_string()).expect("write mcp config");
-    let log = std::fs::File::create(dir.join("services.log")).expect("log");
-    let mut cmd = Command::new(sibling_bin("hero_aibroker_services"));
-    cmd.env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", dir)
-        .env("HERO_SOCKET_DIR", dir.join("sockets"))
-        .env("MCP_CONFIG_PATH", &cfg)
-        .env("MCP_AUDIT_DB", dir.join("mcp_audit.db"))
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dup"))
-        .stderr(log);
+    ]);
+    let mut cfg = AggregatorConfig::new(servers)
+        .in_dir(b.dir())
+        .env("RUST_LOG", "info");
     for (k, v) in extra_env {
-        cmd.env(k, v);
+        cfg = cfg.env(k, v);
     }
-    let agg = Aggregator {
-        child: cmd.spawn().expect("spawn hero_aibroker_services"),
-        sock: dir.join("sockets/hero_aibroker/mcp.sock"),
-    };
-    let client = reqwest::Client::builder()
-        .unix_socket(agg.sock.clone())
-        .build()
-        .expect("client");
-    let t0 = Instant::now();
-    loop {
-        if let Ok(r) = client.get("http://localhost/health").send().await
-            && let Ok(v) = r.json::<Value>().await
-            && v["ready"] == 1
-        {
-            return agg;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "the aggregator never had ping ready: {}",
-            std::fs::read_to_string(dir.join("services.log")).unwrap_or_default()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    cfg.start(1).await
 }
 
 async fn broker() -> (FakeProvider, Broker) {
@@ -81,7 +33,7 @@ async fn broker() -> (FakeProvider, Broker) {
 }
 
 fn our_uid(b: &Broker) -> u32 {
-    std::fs::metadata(b.dir.path()).expect("tempdir").uid()
+    std::fs::metadata(b.dir()).expect("tempdir").uid()
 }
 
 /// Polls `mcp.calls` until it has `n` rows (the aggregator commits its audit in batches).

@@ -7,9 +7,10 @@
     reason = "each test binary uses its own part of these helpers"
 )]
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
+
+use hero_aibroker_testkit::{AggregatorConfig, AggregatorProcess};
 
 use rmcp::ServiceExt;
 use rmcp::model::CallToolRequestParams;
@@ -19,22 +20,16 @@ use rmcp::transport::{StreamableHttpClientTransport, UnixSocketHttpClient};
 use serde_json::{Value, json};
 
 pub const SERVICES: &str = env!("CARGO_BIN_EXE_hero_aibroker_services");
-pub const PING: &str = env!("CARGO_BIN_EXE_mcp_ping");
-
-pub struct Instance {
-    pub child: Child,
-    pub sock: PathBuf,
-    /// The temporary directory: sockets, config and audit database.
-    pub dir: PathBuf,
-    _tmp: Option<tempfile::TempDir>,
+/// The bundled `mcp_ping` (crate hero_aibroker_mcp), built by `cargo build --workspace`.
+pub fn ping_bin() -> String {
+    hero_aibroker_testkit::sibling_bin("mcp_ping")
+        .display()
+        .to_string()
 }
 
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// The aggregator under test: the testkit's process harness (temp dir, clean env with a
+/// provider-key canary, log printed on failure, killed on drop).
+pub type Instance = AggregatorProcess;
 
 /// Starts the binary with `servers` and waits until `/health` shows `ready` servers ready.
 pub async fn start(servers: Value, prefix: Option<&str>, ready: u64) -> Instance {
@@ -44,70 +39,17 @@ pub async fn start(servers: Value, prefix: Option<&str>, ready: u64) -> Instance
 
 /// [`start`] with extra environment variables, in a new temporary directory.
 pub async fn start_with(servers: Value, env: &[(&str, &str)], ready: u64) -> Instance {
-    let tmp = tempfile::tempdir().expect("tmp");
-    let mut inst = start_in(tmp.path(), servers, env, ready).await;
-    inst._tmp = Some(tmp);
-    inst
+    config(servers, env).start(ready).await
 }
 
 /// Starts the binary in `dir` (which may hold the database of an earlier run).
 pub async fn start_in(dir: &Path, servers: Value, env: &[(&str, &str)], ready: u64) -> Instance {
-    let cfg = dir.join("mcp_servers.json");
-    std::fs::write(&cfg, json!({ "mcpServers": servers }).to_string()).expect("write config");
-    let mut cmd = Command::new(SERVICES);
-    cmd.env("HERO_SOCKET_DIR", dir.join("sockets"))
-        .env("MCP_CONFIG_PATH", &cfg)
-        .env("MCP_AUDIT_DB", dir.join("audit/mcp_audit.db"))
-        .env_remove("MCP_AUDIT_ARGS")
-        // A provider key in the aggregator's environment must not reach the children.
-        .env("OPENAI_API_KEY", "sk-e2e-secret")
-        .env("RUST_LOG", "warn")
-        .env_remove("MCP_TOOL_PREFIX")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let child = cmd.spawn().expect("spawn hero_aibroker_services");
-    let sock = dir.join("sockets/hero_aibroker/mcp.sock");
-    let inst = Instance {
-        child,
-        sock,
-        dir: dir.to_owned(),
-        _tmp: None,
-    };
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        if let Ok((200, body)) = get(&inst.sock, "/health").await
-            && body["ready"] == json!(ready)
-        {
-            return inst;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "hero_aibroker_services never became ready"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    config(servers, env).in_dir(dir).start(ready).await
 }
 
-impl Instance {
-    /// SIGTERM, then waits (up to 10 s) for a clean exit.
-    pub async fn terminate(&mut self) -> std::process::ExitStatus {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("pid");
-        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
-        let t0 = Instant::now();
-        loop {
-            if let Some(s) = self.child.try_wait().expect("wait") {
-                return s;
-            }
-            assert!(
-                t0.elapsed() < Duration::from_secs(10),
-                "did not stop on SIGTERM"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
+fn config(servers: Value, env: &[(&str, &str)]) -> AggregatorConfig {
+    env.iter()
+        .fold(AggregatorConfig::new(servers), |cfg, (k, v)| cfg.env(k, v))
 }
 
 #[allow(unused_imports)] // not every test binary uses both
@@ -164,7 +106,7 @@ pub async fn call<S: Service<RoleClient>>(
 pub fn ping(name: &str, extra: &[&str]) -> Value {
     let mut args = vec!["--name".to_owned(), name.to_owned()];
     args.extend(extra.iter().map(|s| (*s).to_owned()));
-    json!({"name": name, "command": PING, "args": args, "transport": "stdio"})
+    json!({"name": name, "command": ping_bin(), "args": args, "transport": "stdio"})
 }
 
 /// Polls `GET /calls{query}` until it lists `n` calls (the audit commits every ~20 ms).

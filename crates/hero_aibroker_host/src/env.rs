@@ -1,4 +1,4 @@
-//! The one seam through which the broker reads its environment. Production code takes a
+//! The one seam through which every hero_aibroker binary reads its environment. Production code takes a
 //! snapshot of the process environment at start; tests build one from a map and never call
 //! `set_var`.
 

@@ -7,11 +7,9 @@
 )]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Stdio;
 
-use hero_aibroker_testkit::FakeProvider;
-pub use hero_aibroker_testkit::sibling_bin;
+use hero_aibroker_testkit::{BrokerConfig, BrokerProcess, FakeProvider};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
@@ -58,8 +56,7 @@ models:
 }
 
 pub struct Broker {
-    child: Child,
-    pub dir: tempfile::TempDir,
+    pub proc: BrokerProcess,
     /// Runs on the test's runtime (a multi-thread one: the broker calls it while tests wait).
     pub fake: FakeProvider,
 }
@@ -67,67 +64,24 @@ pub struct Broker {
 impl Broker {
     /// Starts a broker whose sockets go in `<dir>/sockets/hero_aibroker/`.
     pub async fn start() -> Broker {
-        let dir = tempfile::tempdir().expect("tempdir");
         let fake = FakeProvider::start().await;
-        let models = dir.path().join("models.yml");
-        std::fs::write(&models, models_yaml(&fake.base_url())).expect("write models");
-        let log = std::fs::File::create(dir.path().join("server.log")).expect("log");
-        let child = Command::new(sibling_bin("hero_aibroker_server"))
-            // A clean environment: keys from the developer's shell must not leak in.
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", dir.path())
-            .env("DATABASE_URL", dir.path().join("broker.db"))
+        let proc = BrokerConfig::new(models_yaml(&fake.base_url()))
             .env("FAKE_KEYS", "key-a,key-b")
             .env("RUST_LOG", "warn")
             // Deterministic order for explain_route (the default is round_robin).
             .env("ROUTING_STRATEGY", "priority")
-            .arg("--socket-dir")
-            .arg(dir.path().join("sockets"))
-            .arg("--models-config")
-            .arg(&models)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("dup"))
-            .stderr(log)
-            .spawn()
-            .expect("spawn hero_aibroker_server");
-        let mut broker = Broker { child, dir, fake };
-        broker.wait_ready().await;
-        broker
-    }
-
-    async fn wait_ready(&mut self) {
-        let sockets = self.sockets().join("hero_aibroker");
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(15) {
-            if let Some(status) = self.child.try_wait().expect("wait") {
-                panic!("broker exited early ({status}):\n{}", self.server_log());
-            }
-            let up = ["rest.sock", "rpc.sock"]
-                .iter()
-                .all(|s| std::os::unix::net::UnixStream::connect(sockets.join(s)).is_ok());
-            if up {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("broker did not start in time:\n{}", self.server_log());
+            .start()
+            .await;
+        Broker { proc, fake }
     }
 
     /// The root of the socket tree (`--socket-dir` for clients).
     pub fn sockets(&self) -> PathBuf {
-        self.dir.path().join("sockets")
+        self.proc.socket_root()
     }
 
     pub fn server_log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.proc.logs()
     }
 }
 

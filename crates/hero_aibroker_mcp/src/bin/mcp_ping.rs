@@ -205,7 +205,7 @@ impl Ping {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // stdout carries the protocol: logs go to stderr only.
-    hero_aibroker_lib::telemetry::init_logging("warn");
+    hero_aibroker_host::logging::init_logging("warn");
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

@@ -10,11 +10,11 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Broker, sibling_bin};
-use hero_aibroker_testkit::uds_get as get;
+use common::Broker;
+use hero_aibroker_testkit::sibling_bin;
+use hero_aibroker_testkit::{AggregatorConfig, AggregatorProcess};
 use rmcp::ServiceExt;
 use rmcp::model::{CallToolRequestParams, CallToolResult};
 use rmcp::service::{RoleClient, RunningService};
@@ -36,71 +36,14 @@ fn everything_js() -> PathBuf {
     js
 }
 
-/// The aggregator, killed and reaped on drop.
-struct Services {
-    child: Child,
-    sock: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Services {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Services {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
 /// Starts `hero_aibroker_services` on `servers` and waits until `/health` shows `ready` ready.
-async fn start_services(dir: &Path, servers: Value, ready: u64) -> Services {
-    let cfg = dir.join("mcp_servers.json");
-    std::fs::write(&cfg, json!({ "mcpServers": servers }).to_string()).expect("write config");
-    let log = dir.join("services.log");
-    let out = std::fs::File::create(&log).expect("log");
-    let child = Command::new(sibling_bin("hero_aibroker_services"))
-        .env("HERO_SOCKET_DIR", dir.join("sockets"))
-        .env("MCP_CONFIG_PATH", &cfg)
-        .env("MCP_AUDIT_DB", dir.join("audit.db"))
-        .env("RUST_LOG", "warn")
-        .env_remove("MCP_TOOL_PREFIX")
-        .stdin(Stdio::null())
-        .stdout(out.try_clone().expect("dup"))
-        .stderr(out)
-        .spawn()
-        .expect("spawn hero_aibroker_services");
-    let mut services = Services {
-        child,
-        sock: dir.join("sockets/hero_aibroker/mcp.sock"),
-        log,
-    };
-    // node starting server-everything takes a moment on a busy machine.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut last = Value::Null;
-    loop {
-        if let Some(status) = services.child.try_wait().expect("wait") {
-            panic!(
-                "hero_aibroker_services exited ({status}):\n{}",
-                services.log()
-            );
-        }
-        if let Ok((200, body)) = get(&services.sock, "/health").await {
-            if body["ready"] == json!(ready) {
-                return services;
-            }
-            last = body;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never {ready} servers ready; last /health: {last}\n{}",
-            services.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn start_services(dir: &Path, servers: Value, ready: u64) -> AggregatorProcess {
+    AggregatorConfig::new(servers)
+        .in_dir(dir)
+        // node starting server-everything takes a moment on a busy machine.
+        .ready_within(Duration::from_secs(60))
+        .start(ready)
+        .await
 }
 
 async fn client(sock: &Path) -> RunningService<RoleClient, ()> {
@@ -161,7 +104,7 @@ async fn aggregator_serves_server_everything_mcp_ping_and_mcp_broker_as_one_serv
         }
     ]);
     let services = start_services(dir.path(), servers, 3).await;
-    let c = client(&services.sock).await;
+    let c = client(&services.mcp_sock()).await;
 
     let names: Vec<String> = c
         .list_all_tools()

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use hero_aibroker_mcp_broker::broker::{Broker, default_socket_root};
-use hero_aibroker_mcp_broker::tools::BrokerTools;
+use hero_aibroker_mcp::broker::{Broker, default_socket_root};
+use hero_aibroker_mcp::tools::BrokerTools;
 use rmcp::ServiceExt;
 
 /// A stdio MCP server that answers, from a running hero_aibroker, what models cost, how a
@@ -20,14 +20,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    hero_aibroker_host::logging::init_logging("warn");
     match run(args) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {

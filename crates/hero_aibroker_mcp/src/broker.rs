@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hero_aibroker_sdk::client::{ClientError, RpcClient};
+use hero_aibroker_sdk::paths;
 use jsonrpsee::core::ClientError as RpcError;
 
 /// Deadline of one RPC call: these are cheap reads, and an agent should not wait long for a
@@ -16,7 +17,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(15);
 /// `HERO_SOCKET_DIR` says otherwise.
 pub fn default_socket_root() -> PathBuf {
     let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
-    Path::new(&home).join("hero/var/sockets")
+    paths::default_socket_root(Path::new(&home))
 }
 
 /// One broker, addressed by its socket tree.
@@ -31,8 +32,8 @@ impl Broker {
     /// broker started later is found by the next call.
     pub fn new(root: impl Into<PathBuf>) -> Broker {
         let root = root.into();
-        let rpc =
-            RpcClient::new(root.join("hero_aibroker/rpc.sock")).with_timeout(Some(CALL_TIMEOUT));
+        let rpc = RpcClient::new(paths::socket_dir(&root).join(paths::RPC_SOCK))
+            .with_timeout(Some(CALL_TIMEOUT));
         Broker { root, rpc }
     }
 

@@ -1,6 +1,7 @@
-//! The broker's socket directory and Unix sockets: directory `0700` owned by us (a symlink,
-//! a foreign owner or group/world write access is refused), sockets `0600`, a stale socket
-//! replaced only after a failed connect, and the file removed when the listener is done.
+//! Sockets and private files: the socket directory `0700` owned by us (a symlink, a foreign
+//! owner or group/world write access is refused), sockets `0600`, a stale socket replaced only
+//! after a failed connect, the file removed when the listener is done; and [`prepare_file`] for
+//! databases and histories (`0600` in a `0700` directory).
 
 use std::fs;
 use std::io;
@@ -113,6 +114,32 @@ pub fn bind(path: &Path) -> Result<BoundSocket, SocketError> {
     Ok(BoundSocket { listener, guard })
 }
 
+/// Creates `path` as an empty `0600` file (in a `0700` directory if its directory is missing)
+/// unless it exists. SQLite then opens the file with the mode it already has, so a store or an
+/// audit database is never readable by others, not even for a moment.
+pub fn prepare_file(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+        && !dir.exists()
+    {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    match fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +167,19 @@ mod tests {
         let again = bind(&sock).expect("stale socket replaced");
         drop(again);
         assert!(!sock.exists(), "guard removes the file");
+    }
+
+    #[test]
+    fn private_file_in_private_dir_existing_kept() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let path = tmp.path().join("new/dir/store.db");
+        prepare_file(&path).expect("created");
+        assert_eq!(fs::metadata(&path).expect("meta").mode() & 0o777, 0o600);
+        let dir = path.parent().expect("dir");
+        assert_eq!(fs::metadata(dir).expect("meta").mode() & 0o777, 0o700);
+        fs::write(&path, b"kept").expect("write");
+        prepare_file(&path).expect("existing file is fine");
+        assert_eq!(fs::read(&path).expect("read"), b"kept");
     }
 
     #[test]

@@ -1,0 +1,16 @@
+//! The MCP servers bundled with hero_aibroker, each a stdio binary the aggregator runs. Like
+//! any client they reach the broker through the SDK only, never the core.
+//!
+//! - `mcp_ping` (`src/bin/mcp_ping.rs`): ping, echo, whoami, sleep; the test and demo server.
+//! - `mcp_broker` (`src/bin/mcp_broker.rs`): lets agents ask a running hero_aibroker what
+//!   models cost, how a request would route and what has been spent, without sending any
+//!   request to a provider. It uses only read-only JSON-RPC methods on `rpc.sock`, so it needs
+//!   no admin token. Its modules:
+//!
+//! - [`broker`]: where the broker's sockets are and how its failures read as one line.
+//! - [`report`]: the answers as data (`structuredContent`) and as text, and the cost arithmetic.
+//! - [`tools`]: the MCP server and its tools.
+
+pub mod broker;
+pub mod report;
+pub mod tools;
