@@ -4,11 +4,9 @@
 #![warn(clippy::print_stdout)]
 
 pub mod api;
-pub mod catalog;
 pub mod circuit;
 pub mod config;
 pub mod error;
-pub mod keycheck;
 pub mod keys;
 pub mod ledger;
 pub mod mcp;

@@ -9,7 +9,7 @@ use std::sync::atomic::AtomicUsize;
 use indexmap::IndexMap;
 
 use crate::circuit::Circuit;
-use crate::config::models::{BUILTIN_PROVIDERS, env_prefix};
+use crate::config::models::{BUILTIN_PROVIDERS, default_kind, env_prefix};
 use crate::config::{ModelsConfig, Tier};
 use crate::pool::Instance;
 use crate::secret::Secret;
@@ -77,6 +77,8 @@ impl Backend {
 #[derive(Debug)]
 pub struct Provider {
     pub name: String,
+    /// The driver kind that speaks to it (`openai_compat`, `openrouter`, …).
+    pub kind: String,
     pub base_url: String,
     pub keyless: bool,
     /// Where its keys come from, for operator messages.
@@ -132,7 +134,7 @@ impl Registry {
             let source = format!("{prefix}_API_KEY / {prefix}_API_KEYS");
             providers.insert(
                 (*name).to_owned(),
-                make_provider(name, base_url, keys, false, source),
+                make_provider(name, default_kind(name), base_url, keys, false, source),
             );
         }
         for p in &cfg.providers {
@@ -148,9 +150,10 @@ impl Registry {
                 ),
                 None => (Vec::new(), true, "none (keyless)".to_owned()),
             };
+            let kind = p.kind.as_deref().unwrap_or(default_kind(&p.name));
             providers.insert(
                 p.name.clone(),
-                make_provider(&p.name, base_url, keys, keyless, source),
+                make_provider(&p.name, kind, base_url, keys, keyless, source),
             );
         }
 
@@ -298,6 +301,7 @@ fn keys_from(env: &Env, vars: &[String]) -> Vec<Secret> {
 
 fn make_provider(
     name: &str,
+    kind: &str,
     base_url: &str,
     keys: Vec<Secret>,
     keyless: bool,
@@ -334,6 +338,7 @@ fn make_provider(
     };
     Provider {
         name: name.to_owned(),
+        kind: kind.to_owned(),
         base_url: base_url.trim_end_matches('/').to_owned(),
         keyless,
         key_source,

@@ -169,7 +169,7 @@ impl ParsedRequest {
     /// (other `stream_options` keys are kept). The routing fields the broker consumed
     /// (`models`, `route`, `provider`, `transforms`) are left out; `plugins` only reaches
     /// OpenRouter.
-    pub fn openai_body(&self, model_id: &str, openrouter: bool) -> Result<Bytes, ApiError> {
+    pub fn openai_body(&self, model_id: &str, keep_plugins: bool) -> Result<Bytes, ApiError> {
         let mut out = Vec::with_capacity(
             self.fields
                 .values()
@@ -184,7 +184,7 @@ impl ParsedRequest {
             if k == "model"
                 || (self.stream && k == "stream_options")
                 || ROUTING_FIELDS.contains(&k.as_str())
-                || (k == "plugins" && !openrouter)
+                || (k == "plugins" && !keep_plugins)
             {
                 continue;
             }

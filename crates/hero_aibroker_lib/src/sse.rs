@@ -116,41 +116,6 @@ pub fn event_into(payload: &[u8], out: &mut BytesMut) {
 /// The stream terminator.
 pub const DONE: &[u8] = b"data: [DONE]\n\n";
 
-/// True if a chunk carries a non-null `finish_reason`.
-pub fn has_finish_reason(data: &str) -> bool {
-    let b = data.as_bytes();
-    let Some(at) = memchr::memmem::find(b, b"\"finish_reason\"") else {
-        return false;
-    };
-    let after = data[at + 15..]
-        .trim_start()
-        .trim_start_matches(':')
-        .trim_start();
-    !after.starts_with("null")
-}
-
-/// True if a chunk carries generated text: a non-empty `content`, `reasoning`, `text`
-/// (legacy completions) or tool-call `arguments` string. Scans bytes, no parse.
-pub fn has_text_delta(data: &str) -> bool {
-    const KEYS: [&[u8]; 4] = [
-        b"\"content\"",
-        b"\"reasoning\"",
-        b"\"text\"",
-        b"\"arguments\"",
-    ];
-    let b = data.as_bytes();
-    KEYS.iter().any(|key| {
-        memchr::memmem::find_iter(b, key).any(|at| {
-            let after = data[at + key.len()..].trim_start();
-            let Some(value) = after.strip_prefix(':') else {
-                return false;
-            };
-            let value = value.trim_start();
-            value.starts_with('"') && !value.starts_with("\"\"")
-        })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,36 +175,5 @@ mod tests {
         assert_eq!(v["usage"]["upstream_cost"], 0.5);
         assert_eq!(v["model"], "m", "model filled in when absent");
         assert_eq!(id.as_deref(), Some("g"));
-    }
-
-    #[test]
-    fn finish_reason_detection() {
-        assert!(has_finish_reason(
-            r#"{"choices":[{"finish_reason": "stop"}]}"#
-        ));
-        assert!(!has_finish_reason(
-            r#"{"choices":[{"finish_reason":null}]}"#
-        ));
-        assert!(!has_finish_reason(r#"{"choices":[]}"#));
-    }
-
-    #[test]
-    fn text_delta_detection() {
-        for with_text in [
-            r#"{"choices":[{"delta":{"content":"Hi"}}]}"#,
-            r#"{"choices":[{"delta":{"content":"","reasoning":"Hmm"}}]}"#,
-            r#"{"choices":[{"text": " there","finish_reason":null}]}"#,
-            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{\""}}]}}]}"#,
-        ] {
-            assert!(has_text_delta(with_text), "{with_text}");
-        }
-        for without in [
-            r#"{"choices":[{"delta":{"role":"assistant","content":"","refusal":null}}]}"#,
-            r#"{"choices":[{"delta":{"content":null}}]}"#,
-            r#"{"choices":[],"usage":{"prompt_tokens":3}}"#,
-            r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#,
-        ] {
-            assert!(!has_text_delta(without), "{without}");
-        }
     }
 }

@@ -14,6 +14,7 @@ use crate::config::{ConfigError, ModelsConfig, Settings};
 use crate::keys::Keys;
 use crate::ledger::Ledger;
 use crate::pool::Health;
+use crate::providers::Drivers;
 use crate::registry::Registry;
 use crate::store::{CircuitRow, KeyStateRow, Store, StoreError};
 use crate::telemetry::Telemetry;
@@ -24,6 +25,8 @@ use hero_aibroker_host::env::Env;
 pub enum StateError {
     #[error("cannot build the upstream HTTP client: {0}")]
     Client(#[from] reqwest::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,7 +53,7 @@ pub struct AppState {
     /// Session affinity (`x-session-id` / `user` → key and backend).
     pub affinity: crate::router::Affinity,
     /// The live OpenRouter catalog, merged behind the models file into the registry.
-    pub catalog: crate::catalog::LiveCatalog,
+    pub catalog: crate::providers::openrouter::catalog::LiveCatalog,
     /// Persisted circuits whose backend is not in the registry yet (catalog models before the
     /// first refresh); applied by the next rebuild that has it.
     pending_circuits: std::sync::Mutex<Vec<CircuitRow>>,
@@ -58,6 +61,8 @@ pub struct AppState {
     admin: tokio::sync::Mutex<()>,
     /// The MCP aggregator on `<socket dir>/mcp.sock`.
     pub mcp: crate::mcp::McpLink,
+    /// The driver of every provider kind.
+    pub drivers: Drivers,
 }
 
 impl AppState {
@@ -70,6 +75,20 @@ impl AppState {
         store: Store,
         ledger: Ledger,
     ) -> Result<Arc<Self>, StateError> {
+        Self::with_drivers(settings, models, env, store, ledger, Drivers::builtin()).await
+    }
+
+    /// [`AppState::new`] with a chosen set of provider drivers (the built-ins plus any
+    /// registered kind); every provider's `kind` must be one of them.
+    pub async fn with_drivers(
+        settings: Settings,
+        models: ModelsConfig,
+        env: Env,
+        store: Store,
+        ledger: Ledger,
+        drivers: Drivers,
+    ) -> Result<Arc<Self>, StateError> {
+        models.check_kinds(&drivers.kinds())?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             // The relay is the one retry loop; the client must not retry or follow redirects
@@ -84,8 +103,10 @@ impl AppState {
         let priorities: HashMap<String, i64> = store.priorities().await?.into_iter().collect();
         let keys = Keys::load(&store, settings.require_api_key).await?;
         let registry = Registry::build_with(&models, &env, &priorities, None);
-        let catalog =
-            crate::catalog::LiveCatalog::for_registry(&registry, settings.catalog_interval);
+        let catalog = crate::providers::openrouter::catalog::LiveCatalog::for_registry(
+            &registry,
+            settings.catalog_interval,
+        );
         // Instance health survives restarts: auth failures and disabled keys stay so, and
         // cooldowns that have not ended yet resume.
         for row in store.key_states().await? {
@@ -132,8 +153,9 @@ impl AppState {
             catalog,
             admin: tokio::sync::Mutex::new(()),
             pending_circuits: std::sync::Mutex::new(pending_circuits),
+            drivers,
         });
-        crate::catalog::spawn(&state);
+        crate::providers::openrouter::catalog::spawn(&state);
         // Background upkeep for as long as the state lives: metrics every 5 s, instance health
         // changes persisted every second (never from the request path).
         let weak = Arc::downgrade(&state);
@@ -225,6 +247,7 @@ impl AppState {
                 var: "reload".into(),
                 message: e.to_string(),
             })??;
+        cfg.check_kinds(&self.drivers.kinds())?;
         let registry = Arc::new(self.build_registry(&cfg, &self.priorities.load()));
         self.models.store(Arc::new(cfg));
         self.registry.store(registry.clone());
@@ -242,7 +265,7 @@ impl AppState {
     /// The one place a running broker builds its registry: the models file, then the live
     /// catalog behind it, with `priorities`; health, circuits and stats carry over.
     fn build_registry(&self, cfg: &ModelsConfig, priorities: &HashMap<String, i64>) -> Registry {
-        let registry = crate::catalog::build_registry(
+        let registry = crate::providers::openrouter::catalog::build_registry(
             cfg,
             &self.catalog.entries(),
             &self.env,

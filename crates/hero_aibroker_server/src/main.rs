@@ -10,6 +10,7 @@ use hero_aibroker_host::env::Env;
 use hero_aibroker_host::{Drained, shutdown_signal, socket};
 use hero_aibroker_lib::config::{ModelsConfig, Settings};
 use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
+use hero_aibroker_lib::providers::Drivers;
 use hero_aibroker_lib::rpc::methods::{Admin, module};
 use hero_aibroker_lib::rpc::serve::{ServiceMeta, rpc_router};
 use hero_aibroker_lib::server::{self, Listeners};
@@ -75,6 +76,7 @@ fn run(args: Args) -> anyhow::Result<()> {
         settings.drain_timeout = Duration::from_secs(secs);
     }
     let models = ModelsConfig::load(&settings.models_config)?;
+    models.check_kinds(&Drivers::builtin().kinds())?;
     if args.check {
         tracing::info!(models = models.models.len(), "configuration is valid");
         return Ok(());

@@ -9,13 +9,23 @@ use serde::Deserialize;
 
 use super::ConfigError;
 
-/// Providers every broker knows: name and default OpenAI-compatible base URL.
+/// Providers every broker knows: name and default base URL.
 pub const BUILTIN_PROVIDERS: &[(&str, &str)] = &[
     ("openai", "https://api.openai.com/v1"),
     ("openrouter", "https://openrouter.ai/api/v1"),
     ("groq", "https://api.groq.com/openai/v1"),
     ("sambanova", "https://api.sambanova.ai/v1"),
 ];
+
+/// The driver kind of a provider without an explicit `kind`: `openrouter` for the built-in
+/// OpenRouter, `openai_compat` for everything else.
+pub fn default_kind(provider: &str) -> &'static str {
+    if provider == "openrouter" {
+        "openrouter"
+    } else {
+        "openai_compat"
+    }
+}
 
 /// A model's quality tier; `best` routing prefers higher tiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
@@ -59,6 +69,9 @@ pub struct ProviderConfig {
     /// Environment variable holding the key(s), comma-separated; absent for keyless servers.
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// Which driver speaks to it (`openai_compat` when absent); see docs/configuration.md.
+    #[serde(default)]
+    pub kind: Option<String>,
 }
 
 /// One model and its backends.
@@ -170,6 +183,25 @@ impl ModelsConfig {
             .map(|(n, _)| *n)
             .chain(self.providers.iter().map(|p| p.name.as_str()))
             .collect()
+    }
+
+    /// Checks every provider's `kind` against the drivers the broker has (`known`); the error
+    /// names the file, the key and the kinds there are.
+    pub fn check_kinds(&self, known: &[&str]) -> Result<(), ConfigError> {
+        for (i, p) in self.providers.iter().enumerate() {
+            if let Some(kind) = &p.kind
+                && !known.contains(&kind.as_str())
+            {
+                return Err(self.invalid(
+                    format!("providers[{i}].kind"),
+                    format!(
+                        "unknown provider kind {kind:?}; known kinds: {}",
+                        known.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn validate(&self) -> Result<(), ConfigError> {

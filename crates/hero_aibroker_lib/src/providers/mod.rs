@@ -1,16 +1,29 @@
-//! Provider drivers: everything a provider does differently lives behind [`Driver`]. Adding a
-//! provider means one driver file and one line in [`driver_for`].
+//! Providers: everything a provider does differently lives behind [`Driver`] — the upstream
+//! URL and body, what a status means, whether a stream opened, what each stream chunk says,
+//! and how a key is checked — and the core never asks which provider it talks to. A provider's
+//! `kind` (in `modelsconfig.yml`, or the built-in's) picks its driver from [`Drivers`].
+//!
+//! Adding a protocol (an Anthropic driver, a mother broker) is one driver module and one
+//! [`Drivers::register`] line. Also here: the live OpenRouter catalog
+//! ([`openrouter::catalog`]) and `providers.check` ([`keycheck`]).
 
+pub mod keycheck;
 pub mod openai_compat;
+pub mod openrouter;
 
+use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use hero_aibroker_sdk::admin::KeyCheck;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use crate::error::ApiError;
 use crate::pool::Instance;
+use crate::registry::Registry;
 use crate::request::ParsedRequest;
 
 /// How the relay should treat a non-success upstream status.
@@ -27,9 +40,21 @@ pub enum Verdict {
     Fatal,
 }
 
+/// What one stream event (its `data:` payload) says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chunk {
+    /// The end-of-stream marker.
+    Done,
+    /// An error reported in the stream itself, with its message.
+    Error(String),
+    /// Content: whether it carries a finish reason, and whether it carries generated text
+    /// (each such chunk is at least one token, the lower bound when no usage chunk comes).
+    Data { finish: bool, text: bool },
+}
+
 /// A provider's wire protocol.
 pub trait Driver: Send + Sync + std::fmt::Debug {
-    /// The upstream request for `req` on `instance`, asking for `model_id`.
+    /// The upstream request for `req` on `instance`, asking for `model_id`: URL, headers, body.
     fn request(
         &self,
         client: &reqwest::Client,
@@ -38,16 +63,91 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         model_id: &str,
     ) -> Result<reqwest::RequestBuilder, ApiError>;
 
-    /// What a non-2xx status means for routing.
+    /// What a non-2xx status (with its headers) means for routing.
     fn classify(&self, status: StatusCode, headers: &HeaderMap) -> Verdict;
 
-    /// If `data`, the first event of a stream, is an in-band error, its message.
-    fn in_band_error(&self, data: &str) -> Option<String>;
+    /// Whether a 2xx answer to a stream request is a stream; the reason when it is not.
+    fn stream_opened(&self, headers: &HeaderMap) -> Result<(), String> {
+        let sse = headers
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if sse {
+            Ok(())
+        } else {
+            Err("the upstream did not answer the stream request with an event stream".into())
+        }
+    }
+
+    /// Reads one stream event's data.
+    fn chunk(&self, data: &str) -> Chunk;
+
+    /// Tests `instance`'s key with a cheap read-only call (`providers.check`).
+    fn check_key<'a>(
+        &'a self,
+        client: &'a reqwest::Client,
+        instance: &'a Instance,
+    ) -> BoxFuture<'a, KeyCheck>;
 }
 
-/// The driver for a provider name. Every provider is OpenAI-compatible today.
-pub fn driver_for(_provider: &str) -> &'static dyn Driver {
-    &openai_compat::OpenAiCompat
+/// The driver of every provider kind the broker knows, by kind name.
+#[derive(Clone)]
+pub struct Drivers {
+    by_kind: HashMap<String, Arc<dyn Driver>>,
+}
+
+impl std::fmt::Debug for Drivers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.kinds()).finish()
+    }
+}
+
+impl Default for Drivers {
+    fn default() -> Self {
+        Drivers::builtin()
+    }
+}
+
+impl Drivers {
+    /// The built-in kinds: `openai_compat` and its specialisation `openrouter`.
+    pub fn builtin() -> Drivers {
+        let mut d = Drivers {
+            by_kind: HashMap::new(),
+        };
+        d.register(openai_compat::KIND, Arc::new(openai_compat::OpenAiCompat));
+        d.register(openrouter::KIND, Arc::new(openrouter::OpenRouter));
+        d
+    }
+
+    /// Adds (or replaces) the driver of `kind`.
+    pub fn register(&mut self, kind: impl Into<String>, driver: Arc<dyn Driver>) {
+        self.by_kind.insert(kind.into(), driver);
+    }
+
+    /// The known kinds, sorted.
+    pub fn kinds(&self) -> Vec<&str> {
+        let mut k: Vec<&str> = self.by_kind.keys().map(String::as_str).collect();
+        k.sort_unstable();
+        k
+    }
+
+    /// The driver of `kind`.
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn Driver>> {
+        self.by_kind.get(kind)
+    }
+
+    /// The driver of the provider named `provider` in `registry`. Kinds are checked when the
+    /// configuration loads, so the fallback (`openai_compat`) only covers a provider that
+    /// vanished from a newer snapshot mid-request.
+    pub fn for_provider(&self, registry: &Registry, provider: &str) -> Arc<dyn Driver> {
+        registry
+            .providers
+            .get(provider)
+            .and_then(|p| self.by_kind.get(&p.kind))
+            .or_else(|| self.by_kind.get(openai_compat::KIND))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(openai_compat::OpenAiCompat))
+    }
 }
 
 /// How long a rate-limited upstream asks us to wait: `Retry-After` (seconds; the HTTP-date form
@@ -62,11 +162,12 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .map(str::trim)
     };
     let mut waits: Vec<Duration> = Vec::new();
-    if let Some(secs) = header("retry-after")
+    // Upstream text is hostile: `Retry-After: 1e20` must not panic (from_secs_f64 would).
+    if let Some(wait) = header("retry-after")
         .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
     {
-        waits.push(Duration::from_secs_f64(secs));
+        waits.push(wait);
     }
     let mut resets = Vec::new();
     for kind in ["requests", "tokens"] {
@@ -113,7 +214,7 @@ pub fn go_duration(s: &str) -> Option<Duration> {
         total += value * factor;
         rest = &rest[unit_len..];
     }
-    (total.is_finite() && total >= 0.0).then(|| Duration::from_secs_f64(total))
+    Duration::try_from_secs_f64(total).ok()
 }
 
 /// Body bytes of an error for logs: bounded, lossy UTF-8.
@@ -142,6 +243,11 @@ mod tests {
         assert_eq!(go_duration("12ms"), Some(Duration::from_millis(12)));
         assert_eq!(go_duration("1h2m3s"), Some(Duration::from_secs(3723)));
         assert_eq!(go_duration("soon"), None);
+        assert_eq!(
+            go_duration("99999999999999999999h"),
+            None,
+            "overflow is no duration"
+        );
         assert_eq!(go_duration(""), None);
     }
 
@@ -170,5 +276,9 @@ mod tests {
         ]);
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
         assert_eq!(retry_after(&HeaderMap::new()), None);
+        // Hostile values are ignored, never a panic.
+        assert_eq!(retry_after(&headers(&[("retry-after", "1e20")])), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "-5")])), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "NaN")])), None);
     }
 }

@@ -7,6 +7,7 @@ mod ctx;
 mod explain;
 mod stream;
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -23,7 +24,7 @@ use stream::StreamRelay;
 
 use crate::error::ApiError;
 use crate::pool::Observation;
-use crate::providers::{Driver, Verdict, driver_for, snippet};
+use crate::providers::{Chunk, Driver, Verdict, snippet};
 use crate::registry::{Registry, Target};
 use crate::request::ParsedRequest;
 use crate::router::{Candidate, Decision, Defaults, Needs, Rejection, Resolve};
@@ -173,10 +174,13 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             }
             tokio::time::sleep(wait).await;
         }
-        let driver = driver_for(&cand.instance.provider);
+        let driver = state
+            .drivers
+            .for_provider(&registry, &cand.instance.provider);
         ctx.busy = Some(cand.instance.busy());
         let began = Instant::now();
-        let outcome = tokio::time::timeout_at(deadline, attempt(&state, driver, &req, cand)).await;
+        let outcome =
+            tokio::time::timeout_at(deadline, attempt(&state, driver.as_ref(), &req, cand)).await;
         let took = began.elapsed();
         let (failure, retry_after) = match outcome {
             Ok(Ok(AttemptResult::Failed(f, ra))) => (f, ra),
@@ -293,12 +297,7 @@ fn recovery(plan: &[Candidate]) -> Option<Duration> {
 
 /// Builds the client's response from a successful attempt and ends (or, for a stream, hands
 /// over) the request's accounting.
-fn answer(
-    mut ctx: Ctx,
-    cand: &Candidate,
-    driver: &'static dyn Driver,
-    result: Success,
-) -> Response {
+fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Success) -> Response {
     let ttfb = ctx.started.elapsed();
     let attempts = ctx.attempts();
     let request_id = ctx.id.clone();
@@ -424,7 +423,7 @@ fn all_failed(req: &ParsedRequest, failed: &[(String, Failure, Option<Duration>)
 
 async fn attempt(
     state: &AppState,
-    driver: &'static dyn Driver,
+    driver: &dyn Driver,
     req: &ParsedRequest,
     cand: &Candidate,
 ) -> Result<AttemptResult, ApiError> {
@@ -471,18 +470,8 @@ async fn attempt(
     }
 
     if req.stream {
-        let is_sse = resp
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("text/event-stream"));
-        if !is_sse {
-            return Ok(AttemptResult::Failed(
-                Failure::Protocol(
-                    "the upstream did not answer the stream request with an event stream".into(),
-                ),
-                None,
-            ));
+        if let Err(why) = driver.stream_opened(resp.headers()) {
+            return Ok(AttemptResult::Failed(Failure::Protocol(why), None));
         }
         let mut body = resp.bytes_stream();
         let mut parser = SseParser::default();
@@ -523,17 +512,20 @@ async fn attempt(
             Ok(Err(f)) => return Ok(AttemptResult::Failed(f, None)),
             Ok(Ok(ev)) => ev,
         };
-        if first.data.trim() == "[DONE]" {
-            return Ok(AttemptResult::Failed(
-                Failure::Protocol("the stream had no content before [DONE]".into()),
-                None,
-            ));
-        }
-        if let Some(msg) = driver.in_band_error(&first.data) {
-            return Ok(AttemptResult::Failed(
-                Failure::InBand(crate::error::printable(&msg)),
-                None,
-            ));
+        match driver.chunk(first.data.trim()) {
+            Chunk::Done => {
+                return Ok(AttemptResult::Failed(
+                    Failure::Protocol("the stream had no content before [DONE]".into()),
+                    None,
+                ));
+            }
+            Chunk::Error(msg) => {
+                return Ok(AttemptResult::Failed(
+                    Failure::InBand(crate::error::printable(&msg)),
+                    None,
+                ));
+            }
+            Chunk::Data { .. } => {}
         }
         cand.instance.observe(Observation::Success);
         return Ok(AttemptResult::Ok(Success::Stream {

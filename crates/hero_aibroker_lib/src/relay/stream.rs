@@ -9,6 +9,7 @@
 //! came, else the chunks that carried text (each is at least one token, so a lower bound).
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -18,7 +19,7 @@ use hero_aibroker_sdk::{ErrorCode, Usage};
 use super::ctx::{Ctx, Finish};
 use super::root_cause;
 use crate::error::ApiError;
-use crate::providers::Driver;
+use crate::providers::{Chunk, Driver};
 use crate::router::Candidate;
 use crate::sse::{self, Annotator};
 use crate::sse_parse::{SseEvent, SseParser};
@@ -34,7 +35,7 @@ pub(super) struct StreamRelay {
     parser: SseParser,
     first: Option<SseEvent>,
     annotator: Annotator,
-    driver: &'static dyn Driver,
+    driver: Arc<dyn Driver>,
     usage: Option<Usage>,
     /// Events relayed that carried generated text: a lower bound on completion tokens.
     text_events: u64,
@@ -61,7 +62,7 @@ impl StreamRelay {
         parser: SseParser,
         first: SseEvent,
         annotator: Annotator,
-        driver: &'static dyn Driver,
+        driver: Arc<dyn Driver>,
         ttfb: Duration,
     ) -> Self {
         // The upstream's completion id, once per stream, for `/v1/generation?id=`.
@@ -153,26 +154,26 @@ impl StreamRelay {
 
     fn emit(&mut self, ev: &SseEvent, out: &mut BytesMut) {
         let data = ev.data.trim();
-        if data == "[DONE]" {
-            out.put_slice(sse::DONE);
-            self.end("ok");
-            return;
-        }
-        if let Some(msg) = self.driver.in_band_error(data) {
-            // Forward the upstream's own error event, then stop: no [DONE].
-            tracing::warn!(
-                "upstream error event mid-stream: {}",
-                crate::error::printable(&msg)
-            );
-            sse::event_into(data.as_bytes(), out);
-            self.end("partial");
-            return;
-        }
-        if !self.saw_finish && sse::has_finish_reason(data) {
-            self.saw_finish = true;
-        }
-        if sse::has_text_delta(data) {
-            self.text_events += 1;
+        match self.driver.chunk(data) {
+            Chunk::Done => {
+                out.put_slice(sse::DONE);
+                self.end("ok");
+                return;
+            }
+            Chunk::Error(msg) => {
+                // Forward the upstream's own error event, then stop: no [DONE].
+                tracing::warn!(
+                    "upstream error event mid-stream: {}",
+                    crate::error::printable(&msg)
+                );
+                sse::event_into(data.as_bytes(), out);
+                self.end("partial");
+                return;
+            }
+            Chunk::Data { finish, text } => {
+                self.saw_finish |= finish;
+                self.text_events += u64::from(text);
+            }
         }
         if let Some(u) = self
             .annotator

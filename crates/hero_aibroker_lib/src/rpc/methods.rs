@@ -218,7 +218,7 @@ impl HeroAiBrokerApiServer for Admin {
     }
 
     async fn providers_check(&self, provider: Option<String>) -> RpcResult<Vec<KeyCheck>> {
-        crate::keycheck::check(&self.state, provider.as_deref())
+        crate::providers::keycheck::check(&self.state, provider.as_deref())
             .await
             .ok_or_else(|| {
                 err(

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use super::*;
 use crate::registry::Target;
 
-const FIXTURE: &str = include_str!("../../hero_aibroker_testkit/fixtures/openrouter/models.json");
+const FIXTURE: &str =
+    include_str!("../../../../hero_aibroker_testkit/fixtures/openrouter/models.json");
 
 fn url() -> reqwest::Url {
     reqwest::Url::parse("http://127.0.0.1:9/api/v1/models").expect("url")
