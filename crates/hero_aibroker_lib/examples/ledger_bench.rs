@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
 use hero_aibroker_lib::store::Store;
-use hero_aibroker_sdk::admin::{AttemptLog, RequestLog};
+use hero_aibroker_sdk::admin::{AttemptLog, RequestLog, RequestStatus};
 
 const PRODUCERS: usize = 4;
 
@@ -77,7 +77,11 @@ fn realistic_row(i: usize) -> RequestLog {
         upstream_cost_usd: (provider == "openrouter-1").then_some(0.0012),
         latency_ms: 850.0,
         ttfb_ms: Some(180.0),
-        status: if i.is_multiple_of(50) { "error" } else { "ok" }.into(),
+        status: if i.is_multiple_of(50) {
+            RequestStatus::Error
+        } else {
+            RequestStatus::Ok
+        },
         http_status: if i.is_multiple_of(50) { 502 } else { 200 },
         error: i.is_multiple_of(50).then(|| "upstream_5xx".into()),
         trace: None,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use dashmap::DashMap;
+use hero_aibroker_sdk::admin::RequestStatus;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Latency buckets in seconds: 1 ms … 5 min (LLM calls are long).
@@ -32,7 +33,7 @@ impl std::fmt::Debug for Telemetry {
 pub struct Sample<'a> {
     pub model: &'a str,
     pub provider: &'a str,
-    pub status: &'a str,
+    pub status: RequestStatus,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cost_usd: f64,
@@ -68,9 +69,9 @@ impl Telemetry {
                 ("model", s.model.to_owned()),
                 ("provider", s.provider.to_owned()),
             ];
-            metrics::counter!("hero_aibroker_requests_total", "model" => s.model.to_owned(), "provider" => s.provider.to_owned(), "status" => s.status.to_owned()).increment(1);
-            if s.status != "ok" {
-                metrics::counter!("hero_aibroker_errors_total", "model" => s.model.to_owned(), "status" => s.status.to_owned()).increment(1);
+            metrics::counter!("hero_aibroker_requests_total", "model" => s.model.to_owned(), "provider" => s.provider.to_owned(), "status" => s.status.as_str()).increment(1);
+            if s.status != RequestStatus::Ok {
+                metrics::counter!("hero_aibroker_errors_total", "model" => s.model.to_owned(), "status" => s.status.as_str()).increment(1);
             }
             metrics::counter!("hero_aibroker_prompt_tokens_total", &labels)
                 .increment(s.prompt_tokens);
@@ -123,7 +124,7 @@ mod tests {
         t.request(&Sample {
             model: "m",
             provider: "openai-0",
-            status: "ok",
+            status: RequestStatus::Ok,
             prompt_tokens: 10,
             completion_tokens: 5,
             cost_usd: 0.002,

@@ -9,7 +9,8 @@ use std::time::Duration;
 use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
 use hero_aibroker_lib::store::{KeyRow, Store, StoreError, StoreOptions};
 use hero_aibroker_sdk::admin::{
-    AttemptLog, GroupBy, LogQuery, RequestLog, RouteTrace, TraceCandidate, UsageQuery,
+    AttemptLog, GroupBy, LogQuery, RequestLog, RequestStatus, RouteTrace, TraceCandidate,
+    UsageQuery,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sqlx::{Connection, Row};
@@ -58,7 +59,7 @@ fn row(i: usize) -> RequestLog {
         upstream_cost_usd: None,
         latency_ms: 500.0,
         ttfb_ms: Some(120.5),
-        status: "ok".into(),
+        status: RequestStatus::Ok,
         http_status: 200,
         error: None,
         trace: i.is_multiple_of(3).then(|| RouteTrace {
@@ -269,7 +270,7 @@ async fn rows_round_trip_and_are_found_by_id_or_response_id() {
     bare.upstream_model = None;
     bare.ttfb_ms = None;
     bare.attempts.clear();
-    bare.status = "rejected".into();
+    bare.status = RequestStatus::Rejected;
     bare.http_status = 429;
     bare.error = Some("rate limit of key key_a".into());
     store
@@ -313,7 +314,7 @@ async fn logs_filter_and_page_newest_first() {
                 r.key_id = Some("key_b".into());
             }
             if i == 5 {
-                r.status = "error".into();
+                r.status = RequestStatus::Error;
             }
             r
         })
@@ -420,7 +421,7 @@ async fn logs_filter_and_page_newest_first() {
         3
     );
     let errors = store
-        .logs(&q(|q| q.status = Some("error".into())))
+        .logs(&q(|q| q.status = Some(RequestStatus::Error)))
         .await
         .expect("status");
     assert_eq!(ids(&errors), ["req_000005"]);
@@ -461,10 +462,10 @@ async fn usage_groups_sum_and_count_errors() {
             r.completion_tokens = 1;
         }
         if i == 4 {
-            r.status = "partial".into();
+            r.status = RequestStatus::Partial;
         }
         if i == 5 {
-            r.status = "rejected".into();
+            r.status = RequestStatus::Rejected;
             r.provider = None;
         }
         rows.push(r);

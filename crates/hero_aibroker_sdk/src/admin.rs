@@ -245,7 +245,7 @@ pub struct LogQuery {
     #[serde(default)]
     pub client: Option<String>,
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<RequestStatus>,
     #[serde(default)]
     pub from_ms: Option<i64>,
     #[serde(default)]
@@ -339,6 +339,66 @@ pub struct TraceCandidate {
     pub note: Option<String>,
 }
 
+/// How a request ended: the `status` of its ledger row, the `status` label of the request
+/// metrics, and the `status` filter of `usage.logs`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    /// Answered in full.
+    Ok,
+    /// A stream that broke, stalled or reported an error after bytes reached the client.
+    Partial,
+    /// The client went away before the answer ended (HTTP 499); the upstream call was cancelled.
+    ClientCancelled,
+    /// The upstream refused the request itself (a 4xx passed through).
+    ClientError,
+    /// Every upstream attempt failed, or the broker failed.
+    #[default]
+    Error,
+    /// Refused before any upstream call (bad request, unknown model, key limits).
+    Rejected,
+}
+
+impl RequestStatus {
+    /// Every status.
+    pub const ALL: [RequestStatus; 6] = [
+        RequestStatus::Ok,
+        RequestStatus::Partial,
+        RequestStatus::ClientCancelled,
+        RequestStatus::ClientError,
+        RequestStatus::Error,
+        RequestStatus::Rejected,
+    ];
+
+    /// The wire and database spelling (`client_cancelled`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestStatus::Ok => "ok",
+            RequestStatus::Partial => "partial",
+            RequestStatus::ClientCancelled => "client_cancelled",
+            RequestStatus::ClientError => "client_error",
+            RequestStatus::Error => "error",
+            RequestStatus::Rejected => "rejected",
+        }
+    }
+}
+
+impl std::fmt::Display for RequestStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for RequestStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RequestStatus::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| format!("unknown request status {s:?}"))
+    }
+}
+
 /// One row of the ledger: a request and what it cost.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct RequestLog {
@@ -370,8 +430,7 @@ pub struct RequestLog {
     pub upstream_cost_usd: Option<f64>,
     pub latency_ms: f64,
     pub ttfb_ms: Option<f64>,
-    /// `ok`, `partial`, `client_cancelled`, `client_error`, `error`, `rejected`.
-    pub status: String,
+    pub status: RequestStatus,
     pub http_status: u16,
     pub error: Option<String>,
     /// The routing decision (candidates considered, why each was skipped).

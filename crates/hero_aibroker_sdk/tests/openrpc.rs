@@ -416,7 +416,7 @@ fn param_types_match_their_schemas() {
                 provider: Some("p".to_owned()),
                 key_id: Some("k".to_owned()),
                 client: Some("c".to_owned()),
-                status: Some("ok".to_owned()),
+                status: Some(RequestStatus::Ok),
                 from_ms: Some(1),
                 to_ms: Some(2),
             }),
@@ -686,5 +686,35 @@ fn error_codes_match_the_error_table() {
         codes::MCP_CALL,
     ] {
         assert!(rpc_codes.contains(&i64::from(c)), "{c}");
+    }
+}
+
+/// The request statuses `openrpc.json` documents are exactly [`RequestStatus::ALL`], for the
+/// ledger row and for the `usage.logs` filter.
+#[test]
+fn request_statuses_match_the_enum() {
+    let doc = doc();
+    let all: BTreeSet<String> = RequestStatus::ALL
+        .iter()
+        .map(|s| s.as_str().to_owned())
+        .collect();
+    for (schema, nullable) in [("RequestLog", false), ("LogQuery", true)] {
+        let listed: BTreeSet<String> = doc["components"]["schemas"][schema]["properties"]["status"]
+            ["enum"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{schema}.status has no enum"))
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect();
+        assert_eq!(listed, all, "{schema}.status");
+        for s in RequestStatus::ALL {
+            let json = serde_json::to_value(s).expect("serializes");
+            assert_eq!(json, s.as_str());
+            assert_eq!(s.as_str().parse::<RequestStatus>(), Ok(s));
+        }
+        let has_null = doc["components"]["schemas"][schema]["properties"]["status"]["enum"]
+            .as_array()
+            .is_some_and(|a| a.contains(&Value::Null));
+        assert_eq!(has_null, nullable, "{schema}.status null");
     }
 }

@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use hero_aibroker_sdk::ErrorCode;
-use hero_aibroker_sdk::admin::{GroupBy, LogQuery, UsageGroup, UsageQuery};
+use hero_aibroker_sdk::admin::{GroupBy, LogQuery, RequestStatus, UsageGroup, UsageQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -141,7 +141,7 @@ pub(super) async fn generation(
         "upstream_model": row.upstream_model,
         "provider_name": row.provider,
         "streamed": row.stream,
-        "cancelled": row.status == "client_cancelled",
+        "cancelled": row.status == RequestStatus::ClientCancelled,
         "status": row.status,
         "latency": row.ttfb_ms.map(|t| t.round() as i64),
         "generation_time": row.latency_ms.round() as i64,

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hero_aibroker_sdk::Usage;
-use hero_aibroker_sdk::admin::{AttemptLog, RequestLog, RouteTrace};
+use hero_aibroker_sdk::admin::{AttemptLog, RequestLog, RequestStatus, RouteTrace};
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::error::{ApiError, printable};
@@ -21,7 +21,7 @@ use crate::telemetry::Sample;
 #[derive(Debug, Default)]
 pub(crate) struct Finish<'a> {
     pub cand: Option<&'a Candidate>,
-    pub status: &'static str,
+    pub status: RequestStatus,
     pub http_status: u16,
     pub usage: Option<&'a Usage>,
     pub ttfb: Option<Duration>,
@@ -148,7 +148,7 @@ impl Ctx {
             .and_then(|u| u.extra.get("upstream_cost"))
             .and_then(serde_json::Value::as_f64);
         let latency = self.started.elapsed();
-        if let (Some(c), Some(ttfb), true) = (f.cand, f.ttfb, f.status == "ok") {
+        if let (Some(c), Some(ttfb), true) = (f.cand, f.ttfb, f.status == RequestStatus::Ok) {
             c.backend()
                 .stats
                 .throughput(completion, latency.saturating_sub(ttfb));
@@ -180,7 +180,7 @@ impl Ctx {
             upstream_cost_usd: upstream_cost,
             latency_ms: latency.as_secs_f64() * 1000.0,
             ttfb_ms: f.ttfb.map(|t| t.as_secs_f64() * 1000.0),
-            status: f.status.to_owned(),
+            status: f.status,
             http_status: f.http_status,
             error: f.error,
             trace: self.trace.take(),
@@ -205,7 +205,7 @@ impl Ctx {
             model = %row.requested_model,
             provider = row.provider.as_deref(),
             upstream_model = row.upstream_model.as_deref(),
-            status = f.status,
+            status = f.status.as_str(),
             http_status = f.http_status,
             attempts = row.attempts.len(),
             prompt_tokens = prompt,
@@ -223,9 +223,9 @@ impl Ctx {
     /// failed) and hands the error back for the response.
     pub(crate) fn fail(mut self, err: ApiError) -> ApiError {
         let status = if err.code.http_status() < 500 {
-            "rejected"
+            RequestStatus::Rejected
         } else {
-            "error"
+            RequestStatus::Error
         };
         self.finish(Finish {
             status,
@@ -244,7 +244,7 @@ impl Drop for Ctx {
         // Dropped unfinished: the handler or stream was dropped because the client went away
         // (which also dropped, and so cancelled, the upstream call).
         self.finish(Finish {
-            status: "client_cancelled",
+            status: RequestStatus::ClientCancelled,
             http_status: 499,
             ..Finish::default()
         });

@@ -16,6 +16,7 @@ use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use hero_aibroker_sdk::ErrorCode;
+use hero_aibroker_sdk::admin::RequestStatus;
 
 use ctx::Finish;
 pub use ctx::{Ctx, Hints};
@@ -309,7 +310,7 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
         } => {
             ctx.finish(Finish {
                 cand: Some(cand),
-                status: "ok",
+                status: RequestStatus::Ok,
                 http_status: 200,
                 usage: usage.as_ref(),
                 ttfb: Some(ttfb),
@@ -330,7 +331,7 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
         } => {
             ctx.finish(Finish {
                 cand: Some(cand),
-                status: "client_error",
+                status: RequestStatus::ClientError,
                 http_status: status.as_u16(),
                 ttfb: Some(ttfb),
                 error: Some(snippet(&body)),

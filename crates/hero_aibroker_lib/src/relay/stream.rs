@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
+use hero_aibroker_sdk::admin::RequestStatus;
 use hero_aibroker_sdk::{ErrorCode, Usage};
 
 use super::ctx::{Ctx, Finish};
@@ -140,7 +141,7 @@ impl StreamRelay {
                 Ok(None) if self.saw_finish && !self.parser.has_partial() => {
                     // Some servers end after the finish chunk without `[DONE]`: complete it.
                     out.put_slice(sse::DONE);
-                    self.end("ok");
+                    self.end(RequestStatus::Ok);
                 }
                 Ok(None) => self.fail(
                     ErrorCode::StreamInterrupted,
@@ -157,7 +158,7 @@ impl StreamRelay {
         match self.driver.chunk(data) {
             Chunk::Done => {
                 out.put_slice(sse::DONE);
-                self.end("ok");
+                self.end(RequestStatus::Ok);
                 return;
             }
             Chunk::Error(msg) => {
@@ -167,7 +168,7 @@ impl StreamRelay {
                     crate::error::printable(&msg)
                 );
                 sse::event_into(data.as_bytes(), out);
-                self.end("partial");
+                self.end(RequestStatus::Partial);
                 return;
             }
             Chunk::Data { finish, text } => {
@@ -185,19 +186,19 @@ impl StreamRelay {
 
     fn fail(&mut self, code: ErrorCode, msg: &str, out: &mut BytesMut) {
         tracing::warn!(request = %self.ctx.id, "stream failed after the first byte: {msg}");
-        self.end_with("partial", 200, Some(msg.to_owned()));
+        self.end_with(RequestStatus::Partial, 200, Some(msg.to_owned()));
         let body = ApiError::new(code, msg).body();
         sse::event_into(&serde_json::to_vec(&body).unwrap_or_default(), out);
     }
 
-    fn end(&mut self, status: &'static str) {
+    fn end(&mut self, status: RequestStatus) {
         self.end_with(status, 200, None);
     }
 
-    fn end_with(&mut self, status: &'static str, http_status: u16, error: Option<String>) {
+    fn end_with(&mut self, status: RequestStatus, http_status: u16, error: Option<String>) {
         self.finished = true;
         // A stream cut short rarely brought its usage chunk: count what reached the client.
-        let counted = (status != "ok" && self.usage.is_none()).then(|| Usage {
+        let counted = (status != RequestStatus::Ok && self.usage.is_none()).then(|| Usage {
             completion_tokens: self.text_events,
             total_tokens: self.text_events,
             ..Usage::default()
@@ -218,7 +219,7 @@ impl Drop for StreamRelay {
     fn drop(&mut self) {
         // Still unfinished: the client went away mid-stream (finish is a no-op otherwise).
         if !self.finished {
-            self.end_with("client_cancelled", 499, None);
+            self.end_with(RequestStatus::ClientCancelled, 499, None);
         }
     }
 }

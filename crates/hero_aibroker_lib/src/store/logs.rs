@@ -134,11 +134,12 @@ impl Store {
                 .push_bind(m.clone())
                 .push(")");
         }
+        let status = q.status.map(|s| s.as_str().to_owned());
         for (column, value) in [
             ("provider", &q.provider),
             ("key_id", &q.key_id),
             ("client", &q.client),
-            ("status", &q.status),
+            ("status", &status),
         ] {
             if let Some(v) = value {
                 qb.push(format_args!(" AND {column} = "))
@@ -276,7 +277,7 @@ fn insert_statement(chunk: &[RequestLog]) -> QueryBuilder<Sqlite> {
             .push_bind(finite_opt(r.upstream_cost_usd))
             .push_bind(finite(r.latency_ms))
             .push_bind(finite_opt(r.ttfb_ms))
-            .push_bind(r.status.clone())
+            .push_bind(r.status.as_str())
             .push_bind(i64::from(r.http_status))
             .push_bind(r.error.clone())
             .push_bind(trace);
@@ -321,7 +322,10 @@ fn request_log(r: &SqliteRow) -> Result<RequestLog, StoreError> {
         upstream_cost_usd: r.try_get("upstream_cost_usd")?,
         latency_ms: r.try_get("latency_ms")?,
         ttfb_ms: r.try_get("ttfb_ms")?,
-        status: r.try_get("status")?,
+        status: r
+            .try_get::<String, _>("status")?
+            .parse()
+            .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
         http_status: u16::try_from(r.try_get::<i64, _>("http_status")?).unwrap_or(0),
         error: r.try_get("error")?,
         trace: match r.try_get::<Option<String>, _>("trace")? {

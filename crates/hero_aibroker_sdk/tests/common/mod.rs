@@ -106,7 +106,7 @@ impl Stub {
             upstream_cost_usd: self.some(0.0000261),
             latency_ms: 1250.5,
             ttfb_ms: self.some(310.5),
-            status: "ok".to_owned(),
+            status: RequestStatus::Ok,
             http_status: 200,
             error: self.some("none, but the field must exist".to_owned()),
             trace: self.some(self.trace("auto", None)),
