@@ -14,11 +14,12 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use hero_aibroker_host::env::Env;
+use hero_aibroker_lib::config::registry::Registry;
 use hero_aibroker_lib::config::{ModelsConfig, Strategy};
-use hero_aibroker_lib::pool::Busy;
-use hero_aibroker_lib::registry::Registry;
-use hero_aibroker_lib::router::{
-    Affinity, Defaults, Endpoint, Needs, ProviderPrefs, Resolve, RouteOptions,
+use hero_aibroker_lib::health::affinity::Affinity;
+use hero_aibroker_lib::health::pool::Busy;
+use hero_aibroker_lib::pipeline::router::{
+    Defaults, Endpoint, Needs, ProviderPrefs, Resolve, RouteOptions,
 };
 
 // The server's allocator: the decision is allocation-heavy (plan, trace strings).

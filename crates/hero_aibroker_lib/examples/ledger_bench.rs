@@ -9,8 +9,8 @@
 
 use std::time::{Duration, Instant};
 
-use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
-use hero_aibroker_lib::store::Store;
+use hero_aibroker_lib::accounting::ledger::{Ledger, LedgerConfig};
+use hero_aibroker_lib::accounting::store::Store;
 use hero_aibroker_sdk::admin::{AttemptLog, RequestLog, RequestStatus};
 
 const PRODUCERS: usize = 4;

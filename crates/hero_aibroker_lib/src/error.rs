@@ -6,8 +6,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hero_aibroker_sdk::{ErrorBody, ErrorCode};
 
-use crate::router::PlanError;
-
 /// A REST error: a code from the table, a message for the client, maybe a `Retry-After`.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -78,58 +76,6 @@ impl IntoResponse for ApiError {
     }
 }
 
-impl From<PlanError> for ApiError {
-    fn from(e: PlanError) -> Self {
-        match e {
-            PlanError::UnknownModel(name) => ApiError::new(
-                ErrorCode::ModelNotFound,
-                format!(
-                    "The model \"{}\" does not exist. List the available models with GET /v1/models.",
-                    printable(&name)
-                ),
-            ),
-            PlanError::NotServable { model, providers } => ApiError::new(
-                ErrorCode::NoBackend,
-                format!(
-                    "The model {model:?} has no usable backend: no API key is configured for {}. \
-                     Set the provider's key (e.g. OPENAI_API_KEY) and restart, or pick a model that GET /v1/models lists as servable.",
-                    providers.join(", ")
-                ),
-            ),
-            PlanError::Unsupported { model, missing } => ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!(
-                    "The model \"{}\" cannot serve this request: it needs {missing}. \
-                     Pick a model whose capabilities in GET /v1/models include it.",
-                    printable(&model)
-                ),
-            ),
-            PlanError::AllUnusable { model } => ApiError::new(
-                ErrorCode::NoBackend,
-                format!(
-                    "Every provider key that could serve the model {model:?} was refused by its provider or disabled. \
-                     See providers.list on rpc.sock, fix the key, then providers.reset."
-                ),
-            ),
-            PlanError::NoAutoModel { capability } => ApiError::new(
-                ErrorCode::NoBackend,
-                format!(
-                    "No servable model has the {capability:?} capability, so \"auto\" has nothing to route to."
-                ),
-            ),
-            PlanError::NoMatch { model } => ApiError::new(
-                ErrorCode::InvalidRequest,
-                format!(
-                    "No backend of the model \"{}\" matches the request's `provider` preferences \
-                     (only / ignore / order with allow_fallbacks false / max_price / require_parameters). \
-                     routing.explain on rpc.sock shows why each backend was left out.",
-                    printable(&model)
-                ),
-            ),
-        }
-    }
-}
-
 /// A client-supplied string made safe to echo: control characters escaped, length bounded.
 pub fn printable(s: &str) -> String {
     let mut out: String = s.chars().take(200).flat_map(char::escape_default).collect();
@@ -142,14 +88,6 @@ pub fn printable(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn unknown_model_message_says_how_to_list() {
-        let e = ApiError::from(PlanError::UnknownModel("x\n".into()));
-        assert_eq!(e.status(), StatusCode::NOT_FOUND);
-        assert!(e.message.contains("GET /v1/models"));
-        assert!(e.message.contains(r#""x\n""#), "{}", e.message);
-    }
 
     #[test]
     fn retry_after_header_is_set() {

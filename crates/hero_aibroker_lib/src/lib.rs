@@ -1,28 +1,25 @@
 //! hero_aibroker core library. Binaries are wiring; everything a test may want to call lives
-//! here: configuration, the model registry, routing, provider drivers, the relay loop and the
-//! HTTP surfaces.
+//! here, grouped by the pipeline, each folder depending only on those listed before it:
+//!
+//! - [`health`]: key instances, circuits, measurements, affinity, and `observe`.
+//! - [`config`]: settings, the models file and the registry snapshot built from them.
+//! - [`accounting`]: broker API keys, the ledger, the store, metrics.
+//! - [`providers`]: one driver per wire protocol, the OpenRouter catalog, key checks.
+//! - [`pipeline`]: parse, route, relay, transforms, SSE.
+//! - [`surfaces`]: REST and JSON-RPC, and [`surfaces::server`]'s start → serve → drain → flush.
+//!
+//! Leaves any folder may use: [`endpoint`], [`error`], [`secret`], [`mcp`] (the aggregator
+//! client); [`state`] ties the folders below the pipeline into one shared state.
 #![warn(clippy::print_stdout)]
 
-pub mod api;
-pub mod circuit;
+pub mod accounting;
 pub mod config;
+pub mod endpoint;
 pub mod error;
-pub mod keys;
-pub mod ledger;
+pub mod health;
 pub mod mcp;
-pub mod pool;
+pub mod pipeline;
 pub mod providers;
-pub mod registry;
-pub mod relay;
-pub mod request;
-pub mod router;
-pub mod rpc;
 pub mod secret;
-pub mod server;
-pub mod sse;
-pub mod sse_parse;
 pub mod state;
-pub mod stats;
-pub mod store;
-pub mod telemetry;
-pub mod transforms;
+pub mod surfaces;

@@ -9,15 +9,16 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
-use crate::circuit::Circuit;
+use crate::accounting::keys::Keys;
+use crate::accounting::ledger::Ledger;
+use crate::accounting::store::{CircuitRow, KeyStateRow, Store, StoreError};
+use crate::accounting::telemetry::Telemetry;
+use crate::config::registry::Registry;
 use crate::config::{ConfigError, ModelsConfig, Settings};
-use crate::keys::Keys;
-use crate::ledger::Ledger;
-use crate::pool::Health;
+use crate::health::circuit::Circuit;
+use crate::health::pool::Health;
 use crate::providers::Drivers;
-use crate::registry::Registry;
-use crate::store::{CircuitRow, KeyStateRow, Store, StoreError};
-use crate::telemetry::Telemetry;
+use crate::providers::openrouter::catalog::{LiveCatalog, Timeouts};
 use hero_aibroker_host::env::Env;
 
 /// Why the state could not be built.
@@ -51,9 +52,9 @@ pub struct AppState {
     pub keys: Keys,
     pub telemetry: Telemetry,
     /// Session affinity (`x-session-id` / `user` → key and backend).
-    pub affinity: crate::router::Affinity,
+    pub affinity: crate::health::affinity::Affinity,
     /// The live OpenRouter catalog, merged behind the models file into the registry.
-    pub catalog: crate::providers::openrouter::catalog::LiveCatalog,
+    pub catalog: LiveCatalog,
     /// Persisted circuits whose backend is not in the registry yet (catalog models before the
     /// first refresh); applied by the next rebuild that has it.
     pending_circuits: std::sync::Mutex<Vec<CircuitRow>>,
@@ -103,10 +104,7 @@ impl AppState {
         let priorities: HashMap<String, i64> = store.priorities().await?.into_iter().collect();
         let keys = Keys::load(&store, settings.require_api_key).await?;
         let registry = Registry::build_with(&models, &env, &priorities, None);
-        let catalog = crate::providers::openrouter::catalog::LiveCatalog::for_registry(
-            &registry,
-            settings.catalog_interval,
-        );
+        let catalog = LiveCatalog::for_registry(&registry, settings.catalog_interval);
         // Instance health survives restarts: auth failures and disabled keys stay so, and
         // cooldowns that have not ended yet resume.
         for row in store.key_states().await? {
@@ -149,13 +147,13 @@ impl AppState {
             ledger,
             keys,
             telemetry: Telemetry::new(),
-            affinity: crate::router::Affinity::default(),
+            affinity: crate::health::affinity::Affinity::default(),
             catalog,
             admin: tokio::sync::Mutex::new(()),
             pending_circuits: std::sync::Mutex::new(pending_circuits),
             drivers,
         });
-        crate::providers::openrouter::catalog::spawn(&state);
+        spawn_catalog_refresh(&state);
         // Background upkeep for as long as the state lives: metrics every 5 s, instance health
         // changes persisted every second (never from the request path).
         let weak = Arc::downgrade(&state);
@@ -179,8 +177,8 @@ impl AppState {
     /// store.
     pub async fn persist_health(&self) {
         let reg = self.registry.load_full();
-        let now = i64::try_from(crate::pool::unix_ms()).unwrap_or(i64::MAX);
-        let (instances, rows): (Vec<&Arc<crate::pool::Instance>>, Vec<KeyStateRow>) = reg
+        let now = i64::try_from(crate::health::pool::unix_ms()).unwrap_or(i64::MAX);
+        let (instances, rows): (Vec<&Arc<crate::health::pool::Instance>>, Vec<KeyStateRow>) = reg
             .providers
             .values()
             .flat_map(|p| p.instances.iter())
@@ -340,11 +338,40 @@ fn dirty_circuits(registry: &Registry, now_ms: i64) -> Vec<(&Circuit, CircuitRow
         .collect()
 }
 
+/// Refreshes the live OpenRouter catalog when it is on: the first refresh at once (start-up does
+/// not wait for it), then on its schedule, for as long as the state lives; a changed catalog
+/// rebuilds the registry.
+fn spawn_catalog_refresh(state: &Arc<AppState>) {
+    if state.catalog.next_delay().is_none() {
+        return;
+    }
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            let Some(s) = weak.upgrade() else { break };
+            let source = LiveCatalog::source(&s.registry.load());
+            let timeouts = Timeouts {
+                first_byte: s.settings.first_byte_timeout,
+                idle: s.settings.idle_timeout,
+                total: s.settings.request_deadline,
+            };
+            if s.catalog.refresh(&s.client, source, timeouts).await {
+                s.rebuild_registry().await;
+            }
+            let Some(delay) = s.catalog.next_delay() else {
+                break;
+            };
+            drop(s);
+            tokio::time::sleep(delay).await;
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::circuit::CircuitState;
-    use crate::registry::tests::registry;
+    use crate::config::registry::tests::registry;
+    use crate::health::circuit::CircuitState;
     use std::time::Duration;
 
     #[test]

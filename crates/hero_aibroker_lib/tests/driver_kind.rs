@@ -9,16 +9,15 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use futures_util::future::BoxFuture;
 use hero_aibroker_host::env::Env;
-use hero_aibroker_lib::api::rest_router;
+use hero_aibroker_lib::accounting::ledger::{Ledger, LedgerConfig};
+use hero_aibroker_lib::accounting::store::Store;
 use hero_aibroker_lib::config::{ModelsConfig, Settings};
 use hero_aibroker_lib::error::ApiError;
-use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
-use hero_aibroker_lib::pool::Instance;
+use hero_aibroker_lib::health::pool::Instance;
 use hero_aibroker_lib::providers::openai_compat::OpenAiCompat;
-use hero_aibroker_lib::providers::{Chunk, Driver, Drivers, Verdict};
-use hero_aibroker_lib::request::ParsedRequest;
+use hero_aibroker_lib::providers::{Chunk, ClientRequest, Driver, Drivers, Verdict};
 use hero_aibroker_lib::state::{AppState, StateError};
-use hero_aibroker_lib::store::Store;
+use hero_aibroker_lib::surfaces::api::rest_router;
 use hero_aibroker_sdk::admin::KeyCheck;
 use hero_aibroker_testkit::FakeProvider;
 use http_body_util::BodyExt;
@@ -37,7 +36,7 @@ impl Driver for Shout {
         &self,
         client: &reqwest::Client,
         instance: &Instance,
-        req: &ParsedRequest,
+        req: &dyn ClientRequest,
         model_id: &str,
     ) -> Result<reqwest::RequestBuilder, ApiError> {
         let url = format!("{}/chat/completions", instance.base_url);

@@ -9,12 +9,12 @@ use std::time::Duration;
 use sqlx::Connection;
 
 use hero_aibroker_host::env::Env;
-use hero_aibroker_lib::circuit::{Circuit, CircuitSnapshot, CircuitState};
+use hero_aibroker_lib::accounting::ledger::{Ledger, LedgerConfig};
+use hero_aibroker_lib::accounting::store::{CircuitRow, Store};
 use hero_aibroker_lib::config::{ModelsConfig, Settings};
-use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
-use hero_aibroker_lib::pool::unix_ms;
+use hero_aibroker_lib::health::circuit::{Circuit, CircuitSnapshot, CircuitState};
+use hero_aibroker_lib::health::pool::unix_ms;
 use hero_aibroker_lib::state::AppState;
-use hero_aibroker_lib::store::{CircuitRow, Store};
 
 const MODELS: &str = r#"
 providers:

@@ -6,8 +6,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use hero_aibroker_lib::ledger::{Ledger, LedgerConfig};
-use hero_aibroker_lib::store::{KeyRow, Store, StoreError, StoreOptions};
+use hero_aibroker_lib::accounting::ledger::{Ledger, LedgerConfig};
+use hero_aibroker_lib::accounting::store::{KeyRow, Store, StoreError, StoreOptions};
 use hero_aibroker_sdk::admin::{
     AttemptLog, GroupBy, LogQuery, RequestLog, RequestStatus, RouteTrace, TraceCandidate,
     UsageQuery,

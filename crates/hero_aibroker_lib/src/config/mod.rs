@@ -1,8 +1,10 @@
-//! Configuration: the operator's `modelsconfig.yml` and the server settings read from the
-//! environment. Both load in two phases: deserialize a raw form (errors name the key path),
-//! then validate into the runtime form.
+//! Configuration: the operator's `modelsconfig.yml` ([`models`]) and the server settings read
+//! from the environment ([`settings`]), both loaded in two phases (deserialize a raw form whose
+//! errors name the key path, then validate), and the routing snapshot built from them
+//! ([`registry`]): models, backends, providers and their key instances, swapped whole on reload.
 
 pub mod models;
+pub mod registry;
 pub mod settings;
 
 pub use models::{BackendConfig, ModelConfig, ModelsConfig, ProviderConfig, Tier};

@@ -6,13 +6,18 @@ use std::sync::Arc;
 
 use hero_aibroker_sdk::admin::KeyCheck;
 
-use super::Driver;
-use crate::pool::Instance;
-use crate::state::AppState;
+use super::{Driver, Drivers};
+use crate::config::registry::Registry;
+use crate::health::pool::Instance;
 
-/// Checks every instance, or only `provider`'s; `None` when no provider has that name.
-pub async fn check(state: &AppState, provider: Option<&str>) -> Option<Vec<KeyCheck>> {
-    let reg = state.registry.load();
+/// Checks every instance of `reg`, or only `provider`'s, each with its kind's driver; `None`
+/// when no provider has that name.
+pub async fn check(
+    reg: &Registry,
+    drivers: &Drivers,
+    client: &reqwest::Client,
+    provider: Option<&str>,
+) -> Option<Vec<KeyCheck>> {
     if let Some(name) = provider
         && !reg.providers.contains_key(name)
     {
@@ -23,11 +28,9 @@ pub async fn check(state: &AppState, provider: Option<&str>) -> Option<Vec<KeyCh
         .values()
         .filter(|p| provider.is_none_or(|name| p.name == name))
         .flat_map(|p| p.instances.iter().cloned())
-        .map(|i| (state.drivers.for_provider(&reg, &i.provider), i))
+        .map(|i| (drivers.for_provider(reg, &i.provider), i))
         .collect();
-    let checks = work
-        .iter()
-        .map(|(driver, i)| driver.check_key(&state.client, i));
+    let checks = work.iter().map(|(driver, i)| driver.check_key(client, i));
     Some(futures_util::future::join_all(checks).await)
 }
 

@@ -21,10 +21,10 @@ use hero_aibroker_sdk::admin::KeyCheck;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
+use crate::config::registry::Registry;
+use crate::endpoint::Endpoint;
 use crate::error::ApiError;
-use crate::pool::Instance;
-use crate::registry::Registry;
-use crate::request::ParsedRequest;
+use crate::health::pool::Instance;
 
 /// How the relay should treat a non-success upstream status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,21 @@ pub enum Chunk {
     Data { finish: bool, text: bool },
 }
 
+/// What a driver reads of the client's request: implemented by the pipeline's parsed request,
+/// so providers do not depend on the pipeline.
+pub trait ClientRequest: Send + Sync {
+    /// Which endpoint the client called.
+    fn endpoint(&self) -> Endpoint;
+    /// Whether the client asked for a stream.
+    fn stream(&self) -> bool;
+    /// The client's body in OpenAI's shape for an OpenAI-compatible upstream: `model` replaced
+    /// by `model_id`, streams asking for usage, routing fields consumed; `plugins` kept only
+    /// with `keep_plugins` (OpenRouter).
+    fn openai_body(&self, model_id: &str, keep_plugins: bool) -> Result<Bytes, ApiError>;
+    /// App attribution for OpenRouter: `HTTP-Referer` and `X-Title`.
+    fn attribution(&self) -> (Option<&str>, Option<&str>);
+}
+
 /// A provider's wire protocol.
 pub trait Driver: Send + Sync + std::fmt::Debug {
     /// The upstream request for `req` on `instance`, asking for `model_id`: URL, headers, body.
@@ -59,7 +74,7 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         &self,
         client: &reqwest::Client,
         instance: &Instance,
-        req: &ParsedRequest,
+        req: &dyn ClientRequest,
         model_id: &str,
     ) -> Result<reqwest::RequestBuilder, ApiError>;
 

@@ -11,10 +11,9 @@ use hero_aibroker_sdk::admin::KeyCheck;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
-use super::{Chunk, Driver, Verdict, retry_after};
+use super::{Chunk, ClientRequest, Driver, Verdict, retry_after};
 use crate::error::ApiError;
-use crate::pool::Instance;
-use crate::request::ParsedRequest;
+use crate::health::pool::Instance;
 
 /// The kind name in `modelsconfig.yml` (`kind: openai_compat`), the default.
 pub const KIND: &str = "openai_compat";
@@ -35,23 +34,26 @@ const CHECK_MAX_BODY: usize = 8 << 20;
 pub(super) fn request_builder(
     client: &reqwest::Client,
     instance: &Instance,
-    req: &ParsedRequest,
+    req: &dyn ClientRequest,
     model_id: &str,
     keep_plugins: bool,
 ) -> Result<reqwest::RequestBuilder, ApiError> {
-    let url = instance.openai_url(req.endpoint).cloned().ok_or_else(|| {
-        ApiError::new(
-            hero_aibroker_sdk::ErrorCode::Internal,
-            format!("provider instance {} has an invalid base URL", instance.id),
-        )
-    })?;
+    let url = instance
+        .openai_url(req.endpoint())
+        .cloned()
+        .ok_or_else(|| {
+            ApiError::new(
+                hero_aibroker_sdk::ErrorCode::Internal,
+                format!("provider instance {} has an invalid base URL", instance.id),
+            )
+        })?;
     let mut rb = client
         .post(url)
         .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
         .header(reqwest::header::USER_AGENT, USER_AGENT)
         .header(
             ACCEPT,
-            HeaderValue::from_static(if req.stream {
+            HeaderValue::from_static(if req.stream() {
                 "text/event-stream"
             } else {
                 "application/json"
@@ -69,7 +71,7 @@ impl Driver for OpenAiCompat {
         &self,
         client: &reqwest::Client,
         instance: &Instance,
-        req: &ParsedRequest,
+        req: &dyn ClientRequest,
         model_id: &str,
     ) -> Result<reqwest::RequestBuilder, ApiError> {
         request_builder(client, instance, req, model_id, false)

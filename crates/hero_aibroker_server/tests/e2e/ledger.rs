@@ -248,7 +248,7 @@ async fn load(b: &Broker, n: usize, conc: usize) -> tokio::task::JoinHandle<usiz
 }
 
 async fn rows_in_db(path: &std::path::Path) -> u64 {
-    let store = hero_aibroker_lib::store::Store::open(&path.display().to_string())
+    let store = hero_aibroker_lib::accounting::store::Store::open(&path.display().to_string())
         .await
         .expect("open db");
     let n = store.count_logs().await.expect("count");

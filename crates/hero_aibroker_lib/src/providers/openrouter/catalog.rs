@@ -13,10 +13,9 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::config::registry::Registry;
 use crate::config::{BackendConfig, ModelConfig, ModelsConfig, Tier};
-use crate::registry::Registry;
 use crate::secret::Secret;
-use crate::state::AppState;
 use hero_aibroker_host::env::Env;
 
 /// The provider whose catalog is fetched and whose backends catalog models get.
@@ -155,30 +154,11 @@ impl LiveCatalog {
     }
 }
 
-/// Starts the refresh loop when the catalog is on: the first refresh at once (start-up does
-/// not wait for it), then on the schedule, for as long as the state lives.
-pub fn spawn(state: &Arc<AppState>) {
-    let Some(interval) = state.catalog.interval else {
-        return;
-    };
-    let weak = Arc::downgrade(state);
-    tokio::spawn(async move {
-        loop {
-            let Some(s) = weak.upgrade() else { break };
-            refresh(&s).await;
-            let delay = s.catalog.schedule(interval);
-            drop(s);
-            tokio::time::sleep(delay).await;
-        }
-    });
-}
-
-/// One refresh: fetch, and on success swap the catalog in and rebuild the registry; on
-/// failure keep the last good catalog, log one line and report the error in `health`.
-async fn refresh(state: &AppState) {
-    let source = {
-        let reg = state.registry.load();
-        reg.providers.get(PROVIDER).and_then(|p| {
+impl LiveCatalog {
+    /// Where the catalog comes from in `registry`: OpenRouter's base URL and a key (a usable
+    /// instance's, else the first); `None` without an OpenRouter key.
+    pub fn source(registry: &Registry) -> Option<(String, Secret)> {
+        registry.providers.get(PROVIDER).and_then(|p| {
             let inst = p
                 .instances
                 .iter()
@@ -186,36 +166,50 @@ async fn refresh(state: &AppState) {
                 .or(p.instances.first())?;
             Some((p.base_url.clone(), inst.key.clone()?))
         })
-    };
-    let timeouts = Timeouts {
-        first_byte: state.settings.first_byte_timeout,
-        idle: state.settings.idle_timeout,
-        total: state.settings.request_deadline,
-    };
-    let result = match source {
-        None => Err(CatalogError::NoKey),
-        Some((base, key)) => fetch(&state.client, &base, &key, timeouts).await,
-    };
-    match result {
-        Ok(entries) => {
-            let n = entries.len();
-            // An unchanged catalog leaves the registry (and its round-robin cursors) alone.
-            if *state.catalog.entries() == entries {
-                tracing::debug!(models = n, "OpenRouter catalog refreshed, unchanged");
-            } else {
-                state.catalog.entries.store(Arc::new(entries));
-                state.rebuild_registry().await;
-                tracing::info!(models = n, "OpenRouter catalog refreshed");
+    }
+
+    /// One refresh: fetch, and on success swap the catalog in; on failure keep the last good
+    /// catalog, log one line and report the error in `health`. True when the entries changed
+    /// (the caller then rebuilds the registry).
+    pub async fn refresh(
+        &self,
+        client: &reqwest::Client,
+        source: Option<(String, Secret)>,
+        timeouts: Timeouts,
+    ) -> bool {
+        let result = match source {
+            None => Err(CatalogError::NoKey),
+            Some((base, key)) => fetch(client, &base, &key, timeouts).await,
+        };
+        match result {
+            Ok(entries) => {
+                let n = entries.len();
+                // An unchanged catalog leaves the registry (and its round-robin cursors) alone.
+                let changed = *self.entries() != entries;
+                if changed {
+                    self.entries.store(Arc::new(entries));
+                    tracing::info!(models = n, "OpenRouter catalog refreshed");
+                } else {
+                    tracing::debug!(models = n, "OpenRouter catalog refreshed, unchanged");
+                }
+                self.succeeded();
+                changed
             }
-            state.catalog.succeeded();
+            Err(e) => {
+                let kept = self.entries().len();
+                tracing::warn!(
+                    "OpenRouter catalog refresh failed, keeping the last good catalog ({kept} models): {e}"
+                );
+                self.failed(&e);
+                false
+            }
         }
-        Err(e) => {
-            let kept = state.catalog.entries().len();
-            tracing::warn!(
-                "OpenRouter catalog refresh failed, keeping the last good catalog ({kept} models): {e}"
-            );
-            state.catalog.failed(&e);
-        }
+    }
+
+    /// The pause before the next refresh (see the schedule in the module doc); `None` when
+    /// the catalog is off.
+    pub fn next_delay(&self) -> Option<Duration> {
+        self.interval.map(|i| self.schedule(i))
     }
 }
 
@@ -430,7 +424,7 @@ fn transport(e: reqwest::Error) -> CatalogError {
 }
 
 fn now_ms() -> i64 {
-    i64::try_from(crate::pool::unix_ms()).unwrap_or(i64::MAX)
+    i64::try_from(crate::health::pool::unix_ms()).unwrap_or(i64::MAX)
 }
 
 fn ms(d: Duration) -> i64 {

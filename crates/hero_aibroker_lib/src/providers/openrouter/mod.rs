@@ -11,10 +11,9 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use super::openai_compat::{OpenAiCompat, request_builder};
-use super::{Chunk, Driver, Verdict};
+use super::{Chunk, ClientRequest, Driver, Verdict};
 use crate::error::ApiError;
-use crate::pool::Instance;
-use crate::request::ParsedRequest;
+use crate::health::pool::Instance;
 
 /// The kind name (`kind: openrouter`); the built-in provider `openrouter` has it.
 pub const KIND: &str = "openrouter";
@@ -31,14 +30,15 @@ impl Driver for OpenRouter {
         &self,
         client: &reqwest::Client,
         instance: &Instance,
-        req: &ParsedRequest,
+        req: &dyn ClientRequest,
         model_id: &str,
     ) -> Result<reqwest::RequestBuilder, ApiError> {
         let mut rb = request_builder(client, instance, req, model_id, true)?;
-        if let Some(referer) = &req.attribution.0 {
+        let (referer, title) = req.attribution();
+        if let Some(referer) = referer {
             rb = rb.header("HTTP-Referer", referer);
         }
-        if let Some(title) = &req.attribution.1 {
+        if let Some(title) = title {
             rb = rb.header("X-Title", title);
         }
         Ok(rb)

@@ -1,0 +1,551 @@
+//! Broker API keys: created with 256 random bits and the `sk-hab-` prefix, stored only as a
+//! SHA-256 hash, shown once. Every key lives in memory too, so the request path checks keys,
+//! limits and budgets without touching the database: lookups are an `ArcSwap` load, limits a
+//! per-key lock, spend an atomic. Changes go to the store first, then to memory.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use hero_aibroker_sdk::ErrorCode;
+use hero_aibroker_sdk::admin::{ApiKeyInfo, KeyCreate, KeyCreated, KeyUpdate};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::accounting::store::{KeyRow, Store, StoreError};
+use crate::error::ApiError;
+
+/// Prefix of every broker key secret.
+pub const PREFIX: &str = "sk-hab-";
+
+/// What can go wrong managing keys (RPC side).
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("no API key with id {0:?}")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Settings of a key that change only through the admin API.
+#[derive(Debug, Clone)]
+struct Settings {
+    name: String,
+    hint: String,
+    allowed_models: Option<Vec<String>>,
+    rpm: Option<u64>,
+    tpm: Option<u64>,
+    budget_usd: Option<f64>,
+    created_ms: i64,
+}
+
+/// One-minute counters of a key.
+#[derive(Debug, Default)]
+struct Window {
+    minute: u64,
+    requests: u64,
+    tokens: u64,
+}
+
+/// A key in memory.
+#[derive(Debug)]
+pub struct KeyEntry {
+    pub id: String,
+    hash: [u8; 32],
+    settings: ArcSwap<Settings>,
+    revoked: AtomicBool,
+    /// Spend in pico-USD (1e-12), so tiny requests still add up exactly enough.
+    spent_pico: AtomicU64,
+    window: std::sync::Mutex<Window>,
+}
+
+const PICO: f64 = 1e12;
+
+impl KeyEntry {
+    fn from_row(row: &KeyRow) -> Self {
+        KeyEntry {
+            id: row.id.clone(),
+            hash: row.hash,
+            settings: ArcSwap::from_pointee(Settings {
+                name: row.name.clone(),
+                hint: row.hint.clone(),
+                allowed_models: row.allowed_models.clone(),
+                rpm: row.rpm,
+                tpm: row.tpm,
+                budget_usd: row.budget_usd,
+                created_ms: row.created_ms,
+            }),
+            revoked: AtomicBool::new(row.revoked),
+            spent_pico: AtomicU64::new(to_pico(row.spent_usd)),
+            window: std::sync::Mutex::new(Window::default()),
+        }
+    }
+
+    /// USD spent so far (committed and in flight to the ledger).
+    pub fn spent_usd(&self) -> f64 {
+        self.spent_pico.load(Ordering::Relaxed) as f64 / PICO
+    }
+
+    /// The public view (never the secret).
+    pub fn info(&self) -> ApiKeyInfo {
+        let s = self.settings.load();
+        ApiKeyInfo {
+            id: self.id.clone(),
+            name: s.name.clone(),
+            hint: s.hint.clone(),
+            allowed_models: s.allowed_models.clone(),
+            rpm: s.rpm,
+            tpm: s.tpm,
+            budget_usd: s.budget_usd,
+            spent_usd: self.spent_usd(),
+            revoked: self.revoked.load(Ordering::Relaxed),
+            created_ms: s.created_ms,
+        }
+    }
+
+    /// Name of the key, for `/v1/key`.
+    pub fn name(&self) -> String {
+        self.settings.load().name.clone()
+    }
+
+    /// Checks a request against the key before any upstream call: allowed model, budget,
+    /// requests and tokens per minute. Counts the request when it passes.
+    pub fn admit(&self, model_names: &[&str]) -> Result<(), ApiError> {
+        if self.revoked.load(Ordering::Relaxed) {
+            return Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "This API key has been revoked.",
+            ));
+        }
+        let s = self.settings.load();
+        if let Some(allowed) = &s.allowed_models
+            && !model_names.iter().any(|m| allowed.iter().any(|a| a == m))
+        {
+            return Err(ApiError::new(
+                ErrorCode::ModelNotAllowed,
+                format!(
+                    "This API key may not use the model \"{}\" (allowed: {}).",
+                    crate::error::printable(model_names.first().copied().unwrap_or_default()),
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        if let Some(budget) = s.budget_usd
+            && self.spent_usd() >= budget
+        {
+            return Err(ApiError::new(
+                ErrorCode::BudgetExceeded,
+                format!(
+                    "This API key has spent its budget of ${budget:.2} (spent ${:.4}).",
+                    self.spent_usd()
+                ),
+            ));
+        }
+        if s.rpm.is_none() && s.tpm.is_none() {
+            return Ok(());
+        }
+        let now = now_secs();
+        let minute = now / 60;
+        let retry = 60 - now % 60;
+        let mut w = self
+            .window
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.minute != minute {
+            *w = Window {
+                minute,
+                ..Window::default()
+            };
+        }
+        if let Some(rpm) = s.rpm
+            && w.requests >= rpm
+        {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!("This API key is limited to {rpm} requests per minute."),
+            )
+            .retry_after(retry));
+        }
+        if let Some(tpm) = s.tpm
+            && w.tokens >= tpm
+        {
+            return Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!("This API key is limited to {tpm} tokens per minute."),
+            )
+            .retry_after(retry));
+        }
+        w.requests += 1;
+        Ok(())
+    }
+
+    /// Accounts a finished request: tokens for the per-minute limit, cost for the budget.
+    pub fn charge(&self, tokens: u64, cost_usd: f64) {
+        if cost_usd > 0.0 {
+            self.spent_pico
+                .fetch_add(to_pico(cost_usd), Ordering::Relaxed);
+        }
+        if tokens > 0 && self.settings.load().tpm.is_some() {
+            let minute = now_secs() / 60;
+            let mut w = self
+                .window
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if w.minute == minute {
+                w.tokens += tokens;
+            } else {
+                *w = Window {
+                    minute,
+                    requests: 0,
+                    tokens,
+                };
+            }
+        }
+    }
+}
+
+fn to_pico(usd: f64) -> u64 {
+    if usd.is_finite() && usd > 0.0 {
+        (usd * PICO).round() as u64
+    } else {
+        0
+    }
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// SHA-256 of a secret.
+pub fn hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+/// All keys, in memory, backed by the store.
+#[derive(Debug)]
+pub struct Keys {
+    by_hash: ArcSwap<HashMap<[u8; 32], Arc<KeyEntry>>>,
+    /// Admin changes are serialized (rare); the request path never takes this.
+    admin: tokio::sync::Mutex<()>,
+    require: bool,
+}
+
+impl Keys {
+    /// Loads every key from the store. `require`: `REQUIRE_API_KEY=true`.
+    pub async fn load(store: &Store, require: bool) -> Result<Self, StoreError> {
+        let map = store
+            .keys()
+            .await?
+            .iter()
+            .map(|r| (r.hash, Arc::new(KeyEntry::from_row(r))))
+            .collect();
+        Ok(Keys {
+            by_hash: ArcSwap::from_pointee(map),
+            admin: tokio::sync::Mutex::new(()),
+            require,
+        })
+    }
+
+    /// Keys with no store behind them (tests of the request path).
+    pub fn empty(require: bool) -> Self {
+        Keys {
+            by_hash: ArcSwap::from_pointee(HashMap::new()),
+            admin: tokio::sync::Mutex::new(()),
+            require,
+        }
+    }
+
+    /// True when REST requests must carry a key: required by setting, or any key exists.
+    pub fn required(&self) -> bool {
+        self.require || !self.by_hash.load().is_empty()
+    }
+
+    /// Number of keys (revoked included).
+    pub fn count(&self) -> usize {
+        self.by_hash.load().len()
+    }
+
+    /// The key for an `Authorization` header value, or the 401 to answer.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+    ) -> Result<Option<Arc<KeyEntry>>, ApiError> {
+        let presented = authorization
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let Some(secret) = presented else {
+            if self.required() {
+                return Err(ApiError::new(
+                    ErrorCode::Unauthorized,
+                    "This broker requires an API key: send Authorization: Bearer sk-hab-…",
+                ));
+            }
+            return Ok(None);
+        };
+        let h = hash(secret);
+        let map = self.by_hash.load();
+        // The map is keyed by the hash; the constant-time compare keeps the final check
+        // independent of how many bytes match.
+        match map.get(&h).filter(|e| bool::from(e.hash.ct_eq(&h))) {
+            Some(e) if e.revoked.load(Ordering::Relaxed) => Err(ApiError::new(
+                ErrorCode::Unauthorized,
+                "This API key has been revoked.",
+            )),
+            Some(e) => Ok(Some(e.clone())),
+            None if self.required() || secret.starts_with(PREFIX) => {
+                Err(ApiError::new(ErrorCode::Unauthorized, "Invalid API key."))
+            }
+            // Keys are not in use: a client's placeholder key (SDKs insist on one) is ignored.
+            None => Ok(None),
+        }
+    }
+
+    /// A key by id.
+    pub fn get(&self, id: &str) -> Option<Arc<KeyEntry>> {
+        self.by_hash.load().values().find(|e| e.id == id).cloned()
+    }
+
+    /// Every key, oldest first.
+    pub fn list(&self) -> Vec<ApiKeyInfo> {
+        let mut v: Vec<ApiKeyInfo> = self.by_hash.load().values().map(|e| e.info()).collect();
+        v.sort_by(|a, b| {
+            a.created_ms
+                .cmp(&b.created_ms)
+                .then_with(|| a.id.cmp(&b.id))
+        });
+        v
+    }
+
+    /// Creates a key; the secret is returned here and never again.
+    pub async fn create(&self, store: &Store, p: KeyCreate) -> Result<KeyCreated, KeyError> {
+        validate(&p.name, p.budget_usd, p.allowed_models.as_deref())?;
+        let _g = self.admin.lock().await;
+        let secret = format!("{PREFIX}{}", hex::encode(rand::random::<[u8; 32]>()));
+        let id = format!("key_{}", hex::encode(rand::random::<[u8; 8]>()));
+        let row = KeyRow {
+            id,
+            name: p.name.trim().to_owned(),
+            hash: hash(&secret),
+            hint: format!("{PREFIX}…{}", &secret[secret.len() - 4..]),
+            allowed_models: p.allowed_models,
+            rpm: p.rpm,
+            tpm: p.tpm,
+            budget_usd: p.budget_usd,
+            spent_usd: 0.0,
+            revoked: false,
+            created_ms: now_ms(),
+        };
+        store.insert_key(&row).await?;
+        let entry = Arc::new(KeyEntry::from_row(&row));
+        let mut map = HashMap::clone(&self.by_hash.load());
+        map.insert(row.hash, entry.clone());
+        self.by_hash.store(Arc::new(map));
+        Ok(KeyCreated {
+            key: entry.info(),
+            secret,
+        })
+    }
+
+    /// Applies an update (store first, then memory).
+    pub async fn update(
+        &self,
+        store: &Store,
+        id: &str,
+        u: KeyUpdate,
+    ) -> Result<ApiKeyInfo, KeyError> {
+        let _g = self.admin.lock().await;
+        let entry = self
+            .get(id)
+            .ok_or_else(|| KeyError::NotFound(id.to_owned()))?;
+        let mut s = Settings::clone(&entry.settings.load());
+        if let Some(n) = u.name {
+            s.name = n.trim().to_owned();
+        }
+        if u.allowed_models.is_some() {
+            s.allowed_models = u.allowed_models;
+        }
+        if u.rpm.is_some() {
+            s.rpm = u.rpm;
+        }
+        if u.tpm.is_some() {
+            s.tpm = u.tpm;
+        }
+        if u.budget_usd.is_some() {
+            s.budget_usd = u.budget_usd;
+        }
+        for field in &u.clear {
+            match field.as_str() {
+                "allowed_models" => s.allowed_models = None,
+                "rpm" => s.rpm = None,
+                "tpm" => s.tpm = None,
+                "budget_usd" => s.budget_usd = None,
+                other => {
+                    return Err(KeyError::Invalid(format!(
+                        "cannot clear {other:?}: only allowed_models, rpm, tpm, budget_usd"
+                    )));
+                }
+            }
+        }
+        validate(&s.name, s.budget_usd, s.allowed_models.as_deref())?;
+        let revoked = entry.revoked.load(Ordering::Relaxed);
+        store.update_key(&row_of(&entry, &s, revoked)).await?;
+        entry.settings.store(Arc::new(s));
+        Ok(entry.info())
+    }
+
+    /// Revokes a key: effective for the next request.
+    pub async fn revoke(&self, store: &Store, id: &str) -> Result<ApiKeyInfo, KeyError> {
+        let _g = self.admin.lock().await;
+        let entry = self
+            .get(id)
+            .ok_or_else(|| KeyError::NotFound(id.to_owned()))?;
+        store
+            .update_key(&row_of(&entry, &entry.settings.load(), true))
+            .await?;
+        entry.revoked.store(true, Ordering::Relaxed);
+        Ok(entry.info())
+    }
+}
+
+fn row_of(e: &KeyEntry, s: &Settings, revoked: bool) -> KeyRow {
+    KeyRow {
+        id: e.id.clone(),
+        name: s.name.clone(),
+        hash: e.hash,
+        hint: s.hint.clone(),
+        allowed_models: s.allowed_models.clone(),
+        rpm: s.rpm,
+        tpm: s.tpm,
+        budget_usd: s.budget_usd,
+        spent_usd: e.spent_usd(),
+        revoked,
+        created_ms: s.created_ms,
+    }
+}
+
+fn validate(name: &str, budget: Option<f64>, allowed: Option<&[String]>) -> Result<(), KeyError> {
+    if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+        return Err(KeyError::Invalid(
+            "name must be 1–200 printable characters".into(),
+        ));
+    }
+    if let Some(b) = budget
+        && (!b.is_finite() || b < 0.0)
+    {
+        return Err(KeyError::Invalid(format!(
+            "budget_usd {b} must be a number >= 0"
+        )));
+    }
+    if allowed.is_some_and(<[String]>::is_empty) {
+        return Err(KeyError::Invalid(
+            "allowed_models must name at least one model (clear it to allow all)".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(
+        rpm: Option<u64>,
+        tpm: Option<u64>,
+        budget: Option<f64>,
+        allowed: Option<Vec<String>>,
+    ) -> KeyEntry {
+        KeyEntry::from_row(&KeyRow {
+            id: "key_1".into(),
+            name: "t".into(),
+            hash: hash("sk-hab-x"),
+            hint: "sk-hab-…x".into(),
+            allowed_models: allowed,
+            rpm,
+            tpm,
+            budget_usd: budget,
+            spent_usd: 0.0,
+            revoked: false,
+            created_ms: 0,
+        })
+    }
+
+    #[test]
+    fn rpm_limit_answers_429_with_retry_after() {
+        let e = entry(Some(2), None, None, None);
+        assert!(e.admit(&["m"]).is_ok());
+        assert!(e.admit(&["m"]).is_ok());
+        let err = e.admit(&["m"]).expect_err("third request in the minute");
+        assert_eq!(err.code, ErrorCode::RateLimited);
+        assert!(err.retry_after.is_some_and(|s| (1..=60).contains(&s)));
+    }
+
+    #[test]
+    fn tpm_and_budget_apply_after_charging() {
+        let e = entry(None, Some(100), Some(0.01), None);
+        assert!(e.admit(&["m"]).is_ok());
+        e.charge(150, 0.004);
+        assert_eq!(
+            e.admit(&["m"]).expect_err("tpm").code,
+            ErrorCode::RateLimited
+        );
+        let e = entry(None, None, Some(0.01), None);
+        e.charge(10, 0.006);
+        assert!(e.admit(&["m"]).is_ok());
+        e.charge(10, 0.006);
+        let err = e.admit(&["m"]).expect_err("budget");
+        assert_eq!(err.code, ErrorCode::BudgetExceeded);
+        assert!((e.spent_usd() - 0.012).abs() < 1e-12);
+    }
+
+    #[test]
+    fn allowed_models_match_any_name() {
+        let e = entry(None, None, None, Some(vec!["chat".into()]));
+        assert!(e.admit(&["chat-alias", "chat"]).is_ok());
+        assert_eq!(
+            e.admit(&["other"]).expect_err("not allowed").code,
+            ErrorCode::ModelNotAllowed
+        );
+    }
+
+    #[test]
+    fn authentication_rules() {
+        let keys = Keys::empty(false);
+        assert!(keys.authenticate(None).expect("open").is_none());
+        assert!(
+            keys.authenticate(Some("Bearer sk-placeholder"))
+                .expect("ignored")
+                .is_none()
+        );
+        assert!(
+            keys.authenticate(Some("Bearer sk-hab-unknown")).is_err(),
+            "our prefix must be valid"
+        );
+        let keys = Keys::empty(true);
+        assert_eq!(
+            keys.authenticate(None).expect_err("required").code,
+            ErrorCode::Unauthorized
+        );
+        assert_eq!(
+            keys.authenticate(Some("Bearer nope"))
+                .expect_err("unknown")
+                .code,
+            ErrorCode::Unauthorized
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! The life of one request as the ledger sees it: who asked, what was tried, how it ended.
+//! Every request that got past the in-flight cap ends in exactly one ledger row: answered,
+//! rejected, failed, or cancelled (dropped before it finished, e.g. the client went away).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hero_aibroker_sdk::Usage;
+use hero_aibroker_sdk::admin::{AttemptLog, RequestLog, RequestStatus, RouteTrace};
+use tokio::sync::OwnedSemaphorePermit;
+
+use crate::accounting::keys::KeyEntry;
+use crate::accounting::telemetry::Sample;
+use crate::error::{ApiError, printable};
+use crate::health::pool::Busy;
+use crate::pipeline::router::{Candidate, Endpoint};
+use crate::state::AppState;
+
+/// How a request ended, for [`Ctx::finish`].
+#[derive(Debug, Default)]
+pub(crate) struct Finish<'a> {
+    pub cand: Option<&'a Candidate>,
+    pub status: RequestStatus,
+    pub http_status: u16,
+    pub usage: Option<&'a Usage>,
+    pub ttfb: Option<Duration>,
+    pub error: Option<String>,
+    pub response_id: Option<String>,
+}
+
+/// What the client's headers ask of routing.
+#[derive(Debug, Clone, Default)]
+pub struct Hints {
+    /// `x-session-id`: session affinity (else the body's `user`).
+    pub session: Option<String>,
+    /// `x-aibroker-max-wait-ms`: capacity wait (else `CAPACITY_WAIT_MS`).
+    pub max_wait: Option<Duration>,
+    /// `HTTP-Referer` and `X-Title`, forwarded to OpenRouter.
+    pub referer: Option<String>,
+    pub title: Option<String>,
+}
+
+/// One request in flight. Holds the in-flight permit until it is dropped.
+pub struct Ctx {
+    pub(crate) state: Arc<AppState>,
+    pub(crate) id: String,
+    pub(crate) started: Instant,
+    started_ms: i64,
+    client: String,
+    pub(crate) key: Option<Arc<KeyEntry>>,
+    pub(crate) endpoint: Endpoint,
+    pub(crate) requested: String,
+    pub(crate) stream: bool,
+    attempts: Vec<AttemptLog>,
+    /// Routing hints from the headers.
+    pub(crate) hints: Hints,
+    /// The routing decision, for the ledger row.
+    pub(crate) trace: Option<RouteTrace>,
+    /// Counts this request on the key it is using (least_busy).
+    pub(crate) busy: Option<Busy>,
+    done: bool,
+    client_in_flight: Arc<AtomicU64>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Ctx {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ctx")
+            .field("id", &self.id)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl Ctx {
+    /// Starts accounting for a request from `client`.
+    pub fn new(
+        state: Arc<AppState>,
+        endpoint: Endpoint,
+        client: String,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        let client_in_flight = state.telemetry.client_counter(&client);
+        client_in_flight.fetch_add(1, Ordering::Relaxed);
+        Ctx {
+            state,
+            id: format!("req_{}", hex::encode(rand::random::<[u8; 12]>())),
+            started: Instant::now(),
+            started_ms: unix_ms(),
+            client,
+            key: None,
+            endpoint,
+            requested: String::new(),
+            stream: false,
+            attempts: Vec::new(),
+            hints: Hints::default(),
+            trace: None,
+            busy: None,
+            done: false,
+            client_in_flight,
+            _permit: permit,
+        }
+    }
+
+    /// Notes one upstream attempt and its outcome.
+    pub(crate) fn attempt(
+        &mut self,
+        cand: &Candidate,
+        outcome: String,
+        http_status: Option<u16>,
+        took: Duration,
+    ) {
+        self.attempts.push(AttemptLog {
+            candidate: cand.label(),
+            outcome,
+            http_status,
+            latency_ms: took.as_secs_f64() * 1000.0,
+        });
+    }
+
+    /// Number of attempts so far.
+    pub(crate) fn attempts(&self) -> u32 {
+        u32::try_from(self.attempts.len()).unwrap_or(u32::MAX)
+    }
+
+    /// Ends the request: one ledger row, metrics, the key's spend, one log line.
+    pub(crate) fn finish(&mut self, f: Finish<'_>) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let (prompt, completion) = f
+            .usage
+            .map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
+        let cost = match (f.cand, f.usage) {
+            (Some(c), Some(_)) => c.backend().cost(prompt, completion),
+            _ => 0.0,
+        };
+        let upstream_cost = f
+            .usage
+            .and_then(|u| u.extra.get("upstream_cost"))
+            .and_then(serde_json::Value::as_f64);
+        let latency = self.started.elapsed();
+        if let (Some(c), Some(ttfb), true) = (f.cand, f.ttfb, f.status == RequestStatus::Ok) {
+            c.backend()
+                .stats
+                .throughput(completion, latency.saturating_sub(ttfb));
+        }
+        self.busy = None;
+        if let Some(k) = &self.key {
+            k.charge(prompt + completion, cost);
+        }
+        let provider = f.cand.map(|c| c.instance.id.clone());
+        let row = RequestLog {
+            id: self.id.clone(),
+            response_id: f.response_id,
+            started_ms: self.started_ms,
+            ended_ms: unix_ms(),
+            client: self.client.clone(),
+            key_id: self.key.as_ref().map(|k| k.id.clone()),
+            endpoint: self.endpoint.name().to_owned(),
+            requested_model: printable(&self.requested),
+            model: f.cand.map(|c| c.model.name.clone()),
+            provider: provider.clone(),
+            upstream_model: f.cand.map(|c| c.backend().model_id.clone()),
+            stream: self.stream,
+            attempts: std::mem::take(&mut self.attempts),
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cached_tokens: f.usage.map_or(0, Usage::cached_tokens),
+            reasoning_tokens: f.usage.map_or(0, Usage::reasoning_tokens),
+            cost_usd: cost,
+            upstream_cost_usd: upstream_cost,
+            latency_ms: latency.as_secs_f64() * 1000.0,
+            ttfb_ms: f.ttfb.map(|t| t.as_secs_f64() * 1000.0),
+            status: f.status,
+            http_status: f.http_status,
+            error: f.error,
+            trace: self.trace.take(),
+        };
+        self.state.telemetry.request(&Sample {
+            model: f
+                .cand
+                .map_or(row.requested_model.as_str(), |c| c.model.name.as_str()),
+            provider: provider.as_deref().unwrap_or(""),
+            status: f.status,
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            cost_usd: cost,
+            latency_s: latency.as_secs_f64(),
+            ttfb_s: f.ttfb.map(|t| t.as_secs_f64()),
+        });
+        tracing::info!(
+            target: "hero_aibroker::requests",
+            id = %row.id,
+            client = %row.client,
+            key = row.key_id.as_deref(),
+            model = %row.requested_model,
+            provider = row.provider.as_deref(),
+            upstream_model = row.upstream_model.as_deref(),
+            status = f.status.as_str(),
+            http_status = f.http_status,
+            attempts = row.attempts.len(),
+            prompt_tokens = prompt,
+            completion_tokens = completion,
+            cost_usd = cost,
+            latency_ms = row.latency_ms,
+            ttfb_ms = row.ttfb_ms,
+            error = row.error.as_deref(),
+            "request"
+        );
+        self.state.ledger.record(row);
+    }
+
+    /// Ends the request with `err` (rejected before any upstream call, or every attempt
+    /// failed) and hands the error back for the response.
+    pub(crate) fn fail(mut self, err: ApiError) -> ApiError {
+        let status = if err.code.http_status() < 500 {
+            RequestStatus::Rejected
+        } else {
+            RequestStatus::Error
+        };
+        self.finish(Finish {
+            status,
+            http_status: err.code.http_status(),
+            error: Some(err.message.clone()),
+            ..Finish::default()
+        });
+        let mut err = err;
+        err.request_id = Some(self.id.clone());
+        err
+    }
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        // Dropped unfinished: the handler or stream was dropped because the client went away
+        // (which also dropped, and so cancelled, the upstream call).
+        self.finish(Finish {
+            status: RequestStatus::ClientCancelled,
+            http_status: 499,
+            ..Finish::default()
+        });
+        self.client_in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,647 @@
+//! The relay: walks a routing plan within the retry limit and one deadline, fails over only
+//! before the first byte reached the client, and relays the winner (JSON or an SSE stream,
+//! chunk by chunk) with `provider` and `usage.cost` added. Every request ends in one ledger row
+//! through [`Ctx`].
+
+mod ctx;
+mod explain;
+mod stream;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use hero_aibroker_sdk::ErrorCode;
+use hero_aibroker_sdk::admin::RequestStatus;
+
+use ctx::Finish;
+pub use ctx::{Ctx, Hints};
+pub use explain::explain;
+use stream::StreamRelay;
+
+use crate::config::registry::{Registry, Target};
+use crate::error::ApiError;
+use crate::health::pool::Observation;
+use crate::pipeline::request::ParsedRequest;
+use crate::pipeline::router::{Candidate, Decision, Defaults, Needs, Rejection, Resolve};
+use crate::pipeline::sse::Annotator;
+use crate::pipeline::sse_parse::{SseEvent, SseParser};
+use crate::providers::{Chunk, Driver, Verdict, snippet};
+use crate::state::AppState;
+
+/// Largest upstream reply body the broker buffers (non-streaming replies and error bodies).
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+/// First backoff step before a candidate is tried a second time.
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+
+/// Why one attempt failed.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    Connect(String),
+    Timeout(&'static str),
+    /// The request's overall deadline passed during this attempt.
+    Deadline,
+    Status {
+        status: u16,
+        detail: String,
+    },
+    Auth(u16),
+    InBand(String),
+    Protocol(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Connect(e) => write!(f, "connection failed ({e})"),
+            Failure::Timeout(phase) => write!(f, "timed out waiting for {phase}"),
+            Failure::Deadline => write!(f, "the request deadline (REQUEST_DEADLINE_MS) passed"),
+            Failure::Status { status, detail } => write!(f, "HTTP {status}: {detail}"),
+            Failure::Auth(s) => write!(f, "HTTP {s}: the provider refused the API key"),
+            Failure::InBand(m) => write!(f, "error event before any content: {m}"),
+            Failure::Protocol(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+/// What one attempt produced.
+enum AttemptResult {
+    Ok(Success),
+    Failed(Failure, Option<Duration>),
+}
+
+/// A successful attempt.
+enum Success {
+    /// A complete JSON reply, already annotated.
+    Json {
+        body: Vec<u8>,
+        usage: Option<hero_aibroker_sdk::Usage>,
+        response_id: Option<String>,
+    },
+    /// The upstream refused the request itself (4xx): its answer goes to the client as is.
+    Passthrough {
+        status: StatusCode,
+        content_type: Option<HeaderValue>,
+        body: Bytes,
+    },
+    /// A stream whose first event checked out: commit to it.
+    Stream {
+        body: stream::Body,
+        parser: SseParser,
+        first: SseEvent,
+    },
+}
+
+/// Relays a request body: parse, plan, admit (key limits), attempt candidates, answer.
+pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
+    let mut req = match ParsedRequest::parse(ctx.endpoint, &body) {
+        Ok(r) => r,
+        Err(e) => return Err(ctx.fail(e)),
+    };
+    drop(body);
+    ctx.requested.clone_from(&req.model);
+    ctx.stream = req.stream;
+    let state = ctx.state.clone();
+    let settings = &state.settings;
+    if let Some(s) = ctx.hints.session.take() {
+        req.route.session = Some(s);
+    }
+    req.attribution = (
+        ctx.hints
+            .referer
+            .take()
+            .or_else(|| settings.openrouter_referer.clone()),
+        ctx.hints
+            .title
+            .take()
+            .or_else(|| settings.openrouter_title.clone()),
+    );
+    let mut registry = state.registry.load_full();
+    let needs = prepare(&mut req, &registry);
+    let deadline = tokio::time::Instant::now() + settings.request_deadline;
+    let max_wait = ctx.hints.max_wait.unwrap_or(settings.capacity_wait);
+    let mut waited = Duration::ZERO;
+    let decision = loop {
+        let d = match decide(&state, &registry, &req, &needs, false) {
+            Ok(d) => d,
+            Err(r) => {
+                let (err, trace) = rejected(r);
+                ctx.trace = Some(trace);
+                return Err(ctx.fail(err));
+            }
+        };
+        // Capacity wait: every candidate is cooling down; wait for the first to recover
+        // rather than hammer a key that asked us to back off.
+        if let Some(recovery) = recovery(&d.plan)
+            && waited + recovery <= max_wait
+            && tokio::time::Instant::now() + recovery < deadline
+        {
+            let nap = recovery + Duration::from_millis(5);
+            tokio::time::sleep(nap).await;
+            waited += nap;
+            registry = state.registry.load_full();
+            continue;
+        }
+        break d;
+    };
+    let Decision { plan, mut trace } = decision;
+    if !waited.is_zero() {
+        trace.waited_ms = Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
+    }
+    ctx.trace = Some(trace);
+    if let Some(key) = &ctx.key
+        && let Err(e) = key.admit(&[req.model.as_str(), plan[0].model.name.as_str()])
+    {
+        return Err(ctx.fail(e));
+    }
+    let mut failed: Vec<(String, Failure, Option<Duration>)> = Vec::new();
+
+    for n in 0..settings.max_attempts as usize {
+        let cand = &plan[n % plan.len()];
+        if n >= plan.len() {
+            // Every candidate failed once: wait before trying them again (full jitter,
+            // honouring Retry-After up to the cap), unless the deadline would pass first.
+            let wait = backoff(
+                n / plan.len(),
+                failed.last().and_then(|f| f.2),
+                settings.retry_after_cap,
+            );
+            if tokio::time::Instant::now() + wait >= deadline {
+                break;
+            }
+            tokio::time::sleep(wait).await;
+        }
+        let driver = state
+            .drivers
+            .for_provider(&registry, &cand.instance.provider);
+        ctx.busy = Some(cand.instance.busy());
+        let began = Instant::now();
+        let outcome =
+            tokio::time::timeout_at(deadline, attempt(&state, driver.as_ref(), &req, cand)).await;
+        let took = began.elapsed();
+        let (failure, retry_after) = match outcome {
+            Ok(Ok(AttemptResult::Failed(f, ra))) => (f, ra),
+            Ok(Ok(AttemptResult::Ok(success))) => {
+                let backend = cand.backend();
+                backend.circuit.success();
+                backend.stats.success(took);
+                if let Some(session) = &req.route.session {
+                    state
+                        .affinity
+                        .set(session, &req.model, &cand.instance.id, &backend.model_id);
+                }
+                let status = match &success {
+                    Success::Passthrough { status, .. } => status.as_u16(),
+                    _ => 200,
+                };
+                ctx.attempt(cand, "ok".into(), Some(status), took);
+                return Ok(answer(ctx, cand, driver, success));
+            }
+            Ok(Err(e)) => return Err(ctx.fail(e)),
+            Err(_) => (Failure::Deadline, None),
+        };
+        let observation = match &failure {
+            Failure::Status { status: 429, .. } => Some(Observation::RateLimited(retry_after)),
+            Failure::Auth(status) => Some(Observation::AuthFailed(*status)),
+            // A deadline says nothing about this instance; the request simply ran out of time.
+            Failure::Deadline => None,
+            other => Some(Observation::Failed(other.to_string())),
+        };
+        if let Some(o) = observation {
+            cand.instance.observe(o);
+        }
+        // The circuit is about the backend, not one key: rate limits and refused keys do not
+        // count against it.
+        if !matches!(
+            failure,
+            Failure::Status { status: 429, .. } | Failure::Auth(_) | Failure::Deadline
+        ) {
+            cand.backend().stats.failure();
+            cand.backend()
+                .circuit
+                .failure(settings.circuit_failures, settings.circuit_open);
+        }
+        tracing::warn!(
+            request = %ctx.id, model = %req.model_printable(), candidate = %cand.label(), attempt = n + 1,
+            "upstream attempt failed: {failure}"
+        );
+        let status = match &failure {
+            Failure::Status { status, .. } | Failure::Auth(status) => Some(*status),
+            _ => None,
+        };
+        ctx.attempt(cand, failure.to_string(), status, took);
+        let deadline_hit = matches!(failure, Failure::Deadline);
+        failed.push((cand.label(), failure, retry_after));
+        if deadline_hit {
+            break;
+        }
+    }
+    let err = all_failed(&req, &failed);
+    Err(ctx.fail(err))
+}
+
+/// Runs the resolver for a parsed request (`dry_run` for `routing.explain`).
+pub fn decide(
+    state: &AppState,
+    registry: &Registry,
+    req: &ParsedRequest,
+    needs: &Needs,
+    dry_run: bool,
+) -> Result<Decision, Rejection> {
+    Resolve {
+        registry,
+        endpoint: req.endpoint,
+        model: &req.model,
+        needs,
+        options: &req.route,
+        defaults: Defaults {
+            strategy: state.settings.strategy,
+            auto: state.settings.auto_strategy,
+        },
+        affinity: Some(&state.affinity),
+        dry_run,
+    }
+    .run()
+}
+
+/// Applies `middle-out` for the model the request names, then reads what the request needs
+/// of a model (capabilities, prompt size).
+pub(crate) fn prepare(req: &mut ParsedRequest, registry: &Registry) -> Needs {
+    if req.middle_out
+        && let Some(Target::Model { model, .. }) = registry.resolve(&req.model)
+    {
+        req.trim_to_context(model.context_window);
+    }
+    req.needs()
+}
+
+/// A refusal as the client's error and the trace that explains it.
+pub(crate) fn rejected(r: Rejection) -> (ApiError, hero_aibroker_sdk::admin::RouteTrace) {
+    let err = ApiError::from(r.error);
+    let mut trace = *r.trace;
+    trace.error = Some(err.message.clone());
+    (err, trace)
+}
+
+/// When every candidate of `plan` is cooling down: how long until the first recovers.
+fn recovery(plan: &[Candidate]) -> Option<Duration> {
+    plan.iter()
+        .map(|c| c.instance.cooldown_left())
+        .collect::<Option<Vec<_>>>()?
+        .into_iter()
+        .min()
+}
+
+/// Builds the client's response from a successful attempt and ends (or, for a stream, hands
+/// over) the request's accounting.
+fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Success) -> Response {
+    let ttfb = ctx.started.elapsed();
+    let attempts = ctx.attempts();
+    let request_id = ctx.id.clone();
+    let mut r = match result {
+        Success::Json {
+            body,
+            usage,
+            response_id,
+        } => {
+            ctx.finish(Finish {
+                cand: Some(cand),
+                status: RequestStatus::Ok,
+                http_status: 200,
+                usage: usage.as_ref(),
+                ttfb: Some(ttfb),
+                response_id,
+                ..Finish::default()
+            });
+            let mut r = Response::new(Body::from(body));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            r
+        }
+        Success::Passthrough {
+            status,
+            content_type,
+            body,
+        } => {
+            ctx.finish(Finish {
+                cand: Some(cand),
+                status: RequestStatus::ClientError,
+                http_status: status.as_u16(),
+                ttfb: Some(ttfb),
+                error: Some(snippet(&body)),
+                ..Finish::default()
+            });
+            let mut r = Response::new(Body::from(body));
+            *r.status_mut() = status;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                content_type.unwrap_or_else(|| HeaderValue::from_static("application/json")),
+            );
+            r
+        }
+        Success::Stream {
+            body,
+            parser,
+            first,
+        } => {
+            let backend = cand.backend();
+            let annotator = Annotator::new(
+                &cand.instance.provider,
+                backend.input_cost,
+                backend.output_cost,
+            );
+            let relay = StreamRelay::new(
+                ctx,
+                cand.clone(),
+                body,
+                parser,
+                first,
+                annotator,
+                driver,
+                ttfb,
+            );
+            let mut r = Response::new(Body::from_stream(relay.into_stream()));
+            let h = r.headers_mut();
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/event-stream"),
+            );
+            h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+            h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+            r
+        }
+    };
+    decorate(&mut r, cand, attempts, &request_id);
+    r
+}
+
+/// Full-jitter exponential backoff for round `round` (1 = second pass), or the upstream's
+/// `Retry-After` when it asked for longer, never past `cap`.
+fn backoff(round: usize, retry_after: Option<Duration>, cap: Duration) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << round.min(10));
+    let jitter = exp.mul_f64(rand::random::<f64>());
+    retry_after.map_or(jitter, |ra| ra.max(jitter)).min(cap)
+}
+
+fn all_failed(req: &ParsedRequest, failed: &[(String, Failure, Option<Duration>)]) -> ApiError {
+    let detail: Vec<String> = failed
+        .iter()
+        .map(|(label, f, _)| format!("{label}: {f}"))
+        .collect();
+    let all = |p: fn(&Failure) -> bool| !failed.is_empty() && failed.iter().all(|a| p(&a.1));
+    let code = if all(|f| matches!(f, Failure::Timeout(_) | Failure::Deadline)) {
+        ErrorCode::UpstreamTimeout
+    } else if all(|f| matches!(f, Failure::Status { status: 429, .. })) {
+        ErrorCode::UpstreamRateLimited
+    } else {
+        ErrorCode::UpstreamFailed
+    };
+    let mut err = ApiError::new(
+        code,
+        format!(
+            "All {} upstream attempts for model \"{}\" failed: {}",
+            failed.len(),
+            req.model_printable(),
+            detail.join("; ")
+        ),
+    );
+    if code == ErrorCode::UpstreamRateLimited {
+        let secs = failed
+            .iter()
+            .filter_map(|a| a.2)
+            .min()
+            .map_or(1, |d| d.as_secs().max(1));
+        err = err.retry_after(secs);
+    }
+    err
+}
+
+async fn attempt(
+    state: &AppState,
+    driver: &dyn Driver,
+    req: &ParsedRequest,
+    cand: &Candidate,
+) -> Result<AttemptResult, ApiError> {
+    let settings = &state.settings;
+    let backend = cand.backend();
+    let rb = driver.request(&state.client, &cand.instance, req, &backend.model_id)?;
+    let resp = match tokio::time::timeout(settings.first_byte_timeout, rb.send()).await {
+        Err(_) => {
+            return Ok(AttemptResult::Failed(
+                Failure::Timeout("the first byte"),
+                None,
+            ));
+        }
+        Ok(Err(e)) => return Ok(AttemptResult::Failed(transport_failure(&e), None)),
+        Ok(Ok(r)) => r,
+    };
+    let status = resp.status();
+    if !status.is_success() {
+        let verdict = driver.classify(status, resp.headers());
+        let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+        let body = read_body(resp, settings.idle_timeout, 64 * 1024)
+            .await
+            .unwrap_or_default();
+        return Ok(match verdict {
+            Verdict::Retry { retry_after, .. } => AttemptResult::Failed(
+                Failure::Status {
+                    status: status.as_u16(),
+                    detail: snippet(&body),
+                },
+                retry_after,
+            ),
+            Verdict::AuthFailed => AttemptResult::Failed(Failure::Auth(status.as_u16()), None),
+            Verdict::Fatal => {
+                // The key works; the request is the problem.
+                cand.instance.observe(Observation::Success);
+                AttemptResult::Ok(Success::Passthrough {
+                    status: StatusCode::from_u16(status.as_u16())
+                        .unwrap_or(StatusCode::BAD_GATEWAY),
+                    content_type,
+                    body,
+                })
+            }
+        });
+    }
+
+    if req.stream {
+        if let Err(why) = driver.stream_opened(resp.headers()) {
+            return Ok(AttemptResult::Failed(Failure::Protocol(why), None));
+        }
+        let mut body = resp.bytes_stream();
+        let mut parser = SseParser::default();
+        let first = async {
+            loop {
+                match parser.next_event() {
+                    Ok(Some(ev)) => return Ok(ev),
+                    Ok(None) => {}
+                    Err(e) => {
+                        return Err(Failure::Protocol(format!(
+                            "the stream is not valid SSE: {e}"
+                        )));
+                    }
+                }
+                match body.next().await {
+                    None => {
+                        return Err(Failure::Protocol(
+                            "the stream ended before its first event".into(),
+                        ));
+                    }
+                    Some(Err(e)) => {
+                        return Err(Failure::Protocol(format!(
+                            "the stream broke: {}",
+                            root_cause(&e)
+                        )));
+                    }
+                    Some(Ok(chunk)) => parser.push(&chunk),
+                }
+            }
+        };
+        let first = match tokio::time::timeout(settings.first_byte_timeout, first).await {
+            Err(_) => {
+                return Ok(AttemptResult::Failed(
+                    Failure::Timeout("the first stream event"),
+                    None,
+                ));
+            }
+            Ok(Err(f)) => return Ok(AttemptResult::Failed(f, None)),
+            Ok(Ok(ev)) => ev,
+        };
+        match driver.chunk(first.data.trim()) {
+            Chunk::Done => {
+                return Ok(AttemptResult::Failed(
+                    Failure::Protocol("the stream had no content before [DONE]".into()),
+                    None,
+                ));
+            }
+            Chunk::Error(msg) => {
+                return Ok(AttemptResult::Failed(
+                    Failure::InBand(crate::error::printable(&msg)),
+                    None,
+                ));
+            }
+            Chunk::Data { .. } => {}
+        }
+        cand.instance.observe(Observation::Success);
+        return Ok(AttemptResult::Ok(Success::Stream {
+            body: Box::pin(body),
+            parser,
+            first,
+        }));
+    }
+
+    let body = match read_body(resp, settings.idle_timeout, MAX_UPSTREAM_BODY).await {
+        Ok(b) => b,
+        Err(f) => return Ok(AttemptResult::Failed(f, None)),
+    };
+    let annotator = Annotator::new(
+        &cand.instance.provider,
+        backend.input_cost,
+        backend.output_cost,
+    );
+    match annotator.object(&body, &backend.model_id) {
+        Ok(a) => {
+            cand.instance.observe(Observation::Success);
+            Ok(AttemptResult::Ok(Success::Json {
+                body: a.body,
+                usage: a.usage,
+                response_id: a.id,
+            }))
+        }
+        Err(e) => Ok(AttemptResult::Failed(
+            Failure::Protocol(format!("the upstream reply is not a JSON object ({e})")),
+            None,
+        )),
+    }
+}
+
+/// Headers that explain the routing decision to the client.
+fn decorate(r: &mut Response, cand: &Candidate, attempts: u32, request_id: &str) {
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-aibroker-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cand.instance.id) {
+        h.insert("x-aibroker-provider", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cand.backend().model_id) {
+        h.insert("x-aibroker-upstream-model", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&cand.model.name) {
+        h.insert("x-aibroker-model", v);
+    }
+    h.insert("x-aibroker-attempts", HeaderValue::from(attempts));
+}
+
+fn transport_failure(e: &reqwest::Error) -> Failure {
+    if e.is_connect() {
+        Failure::Connect(root_cause(e))
+    } else if e.is_timeout() {
+        Failure::Timeout("the connection")
+    } else {
+        Failure::Protocol(format!("transport error: {}", root_cause(e)))
+    }
+}
+
+/// The innermost error message: reqwest's own text is generic ("error sending request").
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    crate::error::printable(&cur.to_string())
+}
+
+/// Reads a whole body, at most `limit` bytes, with `idle` as the longest gap between chunks.
+async fn read_body(
+    resp: reqwest::Response,
+    idle: Duration,
+    limit: usize,
+) -> Result<Bytes, Failure> {
+    let mut stream = resp.bytes_stream();
+    let mut buf = BytesMut::new();
+    loop {
+        match tokio::time::timeout(idle, stream.next()).await {
+            Err(_) => return Err(Failure::Timeout("the rest of the reply")),
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => {
+                return Err(Failure::Protocol(format!(
+                    "the reply broke off: {}",
+                    root_cause(&e)
+                )));
+            }
+            Ok(Some(Ok(chunk))) => {
+                if buf.is_empty() && chunk.len() >= limit {
+                    return Ok(chunk.slice(..limit));
+                }
+                buf.extend_from_slice(&chunk[..chunk.len().min(limit - buf.len())]);
+                if buf.len() >= limit {
+                    return Ok(buf.freeze());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_honours_retry_after_and_cap() {
+        let cap = Duration::from_secs(2);
+        assert!(backoff(1, None, cap) <= Duration::from_millis(400));
+        assert_eq!(
+            backoff(1, Some(Duration::from_secs(1)), cap),
+            Duration::from_secs(1)
+        );
+        assert_eq!(backoff(1, Some(Duration::from_secs(30)), cap), cap);
+        assert!(backoff(20, None, cap) <= cap);
+    }
+}

@@ -1,0 +1,225 @@
+//! A committed stream: relays upstream SSE events to the client as they arrive. Every event an
+//! upstream read completed goes out in one write; nothing waits for more.
+//!
+//! Only `[DONE]`, or a clean end after a `finish_reason`, is a success. After bytes reached
+//! the client, a break, an idle stall, an in-band error or an end before the finish closes
+//! the stream with one error event and no `[DONE]`; the row says `partial`. Dropping the relay
+//! (client gone) drops the upstream response, which cancels the call; the row says
+//! `client_cancelled` (HTTP 499). Both keep the tokens seen: the upstream's usage chunk if it
+//! came, else the chunks that carried text (each is at least one token, so a lower bound).
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::{FutureExt, Stream, StreamExt};
+use hero_aibroker_sdk::admin::RequestStatus;
+use hero_aibroker_sdk::{ErrorCode, Usage};
+
+use super::ctx::{Ctx, Finish};
+use super::root_cause;
+use crate::error::ApiError;
+use crate::pipeline::router::Candidate;
+use crate::pipeline::sse::{self, Annotator};
+use crate::pipeline::sse_parse::{SseEvent, SseParser};
+use crate::providers::{Chunk, Driver};
+
+/// The upstream body as the relay reads it.
+pub(super) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+/// See the module docs.
+pub(super) struct StreamRelay {
+    ctx: Ctx,
+    cand: Candidate,
+    body: Body,
+    parser: SseParser,
+    first: Option<SseEvent>,
+    annotator: Annotator,
+    driver: Arc<dyn Driver>,
+    usage: Option<Usage>,
+    /// Events relayed that carried generated text: a lower bound on completion tokens.
+    text_events: u64,
+    response_id: Option<String>,
+    ttfb: Duration,
+    finished: bool,
+    saw_finish: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct IdOnly {
+    id: Option<String>,
+}
+
+impl StreamRelay {
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one constructor call site, all parts distinct"
+    )]
+    pub(super) fn new(
+        ctx: Ctx,
+        cand: Candidate,
+        body: Body,
+        parser: SseParser,
+        first: SseEvent,
+        annotator: Annotator,
+        driver: Arc<dyn Driver>,
+        ttfb: Duration,
+    ) -> Self {
+        // The upstream's completion id, once per stream, for `/v1/generation?id=`.
+        let response_id = serde_json::from_str::<IdOnly>(&first.data)
+            .ok()
+            .and_then(|v| v.id);
+        StreamRelay {
+            ctx,
+            cand,
+            body,
+            parser,
+            first: Some(first),
+            annotator,
+            driver,
+            usage: None,
+            text_events: 0,
+            response_id,
+            ttfb,
+            finished: false,
+            saw_finish: false,
+        }
+    }
+
+    /// The client's body: one item per batch of upstream events.
+    pub(super) fn into_stream(
+        self,
+    ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
+        futures_util::stream::unfold(self, |mut s| async move {
+            let out = s.next_batch().await?;
+            Some((Ok(out), s))
+        })
+    }
+
+    async fn next_batch(&mut self) -> Option<Bytes> {
+        let mut out = BytesMut::new();
+        loop {
+            if let Some(ev) = self.first.take() {
+                self.emit(&ev, &mut out);
+            }
+            while !self.finished {
+                match self.parser.next_event() {
+                    Ok(Some(ev)) => self.emit(&ev, &mut out),
+                    Ok(None) => break,
+                    Err(e) => self.fail(
+                        ErrorCode::StreamInterrupted,
+                        &format!("the upstream stream is not valid SSE: {e}"),
+                        &mut out,
+                    ),
+                }
+            }
+            if self.finished {
+                return (!out.is_empty()).then(|| out.freeze());
+            }
+            // Take whatever the upstream already delivered (hyper yields one item per chunked
+            // frame, often many per read) into this batch; never wait for more once we have
+            // something to send.
+            let next = if out.is_empty() {
+                tokio::time::timeout(self.ctx.state.settings.idle_timeout, self.body.next()).await
+            } else {
+                match self.body.next().now_or_never() {
+                    Some(item) => Ok(item),
+                    None => return Some(out.freeze()),
+                }
+            };
+            match next {
+                Err(_) => self.fail(
+                    ErrorCode::UpstreamTimeout,
+                    "the upstream went silent mid-stream (idle timeout)",
+                    &mut out,
+                ),
+                Ok(Some(Err(e))) => {
+                    let msg = format!("the upstream stream broke: {}", root_cause(&e));
+                    self.fail(ErrorCode::StreamInterrupted, &msg, &mut out);
+                }
+                Ok(None) if self.saw_finish && !self.parser.has_partial() => {
+                    // Some servers end after the finish chunk without `[DONE]`: complete it.
+                    out.put_slice(sse::DONE);
+                    self.end(RequestStatus::Ok);
+                }
+                Ok(None) => self.fail(
+                    ErrorCode::StreamInterrupted,
+                    "the upstream stream ended before it finished",
+                    &mut out,
+                ),
+                Ok(Some(Ok(chunk))) => self.parser.push(&chunk),
+            }
+        }
+    }
+
+    fn emit(&mut self, ev: &SseEvent, out: &mut BytesMut) {
+        let data = ev.data.trim();
+        match self.driver.chunk(data) {
+            Chunk::Done => {
+                out.put_slice(sse::DONE);
+                self.end(RequestStatus::Ok);
+                return;
+            }
+            Chunk::Error(msg) => {
+                // Forward the upstream's own error event, then stop: no [DONE].
+                tracing::warn!(
+                    "upstream error event mid-stream: {}",
+                    crate::error::printable(&msg)
+                );
+                sse::event_into(data.as_bytes(), out);
+                self.end(RequestStatus::Partial);
+                return;
+            }
+            Chunk::Data { finish, text } => {
+                self.saw_finish |= finish;
+                self.text_events += u64::from(text);
+            }
+        }
+        if let Some(u) = self
+            .annotator
+            .chunk_into(data, &self.cand.backend().model_id, out)
+        {
+            self.usage = Some(u);
+        }
+    }
+
+    fn fail(&mut self, code: ErrorCode, msg: &str, out: &mut BytesMut) {
+        tracing::warn!(request = %self.ctx.id, "stream failed after the first byte: {msg}");
+        self.end_with(RequestStatus::Partial, 200, Some(msg.to_owned()));
+        let body = ApiError::new(code, msg).body();
+        sse::event_into(&serde_json::to_vec(&body).unwrap_or_default(), out);
+    }
+
+    fn end(&mut self, status: RequestStatus) {
+        self.end_with(status, 200, None);
+    }
+
+    fn end_with(&mut self, status: RequestStatus, http_status: u16, error: Option<String>) {
+        self.finished = true;
+        // A stream cut short rarely brought its usage chunk: count what reached the client.
+        let counted = (status != RequestStatus::Ok && self.usage.is_none()).then(|| Usage {
+            completion_tokens: self.text_events,
+            total_tokens: self.text_events,
+            ..Usage::default()
+        });
+        self.ctx.finish(Finish {
+            cand: Some(&self.cand),
+            status,
+            http_status,
+            usage: self.usage.as_ref().or(counted.as_ref()),
+            ttfb: Some(self.ttfb),
+            error,
+            response_id: self.response_id.take(),
+        });
+    }
+}
+
+impl Drop for StreamRelay {
+    fn drop(&mut self) {
+        // Still unfinished: the client went away mid-stream (finish is a no-op otherwise).
+        if !self.finished {
+            self.end_with(RequestStatus::ClientCancelled, 499, None);
+        }
+    }
+}

@@ -1,0 +1,110 @@
+//! `GET /v1/models/{author}/{slug}/endpoints` (any model id works, e.g. `/v1/models/gpt-4o/
+//! endpoints`): the backends of a model in OpenRouter's shape — price per token as strings,
+//! context length, supported parameters, status, uptime, latency and throughput — with the
+//! broker's own health per backend (instances, circuit, priority) added.
+
+use serde_json::{Value, json};
+
+use crate::config::registry::{Backend, Model, Registry};
+use crate::health::circuit::CircuitState;
+
+/// The endpoints document of `model`.
+pub fn list(reg: &Registry, model: &Model, created: u64) -> Value {
+    let vision = model.has("vision");
+    let endpoints: Vec<Value> = model
+        .backends
+        .iter()
+        .map(|b| endpoint(reg, model, b))
+        .collect();
+    json!({ "data": {
+        "id": model.name,
+        "name": model.display_name,
+        "created": created,
+        "description": "",
+        "architecture": {
+            "input_modalities": if vision { json!(["text", "image"]) } else { json!(["text"]) },
+            "output_modalities": ["text"],
+            "modality": if vision { "text+image->text" } else { "text->text" },
+            "tokenizer": null,
+            "instruct_type": null,
+        },
+        "endpoints": endpoints,
+    }})
+}
+
+/// USD per million tokens as OpenRouter's USD-per-token string.
+fn per_token(per_million: f64) -> String {
+    let v = per_million / 1_000_000.0;
+    if v == 0.0 {
+        "0".to_owned()
+    } else {
+        format!("{v:.12}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
+    }
+}
+
+fn endpoint(reg: &Registry, model: &Model, b: &Backend) -> Value {
+    let instances = reg.instances(b);
+    let usable = instances.iter().filter(|i| i.usable()).count();
+    let ready = instances
+        .iter()
+        .filter(|i| i.usable() && !i.cooling_down())
+        .count();
+    let circuit = b.circuit.state();
+    // OpenRouter's status: 0 serving; negative when degraded (-1) or down (-2).
+    let status = if usable == 0 || circuit == CircuitState::Open {
+        -2
+    } else if ready == 0 || circuit == CircuitState::HalfOpen {
+        -1
+    } else {
+        0
+    };
+    let ttfb_ms = b.stats.ttfb_us() as f64 / 1000.0;
+    let tps = b.stats.tokens_per_second();
+    json!({
+        "name": format!("{}: {}", b.provider, model.display_name),
+        "model_id": b.model_id,
+        "model_name": model.display_name,
+        "provider_name": b.provider,
+        "tag": b.provider,
+        "quantization": null,
+        "context_length": model.context_window,
+        "max_completion_tokens": null,
+        "max_prompt_tokens": model.context_window,
+        "pricing": {
+            "prompt": per_token(b.input_cost),
+            "completion": per_token(b.output_cost),
+            "request": "0",
+            "image": "0",
+        },
+        "supported_parameters": b.parameters.clone().unwrap_or_default(),
+        "status": status,
+        "uptime_last_30m": (b.stats.success_rate() * 1000.0).round() / 10.0,
+        "latency_last_30m": (ttfb_ms > 0.0).then(|| json!({ "p50": ttfb_ms / 1000.0 })),
+        "throughput_last_30m": (tps > 0.0).then(|| json!({ "p50": tps })),
+        "supports_implicit_caching": false,
+        "priority": b.priority,
+        "circuit": circuit.as_str(),
+        "instances": instances.iter().map(|i| json!({
+            "id": i.id,
+            "state": i.health().as_str(),
+            "reason": i.reason(),
+            "cooldown_seconds": i.cooldown_left().map(|d| d.as_secs_f64()),
+        })).collect::<Vec<_>>(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prices_become_per_token_strings() {
+        assert_eq!(per_token(0.0), "0");
+        assert_eq!(per_token(2.5), "0.0000025");
+        assert_eq!(per_token(30.0), "0.00003");
+        assert_eq!(per_token(0.15), "0.00000015");
+    }
+}

@@ -1,0 +1,106 @@
+//! `GET /v1/models`, `GET /v1/models/{id}` and `GET /health`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use hero_aibroker_sdk::{ErrorCode, ModelBackend, ModelList, ModelObject};
+use serde_json::{Value, json};
+
+use crate::config::registry::{Model, Registry, Target};
+use crate::error::{ApiError, printable};
+use crate::state::AppState;
+
+/// Process start, reported as `created` of every model (the registry has no dates).
+fn created(state: &AppState) -> u64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    now.saturating_sub(state.started.elapsed().as_secs())
+}
+
+pub(crate) fn model_object(reg: &Registry, m: &Model, created: u64) -> ModelObject {
+    ModelObject {
+        id: m.name.clone(),
+        object: "model".into(),
+        created,
+        owned_by: "hero_aibroker".into(),
+        display_name: Some(m.display_name.clone()),
+        tier: Some(m.tier.as_str().into()),
+        context_window: Some(m.context_window),
+        capabilities: m.capabilities.clone(),
+        aliases: m.aliases.clone(),
+        servable: reg.servable(m),
+        backends: m
+            .backends
+            .iter()
+            .map(|b| ModelBackend {
+                provider: b.provider.clone(),
+                model_id: b.model_id.clone(),
+                priority: b.priority,
+                input_cost: b.input_cost,
+                output_cost: b.output_cost,
+                instances: u32::try_from(reg.instances(b).len()).unwrap_or(u32::MAX),
+            })
+            .collect(),
+        extra: Default::default(),
+    }
+}
+
+pub(super) async fn list(State(state): State<Arc<AppState>>) -> Json<ModelList> {
+    let reg = state.registry.load();
+    let created = created(&state);
+    Json(ModelList {
+        object: "list".into(),
+        data: reg
+            .models
+            .values()
+            .map(|m| model_object(&reg, m, created))
+            .collect(),
+    })
+}
+
+pub(super) async fn get(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let reg = state.registry.load();
+    match reg.resolve(&id) {
+        Some(Target::Model { model, .. }) => Ok(Json(
+            serde_json::to_value(model_object(&reg, &model, created(&state)))
+                .unwrap_or(Value::Null),
+        )),
+        _ if id.ends_with("/endpoints") => {
+            let name = id.trim_end_matches("/endpoints");
+            match reg.resolve(name) {
+                Some(Target::Model { model, .. }) => {
+                    Ok(Json(super::endpoints::list(&reg, &model, created(&state))))
+                }
+                _ => Err(not_found(name)),
+            }
+        }
+        _ => Err(not_found(&id)),
+    }
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::ModelNotFound,
+        format!(
+            "The model \"{}\" does not exist. List the available models with GET /v1/models.",
+            printable(id)
+        ),
+    )
+}
+
+pub(super) async fn health(State(state): State<Arc<AppState>>) -> Json<Value> {
+    let reg = state.registry.load();
+    let servable = reg.models.values().filter(|m| reg.servable(m)).count();
+    let mut health = serde_json::to_value(state.health()).unwrap_or_else(|_| json!({}));
+    if let Some(h) = health.as_object_mut() {
+        h.insert("models".into(), reg.models.len().into());
+        h.insert("servable_models".into(), servable.into());
+        h.insert("in_flight".into(), state.in_flight().into());
+    }
+    Json(health)
+}
