@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::Outcome;
 use crate::endpoint::Endpoint;
 use crate::secret::Secret;
 
@@ -104,18 +105,6 @@ impl Drop for Busy {
     }
 }
 
-/// What an attempt taught us about an instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Observation {
-    Success,
-    /// Rate limited; cool down for at least the given time (or a short default).
-    RateLimited(Option<Duration>),
-    /// 5xx, timeout, connection error: cool down with exponential backoff.
-    Failed(String),
-    /// 401/403: the key is refused until an operator resets it.
-    AuthFailed(u16),
-}
-
 /// Cooldown after a rate limit without `Retry-After`.
 const DEFAULT_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(5);
 /// First backoff step after a failure, doubling per consecutive failure up to the cap.
@@ -208,23 +197,24 @@ impl Instance {
             .clone()
     }
 
-    /// The one place attempts change an instance's health.
-    pub fn observe(&self, obs: Observation) {
-        match obs {
-            Observation::Success => {
+    /// What an attempt's outcome does to this key's health (through `Candidate::observe`).
+    pub fn observe(&self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Deadline => {}
+            Outcome::Answered(_) => {
                 self.failures.store(0, Ordering::Relaxed);
                 if Health::from_u8(self.state.load(Ordering::Relaxed)) == Health::Cooldown {
                     self.transition(Health::Healthy, 0, None);
                 }
             }
-            Observation::RateLimited(after) => {
+            Outcome::RateLimited(after) => {
                 let d = after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN);
                 self.cool_down(
                     d,
                     format!("rate limited (429), retry after {:.1}s", d.as_secs_f64()),
                 );
             }
-            Observation::Failed(why) => {
+            Outcome::Failed(why) => {
                 let n = self
                     .failures
                     .fetch_add(1, Ordering::Relaxed)
@@ -234,7 +224,7 @@ impl Instance {
                     .min(MAX_FAILURE_COOLDOWN);
                 self.cool_down(d, format!("{n} consecutive failure(s), last: {why}"));
             }
-            Observation::AuthFailed(status) => {
+            Outcome::KeyRefused(status) => {
                 if self.usable() {
                     self.transition(
                         Health::AuthFailed,
@@ -337,12 +327,12 @@ mod tests {
             Some("http://x/v1/embeddings")
         );
         assert!(!i.cooling_down());
-        i.observe(Observation::RateLimited(Some(Duration::from_secs(30))));
+        i.observe(&Outcome::RateLimited(Some(Duration::from_secs(30))));
         assert!(i.cooling_down());
         assert!(i.reason().expect("reason").contains("429"));
-        i.observe(Observation::Failed("HTTP 500".into())); // 1 s: must not shorten
+        i.observe(&Outcome::Failed("HTTP 500".into())); // 1 s: must not shorten
         assert!(i.cooldown_left().expect("cooling") > Duration::from_secs(25));
-        i.observe(Observation::Success);
+        i.observe(&Outcome::Answered(Duration::ZERO));
         assert!(!i.cooling_down());
         assert_eq!(i.health(), Health::Healthy);
     }
@@ -352,7 +342,7 @@ mod tests {
         let i = inst();
         let mut last = Duration::ZERO;
         for n in 1..=5 {
-            i.observe(Observation::Failed("timeout".into()));
+            i.observe(&Outcome::Failed("timeout".into()));
             let left = i.cooldown_left().expect("cooling");
             assert!(left > last, "failure {n}: {left:?} after {last:?}");
             last = left;
@@ -364,11 +354,11 @@ mod tests {
     #[test]
     fn auth_failed_is_sticky_until_reset_and_disable_wins() {
         let i = inst();
-        i.observe(Observation::AuthFailed(401));
+        i.observe(&Outcome::KeyRefused(401));
         assert_eq!(i.health(), Health::AuthFailed);
         assert!(!i.usable());
-        i.observe(Observation::Success);
-        i.observe(Observation::RateLimited(None));
+        i.observe(&Outcome::Answered(Duration::ZERO));
+        i.observe(&Outcome::RateLimited(None));
         assert_eq!(i.health(), Health::AuthFailed, "only an operator clears it");
         i.reset();
         assert!(i.usable());

@@ -25,9 +25,11 @@ use stream::StreamRelay;
 
 use crate::config::registry::{Registry, Target};
 use crate::error::ApiError;
-use crate::health::pool::Observation;
+use crate::health::Outcome;
 use crate::pipeline::request::ParsedRequest;
-use crate::pipeline::router::{Candidate, Decision, Defaults, Needs, Rejection, Resolve};
+use crate::pipeline::router::{
+    Candidate, CircuitPolicy, Decision, Defaults, Needs, Pin, Rejection, Resolve,
+};
 use crate::pipeline::sse::Annotator;
 use crate::pipeline::sse_parse::{SseEvent, SseParser};
 use crate::providers::{Chunk, Driver, Verdict, snippet};
@@ -52,6 +54,19 @@ pub enum Failure {
     Auth(u16),
     InBand(String),
     Protocol(String),
+}
+
+impl Failure {
+    /// What this failure tells the health of the key and backend it used.
+    fn outcome(&self, retry_after: Option<Duration>) -> Outcome {
+        match self {
+            Failure::Status { status: 429, .. } => Outcome::RateLimited(retry_after),
+            Failure::Auth(status) => Outcome::KeyRefused(*status),
+            // A deadline says nothing about this instance; the request simply ran out of time.
+            Failure::Deadline => Outcome::Deadline,
+            other => Outcome::Failed(other.to_string()),
+        }
+    }
 }
 
 impl std::fmt::Display for Failure {
@@ -183,17 +198,19 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         let outcome =
             tokio::time::timeout_at(deadline, attempt(&state, driver.as_ref(), &req, cand)).await;
         let took = began.elapsed();
+        let policy = CircuitPolicy {
+            failures: settings.circuit_failures,
+            open: settings.circuit_open,
+        };
         let (failure, retry_after) = match outcome {
             Ok(Ok(AttemptResult::Failed(f, ra))) => (f, ra),
             Ok(Ok(AttemptResult::Ok(success))) => {
-                let backend = cand.backend();
-                backend.circuit.success();
-                backend.stats.success(took);
-                if let Some(session) = &req.route.session {
-                    state
-                        .affinity
-                        .set(session, &req.model, &cand.instance.id, &backend.model_id);
-                }
+                let pin = req.route.session.as_deref().map(|session| Pin {
+                    affinity: &state.affinity,
+                    session,
+                    requested: &req.model,
+                });
+                cand.observe(&Outcome::Answered(took), policy, pin);
                 let status = match &success {
                     Success::Passthrough { status, .. } => status.as_u16(),
                     _ => 200,
@@ -204,27 +221,7 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             Ok(Err(e)) => return Err(ctx.fail(e)),
             Err(_) => (Failure::Deadline, None),
         };
-        let observation = match &failure {
-            Failure::Status { status: 429, .. } => Some(Observation::RateLimited(retry_after)),
-            Failure::Auth(status) => Some(Observation::AuthFailed(*status)),
-            // A deadline says nothing about this instance; the request simply ran out of time.
-            Failure::Deadline => None,
-            other => Some(Observation::Failed(other.to_string())),
-        };
-        if let Some(o) = observation {
-            cand.instance.observe(o);
-        }
-        // The circuit is about the backend, not one key: rate limits and refused keys do not
-        // count against it.
-        if !matches!(
-            failure,
-            Failure::Status { status: 429, .. } | Failure::Auth(_) | Failure::Deadline
-        ) {
-            cand.backend().stats.failure();
-            cand.backend()
-                .circuit
-                .failure(settings.circuit_failures, settings.circuit_open);
-        }
+        cand.observe(&failure.outcome(retry_after), policy, None);
         tracing::warn!(
             request = %ctx.id, model = %req.model_printable(), candidate = %cand.label(), attempt = n + 1,
             "upstream attempt failed: {failure}"
@@ -458,8 +455,7 @@ async fn attempt(
             ),
             Verdict::AuthFailed => AttemptResult::Failed(Failure::Auth(status.as_u16()), None),
             Verdict::Fatal => {
-                // The key works; the request is the problem.
-                cand.instance.observe(Observation::Success);
+                // The key works; the request is the problem (observed as an answer).
                 AttemptResult::Ok(Success::Passthrough {
                     status: StatusCode::from_u16(status.as_u16())
                         .unwrap_or(StatusCode::BAD_GATEWAY),
@@ -528,7 +524,6 @@ async fn attempt(
             }
             Chunk::Data { .. } => {}
         }
-        cand.instance.observe(Observation::Success);
         return Ok(AttemptResult::Ok(Success::Stream {
             body: Box::pin(body),
             parser,
@@ -546,14 +541,11 @@ async fn attempt(
         backend.output_cost,
     );
     match annotator.object(&body, &backend.model_id) {
-        Ok(a) => {
-            cand.instance.observe(Observation::Success);
-            Ok(AttemptResult::Ok(Success::Json {
-                body: a.body,
-                usage: a.usage,
-                response_id: a.id,
-            }))
-        }
+        Ok(a) => Ok(AttemptResult::Ok(Success::Json {
+            body: a.body,
+            usage: a.usage,
+            response_id: a.id,
+        })),
         Err(e) => Ok(AttemptResult::Failed(
             Failure::Protocol(format!("the upstream reply is not a JSON object ({e})")),
             None,

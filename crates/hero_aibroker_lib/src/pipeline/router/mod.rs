@@ -16,6 +16,8 @@ use hero_aibroker_sdk::ErrorCode;
 use crate::config::Strategy;
 use crate::config::registry::{Backend, Model, Registry};
 use crate::error::{ApiError, printable};
+use crate::health::Outcome;
+use crate::health::affinity::Affinity;
 use crate::health::pool::Instance;
 
 /// One thing to try: a model's backend through one provider instance.
@@ -36,6 +38,46 @@ impl Candidate {
     pub fn label(&self) -> String {
         format!("{}/{}", self.instance.id, self.backend().model_id)
     }
+
+    /// The one place an attempt changes live state: the key's health, the backend's circuit
+    /// and measurements, and — on an answer — the session's affinity (`pin`: the affinity
+    /// table, the session and the model the client asked for). Rate limits and refused keys
+    /// are about one key, so they leave the backend's circuit alone; a deadline is about the
+    /// request, so it changes nothing.
+    pub fn observe(&self, outcome: &Outcome, policy: CircuitPolicy, pin: Option<Pin<'_>>) {
+        self.instance.observe(outcome);
+        let backend = self.backend();
+        match outcome {
+            Outcome::Answered(took) => {
+                backend.circuit.success();
+                backend.stats.success(*took);
+                if let Some(p) = pin {
+                    p.affinity
+                        .set(p.session, p.requested, &self.instance.id, &backend.model_id);
+                }
+            }
+            Outcome::Failed(_) => {
+                backend.stats.failure();
+                backend.circuit.failure(policy.failures, policy.open);
+            }
+            Outcome::RateLimited(_) | Outcome::KeyRefused(_) | Outcome::Deadline => {}
+        }
+    }
+}
+
+/// When a backend's circuit opens: after `failures` consecutive failures, for `open`.
+#[derive(Debug, Clone, Copy)]
+pub struct CircuitPolicy {
+    pub failures: u32,
+    pub open: std::time::Duration,
+}
+
+/// Where an answered attempt pins its session (see [`Candidate::observe`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Pin<'a> {
+    pub affinity: &'a Affinity,
+    pub session: &'a str,
+    pub requested: &'a str,
 }
 
 /// Why no plan could be made.
@@ -187,7 +229,7 @@ mod strategy_tests;
 mod tests {
     use super::*;
     use crate::config::registry::tests::registry;
-    use crate::health::pool::Observation;
+    use crate::health::Outcome;
     use std::time::Duration;
 
     #[test]
@@ -196,6 +238,83 @@ mod tests {
         assert_eq!(e.status(), axum::http::StatusCode::NOT_FOUND);
         assert!(e.message.contains("GET /v1/models"));
         assert!(e.message.contains(r#""x\n""#), "{}", e.message);
+    }
+
+    /// Each outcome changes exactly what it is about: an answer clears the key, closes the
+    /// circuit, measures and pins the session; a failure cools the key and counts against the
+    /// circuit; a rate limit or a refused key touches only the key; a deadline touches nothing.
+    #[test]
+    fn observe_changes_key_circuit_stats_and_affinity_together() {
+        use crate::health::circuit::CircuitState;
+        use crate::health::pool::Health;
+        let r = registry(&[("OPENAI_API_KEYS", "a,b,c,d,e")]);
+        let cands = plan(&r, "big", Endpoint::Chat, Strategy::Priority).expect("plan");
+        let policy = CircuitPolicy {
+            failures: 1,
+            open: Duration::from_secs(60),
+        };
+        let affinity = Affinity::default();
+        let pin = || Pin {
+            affinity: &affinity,
+            session: "s1",
+            requested: "big",
+        };
+        let find = |id: &str| {
+            cands
+                .iter()
+                .find(|c| c.instance.id == id)
+                .unwrap_or_else(|| panic!("no candidate {id}"))
+                .clone()
+        };
+
+        // A deadline changes nothing at all.
+        let c = find("openai-0");
+        c.observe(&Outcome::Deadline, policy, Some(pin()));
+        assert_eq!(c.instance.health(), Health::Healthy);
+        assert_eq!(c.backend().circuit.state(), CircuitState::Closed);
+        assert_eq!(c.backend().stats.ttfb_us(), 0);
+        assert!(affinity.get("s1", "big").is_none());
+
+        // A rate limit cools only that key.
+        c.observe(
+            &Outcome::RateLimited(Some(Duration::from_secs(30))),
+            policy,
+            None,
+        );
+        assert_eq!(c.instance.health(), Health::Cooldown);
+        assert_eq!(c.backend().circuit.state(), CircuitState::Closed);
+        assert!((c.backend().stats.success_rate() - 1.0).abs() < 1e-9);
+
+        // A refused key is refused; the backend is fine.
+        let c = find("openai-1");
+        c.observe(&Outcome::KeyRefused(401), policy, None);
+        assert_eq!(c.instance.health(), Health::AuthFailed);
+        assert_eq!(c.backend().circuit.state(), CircuitState::Closed);
+
+        // An answer measures and pins the session.
+        let c = find("openai-2");
+        c.observe(
+            &Outcome::Answered(Duration::from_millis(40)),
+            policy,
+            Some(pin()),
+        );
+        assert_eq!(c.instance.health(), Health::Healthy);
+        assert_eq!(c.backend().stats.ttfb_us(), 40_000);
+        let sticky = affinity.get("s1", "big").expect("pinned");
+        assert_eq!(sticky.instance, "openai-2");
+        assert_eq!(sticky.model_id, c.backend().model_id);
+
+        // A failure cools the key and opens the backend's circuit (threshold 1 here).
+        let c = find("openai-3");
+        c.observe(&Outcome::Failed("HTTP 500".into()), policy, Some(pin()));
+        assert_eq!(c.instance.health(), Health::Cooldown);
+        assert_eq!(c.backend().circuit.state(), CircuitState::Open);
+        assert!(c.backend().stats.success_rate() < 1.0);
+        assert_eq!(
+            affinity.get("s1", "big").expect("still pinned").instance,
+            "openai-2",
+            "a failure never moves the pin"
+        );
     }
 
     fn labels(plan: &[Candidate]) -> Vec<String> {
@@ -237,7 +356,7 @@ mod tests {
     fn cooling_instances_go_last_but_stay() {
         let r = registry(&[("OPENAI_API_KEYS", "a,b")]);
         r.providers["openai"].instances[0]
-            .observe(Observation::RateLimited(Some(Duration::from_secs(60))));
+            .observe(&Outcome::RateLimited(Some(Duration::from_secs(60))));
         for _ in 0..3 {
             let l = labels(&plan(&r, "big", Endpoint::Chat, Strategy::Cheapest).expect("plan"));
             assert_eq!(l, ["openai-1/gpt-big", "openai-0/gpt-big"]);
@@ -300,7 +419,7 @@ mod tests {
     #[test]
     fn auth_failed_and_disabled_instances_are_left_out() {
         let r = registry(&[("OPENAI_API_KEYS", "a,b")]);
-        r.providers["openai"].instances[0].observe(Observation::AuthFailed(401));
+        r.providers["openai"].instances[0].observe(&Outcome::KeyRefused(401));
         for _ in 0..3 {
             assert_eq!(
                 labels(

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use super::*;
 use crate::config::ModelsConfig;
+use crate::health::Outcome;
 use crate::health::affinity::Affinity;
-use crate::health::pool::Observation;
 use hero_aibroker_host::env::Env;
 
 const CFG: &str = r#"
@@ -100,8 +100,7 @@ fn priority_fills_the_first_key_until_it_cools() {
         // alpha and beta share priority 1; beta is cheaper.
         assert_eq!(first(&r, "m", Strategy::Priority, &opts), "beta-0/b-m");
     }
-    r.providers["beta"].instances[0]
-        .observe(Observation::RateLimited(Some(Duration::from_secs(60))));
+    r.providers["beta"].instances[0].observe(&Outcome::RateLimited(Some(Duration::from_secs(60))));
     for _ in 0..5 {
         assert_eq!(first(&r, "m", Strategy::Priority, &opts), "alpha-0/a-m");
     }
@@ -318,8 +317,7 @@ fn sessions_stick_to_their_key_while_it_is_healthy() {
         assert_eq!(d.plan[0].instance.id, "alpha-1");
         assert_eq!(d.trace.affinity.as_deref(), Some("alpha-1/a-m"));
     }
-    r.providers["alpha"].instances[1]
-        .observe(Observation::RateLimited(Some(Duration::from_secs(60))));
+    r.providers["alpha"].instances[1].observe(&Outcome::RateLimited(Some(Duration::from_secs(60))));
     let d = run(&o);
     assert_ne!(
         d.plan[0].instance.id, "alpha-1",
@@ -424,8 +422,8 @@ fn explain_agrees_with_routing_over_random_configs() {
         for p in r.providers.values() {
             for i in &p.instances {
                 match rng.below(8) {
-                    0 => i.observe(Observation::RateLimited(Some(Duration::from_secs(30)))),
-                    1 => i.observe(Observation::AuthFailed(401)),
+                    0 => i.observe(&Outcome::RateLimited(Some(Duration::from_secs(30)))),
+                    1 => i.observe(&Outcome::KeyRefused(401)),
                     2 => busy.push(i.busy()),
                     _ => {}
                 }
