@@ -1,4 +1,6 @@
-//! `hero_aibroker_server`: parse flags, load config, bind `rest.sock`, serve until SIGTERM.
+//! `hero_aibroker_server`: wiring only. Parse flags, load and check the configuration, then
+//! start the broker, serve until SIGTERM/SIGINT and stop it cleanly
+//! ([`hero_aibroker_lib::surfaces::server`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -7,17 +9,10 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use hero_aibroker_host::env::Env;
-use hero_aibroker_host::{Drained, shutdown_signal, socket};
-use hero_aibroker_lib::accounting::ledger::{Ledger, LedgerConfig};
-use hero_aibroker_lib::accounting::store::Store;
+use hero_aibroker_host::shutdown_signal;
 use hero_aibroker_lib::config::{ModelsConfig, Settings};
 use hero_aibroker_lib::providers::Drivers;
-use hero_aibroker_lib::state::AppState;
-use hero_aibroker_lib::surfaces::rpc::methods::{Admin, module};
-use hero_aibroker_lib::surfaces::rpc::serve::{ServiceMeta, rpc_router};
-use hero_aibroker_lib::surfaces::server::{self, Listeners};
-use hero_aibroker_sdk::admin::Sockets;
-use hero_aibroker_sdk::paths::{REST_SOCK, RPC_SOCK};
+use hero_aibroker_lib::surfaces::server;
 
 // glibc malloc was ~10% of the request path in profiles; mimalloc is faster for this many
 // small, short-lived allocations.
@@ -86,87 +81,11 @@ fn run(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(settings, models, env))
-}
-
-async fn serve(settings: Settings, models: ModelsConfig, env: Env) -> anyhow::Result<()> {
-    let shutdown = shutdown_signal();
-    let dir = settings.socket_dir();
-    socket::prepare_dir(&dir)?;
-    let store = Store::open(&settings.database_url)
-        .await
-        .with_context(|| format!("cannot open the store {}", settings.database_url))?;
-    let (ledger, writer) = Ledger::start(
-        store.clone(),
-        LedgerConfig {
-            queue: settings.ledger_queue,
-            batch: settings.ledger_batch,
-            ..LedgerConfig::default()
-        },
-    );
-    let serve_options = settings.serve_options();
-    let admin_token = settings.admin_token.clone();
-    let state = AppState::new(settings, models, env, store.clone(), ledger).await?;
-    let sockets = Sockets {
-        rest: dir.join(REST_SOCK).display().to_string(),
-        rpc: dir.join(RPC_SOCK).display().to_string(),
-    };
-    let meta = ServiceMeta {
-        name: "hero_aibroker".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        rest_socket: sockets.rest.clone(),
-        rpc_socket: sockets.rpc.clone(),
-    };
-    let rpc_app = rpc_router(
-        module(Admin {
-            state: state.clone(),
-            sockets: sockets.clone(),
-        }),
-        meta,
-        admin_token,
-    );
-    // Bind last: once the sockets accept connections, everything behind them is ready.
-    let rest = socket::bind(&dir.join(REST_SOCK))?;
-    let rpc = socket::bind(&dir.join(RPC_SOCK))?;
-    {
-        let reg = state.registry.load();
-        let servable = reg.models.values().filter(|m| reg.servable(m)).count();
-        let instances: Vec<&str> = reg
-            .providers
-            .values()
-            .flat_map(|p| p.instances.iter().map(|i| i.id.as_str()))
-            .collect();
-        tracing::info!(
-            rest = %sockets.rest,
-            rpc = %sockets.rpc,
-            store = %store.describe(),
-            models = reg.models.len(),
-            servable,
-            keys = state.keys.count(),
-            instances = ?instances,
-            "hero_aibroker_server listening"
-        );
-        if servable == 0 {
-            tracing::warn!(
-                "no model is servable: set a provider key (e.g. OPENAI_API_KEY) or declare a keyless provider"
-            );
-        }
-    }
-    let listeners = Listeners {
-        rest: rest.listener,
-        rpc: rpc.listener,
-    };
-    let drained = server::run(listeners, state.clone(), rpc_app, shutdown, &serve_options).await?;
-    state.persist_health().await;
-    if drained == Drained::DeadlineHit {
-        tracing::warn!("stopped with requests still in flight after the drain deadline");
-    }
-    // Every accepted request has ended (or was cut, which ends it as cancelled): commit the
-    // ledger, checkpoint, then remove the sockets.
-    let written = writer.shutdown(Duration::from_secs(10)).await;
-    store.close().await;
-    drop(rest.guard);
-    drop(rpc.guard);
-    tracing::info!(ledger_rows_flushed = written, "stopped");
-    Ok(())
+    runtime.block_on(async move {
+        // First thing: a signal while the broker is still starting stops it cleanly.
+        let shutdown = shutdown_signal();
+        let broker = server::start(settings, models, env, Drivers::builtin()).await?;
+        broker.run(shutdown).await?;
+        Ok(())
+    })
 }

@@ -1,22 +1,213 @@
-//! Running the broker: serve REST and JSON-RPC on their Unix listeners (through the host
-//! crate's [`hero_aibroker_host::serve`]) until `shutdown` resolves, then drain in-flight
-//! requests and streams up to the drain deadline.
+//! A broker's life, start to stop, in one place: [`start`] prepares the socket directory,
+//! opens the store, starts the ledger writer, builds the state and binds `rest.sock` and
+//! `rpc.sock` last (once they accept, everything behind them is ready); [`Broker::run`] serves
+//! both (through the host crate's [`hero_aibroker_host::serve`]) until `shutdown`, drains
+//! in-flight requests and streams up to the deadline, persists key health, commits the ledger,
+//! checkpoints the store and removes the sockets. `hero_aibroker_server`'s `main` only wires
+//! flags to this; tests run a broker in-process the same way.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
-use hero_aibroker_host::ServeOptions;
-pub use hero_aibroker_host::{Drained, shutdown_signal};
+use hero_aibroker_host::env::Env;
+use hero_aibroker_host::socket::{self, BoundSocket, SocketError};
+use hero_aibroker_host::{Drained, ServeOptions};
+use hero_aibroker_sdk::admin::Sockets;
+use hero_aibroker_sdk::paths::{REST_SOCK, RPC_SOCK};
 use tokio::net::UnixListener;
 
-use crate::state::AppState;
+use crate::accounting::ledger::{Ledger, LedgerConfig, LedgerWriter};
+use crate::accounting::store::{Store, StoreError};
+use crate::config::{ModelsConfig, Settings};
+use crate::providers::Drivers;
+use crate::state::{AppState, StateError};
 use crate::surfaces::api::rest_router;
+use crate::surfaces::rpc::methods::{Admin, module};
+use crate::surfaces::rpc::serve::{ServiceMeta, rpc_router};
+
+/// How long shutdown gives the ledger to commit what is queued (a failing database included).
+const LEDGER_DRAIN: Duration = Duration::from_secs(10);
+
+/// Why a broker could not start. One line an operator can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Socket(#[from] SocketError),
+    #[error("cannot open the store {url}")]
+    Store {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error(transparent)]
+    State(#[from] StateError),
+}
 
 /// The sockets a broker serves.
 #[derive(Debug)]
 pub struct Listeners {
     pub rest: UnixListener,
     pub rpc: UnixListener,
+}
+
+/// A started broker: state built, sockets bound, nothing served yet.
+#[derive(Debug)]
+pub struct Broker {
+    state: Arc<AppState>,
+    store: Store,
+    writer: LedgerWriter,
+    rest: BoundSocket,
+    rpc: BoundSocket,
+    rpc_app: axum::Router,
+    sockets: Sockets,
+    options: ServeOptions,
+}
+
+/// How a broker stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped {
+    /// Whether every in-flight request finished before the drain deadline.
+    pub drained: Drained,
+    /// Ledger rows committed during the drain.
+    pub rows_flushed: u64,
+}
+
+/// Starts a broker with `settings` and `models`, its provider keys from `env` and the provider
+/// kinds of `drivers` (see the module doc).
+pub async fn start(
+    settings: Settings,
+    models: ModelsConfig,
+    env: Env,
+    drivers: Drivers,
+) -> Result<Broker, StartError> {
+    let dir = settings.socket_dir();
+    socket::prepare_dir(&dir)?;
+    let store = Store::open(&settings.database_url)
+        .await
+        .map_err(|source| StartError::Store {
+            url: settings.database_url.clone(),
+            source,
+        })?;
+    let (ledger, writer) = Ledger::start(
+        store.clone(),
+        LedgerConfig {
+            queue: settings.ledger_queue,
+            batch: settings.ledger_batch,
+            ..LedgerConfig::default()
+        },
+    );
+    let options = settings.serve_options();
+    let admin_token = settings.admin_token.clone();
+    let state =
+        AppState::with_drivers(settings, models, env, store.clone(), ledger, drivers).await?;
+    let sockets = Sockets {
+        rest: dir.join(REST_SOCK).display().to_string(),
+        rpc: dir.join(RPC_SOCK).display().to_string(),
+    };
+    let meta = ServiceMeta {
+        name: "hero_aibroker".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        rest_socket: sockets.rest.clone(),
+        rpc_socket: sockets.rpc.clone(),
+    };
+    let rpc_app = rpc_router(
+        module(Admin {
+            state: state.clone(),
+            sockets: sockets.clone(),
+        }),
+        meta,
+        admin_token,
+    );
+    // Bind last: once the sockets accept connections, everything behind them is ready.
+    let rest = socket::bind(&dir.join(REST_SOCK))?;
+    let rpc = socket::bind(&dir.join(RPC_SOCK))?;
+    log_listening(&state, &store, &sockets);
+    Ok(Broker {
+        state,
+        store,
+        writer,
+        rest,
+        rpc,
+        rpc_app,
+        sockets,
+        options,
+    })
+}
+
+fn log_listening(state: &AppState, store: &Store, sockets: &Sockets) {
+    let reg = state.registry.load();
+    let servable = reg.models.values().filter(|m| reg.servable(m)).count();
+    let instances: Vec<&str> = reg
+        .providers
+        .values()
+        .flat_map(|p| p.instances.iter().map(|i| i.id.as_str()))
+        .collect();
+    tracing::info!(
+        rest = %sockets.rest,
+        rpc = %sockets.rpc,
+        store = %store.describe(),
+        models = reg.models.len(),
+        servable,
+        keys = state.keys.count(),
+        instances = ?instances,
+        "hero_aibroker_server listening"
+    );
+    if servable == 0 {
+        tracing::warn!(
+            "no model is servable: set a provider key (e.g. OPENAI_API_KEY) or declare a keyless provider"
+        );
+    }
+}
+
+impl Broker {
+    /// The broker's shared state.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Where it listens.
+    pub fn sockets(&self) -> &Sockets {
+        &self.sockets
+    }
+
+    /// Serves until `shutdown` resolves, then stops: drain (up to the drain deadline), persist
+    /// key health, commit the ledger and checkpoint, remove the sockets.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<Stopped> {
+        let Broker {
+            state,
+            store,
+            writer,
+            rest,
+            rpc,
+            rpc_app,
+            sockets: _,
+            options,
+        } = self;
+        let listeners = Listeners {
+            rest: rest.listener,
+            rpc: rpc.listener,
+        };
+        let served = run(listeners, state.clone(), rpc_app, shutdown, &options).await;
+        state.persist_health().await;
+        if served.as_ref().is_ok_and(|d| *d == Drained::DeadlineHit) {
+            tracing::warn!("stopped with requests still in flight after the drain deadline");
+        }
+        // Every accepted request has ended (or was cut, which ends it as cancelled): commit
+        // the ledger, checkpoint, then remove the sockets.
+        let rows_flushed = writer.shutdown(LEDGER_DRAIN).await;
+        store.close().await;
+        drop(rest.guard);
+        drop(rpc.guard);
+        tracing::info!(ledger_rows_flushed = rows_flushed, "stopped");
+        Ok(Stopped {
+            drained: served?,
+            rows_flushed,
+        })
+    }
 }
 
 /// Serves REST and JSON-RPC until `shutdown` resolves; then stops accepting on both, lets
