@@ -7,10 +7,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::time::Duration;
 
+use hero_aibroker_sdk::client::{ClientError, uds};
 use hero_aibroker_sdk::paths;
 use hero_aibroker_sdk::rpc::HeroAiBrokerApiClient;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::conn::{Conn, ServerDown};
 use crate::render::Style;
@@ -231,23 +231,15 @@ async fn socket(path: &Path, service: &str, required: bool) -> Check {
     }
 }
 
-/// `GET /health` over a Unix socket: the HTTP status, within 3 seconds.
+/// `GET /health` over a Unix socket: the HTTP status, within 3 seconds. A connect failure
+/// keeps its OS error (refused, missing) for the verdict.
 async fn get_health(path: &Path) -> std::io::Result<u16> {
-    let exchange = async {
-        let mut s = tokio::net::UnixStream::connect(path).await?;
-        s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut head = vec![0u8; 64];
-        let n = s.read(&mut head).await?;
-        let line = String::from_utf8_lossy(&head[..n]);
-        line.split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .ok_or_else(|| std::io::Error::new(ErrorKind::InvalidData, "not an HTTP answer"))
-    };
-    tokio::time::timeout(Duration::from_secs(3), exchange)
-        .await
-        .unwrap_or_else(|_| Err(std::io::Error::new(ErrorKind::TimedOut, "no answer in 3s")))
+    match tokio::time::timeout(Duration::from_secs(3), uds::get(path, "/health")).await {
+        Err(_) => Err(std::io::Error::new(ErrorKind::TimedOut, "no answer in 3s")),
+        Ok(Ok((status, _))) => Ok(status.as_u16()),
+        Ok(Err(ClientError::Connect { source, .. })) => Err(source),
+        Ok(Err(e)) => Err(std::io::Error::new(ErrorKind::InvalidData, e.to_string())),
+    }
 }
 
 /// Health, configuration and provider keys, asked of the running broker.

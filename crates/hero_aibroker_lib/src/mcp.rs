@@ -8,12 +8,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use bytes::Bytes;
+use hero_aibroker_sdk::client::uds;
 use http::{HeaderName, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::UnixStream;
 
 /// The header that tells the aggregator who called (for its audit). `mcp.sock` is a 0600
 /// socket only the broker's user can open, so the aggregator trusts it.
@@ -72,24 +70,13 @@ impl McpLink {
         }
     }
 
-    /// Sends one request on a fresh connection and returns the response head and body stream.
+    /// Sends one request on a fresh connection (the SDK's Unix-socket dialer) and returns the
+    /// response head and body stream.
     async fn send(&self, req: Request<Body>) -> Result<Response<hyper::body::Incoming>, McpError> {
-        let connect = async {
-            let stream = UnixStream::connect(&self.path)
-                .await
-                .map_err(|e| self.unavailable(e))?;
-            let (sender, conn) = http1::handshake(TokioIo::new(stream))
-                .await
-                .map_err(|e| self.unavailable(e))?;
-            Ok::<_, McpError>((sender, conn))
-        };
-        let (mut sender, conn) = tokio::time::timeout(QUICK, connect)
+        let mut sender = tokio::time::timeout(QUICK, uds::handshake::<Body>(&self.path))
             .await
-            .map_err(|_| self.unavailable("no answer to connect"))??;
-        // Drives the connection until the response body is read or dropped.
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+            .map_err(|_| self.unavailable("no answer to connect"))?
+            .map_err(|e| self.unavailable(root(&e)))?;
         sender
             .send_request(req)
             .await
@@ -223,6 +210,15 @@ fn forwarded(name: &HeaderName) -> bool {
         CALLER_HEADER,
     ];
     !HOP.contains(&name.as_str())
+}
+
+/// The innermost cause of a dialing error ("Connection refused"), as the old direct dial said.
+fn root(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
 }
 
 /// Percent-encodes one path segment (tool names are usually `[A-Za-z0-9_-]`, but need not be).

@@ -9,6 +9,7 @@
 mod jsonrpc;
 mod rest;
 mod transport;
+pub mod uds;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -50,6 +51,9 @@ pub enum ClientError {
     /// A stream ended with an error event (after a 200, so there is no status to report).
     #[error("the stream failed: {}", body.error.message)]
     Stream { body: Box<ErrorBody> },
+    /// The stream's bytes are not valid server-sent events.
+    #[error("the stream is not valid SSE: {0}")]
+    Sse(#[from] crate::sse::SseError),
     /// A stream ended without `[DONE]` and without an error event.
     #[error("the stream ended before [DONE]")]
     Incomplete,

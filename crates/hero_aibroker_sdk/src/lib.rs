@@ -10,6 +10,7 @@ pub mod error;
 pub mod mcp;
 pub mod paths;
 pub mod rpc;
+pub mod sse;
 pub mod wire;
 
 pub use error::{ErrorBody, ErrorCode, ErrorObject};

@@ -396,8 +396,8 @@ pub async fn uds_get(
     uds_http(sock, "GET", path, &[], None).await
 }
 
-/// A plain HTTP/1.1 request over the Unix socket; the answer's status and JSON body (`Null`
-/// when the body is not JSON).
+/// An HTTP/1.1 request over the Unix socket (through the SDK's dialer); the answer's status
+/// and JSON body (`Null` when the body is not JSON).
 pub async fn uds_http(
     sock: &std::path::Path,
     method: &str,
@@ -405,32 +405,37 @@ pub async fn uds_http(
     headers: &[(&str, &str)],
     body: Option<&str>,
 ) -> std::io::Result<(u16, serde_json::Value)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::UnixStream::connect(sock).await?;
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+    use http_body_util::BodyExt;
+    let invalid = |e: &dyn std::fmt::Display| std::io::Error::other(e.to_string());
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", "localhost");
     for (k, v) in headers {
-        req.push_str(&format!("{k}: {v}\r\n"));
+        req = req.header(*k, *v);
     }
-    if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+    if body.is_some() {
+        req = req.header("content-type", "application/json");
     }
-    req.push_str("\r\n");
-    req.push_str(body.unwrap_or(""));
-    s.write_all(req.as_bytes()).await?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).await?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+    let req = req
+        .body(http_body_util::Full::new(Bytes::from(
+            body.unwrap_or("").to_owned(),
+        )))
+        .map_err(|e| invalid(&e))?;
+    let resp = match hero_aibroker_sdk::client::uds::send(sock, req).await {
+        Ok(r) => r,
+        Err(hero_aibroker_sdk::client::ClientError::Connect { source, .. }) => return Err(source),
+        Err(e) => return Err(invalid(&e)),
+    };
+    let status = resp.status().as_u16();
+    let bytes = resp
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| invalid(&e))?
+        .to_bytes();
     Ok((
         status,
-        serde_json::from_str(body).unwrap_or(serde_json::Value::Null),
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
     ))
 }

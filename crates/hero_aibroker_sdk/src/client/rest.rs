@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::Stream;
+
+use crate::sse::SseParser;
 use http::{Method, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
@@ -238,14 +240,23 @@ impl Stream for ChatStream {
                     let Ok(data) = frame.into_data() else {
                         continue; // trailers carry nothing for us
                     };
-                    let mut events = Vec::new();
-                    this.parser.feed(&data, &mut events);
-                    for event in events {
-                        if this.on_event(&event) {
-                            // Anything after [DONE] or an error is ignored; the connection may
-                            // still hold unread bytes, so it is not reused.
-                            this.finish(false);
-                            break;
+                    this.parser.push(&data);
+                    loop {
+                        match this.parser.next_event() {
+                            Ok(None) => break,
+                            Ok(Some(event)) => {
+                                if this.on_event(event.data.as_bytes()) {
+                                    // Anything after [DONE] or an error is ignored; the
+                                    // connection may still hold unread bytes: not reused.
+                                    this.finish(false);
+                                    break;
+                                }
+                            }
+                            Err(e) => {
+                                this.pending.push_back(Err(ClientError::Sse(e)));
+                                this.finish(false);
+                                break;
+                            }
                         }
                     }
                 }
@@ -255,9 +266,14 @@ impl Stream for ChatStream {
                     return Poll::Ready(Some(Err(error)));
                 }
                 None => {
-                    let mut events = Vec::new();
-                    this.parser.finish(&mut events);
-                    let over = events.iter().any(|event| this.on_event(event));
+                    let over = match this.parser.finish() {
+                        Ok(Some(event)) => this.on_event(event.data.as_bytes()),
+                        Ok(None) => false,
+                        Err(e) => {
+                            this.pending.push_back(Err(ClientError::Sse(e)));
+                            true
+                        }
+                    };
                     this.finish(true);
                     if !over {
                         this.pending.push_back(Err(ClientError::Incomplete));
@@ -268,96 +284,9 @@ impl Stream for ChatStream {
     }
 }
 
-/// Incremental server-sent-events parser: bytes in, each event's `data` out (several `data:`
-/// lines joined by `\n`). Other fields and comments are ignored.
-#[derive(Default)]
-struct SseParser {
-    /// Bytes of the line not yet terminated.
-    line: Vec<u8>,
-    /// Data of the event not yet dispatched.
-    data: Vec<u8>,
-    has_data: bool,
-}
-
-impl SseParser {
-    fn feed(&mut self, mut bytes: &[u8], out: &mut Vec<Vec<u8>>) {
-        while let Some(pos) = bytes.iter().position(|&b| b == b'\n') {
-            self.line.extend_from_slice(&bytes[..pos]);
-            bytes = &bytes[pos + 1..];
-            let mut line = std::mem::take(&mut self.line);
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            self.on_line(&line, out);
-            // Give the allocation back so long streams do not reallocate per line.
-            line.clear();
-            self.line = line;
-        }
-        self.line.extend_from_slice(bytes);
-    }
-
-    /// The body ended: a last event without its blank line still counts.
-    fn finish(&mut self, out: &mut Vec<Vec<u8>>) {
-        if !self.line.is_empty() {
-            let line = std::mem::take(&mut self.line);
-            self.on_line(&line, out);
-        }
-        self.on_line(b"", out);
-    }
-
-    fn on_line(&mut self, line: &[u8], out: &mut Vec<Vec<u8>>) {
-        if line.is_empty() {
-            if self.has_data {
-                out.push(std::mem::take(&mut self.data));
-                self.has_data = false;
-            }
-            return;
-        }
-        let Some(value) = line.strip_prefix(b"data:") else {
-            return; // `event:`, `id:`, `retry:` and `: comments`
-        };
-        let value = value.strip_prefix(b" ").unwrap_or(value);
-        if self.has_data {
-            self.data.push(b'\n');
-        }
-        self.data.extend_from_slice(value);
-        self.has_data = true;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn parse(chunks: &[&[u8]]) -> Vec<String> {
-        let mut parser = SseParser::default();
-        let mut out = Vec::new();
-        for chunk in chunks {
-            parser.feed(chunk, &mut out);
-        }
-        parser.finish(&mut out);
-        out.into_iter()
-            .map(|d| String::from_utf8(d).expect("utf-8"))
-            .collect()
-    }
-
-    #[test]
-    fn sse_events_split_anywhere_are_reassembled() {
-        let whole: &[u8] = b": keep-alive\r\n\r\nevent: x\ndata: {\"a\":1}\r\n\r\ndata:one\ndata: two\n\ndata: [DONE]\n\n";
-        let expected = vec!["{\"a\":1}", "one\ntwo", "[DONE]"];
-        for cut in 0..whole.len() {
-            assert_eq!(
-                parse(&[&whole[..cut], &whole[cut..]]),
-                expected,
-                "cut at {cut}"
-            );
-        }
-    }
-
-    #[test]
-    fn last_event_without_blank_line_counts() {
-        assert_eq!(parse(&[b"data: tail"]), vec!["tail"]);
-    }
 
     #[test]
     fn clients_and_streams_can_move_between_tasks() {

@@ -9,9 +9,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
-use tokio::net::UnixStream;
+use hyper::client::conn::http1::SendRequest;
 
 use super::ClientError;
 
@@ -57,21 +55,7 @@ impl Transport {
     }
 
     pub(super) async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
-        let stream = UnixStream::connect(&self.inner.path)
-            .await
-            .map_err(|source| ClientError::Connect {
-                path: self.inner.path.clone(),
-                source,
-            })?;
-        let (sender, conn) = http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| self.http_err(e))?;
-        // The connection future drives the socket; it ends once every sender is dropped and the
-        // last response body is read, so nothing leaks when the client goes away.
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(sender)
+        super::uds::handshake(&self.inner.path).await
     }
 
     fn idle(&self) -> std::sync::MutexGuard<'_, Vec<SendRequest<Full<Bytes>>>> {

@@ -31,9 +31,9 @@ use crate::pipeline::router::{
     Candidate, CircuitPolicy, Decision, Defaults, Needs, Pin, Rejection, Resolve,
 };
 use crate::pipeline::sse::Annotator;
-use crate::pipeline::sse_parse::{SseEvent, SseParser};
 use crate::providers::{Chunk, Driver, Verdict, snippet};
 use crate::state::AppState;
+use hero_aibroker_sdk::sse::{SseEvent, SseParser};
 
 /// Largest upstream reply body the broker buffers (non-streaming replies and error bodies).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;

@@ -22,8 +22,8 @@ use super::root_cause;
 use crate::error::ApiError;
 use crate::pipeline::router::Candidate;
 use crate::pipeline::sse::{self, Annotator};
-use crate::pipeline::sse_parse::{SseEvent, SseParser};
 use crate::providers::{Chunk, Driver};
+use hero_aibroker_sdk::sse::{SseEvent, SseParser};
 
 /// The upstream body as the relay reads it.
 pub(super) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;

@@ -1,4 +1,5 @@
-//! Incremental server-sent-events parser over the upstream's body chunks. Hand-written rather
+//! The one incremental server-sent-events parser, for the broker (upstream streams) and for
+//! clients (the broker's streams): body chunks in, complete events out. Hand-written rather
 //! than `eventsource-stream` so the relay can take every event that one upstream read
 //! completed and forward them in one write (no extra latency, far fewer syscalls), without a
 //! `String` per event for the field name.
@@ -88,6 +89,19 @@ impl SseParser {
         }
     }
 
+    /// The body ended (call once [`SseParser::next_event`] has returned `None`): a last line
+    /// without its terminator, and a last event without its blank line, still count.
+    pub fn finish(&mut self) -> Result<Option<SseEvent>, SseError> {
+        if !self.buf.is_empty() {
+            self.buf.extend_from_slice(b"\n");
+        }
+        self.buf.extend_from_slice(b"\n");
+        self.scanned = 0;
+        let event = self.next_event()?;
+        self.buf.clear();
+        Ok(event)
+    }
+
     /// Position and length of the first line terminator (`\n`, `\r\n` or `\r`). A `\r` at the
     /// very end waits for the next chunk, which may bring its `\n`.
     fn find_line_end(&mut self) -> Option<(usize, usize)> {
@@ -153,6 +167,22 @@ mod tests {
             );
             assert!(!p.has_partial());
         }
+    }
+
+    #[test]
+    fn a_last_event_without_its_blank_line_counts_at_the_end() {
+        let mut p = SseParser::default();
+        p.push(b"data: tail");
+        assert_eq!(all(&mut p), vec![]);
+        assert_eq!(p.finish(), Ok(Some(ev("", "tail"))));
+        let mut p = SseParser::default();
+        p.push(b"data: a\n\ndata: b\n");
+        assert_eq!(all(&mut p), vec![ev("", "a")]);
+        assert_eq!(p.finish(), Ok(Some(ev("", "b"))));
+        let mut p = SseParser::default();
+        p.push(b": only a comment\n");
+        assert_eq!(all(&mut p), vec![]);
+        assert_eq!(p.finish(), Ok(None));
     }
 
     #[test]
