@@ -3,7 +3,6 @@
 //! ([`hero_aibroker_lib::surfaces::server`]).
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -43,16 +42,9 @@ struct Args {
     check: bool,
 }
 
-fn main() -> ExitCode {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    hero_aibroker_host::logging::init_logging("info");
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hero_aibroker_server: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    hero_aibroker_host::logging::run_main("hero_aibroker_server", "info", || run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

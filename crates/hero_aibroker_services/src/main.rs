@@ -2,7 +2,6 @@
 //! MCP servers and serve their tools until SIGTERM/SIGINT.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,16 +43,9 @@ struct Args {
     check: bool,
 }
 
-fn main() -> ExitCode {
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    hero_aibroker_host::logging::init_logging("info");
-    match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("hero_aibroker_services: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    hero_aibroker_host::logging::run_main("hero_aibroker_services", "info", || run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -20,14 +20,7 @@ struct Args {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    hero_aibroker_host::logging::init_logging("warn");
-    match run(args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mcp_broker: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    hero_aibroker_host::logging::run_main("mcp_broker", "warn", || run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -205,14 +205,7 @@ impl Ping {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     // stdout carries the protocol: logs go to stderr only.
-    hero_aibroker_host::logging::init_logging("warn");
-    match run(args) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mcp_ping: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    hero_aibroker_host::logging::run_main("mcp_ping", "warn", || run(args))
 }
 
 fn run(args: Args) -> anyhow::Result<()> {

@@ -13,7 +13,6 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use hero_aibroker_testkit::{FakeProvider, Options};
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 /// A scripted fake OpenAI-compatible provider.
 #[derive(Debug, Parser)]
@@ -30,15 +29,20 @@ struct Args {
     chunk_delay_ms: u64,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .init();
+fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    hero_aibroker_host::logging::run_main("hero_aibroker_fake_provider", "warn", || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")?
+            .block_on(serve(args))
+    })
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
+    // Installed before anything else: a signal during start-up still stops cleanly.
+    let shutdown = hero_aibroker_host::shutdown_signal();
     let host = loopback(&args.host)?;
     let listener = TcpListener::bind((host, args.port))
         .await
@@ -55,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     stdout.flush().context("flushing stdout")?;
     drop(stdout);
 
-    shutdown_signal().await?;
+    shutdown.await;
     drop(provider);
     Ok(())
 }
@@ -72,21 +76,4 @@ fn loopback(host: &str) -> anyhow::Result<IpAddr> {
         bail!("--host {host} is not a loopback address; the fake provider only serves locally");
     }
     Ok(ip)
-}
-
-#[cfg(unix)]
-async fn shutdown_signal() -> anyhow::Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-async fn shutdown_signal() -> anyhow::Result<()> {
-    tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
 }
