@@ -16,6 +16,13 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 say "building"
 cargo build --locked --workspace --all-targets
 
+say "crate graph: only the server links the core"
+for crate in hero_aibroker_services hero_aibroker_mcp hero_aibroker hero_aibroker_sdk hero_aibroker_host; do
+  if cargo tree --locked -e normal -p "$crate" | grep -q hero_aibroker_lib; then
+    die "$crate depends on hero_aibroker_lib (cargo tree -e normal -p $crate); it must reach the broker through the SDK"
+  fi
+done
+
 say "MCP test servers (tests/mcp: @modelcontextprotocol/server-everything, for the aggregation e2e test)"
 if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq && apt-get install -y -qq nodejs npm
