@@ -196,6 +196,29 @@ impl Drop for Service {
     }
 }
 
+/// The workspace binary `bin` with a clean environment — keys from the developer's shell must
+/// not leak into tests: `PATH`, `HOME` and `HERO_SOCKET_DIR` pointing into `dir`, the service's
+/// `files`, then the test's own `env`.
+fn clean_command(
+    bin: &str,
+    dir: &Path,
+    files: &[(&str, PathBuf)],
+    env: &[(String, String)],
+) -> Command {
+    let mut cmd = Command::new(sibling_bin(bin));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", dir)
+        .env("HERO_SOCKET_DIR", dir.join("sockets"));
+    for (k, v) in files {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
 /// What to start a broker with.
 #[derive(Debug)]
 pub struct BrokerConfig {
@@ -235,17 +258,11 @@ impl BrokerConfig {
         let dir = tmp.path().to_owned();
         let models = dir.join("models.yml");
         std::fs::write(&models, &self.yaml).expect("write models");
-        let mut cmd = Command::new(sibling_bin("hero_aibroker_server"));
-        // A clean environment: keys from the developer's shell must not leak into tests.
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &dir)
-            .env("HERO_SOCKET_DIR", dir.join("sockets"))
-            .env("MODELS_CONFIG_PATH", &models)
-            .env("DATABASE_URL", dir.join("broker.db"));
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        let files = [
+            ("MODELS_CONFIG_PATH", models),
+            ("DATABASE_URL", dir.join("broker.db")),
+        ];
+        let cmd = clean_command("hero_aibroker_server", &dir, &files, &self.env);
         BrokerProcess(Service::spawn("hero_aibroker_server", cmd, dir, Some(tmp)))
     }
 
@@ -377,16 +394,11 @@ impl AggregatorConfig {
             serde_json::json!({ "mcpServers": self.servers }).to_string(),
         )
         .expect("write mcp_servers.json");
-        let mut cmd = Command::new(sibling_bin("hero_aibroker_services"));
-        cmd.env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", &dir)
-            .env("HERO_SOCKET_DIR", dir.join("sockets"))
-            .env("MCP_CONFIG_PATH", &cfg)
-            .env("MCP_AUDIT_DB", dir.join("audit/mcp_audit.db"));
-        for (k, v) in &self.env {
-            cmd.env(k, v);
-        }
+        let files = [
+            ("MCP_CONFIG_PATH", cfg),
+            ("MCP_AUDIT_DB", dir.join("audit/mcp_audit.db")),
+        ];
+        let cmd = clean_command("hero_aibroker_services", &dir, &files, &self.env);
         AggregatorProcess {
             service: Service::spawn("hero_aibroker_services", cmd, dir, tmp),
             ready_within: self.ready_within,

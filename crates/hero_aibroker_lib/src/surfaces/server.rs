@@ -46,9 +46,9 @@ pub enum StartError {
 
 /// The sockets a broker serves.
 #[derive(Debug)]
-pub struct Listeners {
-    pub rest: UnixListener,
-    pub rpc: UnixListener,
+struct Listeners {
+    rest: UnixListener,
+    rpc: UnixListener,
 }
 
 /// A started broker: state built, sockets bound, nothing served yet.
@@ -191,7 +191,7 @@ impl Broker {
             rest: rest.listener,
             rpc: rpc.listener,
         };
-        let served = run(listeners, state.clone(), rpc_app, shutdown, &options).await;
+        let served = serve_both(listeners, state.clone(), rpc_app, shutdown, &options).await;
         state.persist_health().await;
         if served.as_ref().is_ok_and(|d| *d == Drained::DeadlineHit) {
             tracing::warn!("stopped with requests still in flight after the drain deadline");
@@ -211,9 +211,8 @@ impl Broker {
 }
 
 /// Serves REST and JSON-RPC until `shutdown` resolves; then stops accepting on both, lets
-/// in-flight requests and streams finish for at most `options.drain`, and returns. The caller
-/// then closes the ledger (committing every queued row) and removes the sockets.
-pub async fn run(
+/// in-flight requests and streams finish for at most `options.drain`, and returns.
+async fn serve_both(
     listeners: Listeners,
     state: Arc<AppState>,
     rpc: axum::Router,
