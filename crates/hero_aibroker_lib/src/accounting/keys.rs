@@ -112,6 +112,18 @@ impl KeyEntry {
         self.settings.load().name.clone()
     }
 
+    /// Whether the key may be served by `model` (by its name or one of its aliases), or by the
+    /// model the client named as `requested` when that name is on the key's list. Keys without
+    /// a list may use every model.
+    pub fn allows(&self, model: &str, aliases: &[String], requested: Option<&str>) -> bool {
+        let s = self.settings.load();
+        let Some(allowed) = &s.allowed_models else {
+            return true;
+        };
+        let listed = |name: &str| allowed.iter().any(|a| a == name);
+        listed(model) || aliases.iter().any(|a| listed(a)) || requested.is_some_and(listed)
+    }
+
     /// Checks a request against the key before any upstream call: allowed model, budget,
     /// requests and tokens per minute. Counts the request when it passes.
     pub fn admit(&self, model_names: &[&str]) -> Result<(), ApiError> {

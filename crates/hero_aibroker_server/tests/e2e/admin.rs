@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use hero_aibroker_testkit::{FakeProvider, Rule};
+use hero_aibroker_testkit::{Behavior, FakeProvider, Rule};
 use serde_json::{Value, json};
 
 use crate::harness::*;
@@ -16,6 +16,87 @@ async fn create_key(b: &Broker, params: Value) -> (String, String) {
         "{secret}"
     );
     (k["key"]["id"].as_str().expect("id").to_owned(), secret)
+}
+
+/// A key's `allowed_models` holds for every candidate: a `models` fallback, the candidates
+/// `provider` preferences leave, and failover never serve a model the key may not use.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_model_list_holds_on_every_candidate() {
+    let fake = FakeProvider::start().await;
+    // `backup` answers too (on the same fake), so a fallback to `chat` would succeed.
+    let b = Start::new(models_yaml(&fake.base_url(), &fake.base_url()))
+        .start()
+        .await;
+    let (_, narrow) = create_key(&b, json!({"name": "narrow", "allowed_models": ["solo"]})).await;
+    let ask = |extra: Value| {
+        let mut body = chat_body("solo");
+        for (k, v) in extra.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        body
+    };
+    let served_chat = || fake.count(None, Some("up-chat")) + fake.count(None, Some("up-backup"));
+
+    // `solo` fails on every key: the `models` fallback to `chat` is not taken for this key.
+    fake.script(Rule::for_model(
+        "up-solo",
+        Behavior::Status {
+            status: 500,
+            retry_after: None,
+        },
+    ));
+    b.post_key(
+        "/v1/chat/completions",
+        &ask(json!({"models": ["chat"]})),
+        &narrow,
+    )
+    .await
+    .assert_error(502, "upstream_failed");
+    assert!(fake.count(None, Some("up-solo")) >= 1, "solo was tried");
+    assert_eq!(
+        served_chat(),
+        0,
+        "no attempt went to a model the key may not use"
+    );
+    fake.clear_rules();
+
+    // `provider.ignore` removes every backend of `solo`; what is left is `chat`: refused.
+    b.post_key(
+        "/v1/chat/completions",
+        &ask(json!({"models": ["chat"], "provider": {"ignore": ["fake"]}})),
+        &narrow,
+    )
+    .await
+    .assert_error(403, "model_not_allowed");
+    assert_eq!(served_chat(), 0);
+
+    // What the key may use still works, and failover inside an allowed model still happens.
+    assert_eq!(
+        b.post_key(
+            "/v1/chat/completions",
+            &ask(json!({"models": ["chat"]})),
+            &narrow
+        )
+        .await
+        .status,
+        200
+    );
+    let (_, chat_only) = create_key(&b, json!({"name": "chat", "allowed_models": ["chat"]})).await;
+    fake.script(Rule::for_model(
+        "up-chat",
+        Behavior::Status {
+            status: 500,
+            retry_after: None,
+        },
+    ));
+    let r = b
+        .post_key("/v1/chat/completions", &chat_body("chat"), &chat_only)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        r.json["model"], "up-backup",
+        "failed over to chat's second backend"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -163,15 +163,42 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         }
         break d;
     };
-    let Decision { plan, mut trace } = decision;
+    let Decision {
+        mut plan,
+        mut trace,
+    } = decision;
     if !waited.is_zero() {
         trace.waited_ms = Some(u64::try_from(waited.as_millis()).unwrap_or(u64::MAX));
     }
     ctx.trace = Some(trace);
-    if let Some(key) = &ctx.key
-        && let Err(e) = key.admit(&[req.model.as_str(), plan[0].model.name.as_str()])
-    {
-        return Err(ctx.fail(e));
+    if let Some(key) = &ctx.key {
+        // The key's model list holds for every candidate — `models` fallbacks, candidates left
+        // by `provider` preferences, failover — not only the first.
+        // The name the client sent counts for the candidates of that very target (an alias or
+        // `provider/model_id` of the model; `auto` if listed), not for `models` fallbacks.
+        let target = registry.resolve(&req.model);
+        let of_target = |c: &Candidate| match &target {
+            Some(Target::Model { model, .. }) => model.name == c.model.name,
+            Some(Target::Auto(_)) => true,
+            None => false,
+        };
+        plan.retain(|c| {
+            let requested = of_target(c).then_some(req.model.as_str());
+            key.allows(&c.model.name, &c.model.aliases, requested)
+        });
+        if plan.is_empty() {
+            let err = ApiError::new(
+                ErrorCode::ModelNotAllowed,
+                format!(
+                    "This API key may not use the model \"{}\", nor any model this request could fall back to.",
+                    req.model_printable()
+                ),
+            );
+            return Err(ctx.fail(err));
+        }
+        if let Err(e) = key.admit(&[req.model.as_str(), plan[0].model.name.as_str()]) {
+            return Err(ctx.fail(e));
+        }
     }
     let mut failed: Vec<(String, Failure, Option<Duration>)> = Vec::new();
 
