@@ -79,6 +79,9 @@ pub enum Behavior {
     /// end the body cleanly with no `finish_reason`, usage or `[DONE]`. JSON replies send the
     /// first half of the body and end cleanly: a truncated document.
     EndWithoutDone(usize),
+    /// An error with this status whose message echoes the request's `Authorization` header,
+    /// as some upstreams and proxies do ("Incorrect API key provided: Bearer sk-…").
+    EchoAuth(u16),
 }
 
 /// A scripted answer: applies to requests matching `key` and `model` (`None` = any).

@@ -146,6 +146,11 @@ async fn handle(
         Err(_) => (None, false, false),
     };
 
+    let authorization = parts
+        .headers
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     // One lock per request: count, pick the rule, record.
     let (behavior, chunk_delay) = {
         let mut state = shared.lock();
@@ -189,6 +194,7 @@ async fn handle(
         stream: stream && matches!(route, Route::Chat | Route::Completions),
         include_usage,
         chunk_delay,
+        authorization,
     };
     // Alive across `act` (so a client leaving a hung or delayed request drops it armed), then
     // handed to the body, which disarms it once the reply is complete.
@@ -205,6 +211,8 @@ struct ReplyTo<'a> {
     include_usage: bool,
     /// Default pause between stream events.
     chunk_delay: Duration,
+    /// The request's `Authorization` header, for [`Behavior::EchoAuth`].
+    authorization: Option<String>,
 }
 
 /// A rendered success body, before pacing.
@@ -336,6 +344,15 @@ async fn act(reply: &ReplyTo<'_>, behavior: Behavior) -> Response<FakeBody> {
             status,
             retry_after,
         } => status_response(status, retry_after),
+        Behavior::EchoAuth(status) => error_response(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            &format!(
+                "Incorrect API key provided: {}",
+                reply.authorization.as_deref().unwrap_or("(none)")
+            ),
+            "invalid_request_error",
+            Some("invalid_api_key"),
+        ),
     }
 }
 

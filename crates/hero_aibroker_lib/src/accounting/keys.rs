@@ -198,8 +198,13 @@ impl KeyEntry {
     /// Accounts a finished request: tokens for the per-minute limit, cost for the budget.
     pub fn charge(&self, tokens: u64, cost_usd: f64) {
         if cost_usd > 0.0 {
-            self.spent_pico
-                .fetch_add(to_pico(cost_usd), Ordering::Relaxed);
+            // Saturating: an absurd upstream usage must not wrap the spend back to zero.
+            let add = to_pico(cost_usd);
+            let _ = self
+                .spent_pico
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+                    Some(s.saturating_add(add))
+                });
         }
         if tokens > 0 && self.settings.load().tpm.is_some() {
             let minute = now_secs() / 60;
@@ -208,7 +213,7 @@ impl KeyEntry {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if w.minute == minute {
-                w.tokens += tokens;
+                w.tokens = w.tokens.saturating_add(tokens);
             } else {
                 *w = Window {
                     minute,

@@ -105,6 +105,8 @@ impl Drop for Busy {
     }
 }
 
+/// Longest cooldown a rate limit sets, whatever `Retry-After` says.
+const MAX_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(3600);
 /// Cooldown after a rate limit without `Retry-After`.
 const DEFAULT_RATE_LIMIT_COOLDOWN: Duration = Duration::from_secs(5);
 /// First backoff step after a failure, doubling per consecutive failure up to the cap.
@@ -208,7 +210,10 @@ impl Instance {
                 }
             }
             Outcome::RateLimited(after) => {
-                let d = after.unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN);
+                // An upstream asking for days is believed up to an hour.
+                let d = after
+                    .unwrap_or(DEFAULT_RATE_LIMIT_COOLDOWN)
+                    .min(MAX_RATE_LIMIT_COOLDOWN);
                 self.cool_down(
                     d,
                     format!("rate limited (429), retry after {:.1}s", d.as_secs_f64()),

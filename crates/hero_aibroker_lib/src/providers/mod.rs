@@ -25,6 +25,7 @@ use crate::config::registry::Registry;
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::health::pool::Instance;
+use crate::secret::{Secret, redact};
 
 /// How the relay should treat a non-success upstream status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,10 +233,23 @@ pub fn go_duration(s: &str) -> Option<Duration> {
     Duration::try_from_secs_f64(total).ok()
 }
 
-/// Body bytes of an error for logs: bounded, lossy UTF-8.
-pub fn snippet(body: &Bytes) -> String {
+/// Body bytes of an upstream error for messages, the ledger and logs: bounded, lossy UTF-8,
+/// credentials redacted (`key`, the instance's own, included).
+pub fn snippet(body: &Bytes, key: Option<&Secret>) -> String {
     let s = String::from_utf8_lossy(&body[..body.len().min(300)]);
-    crate::error::printable(&s)
+    crate::error::printable(&redact(&s, key))
+}
+
+/// An upstream error body passed on to the client (a 4xx about the request itself), with
+/// credentials redacted; untouched when it names none.
+pub fn redact_body(body: Bytes, key: Option<&Secret>) -> Bytes {
+    let text = String::from_utf8_lossy(&body);
+    let clean = redact(&text, key);
+    if clean == text {
+        body
+    } else {
+        Bytes::from(clean)
+    }
 }
 
 #[cfg(test)]

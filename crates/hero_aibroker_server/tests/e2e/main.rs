@@ -10,6 +10,7 @@ mod errors;
 mod fallback;
 mod faults;
 mod health;
+mod hostile;
 mod ledger;
 mod lifecycle;
 mod limits;

@@ -155,7 +155,7 @@ impl Ctx {
         }
         self.busy = None;
         if let Some(k) = &self.key {
-            k.charge(prompt + completion, cost);
+            k.charge(prompt.saturating_add(completion), cost);
         }
         let provider = f.cand.map(|c| c.instance.id.clone());
         let row = RequestLog {

@@ -31,7 +31,7 @@ use crate::pipeline::router::{
     Candidate, CircuitPolicy, Decision, Defaults, Needs, Pin, Rejection, Resolve,
 };
 use crate::pipeline::sse::Annotator;
-use crate::providers::{Chunk, Driver, Verdict, snippet};
+use crate::providers::{Chunk, Driver, Verdict, redact_body, snippet};
 use crate::state::AppState;
 use hero_aibroker_sdk::sse::{SseEvent, SseParser};
 
@@ -358,7 +358,7 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
                 status: RequestStatus::ClientError,
                 http_status: status.as_u16(),
                 ttfb: Some(ttfb),
-                error: Some(snippet(&body)),
+                error: Some(snippet(&body, cand.instance.key.as_ref())),
                 ..Finish::default()
             });
             let mut r = Response::new(Body::from(body));
@@ -476,7 +476,7 @@ async fn attempt(
             Verdict::Retry { retry_after, .. } => AttemptResult::Failed(
                 Failure::Status {
                     status: status.as_u16(),
-                    detail: snippet(&body),
+                    detail: snippet(&body, cand.instance.key.as_ref()),
                 },
                 retry_after,
             ),
@@ -487,7 +487,8 @@ async fn attempt(
                     status: StatusCode::from_u16(status.as_u16())
                         .unwrap_or(StatusCode::BAD_GATEWAY),
                     content_type,
-                    body,
+                    // Upstream text is hostile: an echoed key never reaches the client.
+                    body: redact_body(body, cand.instance.key.as_ref()),
                 })
             }
         });
