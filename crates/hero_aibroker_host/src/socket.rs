@@ -114,8 +114,8 @@ pub fn bind(path: &Path) -> Result<BoundSocket, SocketError> {
     Ok(BoundSocket { listener, guard })
 }
 
-/// Creates `path` as an empty `0600` file (in a `0700` directory if its directory is missing)
-/// unless it exists. SQLite then opens the file with the mode it already has, so a store or an
+/// Creates `path` as an empty `0600` file (in a `0700` directory if its directory is missing),
+/// or tightens an existing one that group or others could read to `0600`. SQLite then opens the file with the mode it already has, so a store or an
 /// audit database is never readable by others, not even for a moment.
 pub fn prepare_file(path: &Path) -> io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -135,7 +135,15 @@ pub fn prepare_file(path: &Path) -> io::Result<()> {
         .open(path)
     {
         Ok(_) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            // A file others can read (made by hand, or by an older version): tightened.
+            let mode = fs::metadata(path)?.mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(path = %path.display(), "tightening mode {mode:o} to 600");
+                fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+            }
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }
@@ -180,6 +188,10 @@ mod tests {
         fs::write(&path, b"kept").expect("write");
         prepare_file(&path).expect("existing file is fine");
         assert_eq!(fs::read(&path).expect("read"), b"kept");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
+        prepare_file(&path).expect("tightened");
+        assert_eq!(fs::metadata(&path).expect("meta").mode() & 0o777, 0o600);
+        assert_eq!(fs::read(&path).expect("read"), b"kept", "content untouched");
     }
 
     #[test]

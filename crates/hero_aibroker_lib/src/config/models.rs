@@ -204,6 +204,26 @@ impl ModelsConfig {
         Ok(())
     }
 
+    /// Whose secret `var` already is, if anyone's but custom provider `index`'s: the admin
+    /// token, a built-in provider's key variables, or an earlier custom provider's.
+    fn key_variable_owner(&self, var: &str, index: usize) -> Option<String> {
+        if var == "ADMIN_TOKEN" {
+            return Some("the broker's admin token".to_owned());
+        }
+        for (name, _) in BUILTIN_PROVIDERS {
+            let prefix = env_prefix(name);
+            if var == format!("{prefix}_API_KEY") || var == format!("{prefix}_API_KEYS") {
+                return Some(format!(
+                    "the key variable of the built-in provider {name:?}"
+                ));
+            }
+        }
+        self.providers[..index]
+            .iter()
+            .find(|p| p.api_key_env.as_deref() == Some(var))
+            .map(|p| format!("already the key variable of provider {:?}", p.name))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let mut provider_seen = HashSet::new();
         for (i, p) in self.providers.iter().enumerate() {
@@ -250,6 +270,16 @@ impl ModelsConfig {
                 return Err(self.invalid(
                     format!("{key}.api_key_env"),
                     format!("{var:?} is not an environment variable name"),
+                ));
+            }
+            if let Some(var) = &p.api_key_env
+                && let Some(owner) = self.key_variable_owner(var, i)
+            {
+                return Err(self.invalid(
+                    format!("{key}.api_key_env"),
+                    format!(
+                        "{var:?} is {owner}; a provider's key variable must be its own, or its upstream would receive another secret"
+                    ),
                 ));
             }
         }
@@ -475,6 +505,26 @@ models:
                 .contains("providers[0].base_url")
         );
         assert!(err(&GOOD.replace("my-model:", "\"../etc\":")).contains("models.../etc"));
+    }
+
+    #[test]
+    fn a_provider_may_not_take_another_secret_as_its_key() {
+        for (var, owner) in [
+            ("ADMIN_TOKEN", "admin token"),
+            ("OPENAI_API_KEY", "built-in provider \"openai\""),
+            ("OPENROUTER_API_KEYS", "built-in provider \"openrouter\""),
+        ] {
+            let e = err(&GOOD.replace("LOCAL_API_KEY", var));
+            assert!(e.contains("providers[0].api_key_env"), "{e}");
+            assert!(e.contains(owner), "{e}");
+        }
+        let two = GOOD.replace(
+            "models:",
+            "  - {name: other, base_url: \"http://127.0.0.1:9/v1\", api_key_env: LOCAL_API_KEY}\nmodels:",
+        );
+        let e = err(&two);
+        assert!(e.contains("providers[1].api_key_env"), "{e}");
+        assert!(e.contains("provider \"local\""), "{e}");
     }
 
     #[test]

@@ -161,7 +161,7 @@ impl Settings {
                 str::to_owned,
             ),
             require_api_key: parse(env, "REQUIRE_API_KEY", false)?,
-            admin_token: env.get("ADMIN_TOKEN").map(crate::secret::Secret::new),
+            admin_token: admin_token(env)?,
             ledger_queue: parse(env, "LEDGER_QUEUE", 10_000usize)?.max(1),
             ledger_batch: parse(env, "LEDGER_BATCH", 256usize)?.max(1),
             circuit_failures: parse(env, "CIRCUIT_FAILURES", 5u32)?.max(1),
@@ -206,6 +206,25 @@ fn millis(env: &Env, var: &str, default: u64) -> Result<Duration, ConfigError> {
     parse(env, var, default).map(Duration::from_millis)
 }
 
+/// Shortest admin token accepted: a short token is guessable by any process of the user.
+const MIN_ADMIN_TOKEN: usize = 16;
+
+/// `ADMIN_TOKEN`, refused when shorter than [`MIN_ADMIN_TOKEN`] characters (the message never
+/// repeats the token).
+fn admin_token(env: &Env) -> Result<Option<crate::secret::Secret>, ConfigError> {
+    match env.get("ADMIN_TOKEN") {
+        None => Ok(None),
+        Some(t) if t.chars().count() < MIN_ADMIN_TOKEN => Err(ConfigError::Env {
+            var: "ADMIN_TOKEN".into(),
+            message: format!(
+                "is {} characters long; use at least {MIN_ADMIN_TOKEN} (e.g. `openssl rand -hex 16`)",
+                t.chars().count()
+            ),
+        }),
+        Some(t) => Ok(Some(crate::secret::Secret::new(t))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,5 +267,20 @@ mod tests {
         let e = Settings::from_env(&Env::from_pairs([("ROUTING_STRATEGY", "random")]))
             .expect_err("bad");
         assert!(e.to_string().contains("unknown strategy"), "{e}");
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused_without_echoing_it() {
+        let e =
+            Settings::from_env(&Env::from_pairs([("ADMIN_TOKEN", "letmein")])).expect_err("short");
+        let m = e.to_string();
+        assert!(
+            m.starts_with("environment variable ADMIN_TOKEN: is 7 characters long"),
+            "{m}"
+        );
+        assert!(!m.contains("letmein"), "{m}");
+        let ok = Settings::from_env(&Env::from_pairs([("ADMIN_TOKEN", "0123456789abcdef")]))
+            .expect("16 characters");
+        assert!(ok.admin_token.is_some());
     }
 }

@@ -376,7 +376,7 @@ async fn config_reload_swaps_a_valid_file_and_keeps_serving_on_a_bad_one() {
 async fn rpc_socket_speaks_the_hero_service_conventions() {
     let fake = FakeProvider::start().await;
     let b = Start::with_fake(&fake)
-        .env("ADMIN_TOKEN", "tok-123456789")
+        .env("ADMIN_TOKEN", "tok-0123456789abcdef")
         .start()
         .await;
     assert_eq!(mode(&b.rpc_sock), 0o600);
@@ -426,7 +426,7 @@ async fn rpc_socket_speaks_the_hero_service_conventions() {
         .rpc_with(
             "keys.create",
             json!({"params": {"name": "x"}}),
-            Some("tok-123456789"),
+            Some("tok-0123456789abcdef"),
         )
         .await;
     assert!(ok["result"]["secret"].is_string(), "{ok}");
@@ -437,11 +437,14 @@ async fn rpc_socket_speaks_the_hero_service_conventions() {
         .rpc_with(
             "keys.update",
             json!({"id": "key_nope", "update": {}}),
-            Some("tok-123456789"),
+            Some("tok-0123456789abcdef"),
         )
         .await;
     assert_eq!(e["error"]["code"], -32004);
-    assert!(!b.logs().contains("tok-123456789"), "admin token in logs");
+    assert!(
+        !b.logs().contains("tok-0123456789abcdef"),
+        "admin token in logs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

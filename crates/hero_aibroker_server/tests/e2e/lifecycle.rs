@@ -13,6 +13,22 @@ async fn socket_dir_is_0700_and_socket_0600() {
     let b = Start::with_fake(&fake).start().await;
     assert_eq!(mode(b.sock.parent().expect("dir")), 0o700);
     assert_eq!(mode(&b.sock), 0o600);
+    assert_eq!(mode(&b.db_path()), 0o600);
+}
+
+/// A database file others can read (made by hand, or by an older version) is tightened to
+/// 0600 at start; it holds key hashes and who asked for what.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_existing_readable_database_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let fake = FakeProvider::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = dir.path().join("broker.db");
+    std::fs::write(&db, b"").expect("create");
+    std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let b = Start::with_fake(&fake).in_dir(dir).start().await;
+    assert_eq!(mode(&b.db_path()), 0o600);
+    assert_eq!(b.get("/health").await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -68,6 +84,39 @@ async fn invalid_config_fails_with_file_and_key() {
         "{}",
         b.logs()
     );
+}
+
+/// Secrets in the configuration: a guessable admin token and a provider that would send
+/// another secret (the admin token, a built-in provider's key) upstream are refused at start.
+#[tokio::test(flavor = "multi_thread")]
+async fn weak_or_borrowed_secrets_are_refused_at_start() {
+    let fake = FakeProvider::start().await;
+    let mut b = Start::with_fake(&fake)
+        .env("ADMIN_TOKEN", "letmein")
+        .spawn();
+    assert!(!b.wait_exit(Duration::from_secs(10)).await.success());
+    let logs = b.logs();
+    assert!(
+        logs.contains("ADMIN_TOKEN: is 7 characters long; use at least 16"),
+        "{logs}"
+    );
+    assert!(!logs.contains("letmein"), "the token was echoed: {logs}");
+
+    for var in ["ADMIN_TOKEN", "OPENAI_API_KEY"] {
+        let yaml = models_yaml(&fake.base_url(), &dead_url())
+            .replace("api_key_env: FAKE_KEYS", &format!("api_key_env: {var}"));
+        let mut b = Start::new(yaml)
+            .env("ADMIN_TOKEN", "0123456789abcdef0123")
+            .spawn();
+        assert!(!b.wait_exit(Duration::from_secs(10)).await.success());
+        let logs = b.logs();
+        assert!(
+            logs.contains(&format!(
+                "models.yml: providers[0].api_key_env: \"{var}\" is"
+            )),
+            "{logs}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

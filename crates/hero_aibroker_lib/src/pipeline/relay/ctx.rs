@@ -12,6 +12,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::accounting::keys::KeyEntry;
 use crate::accounting::telemetry::Sample;
+use crate::config::registry::Target;
 use crate::error::{ApiError, printable};
 use crate::health::pool::Busy;
 use crate::pipeline::router::{Candidate, Endpoint};
@@ -185,10 +186,14 @@ impl Ctx {
             error: f.error,
             trace: self.trace.take(),
         };
+        // Client text never becomes a metric label: a name the registry does not know is
+        // `unknown`, so random model names cannot grow `/metrics` without bound.
+        let label = match f.cand {
+            Some(c) => c.model.name.clone(),
+            None => self.model_label(),
+        };
         self.state.telemetry.request(&Sample {
-            model: f
-                .cand
-                .map_or(row.requested_model.as_str(), |c| c.model.name.as_str()),
+            model: &label,
             provider: provider.as_deref().unwrap_or(""),
             status: f.status,
             prompt_tokens: prompt,
@@ -217,6 +222,16 @@ impl Ctx {
             "request"
         );
         self.state.ledger.record(row);
+    }
+
+    /// The metric label of the model the client named, when no candidate was chosen: its
+    /// canonical name if the registry knows it, `auto` for the `auto*` names, else `unknown`.
+    fn model_label(&self) -> String {
+        match self.state.registry.load().resolve(&self.requested) {
+            Some(Target::Model { model, .. }) => model.name.clone(),
+            Some(Target::Auto(_)) => "auto".to_owned(),
+            None => "unknown".to_owned(),
+        }
     }
 
     /// Ends the request with `err` (rejected before any upstream call, or every attempt
