@@ -193,7 +193,8 @@ impl McpLink {
 
 /// Headers passed through the proxy: the end-to-end ones MCP uses (content type, accept,
 /// `mcp-session-id`, `mcp-protocol-version`, `last-event-id`, cache control), never hop-by-hop
-/// ones, the caller's `Authorization` (the broker's key is not the aggregator's business) or a
+/// ones, the caller's `Authorization` or `x-api-key` (the broker's key is not the aggregator's
+/// business) or a
 /// caller header the client tried to set itself.
 fn forwarded(name: &HeaderName) -> bool {
     const HOP: &[&str] = &[
@@ -207,6 +208,7 @@ fn forwarded(name: &HeaderName) -> bool {
         "host",
         "content-length",
         "authorization",
+        "x-api-key",
         CALLER_HEADER,
     ];
     !HOP.contains(&name.as_str())

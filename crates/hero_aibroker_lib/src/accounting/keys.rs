@@ -294,23 +294,26 @@ impl Keys {
         self.by_hash.load().len()
     }
 
-    /// The key for an `Authorization` header value, or the 401 to answer.
+    /// The key a request presents (`Authorization: Bearer <key>`, or `x-api-key: <key>` as
+    /// Anthropic's clients send it), or the 401 to answer.
     pub fn authenticate(
         &self,
-        authorization: Option<&str>,
+        headers: &axum::http::HeaderMap,
     ) -> Result<Option<Arc<KeyEntry>>, ApiError> {
-        let presented = authorization
+        let header = |name| headers.get(name).and_then(|v| v.to_str().ok());
+        let presented = header(axum::http::header::AUTHORIZATION)
             .and_then(|h| {
                 h.strip_prefix("Bearer ")
                     .or_else(|| h.strip_prefix("bearer "))
             })
+            .or_else(|| header(axum::http::HeaderName::from_static("x-api-key")))
             .map(str::trim)
             .filter(|s| !s.is_empty());
         let Some(secret) = presented else {
             if self.required() {
                 return Err(ApiError::new(
                     ErrorCode::Unauthorized,
-                    "This broker requires an API key: send Authorization: Bearer sk-hab-…",
+                    "This broker requires an API key: send Authorization: Bearer sk-hab-… (or x-api-key: sk-hab-…)",
                 ));
             }
             return Ok(None);
@@ -540,26 +543,39 @@ mod tests {
         );
     }
 
+    fn with(name: &'static str, value: &'static str) -> axum::http::HeaderMap {
+        let mut h = axum::http::HeaderMap::new();
+        h.insert(name, axum::http::HeaderValue::from_static(value));
+        h
+    }
+
     #[test]
     fn authentication_rules() {
+        let none = axum::http::HeaderMap::new();
         let keys = Keys::empty(false);
-        assert!(keys.authenticate(None).expect("open").is_none());
+        assert!(keys.authenticate(&none).expect("open").is_none());
         assert!(
-            keys.authenticate(Some("Bearer sk-placeholder"))
+            keys.authenticate(&with("authorization", "Bearer sk-placeholder"))
                 .expect("ignored")
                 .is_none()
         );
         assert!(
-            keys.authenticate(Some("Bearer sk-hab-unknown")).is_err(),
+            keys.authenticate(&with("authorization", "Bearer sk-hab-unknown"))
+                .is_err(),
             "our prefix must be valid"
+        );
+        assert!(
+            keys.authenticate(&with("x-api-key", "sk-hab-unknown"))
+                .is_err(),
+            "x-api-key is read too"
         );
         let keys = Keys::empty(true);
         assert_eq!(
-            keys.authenticate(None).expect_err("required").code,
+            keys.authenticate(&none).expect_err("required").code,
             ErrorCode::Unauthorized
         );
         assert_eq!(
-            keys.authenticate(Some("Bearer nope"))
+            keys.authenticate(&with("authorization", "Bearer nope"))
                 .expect_err("unknown")
                 .code,
             ErrorCode::Unauthorized

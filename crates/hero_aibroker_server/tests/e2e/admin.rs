@@ -18,6 +18,32 @@ async fn create_key(b: &Broker, params: Value) -> (String, String) {
     (k["key"]["id"].as_str().expect("id").to_owned(), secret)
 }
 
+/// Broker keys are accepted as `x-api-key` too (what Anthropic's clients send), with the same
+/// checks as `Authorization: Bearer`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_in_x_api_key_counts_like_a_bearer_token() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    let (_, secret) = create_key(&b, json!({"name": "x"})).await;
+    let send = |value: String| {
+        b.client
+            .post(Broker::url("/v1/chat/completions"))
+            .header("x-api-key", value)
+            .json(&chat_body("chat"))
+            .send()
+    };
+    let ok = send(secret.clone()).await.expect("send");
+    assert_eq!(ok.status().as_u16(), 200);
+    let bad = send("sk-hab-not-a-key".into()).await.expect("send");
+    assert_eq!(bad.status().as_u16(), 401);
+    let rows = b.wait_rows(2).await;
+    assert!(
+        rows.iter()
+            .any(|r| r["status"] == "ok" && r["key_id"].is_string()),
+        "the request was attributed to the key: {rows:?}"
+    );
+}
+
 /// A key's `allowed_models` holds for every candidate: a `models` fallback, the candidates
 /// `provider` preferences leave, and failover never serve a model the key may not use.
 #[tokio::test(flavor = "multi_thread")]

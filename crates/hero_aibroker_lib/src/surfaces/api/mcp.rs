@@ -23,10 +23,7 @@ type Peer = Option<Extension<ConnectInfo<PeerInfo>>>;
 
 /// Who is calling, for the aggregator's audit: `key:<id>` with a broker key, else the peer.
 fn caller(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<String, ApiError> {
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let key = state.keys.authenticate(auth)?;
+    let key = state.keys.authenticate(headers)?;
     Ok(match key {
         Some(k) => format!("key:{}", k.id),
         None => peer.as_ref().map_or_else(

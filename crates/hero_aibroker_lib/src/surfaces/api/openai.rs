@@ -69,10 +69,7 @@ async fn handle(
         |Extension(ConnectInfo(p))| p.client(),
     );
     let mut ctx = Ctx::new(state.clone(), endpoint, client, permit);
-    let auth = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    match state.keys.authenticate(auth) {
+    match state.keys.authenticate(headers) {
         Ok(key) => ctx.key = key,
         Err(e) => return Err(ctx.fail(e)),
     }

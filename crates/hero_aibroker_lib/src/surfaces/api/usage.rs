@@ -183,10 +183,7 @@ fn chrono_like(ms: i64) -> String {
 }
 
 fn key_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Arc<KeyEntry>>, ApiError> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    state.keys.authenticate(auth)
+    state.keys.authenticate(headers)
 }
 
 /// `GET /v1/key`: the calling key in OpenRouter's shape.
