@@ -3,7 +3,7 @@
 //! no global lock (the exporter's registry is sharded).
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use dashmap::DashMap;
 use hero_aibroker_sdk::admin::RequestStatus;
@@ -20,6 +20,10 @@ pub struct Telemetry {
     handle: PrometheusHandle,
     /// Requests in flight per client (`uds:uid=1000`, an IP …).
     pub in_flight: DashMap<String, Arc<AtomicU64>>,
+    /// Requests refused before admission, and when that was last logged (ms since `epoch`).
+    refused: AtomicU64,
+    last_refused_log_ms: AtomicU64,
+    epoch: std::time::Instant,
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -59,6 +63,9 @@ impl Telemetry {
             recorder,
             handle,
             in_flight: DashMap::new(),
+            refused: AtomicU64::new(0),
+            last_refused_log_ms: AtomicU64::new(0),
+            epoch: std::time::Instant::now(),
         }
     }
 
@@ -88,6 +95,27 @@ impl Telemetry {
                 metrics::histogram!("hero_aibroker_time_to_first_byte_seconds", &labels).record(t);
             }
         });
+    }
+
+    /// Counts a request turned away before it was admitted (`reason`: `overloaded`), and
+    /// logs it at most once per second (a flood must not flood the log too).
+    pub fn refused(&self, reason: &'static str) {
+        metrics::with_local_recorder(&self.recorder, || {
+            metrics::counter!("hero_aibroker_refused_total", "reason" => reason).increment(1);
+        });
+        let total = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = u64::try_from(self.epoch.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1000);
+        let last = self.last_refused_log_ms.load(Ordering::Relaxed);
+        if now.saturating_sub(last) >= 1000
+            && self
+                .last_refused_log_ms
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(reason, refused_total = total, "requests refused");
+        }
     }
 
     /// Prometheus text exposition, with the in-flight gauge set to `in_flight`.

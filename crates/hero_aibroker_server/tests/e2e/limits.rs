@@ -35,6 +35,13 @@ async fn beyond_the_in_flight_cap_requests_get_a_fast_503() {
         1,
         "health is not capped"
     );
+    // Refusals are counted and logged (at most once a second), not silent.
+    let metrics = b.get("/metrics").await.text;
+    assert!(
+        metrics.contains(r#"hero_aibroker_refused_total{reason="overloaded"} 1"#),
+        "{metrics}"
+    );
+    assert!(b.logs().contains("requests refused"), "{}", b.logs());
     hung.abort();
 }
 

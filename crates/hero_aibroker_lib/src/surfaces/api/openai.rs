@@ -55,6 +55,7 @@ async fn handle(
 ) -> Result<Response, ApiError> {
     // Fast 503 instead of an unbounded queue when the broker is at its cap.
     let permit = state.inflight.clone().try_acquire_owned().map_err(|_| {
+        state.telemetry.refused("overloaded");
         ApiError::new(
             ErrorCode::Overloaded,
             format!(
