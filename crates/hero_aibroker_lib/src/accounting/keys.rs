@@ -60,6 +60,8 @@ pub struct KeyEntry {
     revoked: AtomicBool,
     /// Spend in pico-USD (1e-12), so tiny requests still add up exactly enough.
     spent_pico: AtomicU64,
+    /// What requests in flight reserved against the budget at admission (pico-USD).
+    reserved_pico: AtomicU64,
     window: std::sync::Mutex<Window>,
 }
 
@@ -81,6 +83,7 @@ impl KeyEntry {
             }),
             revoked: AtomicBool::new(row.revoked),
             spent_pico: AtomicU64::new(to_pico(row.spent_usd)),
+            reserved_pico: AtomicU64::new(0),
             window: std::sync::Mutex::new(Window::default()),
         }
     }
@@ -122,6 +125,49 @@ impl KeyEntry {
         };
         let listed = |name: &str| allowed.iter().any(|a| a == name);
         listed(model) || aliases.iter().any(|a| listed(a)) || requested.is_some_and(listed)
+    }
+
+    /// Reserves `estimate_usd` against the key's budget for a request about to be sent, or
+    /// refuses it (402) while what is spent plus what requests in flight reserved reaches the
+    /// budget — so concurrent requests cannot all pass on the same remaining cents. Returns
+    /// the reservation (pico-USD) that [`KeyEntry::release`] gives back when the request ends;
+    /// 0 for keys without a budget.
+    pub fn reserve(&self, estimate_usd: f64) -> Result<u64, ApiError> {
+        let Some(budget) = self.settings.load().budget_usd else {
+            return Ok(0);
+        };
+        let budget_pico = to_pico(budget);
+        let estimate = to_pico(estimate_usd).max(1);
+        let taken =
+            self.reserved_pico
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |reserved| {
+                    let spent = self.spent_pico.load(Ordering::Acquire);
+                    (spent.saturating_add(reserved) < budget_pico)
+                        .then(|| reserved.saturating_add(estimate))
+                });
+        match taken {
+            Ok(_) => Ok(estimate),
+            Err(reserved) => Err(ApiError::new(
+                ErrorCode::BudgetExceeded,
+                format!(
+                    "This API key's budget of ${budget:.2} is spent or reserved by its requests in flight (spent ${:.4}, reserved ${:.4}).",
+                    self.spent_usd(),
+                    reserved as f64 / PICO
+                ),
+            )),
+        }
+    }
+
+    /// Gives back a reservation made by [`KeyEntry::reserve`] (the request's real cost is
+    /// charged by [`KeyEntry::charge`]).
+    pub fn release(&self, reservation: u64) {
+        if reservation > 0 {
+            let _ = self
+                .reserved_pico
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |r| {
+                    Some(r.saturating_sub(reservation))
+                });
+        }
     }
 
     /// Checks a request against the key before any upstream call: allowed model, budget,

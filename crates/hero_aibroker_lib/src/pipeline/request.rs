@@ -147,11 +147,7 @@ impl ParsedRequest {
         if !self.middle_out || self.endpoint != Endpoint::Chat {
             return false;
         }
-        let reserve = ["max_completion_tokens", "max_tokens"]
-            .iter()
-            .find_map(|k| self.fields.get(*k))
-            .and_then(|v| v.get().parse::<u64>().ok())
-            .unwrap_or(0);
+        let reserve = self.max_output_tokens().unwrap_or(0);
         let budget = context_window.saturating_sub(reserve).max(1);
         let Some(messages) = self.fields.get("messages") else {
             return false;
@@ -163,6 +159,14 @@ impl ParsedRequest {
             }
             None => false,
         }
+    }
+
+    /// The output limit the client set (`max_completion_tokens`, else `max_tokens`).
+    pub fn max_output_tokens(&self) -> Option<u64> {
+        ["max_completion_tokens", "max_tokens"]
+            .iter()
+            .find_map(|k| self.fields.get(*k))
+            .and_then(|v| v.get().parse::<u64>().ok())
     }
 
     /// What this request needs of a model: capabilities it uses and a prompt-size estimate

@@ -18,6 +18,48 @@ async fn create_key(b: &Broker, params: Value) -> (String, String) {
     (k["key"]["id"].as_str().expect("id").to_owned(), secret)
 }
 
+/// Budgets hold under concurrency: 50 requests at once on a key whose budget covers 5 serve at
+/// most 5, and the recorded spend stays within the budget (each admitted request reserves its
+/// worst case until it ends).
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_requests_cannot_overspend_a_budget() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    let per_request = expected_cost(IN_COST, OUT_COST);
+    let budget = 5.0 * per_request;
+    let (id, key) = create_key(&b, json!({"name": "tight", "budget_usd": budget})).await;
+    let body = chat_body("chat");
+    let sends = (0..50).map(|_| b.post_key("/v1/chat/completions", &body, &key));
+    let replies = futures_util::future::join_all(sends).await;
+    let served = replies.iter().filter(|r| r.status == 200).count();
+    let refused = replies.iter().filter(|r| r.status == 402).count();
+    assert_eq!(served + refused, 50, "only 200 or 402");
+    assert!(
+        (1..=5).contains(&served),
+        "{served} served on a budget for 5"
+    );
+    for r in replies.iter().filter(|r| r.status == 402) {
+        assert_eq!(r.json["error"]["code"], "budget_exceeded", "{}", r.text);
+    }
+    let keys = b.rpc("keys.list", json!([])).await;
+    let spent = keys
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["id"] == id)
+        .expect("key")["spent_usd"]
+        .as_f64()
+        .expect("spent");
+    assert!(
+        spent <= budget + 1e-12,
+        "spent {spent} of a {budget} budget"
+    );
+    assert!(
+        (spent - served as f64 * per_request).abs() < 1e-12,
+        "spent {spent} for {served}"
+    );
+}
+
 /// Broker keys are accepted as `x-api-key` too (what Anthropic's clients send), with the same
 /// checks as `Authorization: Bearer`.
 #[tokio::test(flavor = "multi_thread")]

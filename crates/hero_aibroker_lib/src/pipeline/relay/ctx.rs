@@ -60,6 +60,10 @@ pub struct Ctx {
     pub(crate) trace: Option<RouteTrace>,
     /// Counts this request on the key it is using (least_busy).
     pub(crate) busy: Option<Busy>,
+    /// What the key reserved against its budget at admission (pico-USD), given back at the end.
+    pub(crate) reserved_pico: u64,
+    /// The request's prompt estimate: the least it is charged once an upstream answered.
+    pub(crate) prompt_estimate: u64,
     done: bool,
     client_in_flight: Arc<AtomicU64>,
     _permit: OwnedSemaphorePermit,
@@ -104,6 +108,8 @@ impl Ctx {
             hints: Hints::default(),
             trace: None,
             busy: None,
+            reserved_pico: 0,
+            prompt_estimate: 0,
             done: false,
             client_in_flight,
             _permit: permit,
@@ -137,11 +143,20 @@ impl Ctx {
             return;
         }
         self.done = true;
-        let (prompt, completion) = f
+        let (mut prompt, completion) = f
             .usage
             .map_or((0, 0), |u| (u.prompt_tokens, u.completion_tokens));
-        let cost = match (f.cand, f.usage) {
-            (Some(c), Some(_)) => c.backend().cost(prompt, completion),
+        // An upstream that answered read the prompt: a stream cut short, abandoned, or ended
+        // without a usage chunk is charged at least the prompt estimate.
+        let answered = matches!(
+            f.status,
+            RequestStatus::Ok | RequestStatus::Partial | RequestStatus::ClientCancelled
+        );
+        if prompt == 0 && answered && f.cand.is_some() {
+            prompt = self.prompt_estimate;
+        }
+        let cost = match (f.cand, f.usage.is_some() || prompt > 0) {
+            (Some(c), true) => c.backend().cost(prompt, completion),
             _ => 0.0,
         };
         let upstream_cost = f
@@ -157,6 +172,7 @@ impl Ctx {
         self.busy = None;
         if let Some(k) = &self.key {
             k.charge(prompt.saturating_add(completion), cost);
+            k.release(std::mem::take(&mut self.reserved_pico));
         }
         let provider = f.cand.map(|c| c.instance.id.clone());
         let row = RequestLog {

@@ -199,7 +199,14 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         if let Err(e) = key.admit(&[req.model.as_str(), plan[0].model.name.as_str()]) {
             return Err(ctx.fail(e));
         }
+        // Budgets hold under concurrency: reserve what this request may cost before it is
+        // sent; the real cost replaces the reservation when it ends.
+        match key.reserve(cost_estimate(&plan, &needs, &req)) {
+            Ok(reserved) => ctx.reserved_pico = reserved,
+            Err(e) => return Err(ctx.fail(e)),
+        }
     }
+    ctx.prompt_estimate = needs.prompt_tokens;
     let mut failed: Vec<(String, Failure, Option<Duration>)> = Vec::new();
 
     for n in 0..settings.max_attempts as usize {
@@ -290,6 +297,21 @@ pub fn decide(
         dry_run,
     }
     .run()
+}
+
+/// Output tokens assumed for a budget reservation when the client set no limit.
+const DEFAULT_OUTPUT_ESTIMATE: u64 = 256;
+
+/// What a request may cost at most on any candidate of `plan`: its prompt estimate at the
+/// highest input price and its output limit (or [`DEFAULT_OUTPUT_ESTIMATE`]) at the highest
+/// output price. Only a reservation; the charge is the real usage.
+fn cost_estimate(plan: &[Candidate], needs: &Needs, req: &ParsedRequest) -> f64 {
+    let (input, output) = plan.iter().fold((0f64, 0f64), |(i, o), c| {
+        let b = c.backend();
+        (i.max(b.input_cost), o.max(b.output_cost))
+    });
+    let out_tokens = req.max_output_tokens().unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
+    (needs.prompt_tokens as f64 * input + out_tokens as f64 * output) / 1_000_000.0
 }
 
 /// Applies `middle-out` for the model the request names, then reads what the request needs

@@ -197,8 +197,9 @@ impl StreamRelay {
 
     fn end_with(&mut self, status: RequestStatus, http_status: u16, error: Option<String>) {
         self.finished = true;
-        // A stream cut short rarely brought its usage chunk: count what reached the client.
-        let counted = (status != RequestStatus::Ok && self.usage.is_none()).then(|| Usage {
+        // A stream without its usage chunk (cut short, or an upstream that sends none) is
+        // charged for what reached the client.
+        let counted = self.usage.is_none().then(|| Usage {
             completion_tokens: self.text_events,
             total_tokens: self.text_events,
             ..Usage::default()
