@@ -60,6 +60,61 @@ async fn concurrent_requests_cannot_overspend_a_budget() {
     );
 }
 
+/// `REQUIRE_API_KEY=true` through the binary: before any key exists, a request without one (or
+/// with an SDK's placeholder) is refused; `/health` stays open.
+#[tokio::test(flavor = "multi_thread")]
+async fn require_api_key_refuses_keyless_requests_before_any_key_exists() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake)
+        .env("REQUIRE_API_KEY", "true")
+        .start()
+        .await;
+    b.post("/v1/chat/completions", &chat_body("chat"))
+        .await
+        .assert_error(401, "invalid_api_key");
+    b.post_key("/v1/chat/completions", &chat_body("chat"), "sk-placeholder")
+        .await
+        .assert_error(401, "invalid_api_key");
+    assert_eq!(fake.call_count(), 0, "nothing reached the upstream");
+    assert_eq!(b.get("/health").await.status, 200);
+    let (_, key) = create_key(&b, json!({"name": "k"})).await;
+    assert_eq!(
+        b.post_key("/v1/chat/completions", &chat_body("chat"), &key)
+            .await
+            .status,
+        200
+    );
+}
+
+/// Per-key `tpm` through the binary: once this minute's tokens reach the limit, the key gets
+/// 429 `rate_limit_exceeded` with `Retry-After` until the minute turns.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_tokens_per_minute_limit_applies() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    // Every fake reply is 14 + 30 = 44 tokens.
+    let (_, key) = create_key(&b, json!({"name": "tpm", "tpm": 50})).await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        let r = b
+            .post_key("/v1/chat/completions", &chat_body("chat"), &key)
+            .await;
+        if r.status == 429 {
+            r.assert_error(429, "rate_limit_exceeded");
+            let secs: u64 = r.header("retry-after").parse().expect("retry-after");
+            assert!((1..=60).contains(&secs), "{secs}");
+        }
+        statuses.push(r.status);
+    }
+    assert_eq!(statuses[0], 200, "{statuses:?}");
+    assert!(statuses.contains(&429), "{statuses:?}");
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    assert!(
+        served <= 2,
+        "{served} served past a 50-token limit: {statuses:?}"
+    );
+}
+
 /// Broker keys are accepted as `x-api-key` too (what Anthropic's clients send), with the same
 /// checks as `Authorization: Bearer`.
 #[tokio::test(flavor = "multi_thread")]

@@ -464,3 +464,37 @@ async fn explain_agrees_with_the_backend_that_answers() {
     }
     assert_eq!(checked, 3 * models.len() * extras.len());
 }
+
+/// `auto`, `autocheapest` and `autobest` through the binary, JSON and streamed: each picks the
+/// backend its strategy ranks first among the servable chat models.
+#[tokio::test(flavor = "multi_thread")]
+async fn auto_names_route_json_and_streams_through_the_binary() {
+    let fake = FakeProvider::start().await;
+    // Both of chat's backends answer: `backup` ($1/$1) is the cheapest chat backend anywhere;
+    // `fake` (priority 1, tier standard) is what `best` prefers.
+    let b = Start::new(crate::harness::models_yaml(
+        &fake.base_url(),
+        &fake.base_url(),
+    ))
+    .start()
+    .await;
+    for (name, upstream) in [
+        ("auto", "up-backup"),
+        ("autocheapest", "up-backup"),
+        ("autobest", "up-chat"),
+    ] {
+        let r = b.post("/v1/chat/completions", &chat_body(name)).await;
+        assert_eq!(r.status, 200, "{name}: {}", r.text);
+        assert_eq!(r.json["model"], upstream, "{name}");
+        assert_eq!(r.header("x-aibroker-model"), "chat", "{name}");
+
+        let s = b
+            .stream("/v1/chat/completions", &crate::harness::stream_body(name))
+            .await;
+        assert_eq!(s.status, 200, "{name}");
+        assert!(s.ended_with_done(), "{name}: {:?}", s.events);
+        assert_eq!(s.json_events()[0]["model"], upstream, "{name} (stream)");
+    }
+    assert_eq!(fake.count(None, Some("up-backup")), 4);
+    assert_eq!(fake.count(None, Some("up-chat")), 2);
+}
