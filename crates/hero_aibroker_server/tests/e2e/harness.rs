@@ -441,3 +441,16 @@ impl Broker {
         Reply::read(rb.send().await.expect("send")).await
     }
 }
+
+/// Creates a broker API key with `params` over RPC; its id and its secret (shown once).
+pub async fn create_key(b: &Broker, params: Value) -> (String, String) {
+    let k = b
+        .rpc("keys.create", serde_json::json!({"params": params}))
+        .await;
+    let secret = k["secret"].as_str().expect("secret").to_owned();
+    assert!(
+        secret.starts_with("sk-hab-") && secret.len() >= 7 + 32,
+        "{secret}"
+    );
+    (k["key"]["id"].as_str().expect("id").to_owned(), secret)
+}

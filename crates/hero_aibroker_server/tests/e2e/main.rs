@@ -11,6 +11,7 @@ mod fallback;
 mod faults;
 mod health;
 mod hostile;
+mod keys;
 mod ledger;
 mod lifecycle;
 mod limits;
