@@ -69,6 +69,7 @@ pub async fn keys(conn: &Conn, cmd: &KeysCommand, as_json: bool) -> anyhow::Resu
                 allowed_models: limits.models.clone(),
                 rpm: limits.rpm,
                 tpm: limits.tpm,
+                max_concurrent: limits.max_concurrent,
                 budget_usd: limits.budget,
             };
             let created = conn.call(|| rpc.keys_create(params.clone())).await?;
@@ -104,6 +105,7 @@ pub async fn keys(conn: &Conn, cmd: &KeysCommand, as_json: bool) -> anyhow::Resu
                 allowed_models: limits.models.clone(),
                 rpm: limits.rpm,
                 tpm: limits.tpm,
+                max_concurrent: limits.max_concurrent,
                 budget_usd: limits.budget,
                 clear: clear.clone(),
             };
@@ -136,6 +138,7 @@ fn key_table(keys: &[ApiKeyInfo]) -> String {
         "models",
         "rpm",
         "tpm",
+        "conc",
         "budget",
         "spent",
         "state",
@@ -151,6 +154,7 @@ fn key_table(keys: &[ApiKeyInfo]) -> String {
                 .map_or_else(|| "all".to_owned(), |m| m.join(",")),
             opt(k.rpm),
             opt(k.tpm),
+            opt(k.max_concurrent),
             opt(k.budget_usd.map(usd)),
             usd(k.spent_usd),
             if k.revoked { "revoked" } else { "active" }.to_owned(),

@@ -230,7 +230,7 @@ pub enum KeysCommand {
         name: Option<String>,
         #[command(flatten)]
         limits: KeyLimits,
-        /// Remove a limit: allowed_models, rpm, tpm or budget_usd (repeatable)
+        /// Remove a limit: allowed_models, rpm, tpm, max_concurrent or budget_usd (repeatable)
         #[arg(long, value_name = "FIELD")]
         clear: Vec<String>,
     },
@@ -253,6 +253,9 @@ pub struct KeyLimits {
     /// Tokens per minute (prompt + completion)
     #[arg(long)]
     pub tpm: Option<u64>,
+    /// Requests of this key in flight at once
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<u64>,
     /// Budget in USD
     #[arg(long, value_name = "USD")]
     pub budget: Option<f64>,

@@ -237,6 +237,7 @@ pub async fn usage(conn: &Conn, args: &UsageArgs, as_json: bool) -> anyhow::Resu
             .since
             .map(|d| now_ms() - i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)),
         to_ms: None,
+        key_id: None,
     };
     let rpc = conn.rpc();
     let groups = conn.call(|| rpc.usage_summary(query.clone())).await?;

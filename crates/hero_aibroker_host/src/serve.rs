@@ -30,6 +30,9 @@ pub struct ServeOptions {
     pub header_read_timeout: Option<Duration>,
     /// Largest request head (start line and headers); beyond it the client gets 431.
     pub max_header_bytes: usize,
+    /// Connections open at once; at the cap the listener stops accepting (new clients wait in
+    /// the socket's backlog) until one closes.
+    pub max_connections: usize,
     /// How long in-flight requests and streams may run on once shutdown begins.
     pub drain: Duration,
 }
@@ -39,6 +42,7 @@ impl Default for ServeOptions {
         ServeOptions {
             header_read_timeout: Some(Duration::from_secs(30)),
             max_header_bytes: 64 * 1024,
+            max_connections: 4096,
             drain: Duration::from_secs(10),
         }
     }
@@ -76,7 +80,17 @@ pub async fn serve(
     let (stop_tx, stop_rx) = watch::channel(());
     let mut connections = JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     loop {
+        // A free connection slot first: at the cap, nothing is accepted until one closes.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let stream = match accepted {
@@ -102,6 +116,7 @@ pub async fn serve(
                     .with_upgrades();
                 let mut stop = stop_rx.clone();
                 connections.spawn(async move {
+                    let _slot = slot;
                     let mut conn = std::pin::pin!(conn);
                     tokio::select! {
                         r = conn.as_mut() => return log_end(r),
@@ -285,6 +300,30 @@ mod tests {
         let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
         assert!(read.is_ok(), "idle keep-alive connection was not closed");
         assert!(String::from_utf8_lossy(&buf).starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn at_the_connection_cap_new_clients_wait_for_a_free_slot() {
+        let options = ServeOptions {
+            max_connections: 1,
+            ..ServeOptions::default()
+        };
+        let (_tmp, path, _tx, _task) = start(options).await;
+        let hog = tokio::net::UnixStream::connect(&path)
+            .await
+            .expect("connect");
+        // Let the server accept the hog before the second client arrives.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let p = path.clone();
+        let mut waiting = tokio::spawn(async move { get_raw(&p, "/who").await });
+        let early = tokio::time::timeout(Duration::from_millis(300), &mut waiting).await;
+        assert!(early.is_err(), "served beyond the cap: {early:?}");
+        drop(hog);
+        let answer = tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("served once the slot was free")
+            .expect("join");
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
 
     #[tokio::test]

@@ -17,6 +17,16 @@ impl Secret {
         &self.0
     }
 
+    /// Whether `presented` is this secret, compared in constant time (over SHA-256 digests, so
+    /// neither the length nor a matching prefix shows in the timing).
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::{Digest, Sha256};
+        use subtle::ConstantTimeEq;
+        let a: [u8; 32] = Sha256::digest(self.0.as_bytes()).into();
+        let b: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        bool::from(a.ct_eq(&b))
+    }
+
     /// `sk-…abcd` style hint for operators: never more than the last 4 characters.
     pub fn masked(&self) -> String {
         let tail: String = self
@@ -107,5 +117,8 @@ mod tests {
         assert_eq!(format!("{s:?} {s}"), "*** ***");
         assert_eq!(s.masked(), "***7890");
         assert_eq!(Secret::new("short").masked(), "***");
+        assert!(s.matches("sk-canary-1234567890"));
+        assert!(!s.matches("sk-canary-123456789"));
+        assert!(!s.matches(""));
     }
 }

@@ -50,6 +50,8 @@ pub struct AppState {
     pub store: Store,
     pub ledger: Ledger,
     pub keys: Keys,
+    /// Per-client limits and the invalid-key throttle.
+    pub clients: crate::accounting::clients::Clients,
     pub telemetry: Telemetry,
     /// Session affinity (`x-session-id` / `user` → key and backend).
     pub affinity: crate::health::affinity::Affinity,
@@ -128,6 +130,7 @@ impl AppState {
             store.load_circuit_states().await?,
             settings.circuit_open,
         );
+        let clients = crate::accounting::clients::Clients::new(settings.client_limits);
         let mcp = crate::mcp::McpLink::new(
             settings
                 .socket_dir()
@@ -146,6 +149,7 @@ impl AppState {
             store,
             ledger,
             keys,
+            clients,
             telemetry: Telemetry::new(),
             affinity: crate::health::affinity::Affinity::default(),
             catalog,
@@ -166,6 +170,7 @@ impl AppState {
                 n += 1;
                 if n.is_multiple_of(5) {
                     s.telemetry.upkeep();
+                    s.clients.prune();
                 }
                 s.persist_health().await;
             }

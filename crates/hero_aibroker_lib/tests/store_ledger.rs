@@ -88,6 +88,7 @@ fn key(id: &str, secret: &str, created_ms: i64) -> KeyRow {
         allowed_models: Some(vec!["gpt-4o".into(), "claude-sonnet".into()]),
         rpm: Some(60),
         tpm: None,
+        max_concurrent: Some(4),
         budget_usd: Some(10.0),
         spent_usd: 0.0,
         revoked: false,
@@ -127,7 +128,7 @@ async fn open_creates_private_files_and_reopen_is_idempotent() {
         .fetch_all(&mut conn)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 2]);
+    assert_eq!(versions, vec![1, 2, 3]);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await
@@ -176,14 +177,14 @@ async fn newer_schema_is_refused_with_our_message() {
             err,
             StoreError::NewerSchema {
                 found: 99999,
-                known: 2
+                known: 3
             }
         ),
         "{err:?}"
     );
     assert_eq!(
         err.to_string(),
-        "the database schema (version 99999) is newer than this hero_aibroker knows (version 2); \
+        "the database schema (version 99999) is newer than this hero_aibroker knows (version 3); \
          upgrade hero_aibroker or use another database"
     );
 }
@@ -525,11 +526,22 @@ async fn usage_groups_sum_and_count_errors() {
         .map(|g| (g.group.as_str(), g.requests))
         .collect();
     assert_eq!(summary, [("", 3), ("key_a", 3)]);
+    let only_a = store
+        .usage(&UsageQuery {
+            group_by: GroupBy::Key,
+            key_id: Some("key_a".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("one key");
+    assert_eq!(only_a.len(), 1, "{only_a:?}");
+    assert_eq!((only_a[0].group.as_str(), only_a[0].requests), ("key_a", 3));
 
     let window = UsageQuery {
         group_by: GroupBy::Client,
         from_ms: Some(1_000_001),
         to_ms: Some(1_000_004),
+        key_id: None,
     };
     let by_client = store.usage(&window).await.expect("client");
     let summary: Vec<(&str, u64)> = by_client

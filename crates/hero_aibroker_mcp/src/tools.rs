@@ -213,6 +213,7 @@ impl BrokerTools {
             },
             from_ms: Some(from_ms),
             to_ms: None,
+            key_id: None,
         };
         let groups = match self.broker.rpc().usage_summary(query).await {
             Ok(g) => g,

@@ -146,6 +146,9 @@ pub struct KeyCreate {
     /// Tokens per minute (prompt + completion).
     #[serde(default)]
     pub tpm: Option<u64>,
+    /// Requests of this key in flight at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u64>,
     #[serde(default)]
     pub budget_usd: Option<f64>,
 }
@@ -161,9 +164,11 @@ pub struct KeyUpdate {
     pub rpm: Option<u64>,
     #[serde(default)]
     pub tpm: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_concurrent: Option<u64>,
     #[serde(default)]
     pub budget_usd: Option<f64>,
-    /// Any of `allowed_models`, `rpm`, `tpm`, `budget_usd`.
+    /// Any of `allowed_models`, `rpm`, `tpm`, `max_concurrent`, `budget_usd`.
     #[serde(default)]
     pub clear: Vec<String>,
 }
@@ -178,6 +183,8 @@ pub struct ApiKeyInfo {
     pub allowed_models: Option<Vec<String>>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
+    #[serde(default)]
+    pub max_concurrent: Option<u64>,
     pub budget_usd: Option<f64>,
     pub spent_usd: f64,
     pub revoked: bool,
@@ -211,6 +218,9 @@ pub struct UsageQuery {
     pub from_ms: Option<i64>,
     #[serde(default)]
     pub to_ms: Option<i64>,
+    /// Only the rows of this broker key (the REST usage routes set it to the caller's key).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
 }
 
 /// One group of `usage.summary`.

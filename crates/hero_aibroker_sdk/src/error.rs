@@ -36,6 +36,8 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// The body is larger than the configured limit.
     BodyTooLarge,
+    /// The client did not send its whole body within the body-read timeout.
+    BodyTimeout,
     /// No broker API key, or an unknown or revoked one; on `rpc.sock`, a missing or wrong
     /// admin token for a mutating method.
     Unauthorized,
@@ -122,6 +124,13 @@ const TABLE: &[Row] = &[
         413,
         INVALID,
         "body_too_large",
+        INVALID_PARAMS,
+    ),
+    row(
+        ErrorCode::BodyTimeout,
+        408,
+        INVALID,
+        "body_timeout",
         INVALID_PARAMS,
     ),
     row(
@@ -400,11 +409,11 @@ mod tests {
         // assertions below until it has a row.
         let every = |c: ErrorCode| match c {
             InvalidJson | InvalidRequest | ModelNotFound | NotFound | MethodNotAllowed
-            | BodyTooLarge | Unauthorized | ModelNotAllowed | RateLimited | BudgetExceeded
-            | NoBackend | Overloaded | UpstreamFailed | UpstreamTimeout | UpstreamRateLimited
-            | StreamInterrupted | InvalidConfig | Store | McpUnavailable | InvalidArguments
-            | ToolNotFound | ServerNotReady | ServerDied | ToolTimeout | ToolFailed
-            | InvalidQuery | AuditUnavailable | Internal => c,
+            | BodyTooLarge | BodyTimeout | Unauthorized | ModelNotAllowed | RateLimited
+            | BudgetExceeded | NoBackend | Overloaded | UpstreamFailed | UpstreamTimeout
+            | UpstreamRateLimited | StreamInterrupted | InvalidConfig | Store | McpUnavailable
+            | InvalidArguments | ToolNotFound | ServerNotReady | ServerDied | ToolTimeout
+            | ToolFailed | InvalidQuery | AuditUnavailable | Internal => c,
         };
         let listed = [
             InvalidJson,
@@ -413,6 +422,7 @@ mod tests {
             NotFound,
             MethodNotAllowed,
             BodyTooLarge,
+            BodyTimeout,
             Unauthorized,
             ModelNotAllowed,
             RateLimited,

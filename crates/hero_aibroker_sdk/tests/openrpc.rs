@@ -385,6 +385,7 @@ fn param_types_match_their_schemas() {
                 allowed_models: Some(vec!["m".to_owned()]),
                 rpm: Some(1),
                 tpm: Some(2),
+                max_concurrent: Some(4),
                 budget_usd: Some(3.5),
             }),
         ),
@@ -395,6 +396,7 @@ fn param_types_match_their_schemas() {
                 allowed_models: Some(vec!["m".to_owned()]),
                 rpm: Some(1),
                 tpm: Some(2),
+                max_concurrent: Some(4),
                 budget_usd: Some(3.5),
                 clear: vec!["rpm".to_owned()],
             }),
@@ -405,6 +407,7 @@ fn param_types_match_their_schemas() {
                 group_by: GroupBy::Client,
                 from_ms: Some(1),
                 to_ms: Some(2),
+                key_id: Some("key_1".to_owned()),
             }),
         ),
         (

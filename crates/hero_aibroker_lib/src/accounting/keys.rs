@@ -39,6 +39,7 @@ struct Settings {
     allowed_models: Option<Vec<String>>,
     rpm: Option<u64>,
     tpm: Option<u64>,
+    max_concurrent: Option<u64>,
     budget_usd: Option<f64>,
     created_ms: i64,
 }
@@ -63,6 +64,18 @@ pub struct KeyEntry {
     /// What requests in flight reserved against the budget at admission (pico-USD).
     reserved_pico: AtomicU64,
     window: std::sync::Mutex<Window>,
+    /// Requests of this key in flight (held by [`KeySlot`]s).
+    in_flight: Arc<AtomicU64>,
+}
+
+/// A request counted against its key's `max_concurrent` until it is dropped.
+#[derive(Debug)]
+pub struct KeySlot(Arc<AtomicU64>);
+
+impl Drop for KeySlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 const PICO: f64 = 1e12;
@@ -78,6 +91,7 @@ impl KeyEntry {
                 allowed_models: row.allowed_models.clone(),
                 rpm: row.rpm,
                 tpm: row.tpm,
+                max_concurrent: row.max_concurrent,
                 budget_usd: row.budget_usd,
                 created_ms: row.created_ms,
             }),
@@ -85,6 +99,22 @@ impl KeyEntry {
             spent_pico: AtomicU64::new(to_pico(row.spent_usd)),
             reserved_pico: AtomicU64::new(0),
             window: std::sync::Mutex::new(Window::default()),
+            in_flight: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Counts a request against the key's `max_concurrent`, or refuses it (429) when the key
+    /// already has that many in flight. The slot counts until it is dropped.
+    pub fn enter(&self) -> Result<KeySlot, ApiError> {
+        let prev = self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let slot = KeySlot(self.in_flight.clone());
+        match self.settings.load().max_concurrent {
+            Some(max) if prev >= max => Err(ApiError::new(
+                ErrorCode::RateLimited,
+                format!("This API key already has {max} requests in flight (max_concurrent)."),
+            )
+            .retry_after(1)),
+            _ => Ok(slot),
         }
     }
 
@@ -103,6 +133,7 @@ impl KeyEntry {
             allowed_models: s.allowed_models.clone(),
             rpm: s.rpm,
             tpm: s.tpm,
+            max_concurrent: s.max_concurrent,
             budget_usd: s.budget_usd,
             spent_usd: self.spent_usd(),
             revoked: self.revoked.load(Ordering::Relaxed),
@@ -412,6 +443,7 @@ impl Keys {
             allowed_models: p.allowed_models,
             rpm: p.rpm,
             tpm: p.tpm,
+            max_concurrent: p.max_concurrent,
             budget_usd: p.budget_usd,
             spent_usd: 0.0,
             revoked: false,
@@ -452,6 +484,9 @@ impl Keys {
         if u.tpm.is_some() {
             s.tpm = u.tpm;
         }
+        if u.max_concurrent.is_some() {
+            s.max_concurrent = u.max_concurrent;
+        }
         if u.budget_usd.is_some() {
             s.budget_usd = u.budget_usd;
         }
@@ -460,10 +495,11 @@ impl Keys {
                 "allowed_models" => s.allowed_models = None,
                 "rpm" => s.rpm = None,
                 "tpm" => s.tpm = None,
+                "max_concurrent" => s.max_concurrent = None,
                 "budget_usd" => s.budget_usd = None,
                 other => {
                     return Err(KeyError::Invalid(format!(
-                        "cannot clear {other:?}: only allowed_models, rpm, tpm, budget_usd"
+                        "cannot clear {other:?}: only allowed_models, rpm, tpm, max_concurrent, budget_usd"
                     )));
                 }
             }
@@ -498,6 +534,7 @@ fn row_of(e: &KeyEntry, s: &Settings, revoked: bool) -> KeyRow {
         allowed_models: s.allowed_models.clone(),
         rpm: s.rpm,
         tpm: s.tpm,
+        max_concurrent: s.max_concurrent,
         budget_usd: s.budget_usd,
         spent_usd: e.spent_usd(),
         revoked,
@@ -544,11 +581,27 @@ mod tests {
             allowed_models: allowed,
             rpm,
             tpm,
+            max_concurrent: None,
             budget_usd: budget,
             spent_usd: 0.0,
             revoked: false,
             created_ms: 0,
         })
+    }
+
+    #[test]
+    fn max_concurrent_counts_requests_until_their_slot_drops() {
+        let e = entry(None, None, None, None);
+        e.settings.store(Arc::new(Settings {
+            max_concurrent: Some(2),
+            ..Settings::clone(&e.settings.load())
+        }));
+        let a = e.enter().expect("first");
+        let _b = e.enter().expect("second");
+        let err = e.enter().expect_err("third");
+        assert_eq!(err.code, ErrorCode::RateLimited);
+        drop(a);
+        e.enter().expect("a slot came back");
     }
 
     #[test]

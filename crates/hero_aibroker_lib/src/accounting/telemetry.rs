@@ -2,10 +2,8 @@
 //! process-global recorder), so several brokers can live in one test process; recording takes
 //! no global lock (the exporter's registry is sharded).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use dashmap::DashMap;
 use hero_aibroker_sdk::admin::RequestStatus;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
@@ -14,12 +12,10 @@ const BUCKETS: &[f64] = &[
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
 ];
 
-/// Metrics and per-client in-flight counters.
+/// Metrics.
 pub struct Telemetry {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
-    /// Requests in flight per client (`uds:uid=1000`, an IP …).
-    pub in_flight: DashMap<String, Arc<AtomicU64>>,
     /// Requests refused before admission, and when that was last logged (ms since `epoch`).
     refused: AtomicU64,
     last_refused_log_ms: AtomicU64,
@@ -62,7 +58,6 @@ impl Telemetry {
         Telemetry {
             recorder,
             handle,
-            in_flight: DashMap::new(),
             refused: AtomicU64::new(0),
             last_refused_log_ms: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
@@ -131,14 +126,6 @@ impl Telemetry {
     /// until then, so this must run periodically or memory grows with traffic.
     pub fn upkeep(&self) {
         self.handle.run_upkeep();
-    }
-
-    /// The in-flight counter of `client`.
-    pub fn client_counter(&self, client: &str) -> Arc<AtomicU64> {
-        if let Some(c) = self.in_flight.get(client) {
-            return c.clone();
-        }
-        self.in_flight.entry(client.to_owned()).or_default().clone()
     }
 }
 

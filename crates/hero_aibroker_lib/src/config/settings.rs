@@ -67,6 +67,18 @@ impl FromStr for Strategy {
     }
 }
 
+/// Limits per client (the peer), whatever key it uses; 0 turns one off.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientLimits {
+    /// Requests per minute (`CLIENT_RPM`, default off).
+    pub rpm: u64,
+    /// Requests in flight at once (`CLIENT_MAX_CONCURRENT`, default off).
+    pub max_concurrent: u64,
+    /// Invalid-key attempts per minute before the client is answered 429 until the minute
+    /// ends (`AUTH_FAILURES_PER_MINUTE`, default 20).
+    pub auth_failures_per_minute: u64,
+}
+
 /// Everything the server needs besides the models file.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -95,7 +107,15 @@ pub struct Settings {
     pub max_attempts: u32,
     /// Longest `Retry-After` the broker waits before retrying the same candidate.
     pub retry_after_cap: Duration,
+    /// Largest request body (`MAX_BODY_BYTES`, default 10 MiB).
     pub max_body_bytes: usize,
+    /// Longest a client may take to send a request body (`BODY_READ_TIMEOUT_MS`, default 30 s).
+    pub body_read_timeout: Duration,
+    /// Connections open at once per socket (`MAX_CONNECTIONS`, default 4096); the listener
+    /// stops accepting at the cap until one closes.
+    pub max_connections: usize,
+    /// Per-client limits (`CLIENT_RPM`, `CLIENT_MAX_CONCURRENT`, `AUTH_FAILURES_PER_MINUTE`).
+    pub client_limits: ClientLimits,
     /// Requests handled at once; beyond it the broker answers 503 at once.
     pub max_concurrent: usize,
     /// How long SIGTERM waits for in-flight requests and streams.
@@ -145,7 +165,14 @@ impl Settings {
             request_deadline: millis(env, "REQUEST_DEADLINE_MS", 180_000)?,
             max_attempts: parse(env, "MAX_ATTEMPTS", 4u32)?.max(1),
             retry_after_cap: millis(env, "RETRY_AFTER_CAP_MS", 2_000)?,
-            max_body_bytes: parse(env, "MAX_BODY_BYTES", 32 * 1024 * 1024usize)?,
+            max_body_bytes: parse(env, "MAX_BODY_BYTES", 10 * 1024 * 1024usize)?.max(1024),
+            body_read_timeout: millis(env, "BODY_READ_TIMEOUT_MS", 30_000)?,
+            max_connections: parse(env, "MAX_CONNECTIONS", 4096usize)?.max(1),
+            client_limits: ClientLimits {
+                rpm: parse(env, "CLIENT_RPM", 0u64)?,
+                max_concurrent: parse(env, "CLIENT_MAX_CONCURRENT", 0u64)?,
+                auth_failures_per_minute: parse(env, "AUTH_FAILURES_PER_MINUTE", 20u64)?,
+            },
             max_concurrent: parse(env, "MAX_CONCURRENT_REQUESTS", 4096usize)?.max(1),
             drain_timeout: millis(env, "DRAIN_TIMEOUT_MS", 30_000)?,
             header_read_timeout: Some(millis(env, "HEADER_READ_TIMEOUT_MS", 30_000)?)
@@ -184,6 +211,7 @@ impl Settings {
         hero_aibroker_host::ServeOptions {
             header_read_timeout: self.header_read_timeout,
             max_header_bytes: self.max_header_bytes,
+            max_connections: self.max_connections,
             drain: self.drain_timeout,
         }
     }
@@ -236,7 +264,7 @@ mod tests {
             s.socket_dir(),
             PathBuf::from("/home/u/hero/var/sockets/hero_aibroker")
         );
-        assert_eq!(s.max_body_bytes, 32 * 1024 * 1024);
+        assert_eq!(s.max_body_bytes, 10 * 1024 * 1024);
         assert_eq!(s.strategy, Strategy::RoundRobin);
         assert_eq!(s.auto_strategy, Strategy::Cheapest);
         assert_eq!(s.catalog_interval, Duration::from_secs(3600));

@@ -71,6 +71,7 @@ impl Stub {
             allowed_models: self.some(vec!["gpt-4o-mini".to_owned()]),
             rpm: self.some(60),
             tpm: self.some(100_000),
+            max_concurrent: self.some(8),
             budget_usd: self.some(5.5),
             spent_usd: 0.25,
             revoked: false,
@@ -265,6 +266,7 @@ impl HeroAiBrokerApiServer for Stub {
             allowed_models: params.allowed_models,
             rpm: params.rpm,
             tpm: params.tpm,
+            max_concurrent: params.max_concurrent,
             budget_usd: params.budget_usd,
             ..self.key("k_new")
         };
@@ -286,11 +288,13 @@ impl HeroAiBrokerApiServer for Stub {
         key.allowed_models = update.allowed_models.or(key.allowed_models);
         key.rpm = update.rpm.or(key.rpm);
         key.tpm = update.tpm.or(key.tpm);
+        key.max_concurrent = update.max_concurrent.or(key.max_concurrent);
         key.budget_usd = update.budget_usd.or(key.budget_usd);
         for field in &update.clear {
             match field.as_str() {
                 "rpm" => key.rpm = None,
                 "tpm" => key.tpm = None,
+                "max_concurrent" => key.max_concurrent = None,
                 "budget_usd" => key.budget_usd = None,
                 "allowed_models" => key.allowed_models = None,
                 _ => {}

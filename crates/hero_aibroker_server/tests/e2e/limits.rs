@@ -127,3 +127,59 @@ async fn a_client_that_goes_away_cancels_the_request() {
         "{logs}"
     );
 }
+
+/// Sends a request head announcing a body of `len` bytes and only `sent` of them, then keeps
+/// the connection open: a slow (or stalled) upload.
+async fn slow_upload(sock: &std::path::Path, len: usize, sent: usize) -> tokio::net::UnixStream {
+    use tokio::io::AsyncWriteExt;
+    let mut s = tokio::net::UnixStream::connect(sock)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {len}\r\n\r\n"
+    );
+    s.write_all(head.as_bytes()).await.expect("head");
+    s.write_all(&vec![b' '; sent]).await.expect("part");
+    s
+}
+
+/// Uploads hold an in-flight permit from the moment their headers are read: slow bodies count
+/// against the cap (so a flood of them holds no memory beyond it), and each is cut with 408 at
+/// the body-read timeout, after which the broker serves again.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_in_flight_permit_is_taken_before_the_body_is_read() {
+    use tokio::io::AsyncReadExt;
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake)
+        .env("MAX_CONCURRENT_REQUESTS", "2")
+        .env("BODY_READ_TIMEOUT_MS", "1500")
+        .start()
+        .await;
+    let mut uploads = Vec::new();
+    for _ in 0..2 {
+        uploads.push(slow_upload(&b.sock, 100_000, 10).await);
+    }
+    let mut refused = false;
+    for _ in 0..50 {
+        let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
+        if r.status == 503 {
+            r.assert_error(503, "overloaded");
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "two stalled uploads must hold both permits");
+    assert_eq!(fake.call_count(), 0);
+    for mut s in uploads {
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_string(&mut answer))
+            .await
+            .expect("cut at the body-read timeout")
+            .expect("read");
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("body_timeout"), "{answer}");
+    }
+    let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}

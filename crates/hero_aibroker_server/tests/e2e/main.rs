@@ -5,6 +5,7 @@
 mod harness;
 
 mod admin;
+mod auth;
 mod catalog;
 mod errors;
 mod fallback;

@@ -185,6 +185,9 @@ impl Store {
              FROM request_logs WHERE 1 = 1"
         ));
         time_window(&mut qb, q.from_ms, q.to_ms);
+        if let Some(key) = &q.key_id {
+            qb.push(" AND key_id = ").push_bind(key.clone());
+        }
         qb.push(format_args!(
             " GROUP BY {group} ORDER BY cost_usd DESC, grp"
         ));

@@ -102,6 +102,7 @@ pub struct KeyRow {
     pub allowed_models: Option<Vec<String>>,
     pub rpm: Option<u64>,
     pub tpm: Option<u64>,
+    pub max_concurrent: Option<u64>,
     pub budget_usd: Option<f64>,
     pub spent_usd: f64,
     pub revoked: bool,
@@ -205,8 +206,8 @@ impl Store {
     /// Stores a new key. Fails on a duplicate id or hash.
     pub async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO api_keys (id, name, hash, hint, allowed_models, rpm, tpm, budget_usd, spent_usd, revoked, created_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO api_keys (id, name, hash, hint, allowed_models, rpm, tpm, max_concurrent, budget_usd, spent_usd, revoked, created_ms) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&k.id)
         .bind(&k.name)
@@ -215,6 +216,7 @@ impl Store {
         .bind(models_json(k.allowed_models.as_deref())?)
         .bind(k.rpm.map(to_i64))
         .bind(k.tpm.map(to_i64))
+        .bind(k.max_concurrent.map(to_i64))
         .bind(k.budget_usd)
         .bind(k.spent_usd)
         .bind(k.revoked)
@@ -229,7 +231,7 @@ impl Store {
     pub async fn update_key(&self, k: &KeyRow) -> Result<(), StoreError> {
         let done = sqlx::query(
             "UPDATE api_keys SET name = ?, hash = ?, hint = ?, allowed_models = ?, rpm = ?, tpm = ?, \
-             budget_usd = ?, revoked = ?, created_ms = ? WHERE id = ?",
+             max_concurrent = ?, budget_usd = ?, revoked = ?, created_ms = ? WHERE id = ?",
         )
         .bind(&k.name)
         .bind(hex::encode(k.hash))
@@ -237,6 +239,7 @@ impl Store {
         .bind(models_json(k.allowed_models.as_deref())?)
         .bind(k.rpm.map(to_i64))
         .bind(k.tpm.map(to_i64))
+        .bind(k.max_concurrent.map(to_i64))
         .bind(k.budget_usd)
         .bind(k.revoked)
         .bind(k.created_ms)
@@ -252,7 +255,7 @@ impl Store {
     /// Every key (revoked included), oldest first.
     pub async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, name, hash, hint, allowed_models, rpm, tpm, budget_usd, spent_usd, revoked, created_ms \
+            "SELECT id, name, hash, hint, allowed_models, rpm, tpm, max_concurrent, budget_usd, spent_usd, revoked, created_ms \
              FROM api_keys ORDER BY created_ms, id",
         )
         .fetch_all(&self.pool)
@@ -438,6 +441,7 @@ fn key_row(r: &SqliteRow) -> Result<KeyRow, StoreError> {
         allowed_models,
         rpm: r.try_get::<Option<i64>, _>("rpm")?.map(to_u64),
         tpm: r.try_get::<Option<i64>, _>("tpm")?.map(to_u64),
+        max_concurrent: r.try_get::<Option<i64>, _>("max_concurrent")?.map(to_u64),
         budget_usd: r.try_get("budget_usd")?,
         spent_usd: r.try_get("spent_usd")?,
         revoked: r.try_get("revoked")?,

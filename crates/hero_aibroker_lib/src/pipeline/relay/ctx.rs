@@ -3,14 +3,14 @@
 //! rejected, failed, or cancelled (dropped before it finished, e.g. the client went away).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use hero_aibroker_sdk::Usage;
 use hero_aibroker_sdk::admin::{AttemptLog, RequestLog, RequestStatus, RouteTrace};
 use tokio::sync::OwnedSemaphorePermit;
 
-use crate::accounting::keys::KeyEntry;
+use crate::accounting::clients::ClientSlot;
+use crate::accounting::keys::{KeyEntry, KeySlot};
 use crate::accounting::telemetry::Sample;
 use crate::config::registry::Target;
 use crate::error::{ApiError, printable};
@@ -65,7 +65,9 @@ pub struct Ctx {
     /// The request's prompt estimate: the least it is charged once an upstream answered.
     pub(crate) prompt_estimate: u64,
     done: bool,
-    client_in_flight: Arc<AtomicU64>,
+    /// Counts the request against its key's `max_concurrent`.
+    pub(crate) key_slot: Option<KeySlot>,
+    _client_slot: ClientSlot,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -85,15 +87,15 @@ fn unix_ms() -> i64 {
 }
 
 impl Ctx {
-    /// Starts accounting for a request from `client`.
+    /// Starts accounting for a request from `client`, admitted with `permit` (the broker's
+    /// in-flight cap) and `client_slot` (the client's own limits).
     pub fn new(
         state: Arc<AppState>,
         endpoint: Endpoint,
         client: String,
         permit: OwnedSemaphorePermit,
+        client_slot: ClientSlot,
     ) -> Self {
-        let client_in_flight = state.telemetry.client_counter(&client);
-        client_in_flight.fetch_add(1, Ordering::Relaxed);
         Ctx {
             state,
             id: format!("req_{}", hex::encode(rand::random::<[u8; 12]>())),
@@ -111,7 +113,8 @@ impl Ctx {
             reserved_pico: 0,
             prompt_estimate: 0,
             done: false,
-            client_in_flight,
+            key_slot: None,
+            _client_slot: client_slot,
             _permit: permit,
         }
     }
@@ -279,6 +282,5 @@ impl Drop for Ctx {
             http_status: 499,
             ..Finish::default()
         });
-        self.client_in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }

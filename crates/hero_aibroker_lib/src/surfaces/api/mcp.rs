@@ -1,6 +1,7 @@
 //! MCP tools on `rest.sock`: `GET /mcp/tools`, `POST /mcp/tools/{name}` (JSON arguments → the
 //! tool's result) and `/mcp/sse` (the aggregator's MCP streamable-HTTP endpoint, proxied, so
-//! MCP clients can use the broker's socket). Broker API keys apply as on the OpenAI routes.
+//! MCP clients can use the broker's socket). Behind the authentication layer like every
+//! non-open route: with keys in use, only a key or the admin token reaches a tool.
 
 use std::sync::Arc;
 
@@ -9,28 +10,29 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use hero_aibroker_sdk::ErrorCode;
 use serde_json::Value;
 
 use super::PeerInfo;
+use super::auth::Caller;
 use crate::error::ApiError;
 use crate::mcp::{McpError, status_of};
 use crate::state::AppState;
 
 type Peer = Option<Extension<ConnectInfo<PeerInfo>>>;
 
-/// Who is calling, for the aggregator's audit: `key:<id>` with a broker key, else the peer.
-fn caller(state: &AppState, peer: &Peer, headers: &HeaderMap) -> Result<String, ApiError> {
-    let key = state.keys.authenticate(headers)?;
-    Ok(match key {
-        Some(k) => format!("key:{}", k.id),
-        None => peer.as_ref().map_or_else(
+/// Who is calling, for the aggregator's audit: `key:<id>` with a broker key, `admin` with the
+/// admin token, else the peer.
+fn who(caller: &Caller, peer: &Peer) -> String {
+    match caller {
+        Caller::Key(k) => format!("key:{}", k.id),
+        Caller::Admin => "admin".to_owned(),
+        Caller::Anyone => peer.as_ref().map_or_else(
             || "unknown".to_owned(),
             |Extension(ConnectInfo(p))| p.client(),
         ),
-    })
+    }
 }
 
 /// An aggregator failure as the REST caller sees it: its own OpenAI-shaped error with its
@@ -50,12 +52,7 @@ fn failure(e: McpError) -> Response {
     }
 }
 
-pub(super) async fn tools(
-    State(state): State<Arc<AppState>>,
-    peer: Peer,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    caller(&state, &peer, &headers)?;
+pub(super) async fn tools(State(state): State<Arc<AppState>>) -> Result<Response, ApiError> {
     Ok(match state.mcp.get("/tools").await {
         Ok(v) => Json(v).into_response(),
         Err(e) => failure(e),
@@ -65,11 +62,11 @@ pub(super) async fn tools(
 pub(super) async fn call(
     State(state): State<Arc<AppState>>,
     peer: Peer,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &peer, &headers)?;
+    let who = who(&caller, &peer);
     let body = body.map_err(|rej| {
         ApiError::new(
             ErrorCode::InvalidRequest,
@@ -105,9 +102,10 @@ pub(crate) fn parse_arguments(body: &[u8]) -> Result<Value, ApiError> {
 pub(super) async fn proxy(
     State(state): State<Arc<AppState>>,
     peer: Peer,
+    Extension(caller): Extension<Caller>,
     req: Request,
 ) -> Result<Response, ApiError> {
-    let who = caller(&state, &peer, req.headers())?;
+    let who = who(&caller, &peer);
     let req = req.map(Body::new);
     Ok(match state.mcp.proxy(req, &who).await {
         Ok(resp) => resp,

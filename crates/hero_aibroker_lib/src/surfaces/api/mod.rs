@@ -1,6 +1,7 @@
 //! The REST surface on `rest.sock`: OpenAI-compatible routes, `/health`, and OpenAI-shaped
 //! errors for everything else (unknown routes, wrong methods, oversized bodies).
 
+pub mod auth;
 mod endpoints;
 mod mcp;
 mod models;
@@ -19,7 +20,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The REST router. Layers, outermost first:
-/// - `DefaultBodyLimit`: bounds every body the handlers buffer (413 through [`ApiError`]).
+/// - [`auth::layer`]: who the caller is ([`auth::Caller`]), or 401; open routes pass.
+/// - `DefaultBodyLimit`: bounds the bodies extracted whole (`/mcp/tools/{name}`); the relayed
+///   routes read theirs themselves, after admission.
 ///
 /// The in-flight cap is taken inside the handlers rather than as a layer, because a stream
 /// must hold its permit until its last chunk, long after the handler returned.
@@ -45,6 +48,10 @@ pub fn rest_router(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::layer,
+        ))
         .with_state(state)
 }
 

@@ -4,14 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{ConnectInfo, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use hero_aibroker_sdk::ErrorCode;
+use http_body_util::BodyExt;
 
 use super::PeerInfo;
+use super::auth::Caller;
 use crate::error::ApiError;
 use crate::pipeline::relay::{Ctx, Hints, relay};
 use crate::pipeline::router::Endpoint;
@@ -22,36 +23,39 @@ type Peer = Option<Extension<ConnectInfo<PeerInfo>>>;
 pub(super) async fn chat(
     State(state): State<Arc<AppState>>,
     peer: Peer,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Extension(caller): Extension<Caller>,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    handle(state, Endpoint::Chat, peer, &headers, body).await
+    handle(state, Endpoint::Chat, peer, caller, req).await
 }
 
 pub(super) async fn completions(
     State(state): State<Arc<AppState>>,
     peer: Peer,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Extension(caller): Extension<Caller>,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    handle(state, Endpoint::Completions, peer, &headers, body).await
+    handle(state, Endpoint::Completions, peer, caller, req).await
 }
 
 pub(super) async fn embeddings(
     State(state): State<Arc<AppState>>,
     peer: Peer,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    Extension(caller): Extension<Caller>,
+    req: Request,
 ) -> Result<Response, ApiError> {
-    handle(state, Endpoint::Embeddings, peer, &headers, body).await
+    handle(state, Endpoint::Embeddings, peer, caller, req).await
 }
 
+/// Admission, then the body: the in-flight permit and the client's and key's slots are taken
+/// *before* a byte of the body is read, so a flood of large or slow uploads holds no memory
+/// beyond the cap; the body is then read with its size limit and its read timeout.
 async fn handle(
     state: Arc<AppState>,
     endpoint: Endpoint,
     peer: Peer,
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    caller: Caller,
+    req: Request,
 ) -> Result<Response, ApiError> {
     // Fast 503 instead of an unbounded queue when the broker is at its cap.
     let permit = state.inflight.clone().try_acquire_owned().map_err(|_| {
@@ -69,20 +73,52 @@ async fn handle(
         || "unknown".to_owned(),
         |Extension(ConnectInfo(p))| p.client(),
     );
-    let mut ctx = Ctx::new(state.clone(), endpoint, client, permit);
-    match state.keys.authenticate(headers) {
-        Ok(key) => ctx.key = key,
-        Err(e) => return Err(ctx.fail(e)),
+    let slot = state.clients.admit(&client).inspect_err(|_| {
+        state.telemetry.refused("client_limit");
+    })?;
+    let mut ctx = Ctx::new(state.clone(), endpoint, client, permit, slot);
+    ctx.key = caller.key().cloned();
+    if let Some(k) = &ctx.key {
+        match k.enter() {
+            Ok(s) => ctx.key_slot = Some(s),
+            Err(e) => return Err(ctx.fail(e)),
+        }
     }
-    let body = match body {
+    let (parts, body) = req.into_parts();
+    let body = match read_body(&state, body).await {
         Ok(b) => b,
-        Err(rej) => return Err(ctx.fail(body_error(&state, &rej))),
+        Err(e) => return Err(ctx.fail(e)),
     };
-    match hints(headers) {
+    match hints(&parts.headers) {
         Ok(h) => ctx.hints = h,
         Err(e) => return Err(ctx.fail(e)),
     }
     relay(ctx, body).await
+}
+
+/// Reads a request body whole, refusing it beyond `MAX_BODY_BYTES` (413) or when the client
+/// takes longer than `BODY_READ_TIMEOUT_MS` to send it (408).
+pub(super) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.settings.max_body_bytes;
+    let limited = http_body_util::Limited::new(body, limit);
+    match tokio::time::timeout(state.settings.body_read_timeout, limited.collect()).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!("The request body exceeds the limit of {limit} bytes (MAX_BODY_BYTES)."),
+        )),
+        Ok(Err(e)) => Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!("Could not read the request body: {e}"),
+        )),
+        Err(_) => Err(ApiError::new(
+            ErrorCode::BodyTimeout,
+            format!(
+                "The request body did not arrive within {} ms (BODY_READ_TIMEOUT_MS).",
+                state.settings.body_read_timeout.as_millis()
+            ),
+        )),
+    }
 }
 
 /// Routing hints from the request headers.
@@ -110,21 +146,4 @@ fn hints(headers: &HeaderMap) -> Result<Hints, ApiError> {
         referer: text("http-referer").or_else(|| text("referer")),
         title: text("x-title"),
     })
-}
-
-fn body_error(state: &AppState, rej: &BytesRejection) -> ApiError {
-    if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-        ApiError::new(
-            ErrorCode::BodyTooLarge,
-            format!(
-                "The request body exceeds the limit of {} bytes (MAX_BODY_BYTES).",
-                state.settings.max_body_bytes
-            ),
-        )
-    } else {
-        ApiError::new(
-            ErrorCode::InvalidRequest,
-            format!("Could not read the request body: {}", rej.body_text()),
-        )
-    }
 }

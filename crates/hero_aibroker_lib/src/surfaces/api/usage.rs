@@ -1,20 +1,21 @@
 //! Usage on the REST socket: billing summaries, OpenRouter-shaped `/v1/generation`, `/v1/key`
 //! and `/v1/credits`, Prometheus `/metrics` and per-client `/metrics/detailed`. These read the
-//! store; they are not on the relay's hot path.
+//! store; they are not on the relay's hot path. A caller with a broker key sees only its own
+//! key's rows ([`Caller::scope`]); the admin token, or a broker without keys, sees all.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
+use axum::Extension;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use hero_aibroker_sdk::ErrorCode;
 use hero_aibroker_sdk::admin::{GroupBy, LogQuery, RequestStatus, UsageGroup, UsageQuery};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::accounting::keys::KeyEntry;
+use super::auth::Caller;
 use crate::accounting::store::StoreError;
 use crate::error::{ApiError, printable};
 use crate::state::AppState;
@@ -50,6 +51,7 @@ fn totals(groups: &[UsageGroup]) -> Value {
 /// `GET /billing/usage?from_ms=&to_ms=&group_by=model|provider|key|client`.
 pub(super) async fn billing(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Query(r): Query<Range>,
 ) -> Result<Json<Value>, ApiError> {
     let group_by = r.group_by.unwrap_or_default();
@@ -59,6 +61,7 @@ pub(super) async fn billing(
             group_by,
             from_ms: r.from_ms,
             to_ms: r.to_ms,
+            key_id: caller.scope(),
         })
         .await?;
     Ok(Json(
@@ -69,6 +72,7 @@ pub(super) async fn billing(
 /// `GET /billing/usage/{client}`: one client's totals by model and its latest requests.
 pub(super) async fn billing_client(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Path(client): Path<String>,
     Query(r): Query<Range>,
 ) -> Result<Json<Value>, ApiError> {
@@ -78,6 +82,7 @@ pub(super) async fn billing_client(
             group_by: GroupBy::Client,
             from_ms: r.from_ms,
             to_ms: r.to_ms,
+            key_id: caller.scope(),
         })
         .await?;
     let Some(mine) = all.into_iter().find(|g| g.group == client) else {
@@ -93,6 +98,7 @@ pub(super) async fn billing_client(
         .store
         .logs(&LogQuery {
             client: Some(client.clone()),
+            key_id: caller.scope(),
             limit: Some(10),
             from_ms: r.from_ms,
             to_ms: r.to_ms,
@@ -113,6 +119,7 @@ pub(super) struct GenerationQuery {
 /// `x-aibroker-request-id`.
 pub(super) async fn generation(
     State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
     Query(q): Query<GenerationQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let Some(id) = q.id.filter(|s| !s.is_empty()) else {
@@ -121,7 +128,14 @@ pub(super) async fn generation(
             "The query parameter `id` is required.",
         ));
     };
-    let Some(row) = state.store.log(&id).await? else {
+    // Another key's request answers exactly like one that does not exist.
+    let scope = caller.scope();
+    let row = state
+        .store
+        .log(&id)
+        .await?
+        .filter(|row| scope.is_none() || row.key_id == scope);
+    let Some(row) = row else {
         return Err(ApiError::new(
             ErrorCode::NotFound,
             format!(
@@ -182,16 +196,9 @@ fn chrono_like(ms: i64) -> String {
     )
 }
 
-fn key_of(state: &AppState, headers: &HeaderMap) -> Result<Option<Arc<KeyEntry>>, ApiError> {
-    state.keys.authenticate(headers)
-}
-
 /// `GET /v1/key`: the calling key in OpenRouter's shape.
-pub(super) async fn key(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    let Some(k) = key_of(&state, &headers)? else {
+pub(super) async fn key(Extension(caller): Extension<Caller>) -> Result<Json<Value>, ApiError> {
+    let Some(k) = caller.key() else {
         return Err(ApiError::new(
             ErrorCode::Unauthorized,
             "Send Authorization: Bearer sk-hab-… to see your key.",
@@ -213,9 +220,9 @@ pub(super) async fn key(
 /// `GET /v1/credits`: the calling key's budget and spend; without keys, the broker's spend.
 pub(super) async fn credits(
     State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
+    Extension(caller): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
-    if let Some(k) = key_of(&state, &headers)? {
+    if let Some(k) = caller.key() {
         let info = k.info();
         return Ok(Json(
             json!({ "data": { "total_credits": info.budget_usd, "total_usage": info.spent_usd } }),
@@ -243,11 +250,16 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Response {
 
 /// `GET /metrics/detailed`: per client totals, errors, first and last request, requests in
 /// flight and the last 10 requests.
-pub(super) async fn detailed(State(state): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn detailed(
+    State(state): State<Arc<AppState>>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    let scope = caller.scope();
     let groups = state
         .store
         .usage(&UsageQuery {
             group_by: GroupBy::Client,
+            key_id: scope.clone(),
             ..UsageQuery::default()
         })
         .await?;
@@ -257,15 +269,12 @@ pub(super) async fn detailed(State(state): State<Arc<AppState>>) -> Result<Json<
             .store
             .logs(&LogQuery {
                 client: Some(g.group.clone()),
+                key_id: scope.clone(),
                 limit: Some(10),
                 ..LogQuery::default()
             })
             .await?;
-        let in_flight = state
-            .telemetry
-            .in_flight
-            .get(&g.group)
-            .map_or(0, |c| c.load(Ordering::Relaxed));
+        let in_flight = state.clients.in_flight(&g.group);
         let last: Vec<Value> = recent
             .rows
             .iter()
