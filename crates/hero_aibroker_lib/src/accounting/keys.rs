@@ -68,6 +68,13 @@ pub struct KeyEntry {
     in_flight: Arc<AtomicU64>,
 }
 
+/// Tokens a request reserved in its key's per-minute window at admission.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TokenReservation {
+    minute: u64,
+    tokens: u64,
+}
+
 /// A request counted against its key's `max_concurrent` until it is dropped.
 #[derive(Debug)]
 pub struct KeySlot(Arc<AtomicU64>);
@@ -202,8 +209,15 @@ impl KeyEntry {
     }
 
     /// Checks a request against the key before any upstream call: allowed model, budget,
-    /// requests and tokens per minute. Counts the request when it passes.
-    pub fn admit(&self, model_names: &[&str]) -> Result<(), ApiError> {
+    /// requests and tokens per minute. Counts the request when it passes, and with a `tpm`
+    /// limit reserves `token_estimate` tokens in the current minute (refused while the tokens
+    /// used plus those reserved reach the limit, so concurrent requests cannot all pass on
+    /// the same remaining tokens). [`KeyEntry::charge`] settles the reservation it returns.
+    pub fn admit(
+        &self,
+        model_names: &[&str],
+        token_estimate: u64,
+    ) -> Result<TokenReservation, ApiError> {
         if self.revoked.load(Ordering::Relaxed) {
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,
@@ -235,7 +249,7 @@ impl KeyEntry {
             ));
         }
         if s.rpm.is_none() && s.tpm.is_none() {
-            return Ok(());
+            return Ok(TokenReservation::default());
         }
         let now = now_secs();
         let minute = now / 60;
@@ -269,11 +283,19 @@ impl KeyEntry {
             .retry_after(retry));
         }
         w.requests += 1;
-        Ok(())
+        if s.tpm.is_none() {
+            return Ok(TokenReservation::default());
+        }
+        w.tokens = w.tokens.saturating_add(token_estimate);
+        Ok(TokenReservation {
+            minute,
+            tokens: token_estimate,
+        })
     }
 
-    /// Accounts a finished request: tokens for the per-minute limit, cost for the budget.
-    pub fn charge(&self, tokens: u64, cost_usd: f64) {
+    /// Accounts a finished request: tokens for the per-minute limit (replacing what it
+    /// reserved, while the minute lasts), cost for the budget.
+    pub fn charge(&self, tokens: u64, cost_usd: f64, reserved: TokenReservation) {
         if cost_usd > 0.0 {
             // Saturating: an absurd upstream usage must not wrap the spend back to zero.
             let add = to_pico(cost_usd);
@@ -283,13 +305,16 @@ impl KeyEntry {
                     Some(s.saturating_add(add))
                 });
         }
-        if tokens > 0 && self.settings.load().tpm.is_some() {
+        if (tokens > 0 || reserved.tokens > 0) && self.settings.load().tpm.is_some() {
             let minute = now_secs() / 60;
             let mut w = self
                 .window
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             if w.minute == minute {
+                if reserved.minute == minute {
+                    w.tokens = w.tokens.saturating_sub(reserved.tokens);
+                }
                 w.tokens = w.tokens.saturating_add(tokens);
             } else {
                 *w = Window {
@@ -607,9 +632,9 @@ mod tests {
     #[test]
     fn rpm_limit_answers_429_with_retry_after() {
         let e = entry(Some(2), None, None, None);
-        assert!(e.admit(&["m"]).is_ok());
-        assert!(e.admit(&["m"]).is_ok());
-        let err = e.admit(&["m"]).expect_err("third request in the minute");
+        assert!(e.admit(&["m"], 0).is_ok());
+        assert!(e.admit(&["m"], 0).is_ok());
+        let err = e.admit(&["m"], 0).expect_err("third request in the minute");
         assert_eq!(err.code, ErrorCode::RateLimited);
         assert!(err.retry_after.is_some_and(|s| (1..=60).contains(&s)));
     }
@@ -617,27 +642,47 @@ mod tests {
     #[test]
     fn tpm_and_budget_apply_after_charging() {
         let e = entry(None, Some(100), Some(0.01), None);
-        assert!(e.admit(&["m"]).is_ok());
-        e.charge(150, 0.004);
+        let r = e.admit(&["m"], 0).expect("admitted");
+        e.charge(150, 0.004, r);
         assert_eq!(
-            e.admit(&["m"]).expect_err("tpm").code,
+            e.admit(&["m"], 0).expect_err("tpm").code,
             ErrorCode::RateLimited
         );
         let e = entry(None, None, Some(0.01), None);
-        e.charge(10, 0.006);
-        assert!(e.admit(&["m"]).is_ok());
-        e.charge(10, 0.006);
-        let err = e.admit(&["m"]).expect_err("budget");
+        e.charge(10, 0.006, TokenReservation::default());
+        assert!(e.admit(&["m"], 0).is_ok());
+        e.charge(10, 0.006, TokenReservation::default());
+        let err = e.admit(&["m"], 0).expect_err("budget");
         assert_eq!(err.code, ErrorCode::BudgetExceeded);
         assert!((e.spent_usd() - 0.012).abs() < 1e-12);
     }
 
     #[test]
+    fn tpm_reservations_hold_concurrent_requests_and_settle_to_the_real_count() {
+        // A minute boundary between the calls resets the window: allow one retry.
+        for _ in 0..2 {
+            let e = entry(None, Some(100), None, None);
+            let first = e.admit(&["m"], 80).expect("first reserves 80");
+            let second = e.admit(&["m"], 80).expect("80 < 100: admitted");
+            let third = e.admit(&["m"], 80);
+            e.charge(10, 0.0, first);
+            e.charge(10, 0.0, second);
+            // Settled: 20 tokens used, so the next request passes again.
+            let after = e.admit(&["m"], 80);
+            if third.is_err() && after.is_ok() {
+                assert_eq!(third.expect_err("third").code, ErrorCode::RateLimited);
+                return;
+            }
+        }
+        panic!("the tokens-per-minute reservation did not hold");
+    }
+
+    #[test]
     fn allowed_models_match_any_name() {
         let e = entry(None, None, None, Some(vec!["chat".into()]));
-        assert!(e.admit(&["chat-alias", "chat"]).is_ok());
+        assert!(e.admit(&["chat-alias", "chat"], 0).is_ok());
         assert_eq!(
-            e.admit(&["other"]).expect_err("not allowed").code,
+            e.admit(&["other"], 0).expect_err("not allowed").code,
             ErrorCode::ModelNotAllowed
         );
     }

@@ -209,3 +209,30 @@ async fn a_key_model_list_holds_on_every_candidate() {
         "failed over to chat's second backend"
     );
 }
+
+/// Tokens per minute hold under concurrency: each admitted request reserves its prompt
+/// estimate plus `max_tokens` (or 256) in the key's minute, so 20 requests sent at once on a
+/// 100-token limit are not all served on the same unused tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_requests_cannot_overrun_a_tokens_per_minute_limit() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::DelayFirstByte(
+        std::time::Duration::from_millis(500),
+    )));
+    let b = Start::with_fake(&fake).start().await;
+    let (_, key) = create_key(&b, json!({"name": "tpm", "tpm": 100})).await;
+    let mut body = chat_body("chat");
+    body["max_tokens"] = json!(60);
+    let sends = (0..20).map(|_| b.post_key("/v1/chat/completions", &body, &key));
+    let replies = futures_util::future::join_all(sends).await;
+    let served = replies.iter().filter(|r| r.status == 200).count();
+    for r in replies.iter().filter(|r| r.status != 200) {
+        r.assert_error(429, "rate_limit_exceeded");
+    }
+    // Each reserves ~14 + 60 tokens: one fits under 100, a second only once the first
+    // settled to its real 44 (a minute boundary mid-burst allows one more window).
+    assert!(
+        (1..=3).contains(&served),
+        "{served} of 20 served on a 100-token minute"
+    );
+}

@@ -10,7 +10,7 @@ use hero_aibroker_sdk::admin::{AttemptLog, RequestLog, RequestStatus, RouteTrace
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::accounting::clients::ClientSlot;
-use crate::accounting::keys::{KeyEntry, KeySlot};
+use crate::accounting::keys::{KeyEntry, KeySlot, TokenReservation};
 use crate::accounting::telemetry::Sample;
 use crate::config::registry::Target;
 use crate::error::{ApiError, printable};
@@ -62,6 +62,8 @@ pub struct Ctx {
     pub(crate) busy: Option<Busy>,
     /// What the key reserved against its budget at admission (pico-USD), given back at the end.
     pub(crate) reserved_pico: u64,
+    /// What the key reserved in its tokens-per-minute window at admission.
+    pub(crate) reserved_tokens: TokenReservation,
     /// The request's prompt estimate: the least it is charged once an upstream answered.
     pub(crate) prompt_estimate: u64,
     done: bool,
@@ -111,6 +113,7 @@ impl Ctx {
             trace: None,
             busy: None,
             reserved_pico: 0,
+            reserved_tokens: TokenReservation::default(),
             prompt_estimate: 0,
             done: false,
             key_slot: None,
@@ -174,7 +177,11 @@ impl Ctx {
         }
         self.busy = None;
         if let Some(k) = &self.key {
-            k.charge(prompt.saturating_add(completion), cost);
+            k.charge(
+                prompt.saturating_add(completion),
+                cost,
+                std::mem::take(&mut self.reserved_tokens),
+            );
             k.release(std::mem::take(&mut self.reserved_pico));
         }
         let provider = f.cand.map(|c| c.instance.id.clone());

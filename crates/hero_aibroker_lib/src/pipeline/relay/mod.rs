@@ -196,8 +196,12 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             );
             return Err(ctx.fail(err));
         }
-        if let Err(e) = key.admit(&[req.model.as_str(), plan[0].model.name.as_str()]) {
-            return Err(ctx.fail(e));
+        let tokens = needs
+            .prompt_tokens
+            .saturating_add(req.max_output_tokens().unwrap_or(DEFAULT_OUTPUT_ESTIMATE));
+        match key.admit(&[req.model.as_str(), plan[0].model.name.as_str()], tokens) {
+            Ok(reserved) => ctx.reserved_tokens = reserved,
+            Err(e) => return Err(ctx.fail(e)),
         }
         // Budgets hold under concurrency: reserve what this request may cost before it is
         // sent; the real cost replaces the reservation when it ends.
