@@ -13,22 +13,25 @@ pub struct SseEvent {
     pub data: String,
 }
 
-/// Longest line the parser buffers; an upstream sending more without a newline is broken.
+/// Default longest line, and longest event, the parser buffers; an upstream sending more
+/// without a newline (or a blank line) is broken or hostile.
 pub const MAX_LINE: usize = 16 * 1024 * 1024;
 
 /// Why the byte stream is not valid SSE.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SseError {
-    #[error("an SSE line is longer than {MAX_LINE} bytes")]
-    LineTooLong,
+    #[error("an SSE line or event is longer than {0} bytes")]
+    LineTooLong(usize),
     #[error("an SSE line is not valid UTF-8")]
     NotUtf8,
 }
 
 /// Feeds on body chunks, yields complete events. Comments (`: keep-alive`) and `id:`/`retry:`
 /// fields are skipped; events with no `data:` line are dropped, as the spec says.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SseParser {
+    /// Longest line and longest event (its data lines together), in bytes.
+    limit: usize,
     buf: BytesMut,
     /// Bytes of `buf` already scanned for a line end without finding one.
     scanned: usize,
@@ -36,7 +39,24 @@ pub struct SseParser {
     has_data: bool,
 }
 
+impl Default for SseParser {
+    fn default() -> Self {
+        Self::with_limit(MAX_LINE)
+    }
+}
+
 impl SseParser {
+    /// A parser that refuses lines and events longer than `limit` bytes.
+    pub fn with_limit(limit: usize) -> Self {
+        SseParser {
+            limit: limit.max(1),
+            buf: BytesMut::new(),
+            scanned: 0,
+            pending: SseEvent::default(),
+            has_data: false,
+        }
+    }
+
     /// Appends a body chunk.
     pub fn push(&mut self, chunk: &[u8]) {
         self.buf.extend_from_slice(chunk);
@@ -51,8 +71,8 @@ impl SseParser {
     pub fn next_event(&mut self) -> Result<Option<SseEvent>, SseError> {
         loop {
             let Some((line_len, term_len)) = self.find_line_end() else {
-                if self.buf.len() > MAX_LINE {
-                    return Err(SseError::LineTooLong);
+                if self.buf.len() > self.limit {
+                    return Err(SseError::LineTooLong(self.limit));
                 }
                 return Ok(None);
             };
@@ -82,6 +102,9 @@ impl SseParser {
                     }
                     self.pending.data.push_str(value);
                     self.has_data = true;
+                    if self.pending.data.len() > self.limit {
+                        return Err(SseError::LineTooLong(self.limit));
+                    }
                 }
                 "event" => value.clone_into(&mut self.pending.event),
                 _ => {}
@@ -183,6 +206,20 @@ mod tests {
         p.push(b": only a comment\n");
         assert_eq!(all(&mut p), vec![]);
         assert_eq!(p.finish(), Ok(None));
+    }
+
+    #[test]
+    fn lines_and_events_beyond_the_limit_are_refused() {
+        let mut p = SseParser::with_limit(16);
+        p.push(&[b'x'; 17]);
+        assert_eq!(p.next_event(), Err(SseError::LineTooLong(16)));
+        // Many short data lines that never end the event: refused at the limit too.
+        let mut p = SseParser::with_limit(16);
+        p.push(b"data: 12345\ndata: 12345\ndata: 12345\n");
+        assert_eq!(p.next_event(), Err(SseError::LineTooLong(16)));
+        let mut p = SseParser::with_limit(16);
+        p.push(b"data: 0123456789\n\n");
+        assert_eq!(p.next_event(), Ok(Some(ev("", "0123456789"))));
     }
 
     #[test]

@@ -103,6 +103,13 @@ pub struct Settings {
     pub idle_timeout: Duration,
     /// One deadline for a request until its first byte reaches the client, retries included.
     pub request_deadline: Duration,
+    /// Longest a committed stream may run, from the request's start (`STREAM_MAX_DURATION_MS`;
+    /// unset or 0: no limit). Past it the stream ends with an error event.
+    pub stream_max_duration: Option<Duration>,
+    /// Largest upstream reply body buffered (`UPSTREAM_MAX_BODY_BYTES`, default 64 MiB).
+    pub upstream_max_body_bytes: usize,
+    /// Largest upstream SSE line or event (`UPSTREAM_MAX_EVENT_BYTES`, default 16 MiB).
+    pub upstream_max_event_bytes: usize,
     /// Upstream attempts per request, fallbacks included.
     pub max_attempts: u32,
     /// Longest `Retry-After` the broker waits before retrying the same candidate.
@@ -131,6 +138,8 @@ pub struct Settings {
     pub require_api_key: bool,
     /// When set, mutating JSON-RPC methods need it as a Bearer token.
     pub admin_token: Option<crate::secret::Secret>,
+    /// Every JSON-RPC method but `health` needs the admin token too (`RPC_READS_NEED_TOKEN`).
+    pub rpc_reads_need_token: bool,
     /// Ledger rows waiting in memory at most (what a `kill -9` can lose, with one batch).
     pub ledger_queue: usize,
     /// Ledger rows per commit at most.
@@ -163,6 +172,16 @@ impl Settings {
             first_byte_timeout: millis(env, "UPSTREAM_FIRST_BYTE_TIMEOUT_MS", 60_000)?,
             idle_timeout: millis(env, "UPSTREAM_IDLE_TIMEOUT_MS", 120_000)?,
             request_deadline: millis(env, "REQUEST_DEADLINE_MS", 180_000)?,
+            stream_max_duration: Some(millis(env, "STREAM_MAX_DURATION_MS", 0)?)
+                .filter(|d| !d.is_zero()),
+            upstream_max_body_bytes: parse(env, "UPSTREAM_MAX_BODY_BYTES", 64 * 1024 * 1024usize)?
+                .max(64),
+            upstream_max_event_bytes: parse(
+                env,
+                "UPSTREAM_MAX_EVENT_BYTES",
+                hero_aibroker_sdk::sse::MAX_LINE,
+            )?
+            .max(64),
             max_attempts: parse(env, "MAX_ATTEMPTS", 4u32)?.max(1),
             retry_after_cap: millis(env, "RETRY_AFTER_CAP_MS", 2_000)?,
             max_body_bytes: parse(env, "MAX_BODY_BYTES", 10 * 1024 * 1024usize)?.max(1024),
@@ -189,6 +208,7 @@ impl Settings {
             ),
             require_api_key: parse(env, "REQUIRE_API_KEY", false)?,
             admin_token: admin_token(env)?,
+            rpc_reads_need_token: reads_need_token(env)?,
             ledger_queue: parse(env, "LEDGER_QUEUE", 10_000usize)?.max(1),
             ledger_batch: parse(env, "LEDGER_BATCH", 256usize)?.max(1),
             circuit_failures: parse(env, "CIRCUIT_FAILURES", 5u32)?.max(1),
@@ -251,6 +271,19 @@ fn admin_token(env: &Env) -> Result<Option<crate::secret::Secret>, ConfigError> 
         }),
         Some(t) => Ok(Some(crate::secret::Secret::new(t))),
     }
+}
+
+/// `RPC_READS_NEED_TOKEN`, which means nothing without an `ADMIN_TOKEN` to need.
+fn reads_need_token(env: &Env) -> Result<bool, ConfigError> {
+    let gate = parse(env, "RPC_READS_NEED_TOKEN", false)?;
+    if gate && env.get("ADMIN_TOKEN").is_none() {
+        return Err(ConfigError::Env {
+            var: "RPC_READS_NEED_TOKEN".into(),
+            message: "is true but ADMIN_TOKEN is not set: set the token the reads should need"
+                .into(),
+        });
+    }
+    Ok(gate)
 }
 
 #[cfg(test)]

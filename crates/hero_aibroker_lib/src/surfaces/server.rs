@@ -98,7 +98,10 @@ pub async fn start(
         },
     );
     let options = settings.serve_options();
-    let admin_token = settings.admin_token.clone();
+    let access = crate::surfaces::rpc::serve::RpcAccess {
+        token: settings.admin_token.clone(),
+        gate_reads: settings.rpc_reads_need_token,
+    };
     let state =
         AppState::with_drivers(settings, models, env, store.clone(), ledger, drivers).await?;
     let sockets = Sockets {
@@ -117,7 +120,7 @@ pub async fn start(
             sockets: sockets.clone(),
         }),
         meta,
-        admin_token,
+        access,
     );
     // Bind last: once the sockets accept connections, everything behind them is ready.
     let rest = socket::bind(&dir.join(REST_SOCK))?;

@@ -633,3 +633,59 @@ async fn the_sdk_clients_call_every_method() {
         other => panic!("expected -32001, got {other:?}"),
     }
 }
+
+/// `RPC_READS_NEED_TOKEN=true` gates every JSON-RPC method but `health` behind the admin
+/// token (and means nothing without one: refused at start); a batch over 100 calls is refused
+/// whole.
+#[tokio::test(flavor = "multi_thread")]
+async fn rpc_reads_can_be_gated_and_batches_are_capped() {
+    const TOKEN: &str = "reads-token-0123456789abcdef";
+    let fake = FakeProvider::start().await;
+    let mut lone = Start::with_fake(&fake)
+        .env("RPC_READS_NEED_TOKEN", "true")
+        .spawn();
+    assert!(!lone.wait_exit(Duration::from_secs(10)).await.success());
+    assert!(
+        lone.logs()
+            .contains("RPC_READS_NEED_TOKEN: is true but ADMIN_TOKEN is not set"),
+        "{}",
+        lone.logs()
+    );
+
+    let b = Start::with_fake(&fake)
+        .env("ADMIN_TOKEN", TOKEN)
+        .env("RPC_READS_NEED_TOKEN", "true")
+        .start()
+        .await;
+    for method in ["keys.list", "usage.logs", "providers.list", "info"] {
+        let v = b.rpc_with(method, json!({}), None).await;
+        assert_eq!(v["error"]["code"], -32001, "{method}: {v}");
+    }
+    let open = b.rpc_with("health", json!({}), None).await;
+    assert!(open.get("result").is_some(), "{open}");
+    let with = b.rpc_with("keys.list", json!({}), Some(TOKEN)).await;
+    assert_eq!(with["result"], json!([]), "{with}");
+
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "health"});
+    let batch = |n: usize| Value::Array(vec![call.clone(); n]);
+    let client = &b.rpc_client;
+    let send = |body: Value| async move {
+        let r = client
+            .post(Broker::url("/rpc"))
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        r.json::<Value>().await.expect("json")
+    };
+    let ok = send(batch(100)).await;
+    assert_eq!(ok.as_array().map(Vec::len), Some(100), "{ok}");
+    let refused = send(batch(101)).await;
+    assert_eq!(refused["error"]["code"], -32600, "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("at most 100")),
+        "{refused}"
+    );
+}

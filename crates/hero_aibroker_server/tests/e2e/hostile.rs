@@ -158,3 +158,52 @@ async fn random_model_names_never_become_metric_labels() {
         m.len()
     );
 }
+
+/// `STREAM_MAX_DURATION_MS` bounds a committed stream: one that trickles on past it ends with
+/// an error event and no `[DONE]`, and its row says `partial`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_past_its_maximum_duration_is_ended() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::SlowChunks(
+        std::time::Duration::from_millis(400),
+    )));
+    let b = Start::with_fake(&fake)
+        .env("STREAM_MAX_DURATION_MS", "1000")
+        .start()
+        .await;
+    let s = b.stream("/v1/chat/completions", &stream_body("chat")).await;
+    assert_eq!(s.status, 200);
+    assert!(!s.ended_with_done(), "{:?}", s.events);
+    let events = s.json_events();
+    assert!(events.len() >= 2, "some events went out first: {events:?}");
+    let last = events.last().expect("events");
+    let msg = last["error"]["message"].as_str().unwrap_or_default();
+    assert!(msg.contains("STREAM_MAX_DURATION_MS"), "{last}");
+    let took = s.events.last().expect("events").1;
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "ended near its limit: {took:?}"
+    );
+    let rows = b.wait_rows(1).await;
+    assert_eq!(rows[0]["status"], "partial", "{}", rows[0]);
+}
+
+/// Upstream replies are bounded too: a JSON body over `UPSTREAM_MAX_BODY_BYTES`, or an SSE
+/// event over `UPSTREAM_MAX_EVENT_BYTES`, fails the attempt with a message naming the setting
+/// instead of being buffered.
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_replies_over_their_caps_fail_the_attempt() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake)
+        .env("UPSTREAM_MAX_BODY_BYTES", "100")
+        .env("UPSTREAM_MAX_EVENT_BYTES", "64")
+        .start()
+        .await;
+    let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
+    let msg = r.assert_error(502, "upstream_failed");
+    assert!(msg.contains("UPSTREAM_MAX_BODY_BYTES"), "{msg}");
+    let s = b.stream("/v1/chat/completions", &stream_body("solo")).await;
+    assert_eq!(s.status, 502, "{:?} {}", s.events, s.rest);
+    let text = format!("{:?}{}", s.events, s.rest);
+    assert!(text.contains("longer than 64 bytes"), "{text}");
+}

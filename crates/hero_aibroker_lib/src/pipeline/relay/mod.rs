@@ -35,8 +35,6 @@ use crate::providers::{Chunk, Driver, Verdict, redact_body, snippet};
 use crate::state::AppState;
 use hero_aibroker_sdk::sse::{SseEvent, SseParser};
 
-/// Largest upstream reply body the broker buffers (non-streaming replies and error bodies).
-const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 /// First backoff step before a candidate is tried a second time.
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
 
@@ -525,7 +523,7 @@ async fn attempt(
             return Ok(AttemptResult::Failed(Failure::Protocol(why), None));
         }
         let mut body = resp.bytes_stream();
-        let mut parser = SseParser::default();
+        let mut parser = SseParser::with_limit(settings.upstream_max_event_bytes);
         let first = async {
             loop {
                 match parser.next_event() {
@@ -585,7 +583,13 @@ async fn attempt(
         }));
     }
 
-    let body = match read_body(resp, settings.idle_timeout, MAX_UPSTREAM_BODY).await {
+    let body = match read_body(
+        resp,
+        settings.idle_timeout,
+        settings.upstream_max_body_bytes,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(f) => return Ok(AttemptResult::Failed(f, None)),
     };
@@ -644,7 +648,8 @@ pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     crate::error::printable(&cur.to_string())
 }
 
-/// Reads a whole body, at most `limit` bytes, with `idle` as the longest gap between chunks.
+/// Reads a whole body with `idle` as the longest gap between chunks; a body over `limit`
+/// bytes fails the attempt (`UPSTREAM_MAX_BODY_BYTES`) instead of being buffered.
 async fn read_body(
     resp: reqwest::Response,
     idle: Duration,
@@ -663,13 +668,12 @@ async fn read_body(
                 )));
             }
             Ok(Some(Ok(chunk))) => {
-                if buf.is_empty() && chunk.len() >= limit {
-                    return Ok(chunk.slice(..limit));
+                if buf.len().saturating_add(chunk.len()) > limit {
+                    return Err(Failure::Protocol(format!(
+                        "the reply is larger than {limit} bytes (UPSTREAM_MAX_BODY_BYTES)"
+                    )));
                 }
-                buf.extend_from_slice(&chunk[..chunk.len().min(limit - buf.len())]);
-                if buf.len() >= limit {
-                    return Ok(buf.freeze());
-                }
+                buf.extend_from_slice(&chunk);
             }
         }
     }

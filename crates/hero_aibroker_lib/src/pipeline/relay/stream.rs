@@ -25,6 +25,9 @@ use crate::pipeline::sse::{self, Annotator};
 use crate::providers::{Chunk, Driver};
 use hero_aibroker_sdk::sse::{SseEvent, SseParser};
 
+/// Why a stream that outlived `STREAM_MAX_DURATION_MS` ended.
+const TOO_LONG: &str = "the stream ran past its maximum duration (STREAM_MAX_DURATION_MS)";
+
 /// The upstream body as the relay reads it.
 pub(super) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
@@ -120,8 +123,22 @@ impl StreamRelay {
             // Take whatever the upstream already delivered (hyper yields one item per chunked
             // frame, often many per read) into this batch; never wait for more once we have
             // something to send.
+            // The stream's total duration, when limited, bounds the wait as well as the idle
+            // timeout does.
+            let idle = self.ctx.state.settings.idle_timeout;
+            let left = self
+                .ctx
+                .state
+                .settings
+                .stream_max_duration
+                .map(|max| max.saturating_sub(self.ctx.started.elapsed()));
+            let over_time = |left: Option<Duration>| left.is_some_and(|l| l <= idle);
+            if left.is_some_and(|l| l.is_zero()) {
+                self.fail(ErrorCode::UpstreamTimeout, TOO_LONG, &mut out);
+                continue;
+            }
             let next = if out.is_empty() {
-                tokio::time::timeout(self.ctx.state.settings.idle_timeout, self.body.next()).await
+                tokio::time::timeout(left.map_or(idle, |l| l.min(idle)), self.body.next()).await
             } else {
                 match self.body.next().now_or_never() {
                     Some(item) => Ok(item),
@@ -129,6 +146,9 @@ impl StreamRelay {
                 }
             };
             match next {
+                Err(_) if over_time(left) => {
+                    self.fail(ErrorCode::UpstreamTimeout, TOO_LONG, &mut out)
+                }
                 Err(_) => self.fail(
                     ErrorCode::UpstreamTimeout,
                     "the upstream went silent mid-stream (idle timeout)",

@@ -31,6 +31,31 @@ use crate::secret::Secret;
 /// Largest `POST /rpc` body accepted: admin calls are small; a larger body is a mistake.
 pub const MAX_BODY: usize = 1 << 20;
 
+/// Most calls in one batch; a larger batch is refused whole (one call per method would be far
+/// fewer, so a larger one is a mistake or an attempt to make the broker work for nothing).
+pub const MAX_BATCH: usize = 100;
+
+/// Methods that answer without the admin token even when reads are gated: liveness only.
+const OPEN_METHODS: &[&str] = &["health"];
+
+/// Who may call what on `rpc.sock`.
+#[derive(Debug, Clone, Default)]
+pub struct RpcAccess {
+    /// `ADMIN_TOKEN`: mutating methods need it when it is set.
+    pub token: Option<Secret>,
+    /// `RPC_READS_NEED_TOKEN`: every method but `health` needs it (needs a token).
+    pub gate_reads: bool,
+}
+
+impl From<Option<Secret>> for RpcAccess {
+    fn from(token: Option<Secret>) -> Self {
+        RpcAccess {
+            token,
+            gate_reads: false,
+        }
+    }
+}
+
 /// What `/.well-known/heroservice.json` and `/health` report.
 #[derive(Debug, Clone)]
 pub struct ServiceMeta {
@@ -46,6 +71,7 @@ struct RpcState {
     /// SHA-256 of the admin token: comparing digests keeps the comparison constant-time even
     /// when the lengths differ, and the token itself is not kept in this state.
     token_digest: Option<[u8; 32]>,
+    gate_reads: bool,
     health: Bytes,
     heroservice: Bytes,
 }
@@ -54,8 +80,9 @@ struct RpcState {
 pub fn rpc_router(
     module: jsonrpsee::RpcModule<()>,
     meta: ServiceMeta,
-    admin_token: Option<Secret>,
+    access: impl Into<RpcAccess>,
 ) -> Router {
+    let access = access.into();
     let health_body = serde_json::json!({
         "status": "ok",
         "name": meta.name,
@@ -72,7 +99,8 @@ pub fn rpc_router(
     });
     let state = Arc::new(RpcState {
         methods: module.into(),
-        token_digest: admin_token.map(|t| digest(t.expose().as_bytes())),
+        gate_reads: access.gate_reads && access.token.is_some(),
+        token_digest: access.token.map(|t| digest(t.expose().as_bytes())),
         health: Bytes::from(health_body.to_string()),
         heroservice: Bytes::from(heroservice_body.to_string()),
     });
@@ -248,11 +276,10 @@ impl RpcState {
                 "invalid request: jsonrpc must be \"2.0\"",
             ));
         }
-        if !authorized && MUTATING_METHODS.contains(&method) {
-            tracing::warn!(
-                method,
-                "refused a mutating RPC call without a valid admin token"
-            );
+        let gated = MUTATING_METHODS.contains(&method)
+            || (self.gate_reads && !OPEN_METHODS.contains(&method));
+        if !authorized && gated {
+            tracing::warn!(method, "refused an RPC call without a valid admin token");
             let message =
                 format!("{method} needs the admin token: send Authorization: Bearer <ADMIN_TOKEN>");
             return id.map(|id| rpc_error(Some(id), ErrorCode::Unauthorized.rpc_code(), &message));
@@ -333,6 +360,19 @@ async fn rpc(
         return json(
             StatusCode::OK,
             rpc_error(None, INVALID_REQUEST_CODE, "invalid request: empty batch"),
+        );
+    }
+    if calls.len() > MAX_BATCH {
+        return json(
+            StatusCode::OK,
+            rpc_error(
+                None,
+                INVALID_REQUEST_CODE,
+                &format!(
+                    "invalid request: a batch of {} calls; at most {MAX_BATCH} per batch",
+                    calls.len()
+                ),
+            ),
         );
     }
     let answers: Vec<String> = join_all(calls.iter().map(|call| state.call(call, authorized)))
