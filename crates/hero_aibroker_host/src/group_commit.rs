@@ -224,14 +224,20 @@ impl<R: Send + 'static> Queue<R> {
     /// is full, or shutdown has begun, the row is counted in `dropped` (and a warning logged at
     /// most once per second).
     pub fn record(&self, row: R) {
-        if self.try_record(row).is_err() {
-            let why = if self.shared.closing.load(Ordering::Relaxed) {
-                "shutting down"
-            } else {
-                "queue full"
-            };
-            self.shared.drop_rows(1, why);
-        }
+        drop(self.record_or_take(row));
+    }
+
+    /// [`Queue::record`] that hands a dropped row back (counted in `dropped` all the same), so
+    /// the caller can keep what the row carried that must not be lost with it.
+    pub fn record_or_take(&self, row: R) -> Option<R> {
+        let row = self.try_record(row).err()?;
+        let why = if self.shared.closing.load(Ordering::Relaxed) {
+            "shutting down"
+        } else {
+            "queue full"
+        };
+        self.shared.drop_rows(1, why);
+        Some(row)
     }
 
     /// Like [`Queue::record`] but hands the row back instead of dropping it when the queue is

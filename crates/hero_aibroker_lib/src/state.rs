@@ -158,6 +158,7 @@ impl AppState {
             drivers,
         });
         spawn_catalog_refresh(&state);
+        spawn_retention(&state);
         // Background upkeep for as long as the state lives: metrics every 5 s, instance health
         // changes persisted every second (never from the request path).
         let weak = Arc::downgrade(&state);
@@ -173,6 +174,7 @@ impl AppState {
                     s.clients.prune();
                 }
                 s.persist_health().await;
+                s.ledger.persist_unlogged_spend().await;
             }
         });
         Ok(state)
@@ -341,6 +343,50 @@ fn dirty_circuits(registry: &Registry, now_ms: i64) -> Vec<(&Circuit, CircuitRow
             Some((&b.circuit, row))
         })
         .collect()
+}
+
+/// Ledger rows pruned per statement: small enough that a backlog never holds SQLite's write
+/// lock for long (the ledger writer commits between two of them).
+const PRUNE_BATCH: u32 = 1000;
+
+/// With `LEDGER_RETENTION_DAYS` set, deletes older ledger rows: at start, then every 10
+/// minutes, in batches of [`PRUNE_BATCH`], for as long as the state lives.
+fn spawn_retention(state: &Arc<AppState>) {
+    let days = state.settings.ledger_retention_days;
+    if days == 0 {
+        return;
+    }
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            let Some(s) = weak.upgrade() else { break };
+            let keep_ms = i64::from(days) * 86_400_000;
+            let before = i64::try_from(crate::health::pool::unix_ms())
+                .unwrap_or(i64::MAX)
+                .saturating_sub(keep_ms);
+            let mut pruned = 0u64;
+            loop {
+                match s.store.prune_logs(before, PRUNE_BATCH).await {
+                    Ok(n) => {
+                        pruned += n;
+                        if n < u64::from(PRUNE_BATCH) {
+                            break;
+                        }
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!("ledger retention: pruning failed (retried later): {e}");
+                        break;
+                    }
+                }
+            }
+            if pruned > 0 {
+                tracing::info!(rows = pruned, days, "ledger retention: pruned old rows");
+            }
+            drop(s);
+            tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+        }
+    });
 }
 
 /// Refreshes the live OpenRouter catalog when it is on: the first refresh at once (start-up does

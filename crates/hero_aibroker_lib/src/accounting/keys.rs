@@ -148,6 +148,11 @@ impl KeyEntry {
         }
     }
 
+    /// Whether the key has a budget.
+    pub fn has_budget(&self) -> bool {
+        self.settings.load().budget_usd.is_some()
+    }
+
     /// Name of the key, for `/v1/key`.
     pub fn name(&self) -> String {
         self.settings.load().name.clone()

@@ -11,11 +11,18 @@
 //! - [`LedgerWriter::shutdown`] stops accepting rows, commits everything queued and
 //!   checkpoints the WAL.
 //!
+//! **Spend is never lost with a row.** A key's spend reaches the store with its rows (in the
+//! same transaction). A row the queue drops takes its cost to [`Ledger::unlogged_spend`]
+//! instead, which the broker adds to the key in the store once a second
+//! ([`Ledger::persist_unlogged_spend`]) — so a restart after a ledger outage does not refund
+//! budgets.
+//!
 //! **What a crash can lose.** A committed row survives `kill -9` (SQLite WAL, synchronous
 //! NORMAL). Only rows still in memory can be lost: at most `queue + batch` rows (10 256 with
 //! the defaults), and that many only while the database is failing; with a healthy database
 //! the loss is the rows of the last ~`linger` (20 ms) plus one commit.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use hero_aibroker_host::group_commit::{self, Config, Queue, Sink, Writer};
@@ -73,7 +80,12 @@ impl Sink for Rows {
 
 /// Handle to the ledger: records rows, reports health, flushes. Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct Ledger(Queue<RequestLog>);
+pub struct Ledger {
+    queue: Queue<RequestLog>,
+    /// Cost of dropped rows by key id, not yet added to the store (rare path: a lock is fine).
+    unlogged: std::sync::Arc<std::sync::Mutex<HashMap<String, f64>>>,
+    store: Store,
+}
 
 /// Owner of the writer task; [`LedgerWriter::shutdown`] drains it.
 #[derive(Debug)]
@@ -84,7 +96,7 @@ impl Ledger {
     /// tokio runtime (it spawns the task there).
     pub fn start(store: Store, cfg: LedgerConfig) -> (Ledger, LedgerWriter) {
         let (queue, writer) = group_commit::start(
-            Rows(store),
+            Rows(store.clone()),
             Config {
                 name: NAME,
                 queue: cfg.queue,
@@ -92,14 +104,52 @@ impl Ledger {
                 linger: cfg.linger,
             },
         );
-        (Ledger(queue), LedgerWriter(writer))
+        let ledger = Ledger {
+            queue,
+            unlogged: Default::default(),
+            store,
+        };
+        (ledger, LedgerWriter(writer))
     }
 
     /// Queues a row for the writer. Never blocks, never touches the database: when the queue
     /// is full, or shutdown has begun, the row is counted in `dropped` (and a warning logged at
     /// most once per second).
     pub fn record(&self, row: RequestLog) {
-        self.0.record(row);
+        if let Some(row) = self.queue.record_or_take(row)
+            && let Some(key) = row.key_id
+            && row.cost_usd.is_finite()
+            && row.cost_usd > 0.0
+        {
+            *self.lock().entry(key).or_default() += row.cost_usd;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, f64>> {
+        self.unlogged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Spend of dropped rows not yet in the store, by key id.
+    pub fn unlogged_spend(&self) -> HashMap<String, f64> {
+        self.lock().clone()
+    }
+
+    /// Adds the spend of dropped rows to their keys in the store; what cannot be written now
+    /// (the database is still failing) stays for the next call.
+    pub async fn persist_unlogged_spend(&self) {
+        let pending = std::mem::take(&mut *self.lock());
+        if pending.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.add_spend(&pending).await {
+            tracing::warn!("cannot persist the spend of dropped ledger rows (retried): {e}");
+            let mut m = self.lock();
+            for (k, usd) in pending {
+                *m.entry(k).or_default() += usd;
+            }
+        }
     }
 
     /// Like [`Ledger::record`] but hands the row back instead of dropping it when the queue is
@@ -110,12 +160,12 @@ impl Ledger {
         reason = "the caller's row handed back as is, without an allocation"
     )]
     pub fn try_record(&self, row: RequestLog) -> Result<(), RequestLog> {
-        self.0.try_record(row)
+        self.queue.try_record(row)
     }
 
     /// The writer's counters.
     pub fn health(&self) -> LedgerHealth {
-        let c = self.0.counters();
+        let c = self.queue.counters();
         LedgerHealth {
             queued: c.queued,
             written: c.written,
@@ -128,7 +178,7 @@ impl Ledger {
     /// Resolves once every row recorded before this call is committed (or the writer is
     /// gone). While the database fails this waits for it to recover.
     pub async fn flush(&self) {
-        self.0.flush().await;
+        self.queue.flush().await;
     }
 }
 

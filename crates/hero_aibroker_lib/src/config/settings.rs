@@ -144,6 +144,12 @@ pub struct Settings {
     pub ledger_queue: usize,
     /// Ledger rows per commit at most.
     pub ledger_batch: usize,
+    /// Ledger rows older than this many days are pruned in the background
+    /// (`LEDGER_RETENTION_DAYS`; 0, the default, keeps them forever).
+    pub ledger_retention_days: u32,
+    /// While the ledger cannot write, requests of keys with a budget are refused
+    /// (`LEDGER_FAIL_CLOSED`, default false: they are served and their spend kept in memory).
+    pub ledger_fail_closed: bool,
     /// Consecutive failures that open a backend's circuit.
     pub circuit_failures: u32,
     /// How long an open circuit keeps traffic away before one probe.
@@ -211,6 +217,8 @@ impl Settings {
             rpc_reads_need_token: reads_need_token(env)?,
             ledger_queue: parse(env, "LEDGER_QUEUE", 10_000usize)?.max(1),
             ledger_batch: parse(env, "LEDGER_BATCH", 256usize)?.max(1),
+            ledger_retention_days: parse(env, "LEDGER_RETENTION_DAYS", 0u32)?,
+            ledger_fail_closed: parse(env, "LEDGER_FAIL_CLOSED", false)?,
             circuit_failures: parse(env, "CIRCUIT_FAILURES", 5u32)?.max(1),
             circuit_open: millis(env, "CIRCUIT_OPEN_MS", 30_000)?,
             catalog_interval: Duration::from_secs(parse(

@@ -202,6 +202,7 @@ impl Broker {
         // Every accepted request has ended (or was cut, which ends it as cancelled): commit
         // the ledger, checkpoint, then remove the sockets.
         let rows_flushed = writer.shutdown(LEDGER_DRAIN).await;
+        state.ledger.persist_unlogged_spend().await;
         store.close().await;
         drop(rest.guard);
         drop(rpc.guard);

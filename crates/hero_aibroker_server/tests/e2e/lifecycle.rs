@@ -171,34 +171,74 @@ async fn sigterm_finishes_the_in_flight_stream_then_exits_cleanly() {
     assert!(!b.sock.exists(), "socket removed");
 }
 
+/// A stream still running at the drain deadline is cut — it was in flight (its first events
+/// reached the client), it ends without `[DONE]` — and its `client_cancelled` row is in the
+/// database after the process exited: the ledger closes only after the cut requests recorded.
 #[tokio::test(flavor = "multi_thread")]
 async fn drain_deadline_cuts_a_stream_that_will_not_end() {
+    use futures_util::StreamExt;
     let fake = FakeProvider::start().await;
     fake.script(Rule::any(Behavior::SlowChunks(Duration::from_secs(5))));
     let mut b = Start::with_fake(&fake)
         .env("DRAIN_TIMEOUT_MS", "300")
         .start()
         .await;
-    let client = b.client.clone();
-    let stream = tokio::spawn(async move {
-        let r = client
-            .post(Broker::url("/v1/chat/completions"))
-            .json(&stream_body("chat"))
-            .send()
-            .await
-            .expect("send");
-        r.text().await
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = b
+        .client
+        .post(Broker::url("/v1/chat/completions"))
+        .json(&stream_body("chat"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let id = resp
+        .headers()
+        .get("x-aibroker-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("request id")
+        .to_owned();
+    let mut body = resp.bytes_stream();
+    let first = body.next().await.expect("a first chunk").expect("bytes");
+    assert!(
+        String::from_utf8_lossy(&first).starts_with("data: "),
+        "the stream was in flight"
+    );
     let t0 = std::time::Instant::now();
     b.signal("TERM");
+    let mut rest = Vec::new();
+    while let Some(Ok(chunk)) = body.next().await {
+        rest.extend_from_slice(&chunk);
+    }
+    assert!(
+        !String::from_utf8_lossy(&rest).contains("[DONE]"),
+        "cut, not finished"
+    );
     let status = b.wait_exit(Duration::from_secs(5)).await;
     assert!(status.success());
     assert!(
         t0.elapsed() < Duration::from_secs(3),
         "stopped at the drain deadline"
     );
-    let _ = stream.await;
+    let row = row_in_db(&b.db_path(), &id).await;
+    assert_eq!(
+        row,
+        Some(("client_cancelled".to_owned(), 499)),
+        "the cut stream's row"
+    );
+}
+
+/// Status and HTTP status of the ledger row `id`, read from the database file.
+async fn row_in_db(path: &std::path::Path, id: &str) -> Option<(String, i64)> {
+    use sqlx::Connection;
+    let url = format!("sqlite://{}?mode=ro", path.display());
+    let mut conn = sqlx::SqliteConnection::connect(&url)
+        .await
+        .expect("open db");
+    sqlx::query_as("SELECT status, http_status FROM request_logs WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut conn)
+        .await
+        .expect("query")
 }
 
 #[tokio::test(flavor = "multi_thread")]

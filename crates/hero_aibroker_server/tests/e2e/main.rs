@@ -7,6 +7,7 @@ mod harness;
 mod admin;
 mod auth;
 mod catalog;
+mod durability;
 mod errors;
 mod fallback;
 mod faults;

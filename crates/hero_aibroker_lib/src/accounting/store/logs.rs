@@ -1,7 +1,7 @@
 //! The `request_logs` table: the ledger's batch insert (idempotent, charging key spend in the
 //! same transaction) and the queries behind `usage.logs` and `usage.summary`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hero_aibroker_sdk::admin::{
     AttemptLog, GroupBy, LogPage, LogQuery, RequestLog, UsageGroup, UsageQuery,
@@ -207,6 +207,36 @@ impl Store {
                 })
             })
             .collect()
+    }
+
+    /// Adds `usd` to each key's persisted spend, in one transaction (the spend of ledger rows
+    /// that were dropped: it must outlive a restart even though the rows did not).
+    pub async fn add_spend(&self, spend: &HashMap<String, f64>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (key, usd) in spend {
+            sqlx::query("UPDATE api_keys SET spent_usd = spent_usd + ? WHERE id = ?")
+                .bind(finite(*usd))
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes ledger rows that started before `before_ms`, at most `batch` of them (so a
+    /// large backlog is pruned in small steps that never hold the write lock for long).
+    /// Returns how many went.
+    pub async fn prune_logs(&self, before_ms: i64, batch: u32) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM request_logs WHERE id IN \
+             (SELECT id FROM request_logs WHERE started_ms < ? LIMIT ?)",
+        )
+        .bind(before_ms)
+        .bind(i64::from(batch))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
     }
 
     /// Number of ledger rows.

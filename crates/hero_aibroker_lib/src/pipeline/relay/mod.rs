@@ -201,6 +201,14 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             Ok(reserved) => ctx.reserved_tokens = reserved,
             Err(e) => return Err(ctx.fail(e)),
         }
+        if settings.ledger_fail_closed && key.has_budget() && !ctx.state.ledger.health().healthy {
+            let err = ApiError::new(
+                ErrorCode::Overloaded,
+                "The usage ledger cannot write right now; requests of keys with a budget are refused until it recovers (LEDGER_FAIL_CLOSED).",
+            )
+            .retry_after(5);
+            return Err(ctx.fail(err));
+        }
         // Budgets hold under concurrency: reserve what this request may cost before it is
         // sent; the real cost replaces the reservation when it ends.
         match key.reserve(cost_estimate(&plan, &needs, &req)) {
