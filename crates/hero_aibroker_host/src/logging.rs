@@ -14,19 +14,48 @@ pub fn init_logging(default_level: &str) {
         .init();
 }
 
-/// The body of every service binary's `main`: logs to stderr (see [`init_logging`]), runs
-/// `run`, and on error prints one line, `<name>: <error and its causes>`, and exits 1.
+/// Makes the process non-dumpable: no core file with its secrets in it, and other processes of
+/// the same user can no longer read its memory or environment through `/proc/<pid>/` or attach
+/// a debugger (`PR_SET_DUMPABLE` 0). Returns whether it took.
+pub fn harden() -> bool {
+    use rustix::process::{DumpableBehavior, set_dumpable_behavior};
+    match set_dumpable_behavior(DumpableBehavior::NotDumpable) {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!("cannot make the process non-dumpable: {e}");
+            false
+        }
+    }
+}
+
+/// The body of every service binary's `main`: logs to stderr (see [`init_logging`]), makes the
+/// process non-dumpable ([`harden`]), runs `run`, and on error prints one line,
+/// `<name>: <error and its causes>`, and exits 1.
 pub fn run_main<E: std::fmt::Display>(
     name: &str,
     default_level: &str,
     run: impl FnOnce() -> Result<(), E>,
 ) -> std::process::ExitCode {
     init_logging(default_level);
+    harden();
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn harden_makes_the_process_non_dumpable() {
+        use rustix::process::{DumpableBehavior, dumpable_behavior};
+        assert!(super::harden());
+        assert_eq!(
+            dumpable_behavior().expect("prctl"),
+            DumpableBehavior::NotDumpable
+        );
     }
 }

@@ -92,6 +92,7 @@ impl AppState {
         drivers: Drivers,
     ) -> Result<Arc<Self>, StateError> {
         models.check_kinds(&drivers.kinds())?;
+        models.check_env(&env)?;
         let client = reqwest::Client::builder()
             .connect_timeout(settings.connect_timeout)
             // The relay is the one retry loop; the client must not retry or follow redirects
@@ -106,6 +107,9 @@ impl AppState {
         let priorities: HashMap<String, i64> = store.priorities().await?.into_iter().collect();
         let keys = Keys::load(&store, settings.require_api_key).await?;
         let registry = Registry::build_with(&models, &env, &priorities, None);
+        for warning in registry.cleartext_key_warnings() {
+            tracing::warn!("{warning}");
+        }
         let catalog = LiveCatalog::for_registry(&registry, settings.catalog_interval);
         // Instance health survives restarts: auth failures and disabled keys stay so, and
         // cooldowns that have not ended yet resume.

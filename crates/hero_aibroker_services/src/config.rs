@@ -8,6 +8,11 @@
 //! {"mcpServers": [{"name": "ping", "command": "mcp_ping", "args": [], "env": {}, "transport": "stdio"}]}
 //! {"mcpServers": {"ping": {"command": "mcp_ping"}, "docs": {"url": "http://127.0.0.1:9000/mcp"}}}
 //! ```
+//!
+//! **Secrets stay out of the file.** A value in `env`, `args` or `url` may say `${VAR}`: it is
+//! replaced by the aggregator's own environment variable `VAR` when the file is read (an unset
+//! one is an error naming the server, the field and the variable). A file that still holds
+//! literal `env` values and that the group or others can read is warned about at start.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -130,11 +135,26 @@ impl McpConfig {
             path: path.to_owned(),
             source,
         })?;
-        Self::parse(&text, path)
+        let config = Self::parse(&text, path)?;
+        if let Some(warning) = permission_warning(path, &text) {
+            tracing::warn!("{warning}");
+        }
+        Ok(config)
     }
 
-    /// Parses and validates `text`; `path` is only used in error messages.
+    /// Parses and validates `text`, `${VAR}` read from the process environment; `path` is only
+    /// used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let env = hero_aibroker_host::env::Env::from_process();
+        Self::parse_with(text, path, &|var| env.get(var).map(str::to_owned))
+    }
+
+    /// [`McpConfig::parse`] with `lookup` as the environment `${VAR}` is read from.
+    pub fn parse_with(
+        text: &str,
+        path: &Path,
+        lookup: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid {
             path: path.to_owned(),
             message,
@@ -212,7 +232,7 @@ impl McpConfig {
             if servers.iter().any(|s| s.name == name) {
                 return Err(server_err("field name: used by another server".into()));
             }
-            let server = validate_server(name, raw).map_err(server_err)?;
+            let server = validate_server(name, raw, lookup).map_err(server_err)?;
             if let Some(server) = server {
                 servers.push(server);
             }
@@ -222,9 +242,22 @@ impl McpConfig {
 }
 
 /// Validates one entry; `None` when it is disabled.
-fn validate_server(name: String, raw: RawServer) -> Result<Option<ServerConfig>, String> {
+fn validate_server(
+    name: String,
+    mut raw: RawServer,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<ServerConfig>, String> {
     if raw.disabled {
         return Ok(None);
+    }
+    for (i, a) in raw.args.iter_mut().enumerate() {
+        *a = expand(a, lookup).map_err(|m| format!("field args[{i}]: {m}"))?;
+    }
+    for (k, v) in raw.env.iter_mut() {
+        *v = expand(v, lookup).map_err(|m| format!("field env.{k}: {m}"))?;
+    }
+    if let Some(url) = raw.url.as_mut() {
+        *url = expand(url, lookup).map_err(|m| format!("field url: {m}"))?;
     }
     let timeout = match raw.timeout_secs {
         None => DEFAULT_TIMEOUT,
@@ -337,6 +370,63 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
+}
+
+/// `value` with every `${VAR}` replaced by `lookup(VAR)`; an unset variable, an unclosed
+/// `${`, or a name that is not `[A-Za-z0-9_]+` is an error.
+fn expand(value: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(at) = rest.find("${") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("{value:?} has a \"${{\" without its \"}}\""));
+        };
+        let var = &after[..end];
+        if var.is_empty() || !var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(format!("${{{var}}} is not an environment variable name"));
+        }
+        let Some(resolved) = lookup(var) else {
+            return Err(format!(
+                "${{{var}}} is not set in the aggregator's environment"
+            ));
+        };
+        out.push_str(&resolved);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A warning when the file at `path` holds literal `env` values (not `${VAR}`) and the group
+/// or others may read it.
+fn permission_warning(path: &Path, text: &str) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode();
+    if mode & 0o077 == 0 {
+        return None;
+    }
+    let raw: Value = serde_json::from_str(text).ok()?;
+    let servers: Vec<&Value> = match raw.get("mcpServers")? {
+        Value::Array(a) => a.iter().collect(),
+        Value::Object(m) => m.values().collect(),
+        _ => return None,
+    };
+    let literal = servers.iter().any(|s| {
+        s.get("env").and_then(Value::as_object).is_some_and(|env| {
+            env.values()
+                .any(|v| v.as_str().is_some_and(|v| !v.contains("${")))
+        })
+    });
+    literal.then(|| {
+        format!(
+            "{} holds literal env values and is readable by {} (mode {:o}); it may hold secrets: use ${{VAR}} references or chmod 600",
+            path.display(),
+            if mode & 0o007 != 0 { "every user" } else { "its group" },
+            mode & 0o777
+        )
+    })
 }
 
 #[cfg(test)]

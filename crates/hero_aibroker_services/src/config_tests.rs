@@ -144,3 +144,67 @@ fn the_example_file_is_valid() {
     let cfg = McpConfig::load(&path).expect("mcp_servers.example.json is valid");
     assert!(cfg.servers.iter().any(|s| s.name == "ping"));
 }
+
+#[test]
+fn dollar_brace_values_come_from_the_environment() {
+    let lookup = |var: &str| (var == "SEARCH_KEY").then(|| "sk-from-env-1234".to_owned());
+    let text = r#"{"mcpServers": {
+        "s": {"command": "srv", "args": ["--key=${SEARCH_KEY}"], "env": {"KEY": "${SEARCH_KEY}", "MODE": "fast"}},
+        "r": {"url": "https://mcp.example/${SEARCH_KEY}/mcp"}
+    }}"#;
+    let cfg = McpConfig::parse_with(text, Path::new("mcp_servers.json"), &lookup).expect("valid");
+    let Transport::Stdio { args, env, .. } = &cfg.servers[0].transport else {
+        panic!("stdio");
+    };
+    assert_eq!(args, &vec!["--key=sk-from-env-1234".to_owned()]);
+    assert_eq!(env["KEY"], "sk-from-env-1234");
+    assert_eq!(env["MODE"], "fast");
+    assert_eq!(
+        cfg.servers[1].transport,
+        Transport::Http {
+            url: "https://mcp.example/sk-from-env-1234/mcp".into()
+        }
+    );
+    let unset = McpConfig::parse_with(
+        r#"{"mcpServers": {"s": {"command": "srv", "env": {"KEY": "${NOPE}"}}}}"#,
+        Path::new("mcp_servers.json"),
+        &lookup,
+    )
+    .expect_err("unset")
+    .to_string();
+    assert_eq!(
+        unset,
+        "mcp_servers.json: server \"s\": field env.KEY: ${NOPE} is not set in the aggregator's environment"
+    );
+    let open = McpConfig::parse_with(
+        r#"{"mcpServers": {"s": {"command": "srv", "args": ["${OPEN"]}}}"#,
+        Path::new("mcp_servers.json"),
+        &lookup,
+    )
+    .expect_err("unclosed")
+    .to_string();
+    assert!(open.contains("field args[0]"), "{open}");
+}
+
+#[test]
+fn a_readable_file_with_literal_env_values_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("mcp_servers.json");
+    let literal = r#"{"mcpServers": {"s": {"command": "srv", "env": {"KEY": "sk-literal"}}}}"#;
+    let by_ref = r#"{"mcpServers": {"s": {"command": "srv", "env": {"KEY": "${KEY}"}}}}"#;
+    std::fs::write(&path, literal).expect("write");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let w = super::permission_warning(&path, literal).expect("warned");
+    assert!(w.contains("readable by every user (mode 644)"), "{w}");
+    assert!(!w.contains("sk-literal"), "{w}");
+    assert!(
+        super::permission_warning(&path, by_ref).is_none(),
+        "references only"
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(
+        super::permission_warning(&path, literal).is_none(),
+        "private"
+    );
+}

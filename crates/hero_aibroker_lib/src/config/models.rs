@@ -204,6 +204,24 @@ impl ModelsConfig {
         Ok(())
     }
 
+    /// Checks the environment's `<PROVIDER>_BASE_URL` overrides (built-in and custom
+    /// providers) like the file's `base_url`: an override that is not an http(s) URL with a
+    /// host is refused, naming the variable, instead of silently disabling the provider.
+    pub fn check_env(&self, env: &hero_aibroker_host::env::Env) -> Result<(), ConfigError> {
+        for name in self.provider_names() {
+            let var = format!("{}_BASE_URL", env_prefix(name));
+            if let Some(url) = env.get(&var)
+                && !is_http_url(url)
+            {
+                return Err(ConfigError::Env {
+                    var,
+                    message: format!("{url:?} is not an http:// or https:// URL with a host"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Whose secret `var` already is, if anyone's but custom provider `index`'s: the admin
     /// token, a built-in provider's key variables, or an earlier custom provider's.
     fn key_variable_owner(&self, var: &str, index: usize) -> Option<String> {
@@ -253,12 +271,7 @@ impl ModelsConfig {
                     format!("provider {:?} is declared twice", p.name),
                 ));
             }
-            let parsed = reqwest::Url::parse(&p.base_url)
-                .ok()
-                .filter(|u| u.has_host());
-            if !(p.base_url.starts_with("http://") || p.base_url.starts_with("https://"))
-                || parsed.is_none()
-            {
+            if !is_http_url(&p.base_url) {
                 return Err(self.invalid(
                     format!("{key}.base_url"),
                     format!("{:?} is not an http:// or https:// URL", p.base_url),
@@ -375,6 +388,12 @@ pub fn env_prefix(provider: &str) -> String {
 }
 
 /// Names of models, aliases and providers: printable, no spaces, no path tricks.
+/// An `http://` or `https://` URL with a host.
+pub(crate) fn is_http_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://"))
+        && reqwest::Url::parse(url).is_ok_and(|u| u.has_host())
+}
+
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 200

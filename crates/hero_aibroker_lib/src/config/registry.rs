@@ -299,6 +299,32 @@ fn keys_from(env: &Env, vars: &[String]) -> Vec<Secret> {
         .unwrap_or_default()
 }
 
+impl Registry {
+    /// Providers whose keys would travel in clear: a key-holding provider whose base URL is
+    /// plain `http://` to a host other than loopback. One operator message each.
+    pub fn cleartext_key_warnings(&self) -> Vec<String> {
+        self.providers
+            .values()
+            .filter(|p| !p.keyless && !p.instances.is_empty())
+            .filter_map(|p| {
+                let url = reqwest::Url::parse(&p.base_url).ok()?;
+                let host = url.host_str()?;
+                let bare = host.trim_start_matches('[').trim_end_matches(']');
+                let loopback = bare == "localhost"
+                    || bare
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback());
+                (url.scheme() == "http" && !loopback).then(|| {
+                    format!(
+                        "provider {:?} sends its API key over plain http:// to {}; use https:// (anyone on the path can read the key)",
+                        p.name, host
+                    )
+                })
+            })
+            .collect()
+    }
+}
+
 fn make_provider(
     name: &str,
     kind: &str,

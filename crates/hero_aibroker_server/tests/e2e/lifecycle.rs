@@ -102,6 +102,32 @@ async fn weak_or_borrowed_secrets_are_refused_at_start() {
     );
     assert!(!logs.contains("letmein"), "the token was echoed: {logs}");
 
+    // A base URL override is checked like the file's base_url, and names its variable.
+    let mut b = Start::with_fake(&fake)
+        .env("GROQ_BASE_URL", "ftp://files.example")
+        .spawn();
+    assert!(!b.wait_exit(Duration::from_secs(10)).await.success());
+    assert!(
+        b.logs().contains(
+            "GROQ_BASE_URL: \"ftp://files.example\" is not an http:// or https:// URL with a host"
+        ),
+        "{}",
+        b.logs()
+    );
+    // A key sent over plain http:// beyond loopback is warned about at start.
+    let b = Start::with_fake(&fake)
+        .env("OPENAI_BASE_URL", "http://10.255.0.1:8080/v1")
+        .env("OPENAI_API_KEY", "sk-cleartext-0123456789")
+        .start()
+        .await;
+    let logs = b.logs();
+    assert!(
+        logs.contains("provider \"openai\" sends its API key over plain http:// to 10.255.0.1"),
+        "{logs}"
+    );
+    assert!(!logs.contains("sk-cleartext-0123456789"), "{logs}");
+    drop(b);
+
     for var in ["ADMIN_TOKEN", "OPENAI_API_KEY"] {
         let yaml = models_yaml(&fake.base_url(), &dead_url())
             .replace("api_key_env: FAKE_KEYS", &format!("api_key_env: {var}"));
