@@ -1,14 +1,34 @@
 //! Logs of every hero_aibroker process (`tracing` to stderr, filtered by `RUST_LOG`) and the
 //! shape of every service's `main` ([`run_main`]).
 
-/// Logs to stderr: `RUST_LOG` or `default_level`, colour codes only for a terminal (never into
-/// log files). Call once, first thing in `main`.
+/// Library log targets that print whole requests or responses at `trace` (jsonrpsee logs every
+/// RPC answer, `keys.create`'s secret included). They are capped at `debug` whatever
+/// `RUST_LOG` says, so no log level writes a secret.
+const PAYLOAD_TARGETS: &[&str] = &[
+    "jsonrpsee-server",
+    "jsonrpsee-core",
+    "jsonrpsee-client",
+    "jsonrpsee_core",
+    "jsonrpsee_server",
+];
+
+/// The log filter: `RUST_LOG` or `default_level`, with [`PAYLOAD_TARGETS`] capped.
+pub fn filter(default_level: &str) -> tracing_subscriber::EnvFilter {
+    let mut filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    for target in PAYLOAD_TARGETS {
+        if let Ok(d) = format!("{target}=debug").parse() {
+            filter = filter.add_directive(d);
+        }
+    }
+    filter
+}
+
+/// Logs to stderr: `RUST_LOG` or `default_level` (see [`filter`]), colour codes only for a
+/// terminal (never into log files). Call once, first thing in `main`.
 pub fn init_logging(default_level: &str) {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
+        .with_env_filter(filter(default_level))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();

@@ -39,7 +39,8 @@ fn json_value() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
-        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
+        any::<f64>()
+            .prop_map(|f| serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number)),
         prop_oneof![
             Just("small".to_owned()),
             Just("auto".to_owned()),
@@ -199,7 +200,11 @@ fn run_sse(chunks: &[&[u8]], limit: usize) -> Result<Vec<SseEvent>, Vec<SseEvent
 }
 
 /// The broker's JSON-RPC module over a fresh state and store.
-fn rpc() -> (tokio::runtime::Runtime, jsonrpsee::RpcModule<()>, tempfile::TempDir) {
+fn rpc() -> (
+    tokio::runtime::Runtime,
+    jsonrpsee::RpcModule<()>,
+    tempfile::TempDir,
+) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -262,7 +267,9 @@ fn rpc_params_of_any_shape_get_a_result_or_an_error() {
                 prop_assert_eq!(&v["id"], &json!(7));
                 let ok = v.get("result").is_some();
                 let err = v["error"]["code"].is_i64()
-                    && v["error"]["message"].as_str().is_some_and(|m| !m.is_empty());
+                    && v["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| !m.is_empty());
                 prop_assert!(ok != err, "{method}: {v}");
                 Ok(())
             },
