@@ -30,7 +30,8 @@ use crate::secret::{Secret, redact};
 /// How the relay should treat a non-success upstream status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
-    /// Try the next candidate (408, 429, 5xx); `retry_after` from the upstream's headers.
+    /// Try the next candidate (408, 429, 5xx, and a 3xx redirect, which is never followed);
+    /// `retry_after` from the upstream's headers.
     Retry {
         rate_limited: bool,
         retry_after: Option<Duration>,

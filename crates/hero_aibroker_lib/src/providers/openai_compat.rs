@@ -92,6 +92,12 @@ impl Driver for OpenAiCompat {
                 rate_limited: false,
                 retry_after: retry_after(headers),
             },
+            // The broker follows no redirect (one to an internal address would be an SSRF): a
+            // provider that answers one is misconfigured, so the next candidate is tried.
+            300..=399 => Verdict::Retry {
+                rate_limited: false,
+                retry_after: None,
+            },
             _ => Verdict::Fatal,
         }
     }

@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod mcp;
 mod openrouter;
+mod policy;
 mod relay;
 mod routing;
 mod streams;
