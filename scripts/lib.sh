@@ -6,6 +6,16 @@ SOCKET_ROOT="${HERO_SOCKET_DIR:-$HOME/hero/var/sockets}"
 SOCKET_DIR="$SOCKET_ROOT/hero_aibroker"
 LOG_DIR="${HERO_AIBROKER_LOG_DIR:-$HOME/hero/var/log/hero_aibroker}"
 RUN_DIR="${HERO_AIBROKER_RUN_DIR:-$HOME/hero/var/run/hero_aibroker}"
+# Which build start.sh runs: release (the default, built by start.sh) or debug (the test
+# suite's smoke run uses the binaries it already built).
+PROFILE="${HERO_AIBROKER_PROFILE:-release}"
+case "$PROFILE" in
+  release) BIN_DIR="$REPO/target/release" ;;
+  debug) BIN_DIR="$REPO/target/debug" ;;
+  *) printf 'error: HERO_AIBROKER_PROFILE must be release or debug, not %s\n' "$PROFILE" >&2; exit 1 ;;
+esac
+# The settings file start.sh loads (KEY=value lines), when it exists.
+ENV_FILE="${HERO_AIBROKER_ENV_FILE:-$REPO/.env}"
 # The services start.sh runs, with the socket each one answers on.
 SERVICES=("hero_aibroker_server:rest.sock" "hero_aibroker_services:mcp.sock")
 

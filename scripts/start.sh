@@ -5,27 +5,29 @@
 # Sockets: $HERO_SOCKET_DIR/hero_aibroker/ (default ~/hero/var/sockets/hero_aibroker/)
 # Logs:    ~/hero/var/log/hero_aibroker/<service>.log    PIDs: ~/hero/var/run/hero_aibroker/
 # Provider keys and settings come from the environment, or from a .env file at the repository
-# root (KEY=value lines; see docs/configuration.md).
+# root (KEY=value lines; see docs/configuration.md; HERO_AIBROKER_ENV_FILE names another).
+# HERO_AIBROKER_PROFILE=debug runs the debug binaries instead of building the release ones.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_cargo
 
-if [ -f "$REPO/.env" ]; then
-  say "loading $REPO/.env"
-  set -a; source "$REPO/.env"; set +a
+if [ -f "$ENV_FILE" ]; then
+  say "loading $ENV_FILE"
+  set -a; source "$ENV_FILE"; set +a
 fi
 MODELS="${MODELS_CONFIG_PATH:-$REPO/modelsconfig.yml}"
 MCP="${MCP_CONFIG_PATH:-$REPO/mcp_servers.json}"
 [ -f "$MCP" ] || MCP="$REPO/mcp_servers.example.json"
 
-say "building release binaries"
-(cd "$REPO" && cargo build --release --locked --bins \
+say "building $PROFILE binaries"
+if [ "$PROFILE" = release ]; then release=(--release); else release=(); fi
+(cd "$REPO" && cargo build "${release[@]}" --locked --bins \
   -p hero_aibroker_server -p hero_aibroker_services -p hero_aibroker_mcp -p hero_aibroker)
 
 mkdir -p "$LOG_DIR" "$RUN_DIR"
-"$REPO/target/release/hero_aibroker_server" --models-config "$MODELS" --check \
+"$BIN_DIR/hero_aibroker_server" --models-config "$MODELS" --check \
   || die "the configuration is invalid (see the message above)"
-"$REPO/target/release/hero_aibroker_services" --mcp-config "$MCP" --check \
+"$BIN_DIR/hero_aibroker_services" --mcp-config "$MCP" --check \
   || die "$MCP is invalid (see the message above)"
 
 for entry in "${SERVICES[@]}"; do
@@ -39,7 +41,7 @@ for entry in "${SERVICES[@]}"; do
     hero_aibroker_services) args=(--socket-dir "$SOCKET_ROOT" --mcp-config "$MCP") ;;
     *) args=(--socket-dir "$SOCKET_ROOT" --models-config "$MODELS") ;;
   esac
-  nohup "$REPO/target/release/$svc" "${args[@]}" \
+  nohup "$BIN_DIR/$svc" "${args[@]}" \
     >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$svc.pid"
   for _ in $(seq 1 100); do
@@ -53,4 +55,4 @@ done
 echo
 echo "Try:  curl --unix-socket $SOCKET_DIR/rest.sock http://localhost/v1/models"
 echo "      curl --unix-socket $SOCKET_DIR/rest.sock http://localhost/mcp/tools"
-echo "      $REPO/target/release/hero_aibroker doctor"
+echo "      $BIN_DIR/hero_aibroker doctor"

@@ -39,6 +39,9 @@ else
   cargo test --locked --workspace --no-fail-fast
 fi
 
+say "operator scripts: start.sh, status.sh, stop.sh with an env file, against the fake provider"
+bash scripts/smoke_scripts.sh
+
 say "openrpc.json against an independent validator (@open-rpc/schema-utils-js)"
 bash scripts/validate_openrpc.sh
 

@@ -24,17 +24,6 @@ async fn ledger_healthy(b: &Broker) -> bool {
     b.get("/health").await.json["ledger"]["healthy"] == true
 }
 
-async fn wait_for(limit: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let t0 = std::time::Instant::now();
-    while t0.elapsed() < limit {
-        if check().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    false
-}
-
 /// The database is write-locked by another process for a while: rows beyond the small queue
 /// are dropped, yet their spend reaches the store once it recovers and survives a restart;
 /// meanwhile a key with a budget is refused (fail closed), one without is served.
@@ -68,7 +57,7 @@ async fn a_ledger_outage_refunds_no_budget_and_can_fail_closed() {
         assert_eq!(r.status, 200, "served while the ledger waits: {}", r.text);
     }
     assert!(
-        wait_for(Duration::from_secs(20), async || !ledger_healthy(&b).await).await,
+        wait_until(Duration::from_secs(20), async || !ledger_healthy(&b).await).await,
         "the ledger never noticed the lock"
     );
     let refused = b
@@ -93,7 +82,7 @@ async fn a_ledger_outage_refunds_no_budget_and_can_fail_closed() {
         .expect("unlock");
     drop(lock);
     assert!(
-        wait_for(Duration::from_secs(30), async || ledger_healthy(&b).await).await,
+        wait_until(Duration::from_secs(30), async || ledger_healthy(&b).await).await,
         "the ledger recovered"
     );
     let r = b
@@ -147,7 +136,7 @@ async fn old_rows_are_pruned_under_the_retention_setting() {
         .in_dir(dir)
         .start()
         .await;
-    let pruned = wait_for(Duration::from_secs(10), async || {
+    let pruned = wait_until(Duration::from_secs(10), async || {
         let page = b.rpc("usage.logs", json!({"query": {"limit": 100}})).await;
         page["rows"].as_array().map(Vec::len) == Some(1)
     })

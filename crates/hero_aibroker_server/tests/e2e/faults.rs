@@ -8,7 +8,7 @@ use std::time::Duration;
 use hero_aibroker_testkit::{Behavior, FakeProvider, Rule};
 use serde_json::Value;
 
-use crate::harness::{Start, chat_body, dead_url, models_yaml};
+use crate::harness::{Start, chat_body, dead_url, models_yaml, wait_until};
 
 fn attempts(row: &Value) -> Vec<(String, Option<u64>)> {
     row["attempts"]
@@ -168,14 +168,19 @@ async fn timeouts_open_the_circuit_until_one_probe() {
     assert_eq!(slow.call_count(), 1);
     // The key's own cooldown (1 s after one failure) ends; the circuit (3 s) still holds:
     // the hanging backend gets nothing.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let cooled = wait_until(Duration::from_secs(10), async || {
+        b.instance("fake-0").await["cooldown_seconds"].is_null()
+    })
+    .await;
+    assert!(cooled, "{}", b.instance("fake-0").await);
+    assert_eq!(b.circuit("fake", "chat").await["state"], "open");
     for _ in 0..5 {
         let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
         assert_eq!(r.header("x-aibroker-attempts"), "1", "{}", r.text);
         assert_eq!(r.header("x-aibroker-provider"), "backup-0");
     }
     assert_eq!(slow.call_count(), 1);
-    tokio::time::sleep(Duration::from_millis(2000)).await;
+    b.wait_probe_ready("fake", "chat", "fake-0").await;
     // Half-open: exactly one probe, which times out and opens it again.
     for _ in 0..3 {
         assert_eq!(

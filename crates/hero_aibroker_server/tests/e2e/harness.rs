@@ -419,7 +419,51 @@ pub async fn eventually(limit: Duration, done: impl Fn() -> bool) -> bool {
     done()
 }
 
+/// Polls the async `done` every 20 ms for up to `limit`; whether it became true. Tests wait on
+/// the broker's own state this way, never on a wall-clock sleep standing in for a timer.
+pub async fn wait_until(limit: Duration, mut done: impl AsyncFnMut() -> bool) -> bool {
+    let t0 = Instant::now();
+    loop {
+        if done().await {
+            return true;
+        }
+        if t0.elapsed() >= limit {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 impl Broker {
+    /// The circuit of `model` on `provider` as `providers.list` shows it.
+    pub async fn circuit(&self, provider: &str, model: &str) -> Value {
+        let providers = self.rpc("providers.list", serde_json::json!([])).await;
+        providers
+            .as_array()
+            .expect("providers")
+            .iter()
+            .filter(|p| p["name"] == provider)
+            .flat_map(|p| p["circuits"].as_array().cloned().unwrap_or_default())
+            .find(|c| c["model"] == model)
+            .unwrap_or_else(|| panic!("no circuit for {provider}/{model} in {providers}"))
+    }
+
+    /// Waits (up to 15 s) until the circuit of `model` on `provider` lets its probe through
+    /// (half-open) and `instance` is no longer cooling down.
+    pub async fn wait_probe_ready(&self, provider: &str, model: &str, instance: &str) {
+        let ready = wait_until(Duration::from_secs(15), async || {
+            self.circuit(provider, model).await["state"] == "half_open"
+                && self.instance(instance).await["cooldown_seconds"].is_null()
+        })
+        .await;
+        assert!(
+            ready,
+            "{provider}/{model} never became ready to probe: {} {}",
+            self.circuit(provider, model).await,
+            self.instance(instance).await
+        );
+    }
+
     /// One provider instance as `providers.list` shows it.
     pub async fn instance(&self, id: &str) -> Value {
         let providers = self.rpc("providers.list", serde_json::json!([])).await;

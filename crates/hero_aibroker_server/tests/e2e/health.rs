@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hero_aibroker_testkit::{Behavior, FakeProvider, Rule};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::harness::*;
 
@@ -41,8 +41,8 @@ async fn a_refused_key_is_not_tried_again_until_reset_and_that_survives_a_restar
         "the key itself is never shown"
     );
 
-    // Persisted: a restart keeps key-a out.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+    // Persisted (SIGTERM writes instance health before the process exits): a restart keeps
+    // key-a out.
     b.signal("TERM");
     b.wait_exit(Duration::from_secs(10)).await;
     let dir = b.into_dir();
@@ -181,7 +181,7 @@ async fn a_failing_backend_trips_its_circuit_and_gets_no_traffic_until_the_probe
 
     // Once both the circuit's open time and the key's own 2 s backoff have passed, exactly one
     // probe goes through; it fails and the circuit opens again.
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    b.wait_probe_ready("fake", "chat", "fake-0").await;
     assert_eq!(
         chat().await.json["provider"],
         "backup",
@@ -199,26 +199,13 @@ async fn a_failing_backend_trips_its_circuit_and_gets_no_traffic_until_the_probe
 
     // The backend recovers: the next probe (after the key's 4 s backoff) closes the circuit.
     fake.clear_rules();
-    tokio::time::sleep(Duration::from_millis(4200)).await;
+    b.wait_probe_ready("fake", "chat", "fake-0").await;
     assert_eq!(
         chat().await.json["provider"],
         "fake",
         "a successful probe closes the circuit"
     );
     assert_eq!(chat().await.json["provider"], "fake");
-}
-
-/// The circuit of `model`'s backend on `provider`, as `providers.list` shows it.
-async fn circuit(b: &Broker, provider: &str, model: &str) -> Value {
-    let providers = b.rpc("providers.list", json!([])).await;
-    providers
-        .as_array()
-        .expect("providers")
-        .iter()
-        .filter(|p| p["name"] == provider)
-        .flat_map(|p| p["circuits"].as_array().cloned().unwrap_or_default())
-        .find(|c| c["model"] == model)
-        .unwrap_or_else(|| panic!("no circuit for {provider}/{model} in {providers}"))
 }
 
 /// A broker over `fake` (one key) and `backup` whose circuits open after two failures.
@@ -251,21 +238,21 @@ async fn an_open_circuit_is_listed_and_survives_a_restart_until_its_probe() {
     let fake = FakeProvider::start().await;
     let backup = FakeProvider::start().await;
     let mut b = circuit_broker(&fake, &backup, "6000").start().await;
-    let closed = circuit(&b, "fake", "chat").await;
+    let closed = b.circuit("fake", "chat").await;
     assert_eq!(
         closed,
         json!({"model": "chat", "upstream_model": "up-chat", "state": "closed",
                "failures": 0, "open_seconds": null})
     );
     open_fake_circuit(&b, &fake).await;
-    let open = circuit(&b, "fake", "chat").await;
+    let open = b.circuit("fake", "chat").await;
     assert_eq!(
         (open["state"].as_str(), open["failures"].as_u64()),
         (Some("open"), Some(2))
     );
     let left = open["open_seconds"].as_f64().expect("open_seconds");
     assert!((5.0..=6.0).contains(&left), "{open}");
-    assert_eq!(circuit(&b, "backup", "chat").await["state"], "closed");
+    assert_eq!(b.circuit("backup", "chat").await["state"], "closed");
 
     // SIGTERM right away (no time for the once-a-second writer): shutdown persists it.
     b.signal("TERM");
@@ -275,7 +262,7 @@ async fn an_open_circuit_is_listed_and_survives_a_restart_until_its_probe() {
         .in_dir(dir)
         .start()
         .await;
-    let open = circuit(&b, "fake", "chat").await;
+    let open = b.circuit("fake", "chat").await;
     assert_eq!(
         (open["state"].as_str(), open["failures"].as_u64()),
         (Some("open"), Some(2))
@@ -313,16 +300,22 @@ async fn an_open_circuit_is_listed_and_survives_a_restart_until_its_probe() {
 
     // The backend recovered meanwhile; when the restored open time ends, one probe closes it.
     fake.clear_rules();
-    let left = circuit(&b, "fake", "chat").await["open_seconds"]
-        .as_f64()
-        .expect("still open");
-    tokio::time::sleep(Duration::from_secs_f64(left + 0.3)).await;
-    assert_eq!(circuit(&b, "fake", "chat").await["state"], "half_open");
+    assert!(
+        b.circuit("fake", "chat").await["open_seconds"]
+            .as_f64()
+            .is_some(),
+        "still open"
+    );
+    let half_open = wait_until(Duration::from_secs(15), async || {
+        b.circuit("fake", "chat").await["state"] == "half_open"
+    })
+    .await;
+    assert!(half_open, "{}", b.circuit("fake", "chat").await);
     let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
     assert_eq!(r.json["provider"], "fake", "the probe: {}", r.text);
     assert_eq!(fake.count(None, Some("up-chat")), 3, "exactly one probe");
     assert_eq!(
-        circuit(&b, "fake", "chat").await,
+        b.circuit("fake", "chat").await,
         json!({"model": "chat", "upstream_model": "up-chat", "state": "closed",
                "failures": 0, "open_seconds": null})
     );
@@ -337,14 +330,14 @@ async fn providers_reset_closes_the_circuits_of_that_provider() {
     fake.clear_rules();
     let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
     assert_eq!(r.json["provider"], "backup");
-    assert_eq!(circuit(&b, "fake", "chat").await["state"], "open");
+    assert_eq!(b.circuit("fake", "chat").await["state"], "open");
 
     // The operator says the provider works again: key and circuits are back at once.
     let reset = b
         .rpc("providers.reset", json!({"instance": "fake-0"}))
         .await;
     assert_eq!(reset["state"], "healthy");
-    let closed = circuit(&b, "fake", "chat").await;
+    let closed = b.circuit("fake", "chat").await;
     assert_eq!(
         (closed["state"].as_str(), closed["failures"].as_u64()),
         (Some("closed"), Some(0))

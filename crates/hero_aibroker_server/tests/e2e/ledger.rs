@@ -285,7 +285,8 @@ async fn sigterm_under_load_loses_no_row() {
     ))));
     let mut b = Start::with_fake(&fake).start().await;
     let handle = load(&b, 4000, 16).await;
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Stop in the middle of the load: once a few hundred calls went upstream.
+    assert!(eventually(Duration::from_secs(20), || fake.call_count() >= 300).await);
     b.signal("TERM");
     let answered = handle.await.expect("load");
     assert!(
@@ -318,7 +319,8 @@ async fn kill_9_loses_at_most_the_queue_bound() {
         .start()
         .await;
     let handle = load(&b, 100_000, 16).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill in the middle of the load, once a few thousand calls went through.
+    assert!(eventually(Duration::from_secs(30), || fake.call_count() >= 3000).await);
     // Rows the ledger refused because its queue was full are counted, not lost to the kill.
     let dropped = b.rpc("health", serde_json::json!([])).await["ledger"]["dropped"]
         .as_u64()

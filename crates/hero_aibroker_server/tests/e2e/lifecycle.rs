@@ -163,14 +163,14 @@ async fn sigterm_finishes_the_in_flight_stream_then_exits_cleanly() {
             r.text().await.expect("complete body")
         }
     });
-    // Let the stream start, then ask the broker to stop.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once the stream is upstream, ask the broker to stop.
+    assert!(eventually(Duration::from_secs(10), || fake.call_count() >= 1).await);
     b.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(
-        tokio::net::UnixStream::connect(&b.sock).await.is_err(),
-        "no new connections while draining"
-    );
+    let refused = wait_until(Duration::from_secs(5), async || {
+        tokio::net::UnixStream::connect(&b.sock).await.is_err()
+    })
+    .await;
+    assert!(refused, "no new connections while draining");
     let body = stream.await.expect("join");
     assert!(
         body.trim_end().ends_with("data: [DONE]"),

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Runs the operator scripts as an operator would: scripts/start.sh (settings from an env file),
+# status.sh, a chat completion through the started broker against the fake provider, stop.sh,
+# and status.sh again — in a temporary home, with the debug binaries the suite already built.
+set -euo pipefail
+source "$(dirname "$0")/lib.sh"
+cd "$REPO"
+command -v curl >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq curl; }
+
+TMP="$(mktemp -d)"
+# cargo and rustup stay where they are when HOME moves.
+export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
+export HOME="$TMP/home" HERO_SOCKET_DIR="$TMP/sockets"
+export HERO_AIBROKER_LOG_DIR="$TMP/log" HERO_AIBROKER_RUN_DIR="$TMP/run"
+export HERO_AIBROKER_PROFILE=debug HERO_AIBROKER_ENV_FILE="$TMP/smoke.env"
+mkdir -p "$HOME"
+FAKE_PID=""
+cleanup() {
+  bash scripts/stop.sh >/dev/null 2>&1 || true
+  [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null || true
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+fail() { for f in "$TMP"/log/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 30 "$f"; }; done; die "$*"; }
+
+target/debug/hero_aibroker_fake_provider >"$TMP/fake.out" 2>&1 &
+FAKE_PID=$!
+for _ in $(seq 1 100); do grep -q '^listening ' "$TMP/fake.out" && break; sleep 0.1; done
+FAKE_URL="$(sed -n 's/^listening //p' "$TMP/fake.out")"
+[ -n "$FAKE_URL" ] || die "the fake provider did not start: $(cat "$TMP/fake.out")"
+
+cat >"$TMP/models.yml" <<YAML
+providers:
+  - {name: smoke, base_url: "$FAKE_URL", api_key_env: SMOKE_KEYS}
+models:
+  smoke-chat:
+    display_name: Smoke chat
+    tier: cheap
+    context_window: 8192
+    backends:
+      - {provider: smoke, model_id: up-smoke, priority: 1, input_cost: 1, output_cost: 2}
+YAML
+# Only the env file says where the models are: a chat with smoke-chat proves it was loaded.
+cat >"$HERO_AIBROKER_ENV_FILE" <<ENV
+SMOKE_KEYS=sk-smoke-0123456789
+MODELS_CONFIG_PATH=$TMP/models.yml
+ENV
+
+bash scripts/start.sh || fail "start.sh failed"
+out="$(bash scripts/status.sh)" || fail "status.sh says a service is not running: $out"
+grep -q 'hero_aibroker_server .*running' <<<"$out" || fail "status.sh: $out"
+grep -q 'hero_aibroker_services .*running' <<<"$out" || fail "status.sh: $out"
+grep -q '"status":"ok"' <<<"$out" || fail "status.sh shows no healthy /health: $out"
+
+answer="$(curl -s --max-time 10 --unix-socket "$HERO_SOCKET_DIR/hero_aibroker/rest.sock" \
+  -H 'content-type: application/json' \
+  -d '{"model":"smoke-chat","messages":[{"role":"user","content":"hi"}]}' \
+  http://localhost/v1/chat/completions)"
+grep -q '"object":"chat.completion"' <<<"$answer" || fail "chat through the started broker: $answer"
+
+bash scripts/stop.sh || fail "stop.sh failed"
+set +e
+out="$(bash scripts/status.sh)"; rc=$?
+set -e
+[ "$rc" = 3 ] || fail "status.sh after stop.sh exited $rc: $out"
+grep -q 'hero_aibroker_server .*stopped' <<<"$out" || fail "status.sh after stop: $out"
+[ ! -e "$HERO_SOCKET_DIR/hero_aibroker/rest.sock" ] || fail "rest.sock left behind"
+grep -q 'stopped' "$TMP/log/hero_aibroker_server.log" || fail "the broker did not log a clean stop"
+say "operator scripts: start, status, chat, stop, status — ok"
