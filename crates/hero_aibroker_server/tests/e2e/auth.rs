@@ -238,7 +238,7 @@ async fn a_key_max_concurrent_limit_holds() {
     let (id, key) = create_key(&b, json!({"name": "c", "max_concurrent": 3})).await;
     let listed = b.rpc("keys.list", json!({})).await;
     assert_eq!(listed[0]["max_concurrent"], 3, "{listed}");
-    let (served, refused) = burst(&b, 12, Some(&key)).await;
+    let (served, refused) = burst(&b, 50, Some(&key)).await;
     assert_eq!(served, 3, "refused: {refused:?}");
     assert!(
         refused.iter().all(|r| r == "429 rate_limit_exceeded"),
