@@ -140,15 +140,7 @@ async fn keys_gate_access_limits_and_budgets() {
     let dir = b.into_dir();
     let b = Start::with_fake(&fake).in_dir(dir).start().await;
     let after = b.rpc("keys.list", json!([])).await;
-    let spent = |v: &Value, name: &str| {
-        v.as_array()
-            .expect("keys")
-            .iter()
-            .find(|k| k["name"] == name)
-            .expect(name)["spent_usd"]
-            .as_f64()
-            .expect("spent")
-    };
+    let spent = spent_of;
     assert!((spent(&after, "poor") - spent(&spent_before, "poor")).abs() < 1e-9);
     assert!(spent(&after, "poor") > 0.0);
     b.post_key("/v1/chat/completions", &chat_body("chat"), &secret)

@@ -167,16 +167,9 @@ async fn invalid_keys_are_counted_not_logged_and_throttled() {
         .start()
         .await;
     let (_, good) = create_key(&b, json!({"name": "good"})).await;
-    let minute = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs()
-            / 60
-    };
     // The throttle's window is the minute: redo the round if one began in the middle of it.
     for round in 0..2 {
-        let m = minute();
+        let m = this_minute();
         for _ in 0..3 {
             b.post_key("/v1/chat/completions", &chat_body("chat"), "sk-hab-wrong")
                 .await
@@ -185,7 +178,7 @@ async fn invalid_keys_are_counted_not_logged_and_throttled() {
         let r = b
             .post_key("/v1/chat/completions", &chat_body("chat"), &good)
             .await;
-        if minute() != m && round == 0 {
+        if this_minute() != m && round == 0 {
             continue;
         }
         let msg = r.assert_error(429, "rate_limit_exceeded");
@@ -275,14 +268,7 @@ async fn per_client_limits_hold_whatever_the_key() {
 async fn per_client_requests_per_minute_hold() {
     let fake = FakeProvider::start().await;
     let b = Start::with_fake(&fake).env("CLIENT_RPM", "3").start().await;
-    let minute = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .expect("clock")
-            .as_secs()
-            / 60
-    };
-    let m = minute();
+    let m = this_minute();
     let mut codes = Vec::new();
     for _ in 0..4 {
         codes.push(
@@ -291,7 +277,7 @@ async fn per_client_requests_per_minute_hold() {
                 .status,
         );
     }
-    if minute() == m {
+    if this_minute() == m {
         assert_eq!(codes, vec![200, 200, 200, 429]);
     } else {
         // A minute began mid-way: its window allows three more.

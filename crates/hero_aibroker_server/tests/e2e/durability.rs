@@ -5,20 +5,10 @@
 use std::time::Duration;
 
 use hero_aibroker_testkit::FakeProvider;
-use serde_json::{Value, json};
+use serde_json::json;
 use sqlx::Connection;
 
 use crate::harness::*;
-
-fn spent(keys: &Value, name: &str) -> f64 {
-    keys.as_array()
-        .expect("keys")
-        .iter()
-        .find(|k| k["name"] == name)
-        .expect(name)["spent_usd"]
-        .as_f64()
-        .expect("spent")
-}
 
 async fn ledger_healthy(b: &Broker) -> bool {
     b.get("/health").await.json["ledger"]["healthy"] == true
@@ -69,7 +59,7 @@ async fn a_ledger_outage_refunds_no_budget_and_can_fail_closed() {
         .post_key("/v1/chat/completions", &chat_body("chat"), &open)
         .await;
     assert_eq!(r.status, 200, "a key without a budget is still served");
-    let before = spent(&b.rpc("keys.list", json!([])).await, "open");
+    let before = spent_of(&b.rpc("keys.list", json!([])).await, "open");
     assert!(before > 0.0);
     assert!(
         b.get("/health").await.json["ledger"]["dropped"].as_u64() > Some(0),
@@ -95,7 +85,7 @@ async fn a_ledger_outage_refunds_no_budget_and_can_fail_closed() {
     assert!(b.wait_exit(Duration::from_secs(15)).await.success());
     let dir = b.into_dir();
     let b = Start::with_fake(&fake).in_dir(dir).start().await;
-    let after = spent(&b.rpc("keys.list", json!([])).await, "open");
+    let after = spent_of(&b.rpc("keys.list", json!([])).await, "open");
     assert!(
         (after - before).abs() < 1e-9,
         "spend after the restart {after} != before {before}: dropped rows refunded it"

@@ -498,3 +498,35 @@ pub async fn create_key(b: &Broker, params: Value) -> (String, String) {
     );
     (k["key"]["id"].as_str().expect("id").to_owned(), secret)
 }
+
+/// `spent_usd` of the key named `name` in a `keys.list` answer.
+pub fn spent_of(keys: &Value, name: &str) -> f64 {
+    keys.as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["name"] == name)
+        .expect(name)["spent_usd"]
+        .as_f64()
+        .expect("spent")
+}
+
+/// The current minute since the epoch: limits with a one-minute window reset when it changes.
+pub fn this_minute() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        / 60
+}
+
+impl Broker {
+    /// Sends a streamed chat request for `model` and returns the response as it starts.
+    pub async fn open_stream(&self, model: &str) -> reqwest::Response {
+        self.client
+            .post(Self::url("/v1/chat/completions"))
+            .json(&stream_body(model))
+            .send()
+            .await
+            .expect("send")
+    }
+}

@@ -209,13 +209,7 @@ async fn drain_deadline_cuts_a_stream_that_will_not_end() {
         .env("DRAIN_TIMEOUT_MS", "300")
         .start()
         .await;
-    let resp = b
-        .client
-        .post(Broker::url("/v1/chat/completions"))
-        .json(&stream_body("chat"))
-        .send()
-        .await
-        .expect("send");
+    let resp = b.open_stream("chat").await;
     assert_eq!(resp.status(), 200);
     let id = resp
         .headers()

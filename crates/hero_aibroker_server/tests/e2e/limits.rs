@@ -95,13 +95,7 @@ async fn a_client_that_goes_away_cancels_the_request() {
     assert!(r.is_err(), "client timed out");
 
     // A stream: read the first chunk, then drop the connection.
-    let resp = b
-        .client
-        .post(Broker::url("/v1/chat/completions"))
-        .json(&stream_body("chat"))
-        .send()
-        .await
-        .expect("send");
+    let resp = b.open_stream("chat").await;
     let mut body = resp.bytes_stream();
     assert!(body.next().await.is_some());
     drop(body);
