@@ -17,7 +17,7 @@ esac
 # The settings file start.sh loads (KEY=value lines), when it exists.
 ENV_FILE="${HERO_AIBROKER_ENV_FILE:-$REPO/.env}"
 # The services start.sh runs, with the socket each one answers on.
-SERVICES=("hero_aibroker_server:rest.sock" "hero_aibroker_services:mcp.sock")
+SERVICES=("hero_aibroker_server:rest.sock" "hero_aibroker_services:mcp.sock" "hero_aibroker_admin:admin.sock")
 
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the operator scripts as an operator would: scripts/start.sh (settings from an env file),
 # status.sh, a chat completion through the started broker against the fake provider, stop.sh,
-# and status.sh again — in a temporary home, with the debug binaries the suite already built.
+# and status.sh again — in a temporary home, with the debug binaries the suite already built
+# (a build of just the service crates would unify features differently and recompile).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$REPO"
@@ -12,7 +13,8 @@ TMP="$(mktemp -d)"
 export RUSTUP_HOME="${RUSTUP_HOME:-$HOME/.rustup}" CARGO_HOME="${CARGO_HOME:-$HOME/.cargo}"
 export HOME="$TMP/home" HERO_SOCKET_DIR="$TMP/sockets"
 export HERO_AIBROKER_LOG_DIR="$TMP/log" HERO_AIBROKER_RUN_DIR="$TMP/run"
-export HERO_AIBROKER_PROFILE=debug HERO_AIBROKER_ENV_FILE="$TMP/smoke.env"
+export HERO_AIBROKER_PROFILE=debug HERO_AIBROKER_SKIP_BUILD=1 HERO_AIBROKER_ENV_FILE="$TMP/smoke.env"
+export HERO_AIBROKER_ADMIN_HTTP=""  # the console on its socket only: no port to collide with
 mkdir -p "$HOME"
 FAKE_PID=""
 cleanup() {
@@ -51,6 +53,9 @@ out="$(bash scripts/status.sh)" || fail "status.sh says a service is not running
 grep -q 'hero_aibroker_server .*running' <<<"$out" || fail "status.sh: $out"
 grep -q 'hero_aibroker_services .*running' <<<"$out" || fail "status.sh: $out"
 grep -q '"status":"ok"' <<<"$out" || fail "status.sh shows no healthy /health: $out"
+grep -q 'hero_aibroker_admin .*running' <<<"$out" || fail "status.sh: $out"
+page="$(curl -s --max-time 10 --unix-socket "$HERO_SOCKET_DIR/hero_aibroker/admin.sock" http://localhost/models)"
+grep -q 'smoke-chat' <<<"$page" || fail "the console's Models page: $page"
 
 answer="$(curl -s --max-time 10 --unix-socket "$HERO_SOCKET_DIR/hero_aibroker/rest.sock" \
   -H 'content-type: application/json' \
@@ -66,4 +71,4 @@ set -e
 grep -q 'hero_aibroker_server .*stopped' <<<"$out" || fail "status.sh after stop: $out"
 [ ! -e "$HERO_SOCKET_DIR/hero_aibroker/rest.sock" ] || fail "rest.sock left behind"
 grep -q 'stopped' "$TMP/log/hero_aibroker_server.log" || fail "the broker did not log a clean stop"
-say "operator scripts: start, status, chat, stop, status — ok"
+say "operator scripts: start, status, chat, console, stop, status — ok"

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Builds the release binaries and starts the hero_aibroker services in the background: the broker
-# (rest.sock, rpc.sock) and the MCP aggregator (mcp.sock) with the servers of mcp_servers.json
-# (MCP_CONFIG_PATH; without one, mcp_servers.example.json: the bundled servers only).
+# (rest.sock, rpc.sock), the MCP aggregator (mcp.sock) with the servers of mcp_servers.json
+# (MCP_CONFIG_PATH; without one, mcp_servers.example.json: the bundled servers only) and the web
+# console (admin.sock, and http://$HERO_AIBROKER_ADMIN_HTTP for a browser, default
+# 127.0.0.1:8088; set it empty for the socket only).
 # Sockets: $HERO_SOCKET_DIR/hero_aibroker/ (default ~/hero/var/sockets/hero_aibroker/)
 # Logs:    ~/hero/var/log/hero_aibroker/<service>.log    PIDs: ~/hero/var/run/hero_aibroker/
 # Provider keys and settings come from the environment, or from a .env file at the repository
 # root (KEY=value lines; see docs/configuration.md; HERO_AIBROKER_ENV_FILE names another).
-# HERO_AIBROKER_PROFILE=debug runs the debug binaries instead of building the release ones.
+# HERO_AIBROKER_PROFILE=debug runs the debug binaries instead of the release ones;
+# HERO_AIBROKER_SKIP_BUILD=1 runs the binaries as they are, without building.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_cargo
@@ -19,10 +22,19 @@ MODELS="${MODELS_CONFIG_PATH:-$REPO/modelsconfig.yml}"
 MCP="${MCP_CONFIG_PATH:-$REPO/mcp_servers.json}"
 [ -f "$MCP" ] || MCP="$REPO/mcp_servers.example.json"
 
-say "building $PROFILE binaries"
-if [ "$PROFILE" = release ]; then release=(--release); else release=(); fi
-(cd "$REPO" && cargo build "${release[@]}" --locked --bins \
-  -p hero_aibroker_server -p hero_aibroker_services -p hero_aibroker_mcp -p hero_aibroker)
+if [ -n "${HERO_AIBROKER_SKIP_BUILD:-}" ]; then
+  say "using the $PROFILE binaries as built (HERO_AIBROKER_SKIP_BUILD)"
+else
+  say "building $PROFILE binaries"
+  if [ "$PROFILE" = release ]; then release=(--release); else release=(); fi
+  (cd "$REPO" && cargo build "${release[@]}" --locked --bins \
+    -p hero_aibroker_server -p hero_aibroker_services -p hero_aibroker_mcp -p hero_aibroker \
+    -p hero_aibroker_admin)
+fi
+for bin in hero_aibroker_server hero_aibroker_services hero_aibroker_admin mcp_ping mcp_broker; do
+  [ -x "$BIN_DIR/$bin" ] || die "$BIN_DIR/$bin is missing: build it first (cargo build)"
+done
+ADMIN_HTTP="${HERO_AIBROKER_ADMIN_HTTP-127.0.0.1:8088}"
 
 mkdir -p "$LOG_DIR" "$RUN_DIR"
 "$BIN_DIR/hero_aibroker_server" --models-config "$MODELS" --check \
@@ -39,6 +51,9 @@ for entry in "${SERVICES[@]}"; do
   say "starting $svc"
   case "$svc" in
     hero_aibroker_services) args=(--socket-dir "$SOCKET_ROOT" --mcp-config "$MCP") ;;
+    hero_aibroker_admin)
+      args=(--socket-dir "$SOCKET_ROOT")
+      if [ -n "$ADMIN_HTTP" ]; then args+=(--http "$ADMIN_HTTP"); fi ;;
     *) args=(--socket-dir "$SOCKET_ROOT" --models-config "$MODELS") ;;
   esac
   nohup "$BIN_DIR/$svc" "${args[@]}" \
@@ -56,3 +71,4 @@ echo
 echo "Try:  curl --unix-socket $SOCKET_DIR/rest.sock http://localhost/v1/models"
 echo "      curl --unix-socket $SOCKET_DIR/rest.sock http://localhost/mcp/tools"
 echo "      $BIN_DIR/hero_aibroker doctor"
+if [ -n "$ADMIN_HTTP" ]; then echo "Console: http://$ADMIN_HTTP/"; fi

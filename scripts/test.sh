@@ -17,7 +17,7 @@ say "building"
 cargo build --locked --workspace --all-targets
 
 say "crate graph: only the server links the core"
-for crate in hero_aibroker_services hero_aibroker_mcp hero_aibroker hero_aibroker_sdk hero_aibroker_host; do
+for crate in hero_aibroker_services hero_aibroker_mcp hero_aibroker hero_aibroker_admin hero_aibroker_sdk hero_aibroker_host; do
   if cargo tree --locked -e normal -p "$crate" | grep -q hero_aibroker_lib; then
     die "$crate depends on hero_aibroker_lib (cargo tree -e normal -p $crate); it must reach the broker through the SDK"
   fi
@@ -53,3 +53,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 HERO_BIN_DIR="$REPO/target/debug" "$VENV/bin/python" -m pytest -q tests/python
+
+say "browser tests of the console (Debian's chromium, driven by playwright-core)"
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ] \
+  || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+fi
+HERO_BIN_DIR="$REPO/target/debug" CHROMIUM="$(command -v chromium)" node --test tests/browser/
+echo "screenshots: $REPO/target/browser-results/"

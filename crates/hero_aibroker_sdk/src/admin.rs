@@ -223,6 +223,36 @@ pub struct UsageQuery {
     pub key_id: Option<String>,
 }
 
+/// `usage.series` parameters: time buckets of `bucket_ms` from `from_ms` to `to_ms` (now when
+/// absent), aligned to the viewer's clock (`tz_offset_minutes` east of UTC), so a day bucket is
+/// the viewer's midnight to midnight.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SeriesQuery {
+    pub from_ms: i64,
+    #[serde(default)]
+    pub to_ms: Option<i64>,
+    /// At least 60 000 (a minute); at most 10 000 buckets in the range.
+    pub bucket_ms: i64,
+    #[serde(default)]
+    pub tz_offset_minutes: i32,
+    /// Only the rows of this broker key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+}
+
+/// One bucket of `usage.series`; buckets without requests are left out.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UsageBucket {
+    /// Unix milliseconds of the bucket's start.
+    pub start_ms: i64,
+    pub requests: u64,
+    pub errors: u64,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub cost_usd: f64,
+    pub avg_latency_ms: f64,
+}
+
 /// One group of `usage.summary`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageGroup {

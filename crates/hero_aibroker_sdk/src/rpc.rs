@@ -99,9 +99,17 @@ pub trait HeroAiBrokerApi {
     #[method(name = "usage.summary")]
     async fn usage_summary(&self, query: UsageQuery) -> RpcResult<Vec<UsageGroup>>;
 
+    /// Usage in time buckets (for charts), aligned to the viewer's time zone.
+    #[method(name = "usage.series")]
+    async fn usage_series(&self, query: SeriesQuery) -> RpcResult<Vec<UsageBucket>>;
+
     /// Ledger rows, newest first, filtered and paged.
     #[method(name = "usage.logs")]
     async fn usage_logs(&self, query: LogQuery) -> RpcResult<LogPage>;
+
+    /// One ledger row by the broker's request id (or the upstream's response id).
+    #[method(name = "usage.log")]
+    async fn usage_log(&self, id: String) -> RpcResult<RequestLog>;
 
     /// Runs the router for `model` (and optionally a request body and routing headers)
     /// without calling any upstream: the candidates in the order a real request would try

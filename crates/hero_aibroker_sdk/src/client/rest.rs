@@ -153,6 +153,12 @@ impl RestClient {
         })
     }
 
+    /// `GET path` (with its query string) as JSON: the usage routes (`/billing/usage`,
+    /// `/v1/key`, `/v1/credits`, `/v1/generation?id=`, `/metrics/detailed`) and any other.
+    pub async fn get_json(&self, path: &str) -> Result<Value, ClientError> {
+        self.call(Method::GET, path, None).await
+    }
+
     /// `POST /v1/embeddings`; the answer as JSON (its shape varies by provider).
     pub async fn embeddings(&self, req: &EmbeddingRequest) -> Result<Value, ClientError> {
         let body = serde_json::to_vec(req)?;

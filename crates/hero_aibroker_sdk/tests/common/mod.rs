@@ -327,6 +327,18 @@ impl HeroAiBrokerApiServer for Stub {
         }])
     }
 
+    async fn usage_series(&self, query: SeriesQuery) -> RpcResult<Vec<UsageBucket>> {
+        Ok(vec![UsageBucket {
+            start_ms: query.from_ms,
+            requests: 12,
+            errors: 1,
+            prompt_tokens: 1500,
+            completion_tokens: 4200,
+            cost_usd: 0.0031,
+            avg_latency_ms: 640.2,
+        }])
+    }
+
     async fn usage_logs(&self, query: LogQuery) -> RpcResult<LogPage> {
         let mut row = self.log();
         if let Some(model) = query.model {
@@ -336,6 +348,10 @@ impl HeroAiBrokerApiServer for Stub {
             rows: vec![row],
             next_offset: self.some(query.offset.unwrap_or(0) + 1),
         })
+    }
+
+    async fn usage_log(&self, id: String) -> RpcResult<RequestLog> {
+        Ok(RequestLog { id, ..self.log() })
     }
 
     async fn routing_explain(&self, query: ExplainQuery) -> RpcResult<RouteTrace> {

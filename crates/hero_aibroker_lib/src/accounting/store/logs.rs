@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use hero_aibroker_sdk::admin::{
-    AttemptLog, GroupBy, LogPage, LogQuery, RequestLog, UsageGroup, UsageQuery,
+    AttemptLog, GroupBy, LogPage, LogQuery, RequestLog, SeriesQuery, UsageBucket, UsageGroup,
+    UsageQuery,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite};
@@ -204,6 +205,51 @@ impl Store {
                     avg_latency_ms: r.try_get("avg_latency_ms")?,
                     first_ms: r.try_get("first_ms")?,
                     last_ms: r.try_get("last_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Usage in buckets of `q.bucket_ms` aligned to the viewer's clock; empty buckets are left
+    /// out. One indexed range scan and a GROUP BY: the store aggregates, nothing is loaded row
+    /// by row. The caller checks the bucket size and count.
+    pub async fn usage_series(&self, q: &SeriesQuery) -> Result<Vec<UsageBucket>, StoreError> {
+        let offset = i64::from(q.tz_offset_minutes) * 60_000;
+        let to = q.to_ms.unwrap_or(i64::MAX);
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT ((started_ms + ");
+        qb.push_bind(offset)
+            .push(") / ")
+            .push_bind(q.bucket_ms)
+            .push(") * ")
+            .push_bind(q.bucket_ms)
+            .push(" - ")
+            .push_bind(offset)
+            .push(
+                " AS bucket, COUNT(*) AS requests, \
+                 CAST(SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
+                 CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+                 CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
+                 COALESCE(SUM(cost_usd), 0.0) AS cost_usd, COALESCE(AVG(latency_ms), 0.0) AS avg_latency_ms \
+                 FROM request_logs WHERE started_ms >= ",
+            )
+            .push_bind(q.from_ms)
+            .push(" AND started_ms < ")
+            .push_bind(to);
+        if let Some(key) = &q.key_id {
+            qb.push(" AND key_id = ").push_bind(key.clone());
+        }
+        qb.push(" GROUP BY bucket ORDER BY bucket");
+        let rows = qb.build().fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(UsageBucket {
+                    start_ms: r.try_get("bucket")?,
+                    requests: to_u64(r.try_get("requests")?),
+                    errors: to_u64(r.try_get("errors")?),
+                    prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
+                    completion_tokens: to_u64(r.try_get("completion_tokens")?),
+                    cost_usd: r.try_get("cost_usd")?,
+                    avg_latency_ms: r.try_get("avg_latency_ms")?,
                 })
             })
             .collect()

@@ -281,6 +281,49 @@ impl HeroAiBrokerApiServer for Admin {
         self.state.store.usage(&query).await.map_err(store_err)
     }
 
+    async fn usage_series(&self, query: SeriesQuery) -> RpcResult<Vec<UsageBucket>> {
+        if query.bucket_ms < 60_000 {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!("bucket_ms {} is below a minute (60000)", query.bucket_ms),
+            ));
+        }
+        if !(-1440..=1440).contains(&query.tz_offset_minutes) {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                "tz_offset_minutes must be within a day of UTC (-1440..1440)",
+            ));
+        }
+        let to = query
+            .to_ms
+            .unwrap_or_else(|| i64::try_from(crate::health::pool::unix_ms()).unwrap_or(i64::MAX));
+        let buckets = to.saturating_sub(query.from_ms) / query.bucket_ms;
+        if !(0..=10_000).contains(&buckets) {
+            return Err(err(
+                ErrorCode::InvalidRequest,
+                format!("the range holds {buckets} buckets; 0 to 10000 are allowed"),
+            ));
+        }
+        self.state
+            .store
+            .usage_series(&SeriesQuery {
+                to_ms: Some(to),
+                ..query
+            })
+            .await
+            .map_err(store_err)
+    }
+
+    async fn usage_log(&self, id: String) -> RpcResult<RequestLog> {
+        match self.state.store.log(&id).await.map_err(store_err)? {
+            Some(row) => Ok(row),
+            None => Err(err(
+                ErrorCode::NotFound,
+                format!("no ledger row {:?}", crate::error::printable(&id)),
+            )),
+        }
+    }
+
     async fn usage_logs(&self, query: LogQuery) -> RpcResult<LogPage> {
         self.state.store.logs(&query).await.map_err(store_err)
     }
