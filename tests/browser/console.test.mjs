@@ -74,11 +74,21 @@ before(async () => {
   const fake = start("hero_aibroker_fake_provider", ["--chunk-delay-ms", "40"]);
   await until("the fake provider", () => /listening /.test(fake.output()));
   fakeUrl = fake.output().match(/listening (\S+)/)[1];
+  const slow = start("hero_aibroker_fake_provider", ["--chunk-delay-ms", "400"]);
+  await until("the slow fake provider", () => /listening /.test(slow.output()));
+  const slowUrl = slow.output().match(/listening (\S+)/)[1];
   writeFileSync(join(work, "models.yml"), `
 providers:
   - {name: fake, base_url: "${fakeUrl}", api_key_env: FAKE_KEYS}
   - {name: backup, base_url: "${fakeUrl}"}
+  - {name: slow, base_url: "${slowUrl}"}
 models:
+  slow-chat:
+    display_name: Slow chat
+    tier: cheap
+    context_window: 8192
+    backends:
+      - {provider: slow, model_id: up-slow, priority: 1, input_cost: 1, output_cost: 1}
   chat:
     display_name: Chat
     tier: standard
@@ -133,7 +143,7 @@ function chatOnce() {
 
 const PAGES = [
   ["overview", "/"], ["models", "/models"], ["providers", "/providers"], ["keys", "/keys"],
-  ["usage", "/usage"], ["logs", "/logs"], ["routing", "/routing?model=chat"], ["mcp", "/mcp"],
+  ["usage", "/usage"], ["logs", "/logs"], ["inflight", "/inflight"], ["routing", "/routing?model=chat"], ["mcp", "/mcp"],
   ["playground", "/playground"], ["me", "/me"],
 ];
 
@@ -170,6 +180,37 @@ test("the playground streams an answer and says who answered", async () => {
   assert.match(meta, /answered by fake-0/);
   assert.match(meta, /first token \d+ ms/);
   await p.screenshot({ path: join(RESULTS, "playground-answered-light.png"), fullPage: true });
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+});
+
+// Before any key exists: the raw requests below carry none.
+test("a running stream shows In flight and is cancelled from there", async () => {
+  // A slow stream (400 ms between events) straight to rest.sock, read as it comes.
+  let text = "";
+  const ended = new Promise((ok, fail) => {
+    const body = JSON.stringify({ model: "slow-chat", stream: true, messages: [{ role: "user", content: "hi" }] });
+    const r = httpRequest({ socketPath: sock("rest.sock"), path: "/v1/chat/completions", method: "POST",
+      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+      res.setEncoding("utf8");
+      res.on("data", (d) => { text += d; });
+      res.on("end", ok);
+    });
+    r.on("error", fail); r.end(body);
+  });
+  const p = await page();
+  p.on("dialog", (d) => d.accept());
+  await p.goto(p.base + "/inflight");
+  const row = p.locator("#inflight tr[data-request]", { hasText: "slow-chat" });
+  await row.waitFor({ timeout: 10000 });
+  assert.match(await row.textContent(), /slow-0/);
+  await p.screenshot({ path: join(RESULTS, "inflight-running-light.png"), fullPage: true });
+  await row.locator("button.danger").click();
+  await p.locator("#cancel-result", { hasText: "cancelled" }).waitFor();
+  await ended;
+  assert.match(text, /request_cancelled/);
+  assert.ok(!text.includes("[DONE]"), "the stream was cut, not finished");
+  await p.locator("#inflight tr[data-request]").first().waitFor({ state: "detached", timeout: 10000 });
   assert.deepEqual(p.errors, []);
   await p.context().close();
 });

@@ -74,6 +74,7 @@ pub const NAV: &[(&str, &str, &str)] = &[
     ("/keys", "Keys", "keys"),
     ("/usage", "Usage", "usage"),
     ("/logs", "Logs", "logs"),
+    ("/inflight", "In flight", "inflight"),
     ("/routing", "Routing", "routing"),
     ("/mcp", "MCP", "mcp"),
     ("/playground", "Playground", "playground"),

@@ -52,6 +52,8 @@ pub struct AppState {
     pub keys: Keys,
     /// Per-client limits and the invalid-key throttle.
     pub clients: crate::accounting::clients::Clients,
+    /// The requests running now (`requests.list`, `requests.cancel`).
+    pub running: crate::accounting::running::Running,
     pub telemetry: Telemetry,
     /// Session affinity (`x-session-id` / `user` → key and backend).
     pub affinity: crate::health::affinity::Affinity,
@@ -154,6 +156,7 @@ impl AppState {
             ledger,
             keys,
             clients,
+            running: crate::accounting::running::Running::default(),
             telemetry: Telemetry::new(),
             affinity: crate::health::affinity::Affinity::default(),
             catalog,

@@ -253,6 +253,27 @@ pub struct UsageBucket {
     pub avg_latency_ms: f64,
 }
 
+/// A request running now (`requests.list`, `requests.cancel`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunningRequest {
+    /// The broker's request id (`x-aibroker-request-id`).
+    pub id: String,
+    pub started_ms: i64,
+    /// How long it has been running.
+    pub age_ms: u64,
+    pub client: String,
+    pub key_id: Option<String>,
+    /// The model the client named (empty until the body is read).
+    pub model: String,
+    /// The provider instance being tried or streaming.
+    pub provider: Option<String>,
+    pub stream: bool,
+    /// Bytes sent to the client so far.
+    pub bytes: u64,
+    /// The operator cancelled it (it ends at once).
+    pub cancelled: bool,
+}
+
 /// One group of `usage.summary`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct UsageGroup {

@@ -51,6 +51,8 @@ pub enum ErrorCode {
     NoBackend,
     /// The broker is at its concurrency cap or shutting down.
     Overloaded,
+    /// The operator cancelled the request (`requests.cancel`).
+    Cancelled,
     /// Every candidate upstream failed.
     UpstreamFailed,
     /// Every candidate upstream timed out.
@@ -169,6 +171,13 @@ const TABLE: &[Row] = &[
         -32040,
     ),
     row(ErrorCode::Overloaded, 503, UPSTREAM, "overloaded", -32050),
+    row(
+        ErrorCode::Cancelled,
+        503,
+        SERVER,
+        "request_cancelled",
+        -32051,
+    ),
     row(
         ErrorCode::UpstreamFailed,
         502,
@@ -410,10 +419,10 @@ mod tests {
         let every = |c: ErrorCode| match c {
             InvalidJson | InvalidRequest | ModelNotFound | NotFound | MethodNotAllowed
             | BodyTooLarge | BodyTimeout | Unauthorized | ModelNotAllowed | RateLimited
-            | BudgetExceeded | NoBackend | Overloaded | UpstreamFailed | UpstreamTimeout
-            | UpstreamRateLimited | StreamInterrupted | InvalidConfig | Store | McpUnavailable
-            | InvalidArguments | ToolNotFound | ServerNotReady | ServerDied | ToolTimeout
-            | ToolFailed | InvalidQuery | AuditUnavailable | Internal => c,
+            | BudgetExceeded | NoBackend | Overloaded | Cancelled | UpstreamFailed
+            | UpstreamTimeout | UpstreamRateLimited | StreamInterrupted | InvalidConfig | Store
+            | McpUnavailable | InvalidArguments | ToolNotFound | ServerNotReady | ServerDied
+            | ToolTimeout | ToolFailed | InvalidQuery | AuditUnavailable | Internal => c,
         };
         let listed = [
             InvalidJson,
@@ -429,6 +438,7 @@ mod tests {
             BudgetExceeded,
             NoBackend,
             Overloaded,
+            Cancelled,
             UpstreamFailed,
             UpstreamTimeout,
             UpstreamRateLimited,

@@ -34,6 +34,7 @@ pub const MUTATING_METHODS: &[&str] = &[
     "priority.set",
     "config.reload",
     "mcp.call_tool",
+    "requests.cancel",
 ];
 
 /// The admin API of hero_aibroker.
@@ -116,6 +117,15 @@ pub trait HeroAiBrokerApi {
     /// them and why the others were left out. The same code path as real routing.
     #[method(name = "routing.explain")]
     async fn routing_explain(&self, query: ExplainQuery) -> RpcResult<RouteTrace>;
+
+    /// The requests running now, oldest first.
+    #[method(name = "requests.list")]
+    async fn requests_list(&self) -> RpcResult<Vec<RunningRequest>>;
+
+    /// Cancels a running request: it ends at once (a stream with an error event), recorded as
+    /// cancelled.
+    #[method(name = "requests.cancel")]
+    async fn requests_cancel(&self, id: String) -> RpcResult<RunningRequest>;
 
     /// Runtime provider priorities.
     #[method(name = "priority.list")]

@@ -485,6 +485,8 @@ fn decode_result(method: &str, value: &Value) -> Result<(), String> {
         "usage.series" => decodes::<Vec<UsageBucket>>(value),
         "usage.logs" => decodes::<LogPage>(value),
         "usage.log" => decodes::<RequestLog>(value),
+        "requests.list" => decodes::<Vec<RunningRequest>>(value),
+        "requests.cancel" => decodes::<RunningRequest>(value),
         "routing.explain" => decodes::<RouteTrace>(value),
         "priority.list" => decodes::<Vec<PriorityEntry>>(value),
         "priority.set" => decodes::<PriorityEntry>(value),

@@ -3,6 +3,7 @@
 //! fails a page because the broker is down.
 
 pub mod catalog;
+pub mod inflight;
 pub mod keys;
 pub mod logs;
 pub mod mcp;

@@ -6,5 +6,6 @@
 pub mod clients;
 pub mod keys;
 pub mod ledger;
+pub mod running;
 pub mod store;
 pub mod telemetry;

@@ -63,6 +63,21 @@ impl Stub {
         }
     }
 
+    pub fn running(&self, id: &str) -> RunningRequest {
+        RunningRequest {
+            id: id.to_owned(),
+            started_ms: 1_735_689_600_000,
+            age_ms: 4200,
+            client: "uds:uid=1000".to_owned(),
+            key_id: self.some("key_3fa85f6457174562".to_owned()),
+            model: "gpt-4o-mini".to_owned(),
+            provider: self.some("openai-0".to_owned()),
+            stream: true,
+            bytes: 18_432,
+            cancelled: false,
+        }
+    }
+
     pub fn key(&self, id: &str) -> ApiKeyInfo {
         ApiKeyInfo {
             id: id.to_owned(),
@@ -352,6 +367,17 @@ impl HeroAiBrokerApiServer for Stub {
 
     async fn usage_log(&self, id: String) -> RpcResult<RequestLog> {
         Ok(RequestLog { id, ..self.log() })
+    }
+
+    async fn requests_list(&self) -> RpcResult<Vec<RunningRequest>> {
+        Ok(vec![self.running("req_8c1f2a9e4b7d3c6a5f0e1d2b")])
+    }
+
+    async fn requests_cancel(&self, id: String) -> RpcResult<RunningRequest> {
+        Ok(RunningRequest {
+            cancelled: true,
+            ..self.running(&id)
+        })
     }
 
     async fn routing_explain(&self, query: ExplainQuery) -> RpcResult<RouteTrace> {

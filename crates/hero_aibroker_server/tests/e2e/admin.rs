@@ -514,6 +514,37 @@ async fn the_sdk_clients_call_every_method() {
         .expect("logs");
     assert_eq!(logs.rows.len(), 1);
     assert_eq!(logs.next_offset, Some(1));
+    let one = rpc
+        .usage_log(logs.rows[0].id.clone())
+        .await
+        .expect("one row by id");
+    assert_eq!(one, logs.rows[0]);
+    let now_ms = logs.rows[0].started_ms + 1;
+    let series = rpc
+        .usage_series(hero_aibroker_sdk::admin::SeriesQuery {
+            from_ms: now_ms - 3_600_000,
+            to_ms: Some(now_ms + 60_000),
+            bucket_ms: 60_000,
+            tz_offset_minutes: 90,
+            key_id: Some(created.key.id.clone()),
+        })
+        .await
+        .expect("series");
+    assert_eq!(
+        series.iter().map(|b| b.requests).sum::<u64>(),
+        2,
+        "{series:?}"
+    );
+    // Buckets start at the viewer's whole minutes (a 90-minute offset is whole minutes too).
+    assert!(
+        series.iter().all(|b| b.start_ms % 60_000 == 0),
+        "{series:?}"
+    );
+    assert!(rpc.requests_list().await.expect("running").is_empty());
+    match rpc.requests_cancel("req_nope".into()).await {
+        Err(jsonrpsee::core::ClientError::Call(e)) => assert_eq!(e.code(), -32004),
+        other => panic!("expected -32004, got {other:?}"),
+    }
     // The relayed rows (the key's) carry their routing decision.
     let keyed = rpc
         .usage_logs(LogQuery {
@@ -608,7 +639,7 @@ async fn the_sdk_clients_call_every_method() {
     );
     assert_eq!(rpc.config_reload().await.expect("reload").models, 5);
     let doc = rpc.rpc_discover().await.expect("discover");
-    assert_eq!(doc["methods"].as_array().map(Vec::len), Some(23));
+    assert_eq!(doc["methods"].as_array().map(Vec::len), Some(27));
     assert!(
         rpc.keys_revoke(created.key.id.clone())
             .await

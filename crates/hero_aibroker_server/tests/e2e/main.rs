@@ -23,4 +23,5 @@ mod openrouter;
 mod policy;
 mod relay;
 mod routing;
+mod running;
 mod streams;

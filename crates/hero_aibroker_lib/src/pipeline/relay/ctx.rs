@@ -11,6 +11,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use crate::accounting::clients::ClientSlot;
 use crate::accounting::keys::{KeyEntry, KeySlot, TokenReservation};
+use crate::accounting::running::Registration;
 use crate::accounting::telemetry::Sample;
 use crate::config::registry::Target;
 use crate::error::{ApiError, printable};
@@ -69,6 +70,8 @@ pub struct Ctx {
     done: bool,
     /// Counts the request against its key's `max_concurrent`.
     pub(crate) key_slot: Option<KeySlot>,
+    /// Its entry among the running requests (and its cancel token).
+    pub(crate) running: Registration,
     _client_slot: ClientSlot,
     _permit: OwnedSemaphorePermit,
 }
@@ -98,11 +101,14 @@ impl Ctx {
         permit: OwnedSemaphorePermit,
         client_slot: ClientSlot,
     ) -> Self {
+        let id = format!("req_{}", hex::encode(rand::random::<[u8; 12]>()));
+        let started_ms = unix_ms();
+        let running = state.running.register(&id, &client, started_ms);
         Ctx {
             state,
-            id: format!("req_{}", hex::encode(rand::random::<[u8; 12]>())),
+            id,
             started: Instant::now(),
-            started_ms: unix_ms(),
+            started_ms,
             client,
             key: None,
             endpoint,
@@ -117,6 +123,7 @@ impl Ctx {
             prompt_estimate: 0,
             done: false,
             key_slot: None,
+            running,
             _client_slot: client_slot,
             _permit: permit,
         }

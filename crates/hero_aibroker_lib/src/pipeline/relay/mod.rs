@@ -118,6 +118,10 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
     drop(body);
     ctx.requested.clone_from(&req.model);
     ctx.stream = req.stream;
+    ctx.running.set_model(&req.model);
+    if req.stream {
+        ctx.running.set_stream();
+    }
     let state = ctx.state.clone();
     let settings = &state.settings;
     if let Some(s) = ctx.hints.session.take() {
@@ -238,6 +242,7 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
             .drivers
             .for_provider(&registry, &cand.instance.provider);
         ctx.busy = Some(cand.instance.busy());
+        ctx.running.set_provider(&cand.instance.id);
         let began = Instant::now();
         let outcome =
             tokio::time::timeout_at(deadline, attempt(&state, driver.as_ref(), &req, cand)).await;

@@ -96,6 +96,7 @@ impl StreamRelay {
     ) -> impl Stream<Item = Result<Bytes, std::convert::Infallible>> + Send {
         futures_util::stream::unfold(self, |mut s| async move {
             let out = s.next_batch().await?;
+            s.ctx.running.add_bytes(out.len());
             Some((Ok(out), s))
         })
     }
@@ -138,7 +139,16 @@ impl StreamRelay {
                 continue;
             }
             let next = if out.is_empty() {
-                tokio::time::timeout(left.map_or(idle, |l| l.min(idle)), self.body.next()).await
+                let cancel = self.ctx.running.cancelled();
+                let wait = left.map_or(idle, |l| l.min(idle));
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => {
+                        self.cancelled(&mut out);
+                        continue;
+                    }
+                    r = tokio::time::timeout(wait, self.body.next()) => r,
+                }
             } else {
                 match self.body.next().now_or_never() {
                     Some(item) => Ok(item),
@@ -208,6 +218,16 @@ impl StreamRelay {
         tracing::warn!(request = %self.ctx.id, "stream failed after the first byte: {msg}");
         self.end_with(RequestStatus::Partial, 200, Some(msg.to_owned()));
         let body = ApiError::new(code, msg).body();
+        sse::event_into(&serde_json::to_vec(&body).unwrap_or_default(), out);
+    }
+
+    /// The operator cancelled the request: one error event, no `[DONE]`, recorded as
+    /// cancelled (the upstream call is dropped with the relay).
+    fn cancelled(&mut self, out: &mut BytesMut) {
+        tracing::info!(request = %self.ctx.id, "stream cancelled by the operator");
+        let msg = "The operator cancelled this request.";
+        self.end_with(RequestStatus::ClientCancelled, 499, Some(msg.to_owned()));
+        let body = ApiError::new(ErrorCode::Cancelled, msg).body();
         sse::event_into(&serde_json::to_vec(&body).unwrap_or_default(), out);
     }
 

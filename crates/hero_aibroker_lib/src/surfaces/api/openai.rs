@@ -79,6 +79,7 @@ async fn handle(
     let mut ctx = Ctx::new(state.clone(), endpoint, client, permit, slot);
     ctx.key = caller.key().cloned();
     if let Some(k) = &ctx.key {
+        ctx.running.set_key(&k.id);
         match k.enter() {
             Ok(s) => ctx.key_slot = Some(s),
             Err(e) => return Err(ctx.fail(e)),
@@ -93,7 +94,16 @@ async fn handle(
         Ok(h) => ctx.hints = h,
         Err(e) => return Err(ctx.fail(e)),
     }
-    relay(ctx, body).await
+    // The operator's cancel (`requests.cancel`) drops the relay, which ends the request as
+    // cancelled; a stream already answering watches the same token itself.
+    let cancel = ctx.running.cancelled();
+    tokio::select! {
+        r = relay(ctx, body) => r,
+        () = cancel.cancelled() => Err(ApiError::new(
+            ErrorCode::Cancelled,
+            "The operator cancelled this request.",
+        )),
+    }
 }
 
 /// Reads a request body whole, refusing it beyond `MAX_BODY_BYTES` (413) or when the client

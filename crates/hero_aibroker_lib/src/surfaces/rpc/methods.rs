@@ -314,6 +314,26 @@ impl HeroAiBrokerApiServer for Admin {
             .map_err(store_err)
     }
 
+    async fn requests_list(&self) -> RpcResult<Vec<RunningRequest>> {
+        Ok(self.state.running.list())
+    }
+
+    async fn requests_cancel(&self, id: String) -> RpcResult<RunningRequest> {
+        match self.state.running.cancel(&id) {
+            Some(r) => {
+                tracing::info!(request = %r.id, "request cancelled by the operator");
+                Ok(r)
+            }
+            None => Err(err(
+                ErrorCode::NotFound,
+                format!(
+                    "no running request {:?} (it may have ended)",
+                    crate::error::printable(&id)
+                ),
+            )),
+        }
+    }
+
     async fn usage_log(&self, id: String) -> RpcResult<RequestLog> {
         match self.state.store.log(&id).await.map_err(store_err)? {
             Some(row) => Ok(row),
