@@ -1,11 +1,15 @@
 //! Ledger throughput: how many request rows per second the ledger commits to SQLite (WAL).
 //!
-//! `cargo run --release -p hero_aibroker_lib --example ledger_bench [-- --rows N]`
+//! `cargo run --release -p hero_aibroker_lib --example ledger_bench [-- --rows N] [--keep DB --days D]`
 //!
 //! Opens a temporary database, starts the ledger with its default configuration, records N
 //! realistic rows (default 200 000) from a few producer tasks as fast as the queue accepts them
 //! (a producer that finds the queue full sleeps a millisecond and retries, so nothing is dropped), waits for
 //! the flush, prints one line and checks the row count in the database.
+//!
+//! `--keep DB` writes to (and keeps) that database instead, and `--days D` spreads the rows'
+//! start times evenly over the last D days up to now: a seeded ledger for the console's
+//! scale benchmark (`scripts/bench.sh`).
 
 use std::time::{Duration, Instant};
 
@@ -15,21 +19,42 @@ use hero_aibroker_sdk::admin::{AttemptLog, RequestLog, RequestStatus};
 
 const PRODUCERS: usize = 4;
 
-fn parse_rows() -> Result<usize, String> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = match args.as_slice() {
-        [] => return Ok(200_000),
-        [flag, n] if flag == "--rows" => n,
-        [n] => n,
-        _ => return Err("usage: ledger_bench [--rows N | N]".into()),
+/// The command line: rows, and where and over how many days to seed.
+struct Args {
+    rows: usize,
+    keep: Option<std::path::PathBuf>,
+    days: Option<u32>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        rows: 200_000,
+        keep: None,
+        days: None,
     };
-    value
-        .parse()
-        .map_err(|_| format!("not a row count: {value:?}"))
+    let mut it = std::env::args().skip(1);
+    let usage = "usage: ledger_bench [--rows N] [--keep DB --days D]";
+    while let Some(a) = it.next() {
+        let mut value = || it.next().ok_or_else(|| usage.to_owned());
+        match a.as_str() {
+            "--rows" => {
+                let v = value()?;
+                args.rows = v.parse().map_err(|_| format!("not a row count: {v:?}"))?;
+            }
+            "--keep" => args.keep = Some(value()?.into()),
+            "--days" => {
+                let v = value()?;
+                args.days = Some(v.parse().map_err(|_| format!("not a day count: {v:?}"))?);
+            }
+            n if n.parse::<usize>().is_ok() => args.rows = n.parse().unwrap_or(args.rows),
+            _ => return Err(usage.into()),
+        }
+    }
+    Ok(args)
 }
 
 /// A row shaped like real traffic: a handful of models, clients and keys, one or two attempts.
-fn realistic_row(i: usize) -> RequestLog {
+fn realistic_row(i: usize, start: i64, step_ms: f64) -> RequestLog {
     const MODELS: [(&str, &str, &str); 4] = [
         ("gpt-4o", "openai-1", "gpt-4o-2024-08-06"),
         ("claude-sonnet", "anthropic-1", "claude-sonnet-4-5"),
@@ -37,7 +62,7 @@ fn realistic_row(i: usize) -> RequestLog {
         ("auto", "openrouter-1", "deepseek/deepseek-chat"),
     ];
     let (model, provider, upstream) = MODELS[i % MODELS.len()];
-    let started = 1_760_000_000_000 + i64::try_from(i).unwrap_or(i64::MAX);
+    let started = start + (i as f64 * step_ms) as i64;
     let mut attempts = vec![AttemptLog {
         candidate: format!("{provider}/{model}"),
         outcome: "ok".into(),
@@ -61,7 +86,7 @@ fn realistic_row(i: usize) -> RequestLog {
         started_ms: started,
         ended_ms: started + 850,
         client: format!("uds:uid=1000,pid={}", 4000 + i % 16),
-        key_id: (!i.is_multiple_of(3)).then(|| format!("key_{:016x}", i % 5)),
+        key_id: (!i.is_multiple_of(3)).then(|| format!("key_{:016x}", i % 50)),
         endpoint: "/v1/chat/completions".into(),
         requested_model: model.into(),
         model: Some(model.into()),
@@ -90,9 +115,21 @@ fn realistic_row(i: usize) -> RequestLog {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let rows = parse_rows()?;
+    let Args { rows, keep, days } = parse_args()?;
     let dir = tempfile::tempdir()?;
-    let store = Store::open(&dir.path().join("bench.db").display().to_string()).await?;
+    let path = keep.unwrap_or_else(|| dir.path().join("bench.db"));
+    let store = Store::open(&path.display().to_string()).await?;
+    // Start times: one per millisecond from a fixed instant, or spread over the last `days`.
+    let (start, step_ms) = match days {
+        Some(d) => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis() as i64;
+            let span = i64::from(d) * 86_400_000;
+            (now - span, span as f64 / rows.max(1) as f64)
+        }
+        None => (1_760_000_000_000, 1.0),
+    };
     let cfg = LedgerConfig::default();
     let batch = cfg.batch;
     let (ledger, writer) = Ledger::start(store.clone(), cfg);
@@ -103,7 +140,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ledger = ledger.clone();
         producers.push(tokio::spawn(async move {
             for i in (p..rows).step_by(PRODUCERS) {
-                let mut row = realistic_row(i);
+                let mut row = realistic_row(i, start, step_ms);
                 // Back-pressure instead of dropping: the benchmark measures the writer. A short
                 // sleep, not a busy yield, leaves the two cores to the writer and SQLite.
                 while let Err(back) = ledger.try_record(row) {
