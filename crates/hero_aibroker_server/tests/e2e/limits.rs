@@ -146,24 +146,26 @@ async fn the_in_flight_permit_is_taken_before_the_body_is_read() {
     let fake = FakeProvider::start().await;
     let b = Start::with_fake(&fake)
         .env("MAX_CONCURRENT_REQUESTS", "2")
-        .env("BODY_READ_TIMEOUT_MS", "1500")
+        .env("BODY_READ_TIMEOUT_MS", "3000")
         .start()
         .await;
     let mut uploads = Vec::new();
     for _ in 0..2 {
         uploads.push(slow_upload(&b.sock, 100_000, 10).await);
     }
-    let mut refused = false;
-    for _ in 0..50 {
-        let r = b.post("/v1/chat/completions", &chat_body("chat")).await;
-        if r.status == 503 {
-            r.assert_error(503, "overloaded");
-            refused = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(refused, "two stalled uploads must hold both permits");
+    // Both uploads are admitted (they show among the running requests) before a byte of
+    // their bodies arrived: the next request finds no permit.
+    let admitted = wait_until(Duration::from_secs(10), async || {
+        b.rpc("requests.list", serde_json::json!([]))
+            .await
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    })
+    .await;
+    assert!(admitted, "two stalled uploads must hold both permits");
+    b.post("/v1/chat/completions", &chat_body("chat"))
+        .await
+        .assert_error(503, "overloaded");
     assert_eq!(fake.call_count(), 0);
     for mut s in uploads {
         let mut answer = String::new();

@@ -43,26 +43,20 @@ impl Store {
         let mut spend: BTreeMap<&str, f64> = BTreeMap::new();
         // Ids met so far: of duplicate ids inside a batch only the first is stored, and charged.
         let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
+        // The hourly rollups of the rows actually added (see [`super::rollup`]).
+        let mut rollup = super::rollup::Increments::default();
         for chunk in pow2_chunks(rows) {
-            // Which billable rows are already stored (a retried batch)? Asked before the insert,
+            // Which rows are already stored (a retried batch)? They add neither spend nor usage. Asked before the insert,
             // inside the same write transaction, so the answer cannot change underneath. This
             // costs one round trip; `INSERT … RETURNING id` streams every new id back from
             // SQLite's worker thread one message at a time, which cost a quarter of the
             // throughput in `examples/ledger_bench.rs`.
-            let billable: Vec<&str> = chunk
-                .iter()
-                .filter(|r| charge(r).is_some())
-                .map(|r| r.id.as_str())
-                .collect();
-            let stored: HashSet<String> = if billable.is_empty() {
-                HashSet::new()
-            } else {
-                let mut q =
-                    QueryBuilder::<Sqlite>::new("SELECT id FROM request_logs WHERE id IN (");
-                let mut ids = q.separated(", ");
-                for id in &billable {
-                    ids.push_bind(id.to_string());
-                }
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM request_logs WHERE id IN (");
+            let mut ids = q.separated(", ");
+            for r in chunk {
+                ids.push_bind(r.id.clone());
+            }
+            let stored: HashSet<String> = {
                 q.push(")");
                 q.build_query_scalar::<String>()
                     .fetch_all(&mut *tx)
@@ -76,15 +70,16 @@ impl Store {
                 .await?
                 .rows_affected();
             for r in chunk {
-                let first = seen.insert(r.id.as_str());
-                if let Some((key, usd)) = charge(r)
-                    && first
-                    && !stored.contains(&r.id)
-                {
+                if !seen.insert(r.id.as_str()) || stored.contains(&r.id) {
+                    continue;
+                }
+                rollup.add(r);
+                if let Some((key, usd)) = charge(r) {
                     *spend.entry(key).or_default() += usd;
                 }
             }
         }
+        rollup.write(&mut tx).await?;
         for (key, usd) in spend {
             sqlx::query("UPDATE api_keys SET spent_usd = spent_usd + ? WHERE id = ?")
                 .bind(usd)
@@ -168,6 +163,15 @@ impl Store {
     /// optional time window (`from_ms` inclusive, `to_ms` exclusive). An error is a row whose
     /// status is not `ok`. Sorted by cost, highest first, then by group.
     pub async fn usage(&self, q: &UsageQuery) -> Result<Vec<UsageGroup>, StoreError> {
+        if q.key_id.is_none() {
+            return self.usage_rolled(q).await;
+        }
+        self.usage_rows(q).await
+    }
+
+    /// [`Store::usage`] from the ledger rows themselves (a key's usage: its rows through the
+    /// key index).
+    async fn usage_rows(&self, q: &UsageQuery) -> Result<Vec<UsageGroup>, StoreError> {
         // A fixed expression per variant: nothing from the caller reaches the SQL text.
         let group = match q.group_by {
             GroupBy::Model => "requested_model",
@@ -214,6 +218,9 @@ impl Store {
     /// out. One indexed range scan and a GROUP BY: the store aggregates, nothing is loaded row
     /// by row. The caller checks the bucket size and count.
     pub async fn usage_series(&self, q: &SeriesQuery) -> Result<Vec<UsageBucket>, StoreError> {
+        if let Some(rolled) = self.series_rolled(q).await? {
+            return Ok(rolled);
+        }
         let offset = i64::from(q.tz_offset_minutes) * 60_000;
         let to = q.to_ms.unwrap_or(i64::MAX);
         let mut qb = QueryBuilder::<Sqlite>::new("SELECT ((started_ms + ");

@@ -15,6 +15,7 @@
 
 mod circuits;
 mod logs;
+mod rollup;
 
 pub use circuits::CircuitRow;
 
