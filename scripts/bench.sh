@@ -156,3 +156,6 @@ for name, med, lo, hi in rows:
     print(f"{name:34} {us(med):>12} {us(lo):>12} - {us(hi):>10}  {'yes' if med <= 10_000 else 'NO'}")
 PY
 echo "criterion output: $OUT/routing.txt"
+
+say "the console at scale (a seeded ledger)"
+bash "$REPO/scripts/bench_console.sh"
