@@ -143,7 +143,7 @@ function chatOnce() {
 
 const PAGES = [
   ["overview", "/"], ["models", "/models"], ["providers", "/providers"], ["keys", "/keys"],
-  ["usage", "/usage"], ["logs", "/logs"], ["inflight", "/inflight"], ["routing", "/routing?model=chat"], ["mcp", "/mcp"],
+  ["usage", "/usage"], ["usage-30d", "/usage?range=30d&group_by=key"], ["logs", "/logs"], ["inflight", "/inflight"], ["routing", "/routing?model=chat"], ["mcp", "/mcp"],
   ["playground", "/playground"], ["me", "/me"],
 ];
 
@@ -157,6 +157,9 @@ test("every page renders without a console error, light and dark", async () => {
       assert.equal(resp.status(), 200, `${path} answered ${resp.status()}`);
       await p.waitForLoadState("networkidle");
       assert.ok(await p.locator("main").count(), `${path} has a main`);
+      for (const chart of await p.locator(".chart[data-series]").all()) {
+        assert.ok(await chart.locator("canvas").count(), `${path}: a chart was drawn`);
+      }
       assert.equal(await p.locator(".trouble").count(), 0, `${path} reports trouble: ${await p.locator(".trouble").allTextContents()}`);
       await p.screenshot({ path: join(RESULTS, `${name}-${scheme}.png`), fullPage: true });
     }

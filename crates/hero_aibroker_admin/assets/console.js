@@ -15,12 +15,30 @@
     });
   }
 
+  // Hourly columns summed into the viewer's calendar days: each hour goes to the local date it
+  // falls on, so days stay whole across daylight-saving changes.
+  function localDays(data) {
+    var days = [], req = [], err = [], at = {};
+    for (var i = 0; i < data[0].length; i++) {
+      var d = new Date(data[0][i] * 1000);
+      var key = d.getFullYear() + "-" + d.getMonth() + "-" + d.getDate();
+      if (!(key in at)) {
+        at[key] = days.length;
+        days.push(new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime() / 1000);
+        req.push(0); err.push(0);
+      }
+      req[at[key]] += data[1][i]; err[at[key]] += data[2][i];
+    }
+    return [days, req, err];
+  }
+
   function css(name) { return getComputedStyle(document.documentElement).getPropertyValue(name).trim(); }
   function charts(root) {
     if (typeof uPlot === "undefined") return;
     root.querySelectorAll(".chart[data-series]").forEach(function (el) {
       var data;
       try { data = JSON.parse(el.dataset.series); } catch (e) { return; }
+      if (el.dataset.localDays) data = localDays(data);
       el.textContent = "";
       if (!data[0] || data[0].length === 0) { el.textContent = "No requests in this range."; el.className += " muted"; return; }
       var axis = { stroke: css("--muted"), grid: { stroke: css("--line") }, ticks: { stroke: css("--line") } };

@@ -11,6 +11,7 @@ CREATE TABLE usage_rollup (
     prompt_tokens     BIGINT NOT NULL,
     completion_tokens BIGINT NOT NULL,
     cost_usd          DOUBLE PRECISION NOT NULL,
+    upstream_cost_usd DOUBLE PRECISION NOT NULL,
     latency_sum_ms    DOUBLE PRECISION NOT NULL,
     first_ms          BIGINT NOT NULL,
     last_ms           BIGINT NOT NULL,
@@ -21,20 +22,20 @@ CREATE TABLE usage_rollup (
 INSERT INTO usage_rollup
 SELECT 'model', (started_ms / 3600000) * 3600000, requested_model, COUNT(*),
        SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens),
-       SUM(cost_usd), SUM(latency_ms), MIN(started_ms), MAX(started_ms)
+       SUM(cost_usd), COALESCE(SUM(upstream_cost_usd), 0.0), SUM(latency_ms), MIN(started_ms), MAX(started_ms)
 FROM request_logs GROUP BY 2, 3;
 INSERT INTO usage_rollup
 SELECT 'provider', (started_ms / 3600000) * 3600000, COALESCE(provider, ''), COUNT(*),
        SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens),
-       SUM(cost_usd), SUM(latency_ms), MIN(started_ms), MAX(started_ms)
+       SUM(cost_usd), COALESCE(SUM(upstream_cost_usd), 0.0), SUM(latency_ms), MIN(started_ms), MAX(started_ms)
 FROM request_logs GROUP BY 2, 3;
 INSERT INTO usage_rollup
 SELECT 'key', (started_ms / 3600000) * 3600000, COALESCE(key_id, ''), COUNT(*),
        SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens),
-       SUM(cost_usd), SUM(latency_ms), MIN(started_ms), MAX(started_ms)
+       SUM(cost_usd), COALESCE(SUM(upstream_cost_usd), 0.0), SUM(latency_ms), MIN(started_ms), MAX(started_ms)
 FROM request_logs GROUP BY 2, 3;
 INSERT INTO usage_rollup
 SELECT 'client', (started_ms / 3600000) * 3600000, client, COUNT(*),
        SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END), SUM(prompt_tokens), SUM(completion_tokens),
-       SUM(cost_usd), SUM(latency_ms), MIN(started_ms), MAX(started_ms)
+       SUM(cost_usd), COALESCE(SUM(upstream_cost_usd), 0.0), SUM(latency_ms), MIN(started_ms), MAX(started_ms)
 FROM request_logs GROUP BY 2, 3;

@@ -23,6 +23,7 @@ fn rows() -> Vec<RequestLog> {
             r.client = format!("uds:uid={}", i % 3);
             r.cost_usd = 0.001 * (1 + i % 7) as f64;
             r.latency_ms = 100.0 + i as f64;
+            r.upstream_cost_usd = (i % 4 == 3).then_some(0.002);
             if i % 11 == 0 {
                 r.status = RequestStatus::Error;
             }
@@ -128,6 +129,30 @@ async fn rollups_answer_like_the_rows_over_any_range() {
                 "{g:?} {from:?}..{to:?}"
             );
         }
+    }
+    // Upstream-reported cost is summed too (rollups and edge rows alike).
+    for (from, to) in ranges {
+        let groups = store
+            .usage(&UsageQuery {
+                group_by: GroupBy::Model,
+                from_ms: from,
+                to_ms: to,
+                key_id: None,
+            })
+            .await
+            .expect("usage");
+        let got: f64 = groups.iter().map(|g| g.upstream_cost_usd).sum();
+        let want: f64 = all
+            .iter()
+            .filter(|r| {
+                from.is_none_or(|f| r.started_ms >= f) && to.is_none_or(|t| r.started_ms < t)
+            })
+            .filter_map(|r| r.upstream_cost_usd)
+            .sum();
+        assert!(
+            (got - want).abs() < 1e-9,
+            "{from:?}..{to:?}: {got} vs {want}"
+        );
     }
     // Average latency and first/last come out right too.
     let whole = store

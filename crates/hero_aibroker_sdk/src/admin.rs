@@ -284,6 +284,10 @@ pub struct UsageGroup {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
     pub cost_usd: f64,
+    /// What upstreams themselves reported these requests cost (OpenRouter's `usage.cost`);
+    /// 0 when none reported one.
+    #[serde(default)]
+    pub upstream_cost_usd: f64,
     pub avg_latency_ms: f64,
     pub first_ms: i64,
     pub last_ms: i64,

@@ -55,7 +55,9 @@ impl UsageForm {
         match self.range.as_str() {
             "1h" => (HOUR, MIN),
             "7d" => (7 * 24 * HOUR, HOUR),
-            "30d" => (30 * 24 * HOUR, 24 * HOUR),
+            // Hourly buckets, summed into the viewer's calendar days by the page's script (which
+            // knows the time zone's daylight-saving changes; a fixed offset does not).
+            "30d" => (30 * 24 * HOUR, HOUR),
             _ => (24 * HOUR, HOUR),
         }
     }
@@ -98,11 +100,13 @@ pub struct Row {
     pub latency: String,
 }
 
-/// One key's spend as the live counter, the ledger and their difference see it.
+/// One key's or provider's spend as the live counter (keys only), the ledger and the
+/// upstreams' own reports see it.
 pub struct Reconcile {
-    pub key: String,
+    pub name: String,
     pub live: String,
     pub ledger: String,
+    pub upstream: String,
     pub drift: String,
     pub flagged: bool,
 }
@@ -116,7 +120,10 @@ pub struct Page {
     total_requests: String,
     total_cost: String,
     series_json: String,
+    /// The chart sums hourly buckets into local days.
+    local_days: bool,
     reconcile: Vec<Reconcile>,
+    reconcile_providers: Vec<Reconcile>,
     csv_href: String,
 }
 
@@ -191,33 +198,63 @@ pub async fn page(
         })
         .collect();
 
-    // Reconciliation: the live counter of each key against the ledger's sum of its rows.
+    // Reconciliation: each key's live counter against the ledger's sum of its rows, and each
+    // provider's ledger cost against what the upstream itself reported (where it does).
+    let all_time = |group_by| UsageQuery {
+        group_by,
+        ..UsageQuery::default()
+    };
+    let upstream = |g: &UsageGroup| {
+        if g.upstream_cost_usd > 0.0 {
+            view::usd(g.upstream_cost_usd)
+        } else {
+            "not reported".to_owned()
+        }
+    };
     let mut reconcile = Vec::new();
     if let (Ok(keys), Ok(ledger)) = (
         console.rpc.keys_list().await,
-        console
-            .rpc
-            .usage_summary(UsageQuery {
-                group_by: GroupBy::Key,
-                ..UsageQuery::default()
-            })
-            .await,
+        console.rpc.usage_summary(all_time(GroupBy::Key)).await,
     ) {
         for k in keys {
-            let summed = ledger
-                .iter()
-                .find(|g| g.group == k.id)
-                .map_or(0.0, |g| g.cost_usd);
+            let g = ledger.iter().find(|g| g.group == k.id);
+            let summed = g.map_or(0.0, |g| g.cost_usd);
             let drift = k.spent_usd - summed;
             reconcile.push(Reconcile {
-                key: format!("{} ({})", k.name, k.id),
+                name: format!("{} ({})", k.name, k.id),
                 live: view::usd(k.spent_usd),
                 ledger: view::usd(summed),
+                upstream: g.map_or_else(|| "not reported".to_owned(), upstream),
                 drift: view::usd(drift),
                 flagged: drift.abs() > 1e-6,
             });
         }
     }
+    let reconcile_providers = console
+        .rpc
+        .usage_summary(all_time(GroupBy::Provider))
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|g| !g.group.is_empty())
+        .map(|g| {
+            let drift = g.cost_usd - g.upstream_cost_usd;
+            Reconcile {
+                name: g.group.clone(),
+                live: "–".into(),
+                ledger: view::usd(g.cost_usd),
+                upstream: upstream(g),
+                drift: if g.upstream_cost_usd > 0.0 {
+                    view::usd(drift)
+                } else {
+                    "–".into()
+                },
+                flagged: g.upstream_cost_usd > 0.0
+                    && drift.abs() > 0.01 * g.upstream_cost_usd.max(g.cost_usd),
+            }
+        })
+        .collect();
+    let local_days = f.range_name() == "30d";
     Page {
         csv_href: format!(
             "/usage.csv?group_by={}&range={}&key_id={}",
@@ -229,7 +266,9 @@ pub async fn page(
         f,
         rows,
         series_json: view::series(&series, from, now, bucket),
+        local_days,
         reconcile,
+        reconcile_providers,
     }
 }
 

@@ -336,6 +336,7 @@ impl HeroAiBrokerApiServer for Stub {
             prompt_tokens: 15_000,
             completion_tokens: 42_000,
             cost_usd: 0.0275,
+            upstream_cost_usd: 0.0,
             avg_latency_ms: 830.5,
             first_ms: query.from_ms.unwrap_or(1),
             last_ms: query.to_ms.unwrap_or(2),

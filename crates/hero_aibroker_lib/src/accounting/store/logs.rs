@@ -185,7 +185,8 @@ impl Store {
              CAST(SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
              CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
              CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
-             COALESCE(SUM(cost_usd), 0.0) AS cost_usd, COALESCE(AVG(latency_ms), 0.0) AS avg_latency_ms, \
+             COALESCE(SUM(cost_usd), 0.0) AS cost_usd, COALESCE(SUM(upstream_cost_usd), 0.0) AS upstream_cost_usd, \
+             COALESCE(AVG(latency_ms), 0.0) AS avg_latency_ms, \
              MIN(started_ms) AS first_ms, MAX(started_ms) AS last_ms \
              FROM request_logs WHERE 1 = 1"
         ));
@@ -206,6 +207,7 @@ impl Store {
                     prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
                     completion_tokens: to_u64(r.try_get("completion_tokens")?),
                     cost_usd: r.try_get("cost_usd")?,
+                    upstream_cost_usd: r.try_get("upstream_cost_usd")?,
                     avg_latency_ms: r.try_get("avg_latency_ms")?,
                     first_ms: r.try_get("first_ms")?,
                     last_ms: r.try_get("last_ms")?,

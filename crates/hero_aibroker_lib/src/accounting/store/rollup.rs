@@ -33,6 +33,7 @@ struct Agg {
     prompt: i64,
     completion: i64,
     cost: f64,
+    upstream: f64,
     latency: f64,
     first: i64,
     last: i64,
@@ -52,6 +53,7 @@ impl Increments {
             ("key", r.key_id.clone().unwrap_or_default()),
             ("client", r.client.clone()),
         ];
+        let upstream = r.upstream_cost_usd.filter(|c| c.is_finite()).unwrap_or(0.0);
         let cost = if r.cost_usd.is_finite() {
             r.cost_usd
         } else {
@@ -77,6 +79,7 @@ impl Increments {
                 .completion
                 .saturating_add(i64::try_from(r.completion_tokens).unwrap_or(i64::MAX));
             a.cost += cost;
+            a.upstream += upstream;
             a.latency += latency;
             a.first = a.first.min(r.started_ms);
             a.last = a.last.max(r.started_ms);
@@ -89,7 +92,7 @@ impl Increments {
         for chunk in all.chunks(100) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO usage_rollup (dim, hour_ms, grp, requests, errors, prompt_tokens, \
-                 completion_tokens, cost_usd, latency_sum_ms, first_ms, last_ms) ",
+                 completion_tokens, cost_usd, upstream_cost_usd, latency_sum_ms, first_ms, last_ms) ",
             );
             q.push_values(chunk, |mut b, ((dim, hour, grp), a)| {
                 b.push_bind(*dim)
@@ -100,6 +103,7 @@ impl Increments {
                     .push_bind(a.prompt)
                     .push_bind(a.completion)
                     .push_bind(a.cost)
+                    .push_bind(a.upstream)
                     .push_bind(a.latency)
                     .push_bind(a.first)
                     .push_bind(a.last);
@@ -110,6 +114,7 @@ impl Increments {
                  prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
                  completion_tokens = completion_tokens + excluded.completion_tokens, \
                  cost_usd = cost_usd + excluded.cost_usd, \
+                 upstream_cost_usd = upstream_cost_usd + excluded.upstream_cost_usd, \
                  latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms, \
                  first_ms = MIN(first_ms, excluded.first_ms), last_ms = MAX(last_ms, excluded.last_ms)",
             );
@@ -141,10 +146,10 @@ impl Store {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "SELECT grp, SUM(requests) AS requests, SUM(errors) AS errors, \
              SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, \
-             COALESCE(SUM(cost_usd), 0.0) AS cost_usd, \
+             COALESCE(SUM(cost_usd), 0.0) AS cost_usd, COALESCE(SUM(upstream_cost_usd), 0.0) AS upstream_cost_usd, \
              CASE WHEN SUM(requests) > 0 THEN SUM(latency_sum_ms) / SUM(requests) ELSE 0.0 END AS avg_latency_ms, \
              MIN(first_ms) AS first_ms, MAX(last_ms) AS last_ms FROM (\
-             SELECT grp, requests, errors, prompt_tokens, completion_tokens, cost_usd, latency_sum_ms, first_ms, last_ms \
+             SELECT grp, requests, errors, prompt_tokens, completion_tokens, cost_usd, upstream_cost_usd, latency_sum_ms, first_ms, last_ms \
              FROM usage_rollup WHERE dim = ",
         );
         qb.push_bind(dim)
@@ -154,7 +159,7 @@ impl Store {
             .push_bind(h2);
         qb.push(format_args!(
             " UNION ALL SELECT {column} AS grp, 1, CASE WHEN status <> 'ok' THEN 1 ELSE 0 END, \
-             prompt_tokens, completion_tokens, cost_usd, latency_ms, started_ms, started_ms \
+             prompt_tokens, completion_tokens, cost_usd, COALESCE(upstream_cost_usd, 0.0), latency_ms, started_ms, started_ms \
              FROM request_logs WHERE (started_ms >= "
         ));
         qb.push_bind(from)
@@ -175,6 +180,7 @@ impl Store {
                     prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
                     completion_tokens: to_u64(r.try_get("completion_tokens")?),
                     cost_usd: r.try_get("cost_usd")?,
+                    upstream_cost_usd: r.try_get("upstream_cost_usd")?,
                     avg_latency_ms: r.try_get("avg_latency_ms")?,
                     first_ms: r.try_get("first_ms")?,
                     last_ms: r.try_get("last_ms")?,
