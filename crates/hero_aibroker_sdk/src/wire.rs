@@ -182,6 +182,10 @@ pub struct ModelObject {
     pub servable: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<ModelBackend>,
+    /// The model's own routing strategy (`strategy:` in the models file); absent when
+    /// `ROUTING_STRATEGY` applies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
 }

@@ -50,6 +50,7 @@ pub struct ModelRow {
     pub context: String,
     pub capabilities: String,
     pub servable: bool,
+    pub strategy: String,
     pub backends: Vec<BackendRow>,
 }
 
@@ -131,6 +132,7 @@ pub async fn models(
             context: m.context_window.map(view::int).unwrap_or_default(),
             capabilities: m.capabilities.join(", "),
             servable: m.servable,
+            strategy: m.strategy.clone().unwrap_or_else(|| "default".to_owned()),
             backends: m
                 .backends
                 .iter()
@@ -162,6 +164,8 @@ pub struct InstanceRow {
     pub state: String,
     pub detail: String,
     pub healthy: bool,
+    /// The last hour: requests, success rate, average latency.
+    pub hour: String,
 }
 
 /// One provider and its instances.
@@ -187,7 +191,26 @@ pub async fn providers(
 ) -> ProvidersPage {
     let mut c = Chrome::new(&console, &cur, "providers", "Providers");
     let list = c.or_note("Providers", console.rpc.providers_list().await);
-    let rows = list
+    let hour = console
+        .rpc
+        .usage_summary(hero_aibroker_sdk::admin::UsageQuery {
+            group_by: hero_aibroker_sdk::admin::GroupBy::Provider,
+            from_ms: Some(view::now_ms() - 3_600_000),
+            to_ms: None,
+            key_id: None,
+        })
+        .await
+        .unwrap_or_default();
+    let last_hour = |id: &str| match hour.iter().find(|g| g.group == id) {
+        Some(g) => format!(
+            "{} req · {} ok · {}",
+            view::int(g.requests),
+            view::pct(g.requests - g.errors, g.requests),
+            view::ms(g.avg_latency_ms)
+        ),
+        None => "no requests".to_owned(),
+    };
+    let mut rows: Vec<ProviderRow> = list
         .into_iter()
         .map(|p| ProviderRow {
             priority: p
@@ -199,6 +222,7 @@ pub async fn providers(
                 .instances
                 .iter()
                 .map(|i| InstanceRow {
+                    hour: last_hour(&i.id),
                     id: i.id.clone(),
                     key: i.key_hint.clone().unwrap_or_else(|| "(keyless)".into()),
                     healthy: i.state == "healthy",
@@ -221,6 +245,8 @@ pub async fn providers(
             base_url: p.base_url,
         })
         .collect();
+    // Providers in trouble (an instance not healthy, a circuit not closed) first.
+    rows.sort_by_key(|p| p.instances.iter().all(|i| i.healthy) && p.circuits.is_empty());
     ProvidersPage { c, rows }
 }
 

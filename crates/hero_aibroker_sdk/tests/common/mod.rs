@@ -59,6 +59,7 @@ impl Stub {
                 output_cost: 10.5,
                 instances: 2,
             }]),
+            strategy: self.some("priority".to_owned()),
             extra: Map::new(),
         }
     }

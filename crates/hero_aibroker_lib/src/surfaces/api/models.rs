@@ -43,6 +43,7 @@ pub(crate) fn model_object(reg: &Registry, m: &Model, created: u64) -> ModelObje
                 instances: u32::try_from(reg.instances(b).len()).unwrap_or(u32::MAX),
             })
             .collect(),
+        strategy: m.strategy.map(|st| st.name().to_owned()),
         extra: Default::default(),
     }
 }
