@@ -69,7 +69,7 @@ before(async () => {
   mkdirSync(RESULTS, { recursive: true });
   env = {
     PATH: process.env.PATH, HOME: work, HERO_SOCKET_DIR: join(work, "sockets"),
-    RUST_LOG: "warn", FAKE_KEYS: "sk-fake-1", DATABASE_URL: join(work, "broker.db"),
+    RUST_LOG: "info", FAKE_KEYS: "sk-fake-1", DATABASE_URL: join(work, "broker.db"),
   };
   const fake = start("hero_aibroker_fake_provider", ["--chunk-delay-ms", "40"]);
   await until("the fake provider", () => /listening /.test(fake.output()));
@@ -339,3 +339,28 @@ test("screenshots of a request's routing timeline", async () => {
   await p.context().close();
   assert.ok(readFileSync(join(RESULTS, "overview-light.png")).length > 1000);
 });
+
+test("the secret canary: no log of the console or the broker holds a secret", async () => {
+  // The admin token, the provider key and every key secret created through the console.
+  const secrets = [TOKEN, "sk-fake-1"];
+  const admin = procs.find((e) => e.name === "hero_aibroker_admin");
+  assert.match(admin.output(), /hero_aibroker_admin listening/, "the logs are there to search");
+  assert.match(procs.find((e) => e.name === "hero_aibroker_server").output(), /request/);
+  for (const e of procs) {
+    const out = e.output();
+    for (const secret of secrets) {
+      assert.ok(!out.includes(secret), `${e.name}'s log holds a secret`);
+    }
+    assert.ok(!/sk-hab-[0-9a-f]{64}/.test(out), `${e.name}'s log holds a broker key secret`);
+  }
+  // Nor does a page an operator sees after the keys were made.
+  const p = await page();
+  for (const path of ["/keys", "/providers", "/usage?group_by=key", "/logs", "/inflight", "/"]) {
+    await p.goto(p.base + path);
+    const html = await p.content();
+    assert.ok(!html.includes("sk-fake-1"), `${path} shows the provider key`);
+    assert.ok(!/sk-hab-[0-9a-f]{64}/.test(html), `${path} shows a broker key secret`);
+  }
+  await p.context().close();
+});
+
