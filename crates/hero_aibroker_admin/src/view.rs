@@ -124,25 +124,17 @@ pub fn ms(v: f64) -> String {
 /// A Unix-ms time in UTC (`2026-12-07 10:58:35`); the page's script rewrites each
 /// `<time data-ms>` into the viewer's own time zone.
 pub fn utc(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    hero_aibroker_sdk::time::utc(ms)
+}
+
+/// An instance's cooldown and reason in a few words (`12 s left · HTTP 429`).
+pub fn instance_detail(cooldown_seconds: Option<f64>, reason: Option<&str>) -> String {
+    match (cooldown_seconds, reason) {
+        (Some(s), Some(r)) => format!("{s:.0} s left · {r}"),
+        (Some(s), None) => format!("{s:.0} s left"),
+        (None, Some(r)) => r.to_owned(),
+        (None, None) => String::new(),
+    }
 }
 
 /// Now, in Unix milliseconds.

@@ -11,6 +11,7 @@ pub mod mcp;
 pub mod paths;
 pub mod rpc;
 pub mod sse;
+pub mod time;
 pub mod wire;
 
 pub use error::{ErrorBody, ErrorCode, ErrorObject};

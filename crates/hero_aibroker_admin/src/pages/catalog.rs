@@ -227,12 +227,7 @@ pub async fn providers(
                     key: i.key_hint.clone().unwrap_or_else(|| "(keyless)".into()),
                     healthy: i.state == "healthy",
                     state: i.state.clone(),
-                    detail: match (i.cooldown_seconds, &i.reason) {
-                        (Some(s), Some(r)) => format!("{s:.0} s left · {r}"),
-                        (Some(s), None) => format!("{s:.0} s left"),
-                        (None, Some(r)) => r.clone(),
-                        (None, None) => String::new(),
-                    },
+                    detail: view::instance_detail(i.cooldown_seconds, i.reason.as_deref()),
                 })
                 .collect(),
             circuits: p

@@ -297,12 +297,7 @@ async fn gather(console: &Console, c: &mut Chrome, tz: i32) -> Data {
                 o.trouble.push(Trouble {
                     what: i.id.clone(),
                     state: i.state.clone(),
-                    detail: match (i.cooldown_seconds, &i.reason) {
-                        (Some(s), Some(r)) => format!("{s:.0} s left · {r}"),
-                        (Some(s), None) => format!("{s:.0} s left"),
-                        (None, Some(r)) => r.clone(),
-                        (None, None) => String::new(),
-                    },
+                    detail: view::instance_detail(i.cooldown_seconds, i.reason.as_deref()),
                 });
             }
             for ci in p.circuits.iter().filter(|ci| ci.state != "closed") {

@@ -519,6 +519,15 @@ pub fn this_minute() -> u64 {
         / 60
 }
 
+/// The `x-aibroker-request-id` of a reply.
+pub fn request_id(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("x-aibroker-request-id")
+        .and_then(|v| v.to_str().ok())
+        .expect("request id")
+        .to_owned()
+}
+
 impl Broker {
     /// Sends a streamed chat request for `model` and returns the response as it starts.
     pub async fn open_stream(&self, model: &str) -> reqwest::Response {

@@ -211,12 +211,7 @@ async fn drain_deadline_cuts_a_stream_that_will_not_end() {
         .await;
     let resp = b.open_stream("chat").await;
     assert_eq!(resp.status(), 200);
-    let id = resp
-        .headers()
-        .get("x-aibroker-request-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("request id")
-        .to_owned();
+    let id = request_id(&resp);
     let mut body = resp.bytes_stream();
     let first = body.next().await.expect("a first chunk").expect("bytes");
     assert!(

@@ -25,12 +25,7 @@ async fn a_running_stream_is_listed_and_the_operator_cancels_it() {
     let b = Start::with_fake(&fake).start().await;
     let resp = b.open_stream("chat").await;
     assert_eq!(resp.status(), 200);
-    let id = resp
-        .headers()
-        .get("x-aibroker-request-id")
-        .and_then(|v| v.to_str().ok())
-        .expect("request id")
-        .to_owned();
+    let id = request_id(&resp);
     let mut body = resp.bytes_stream();
     body.next().await.expect("a first chunk").expect("bytes");
 

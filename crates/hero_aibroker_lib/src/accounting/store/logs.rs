@@ -198,22 +198,7 @@ impl Store {
             " GROUP BY {group} ORDER BY cost_usd DESC, grp"
         ));
         let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UsageGroup {
-                    group: r.try_get("grp")?,
-                    requests: to_u64(r.try_get("requests")?),
-                    errors: to_u64(r.try_get("errors")?),
-                    prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
-                    completion_tokens: to_u64(r.try_get("completion_tokens")?),
-                    cost_usd: r.try_get("cost_usd")?,
-                    upstream_cost_usd: r.try_get("upstream_cost_usd")?,
-                    avg_latency_ms: r.try_get("avg_latency_ms")?,
-                    first_ms: r.try_get("first_ms")?,
-                    last_ms: r.try_get("last_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(super::rollup::usage_group).collect()
     }
 
     /// Usage in buckets of `q.bucket_ms` aligned to the viewer's clock; empty buckets are left
@@ -249,19 +234,7 @@ impl Store {
         }
         qb.push(" GROUP BY bucket ORDER BY bucket");
         let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UsageBucket {
-                    start_ms: r.try_get("bucket")?,
-                    requests: to_u64(r.try_get("requests")?),
-                    errors: to_u64(r.try_get("errors")?),
-                    prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
-                    completion_tokens: to_u64(r.try_get("completion_tokens")?),
-                    cost_usd: r.try_get("cost_usd")?,
-                    avg_latency_ms: r.try_get("avg_latency_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(super::rollup::usage_bucket).collect()
     }
 
     /// Adds `usd` to each key's persisted spend, in one transaction (the spend of ledger rows

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use hero_aibroker_sdk::admin::{
     GroupBy, RequestLog, RequestStatus, SeriesQuery, UsageBucket, UsageGroup, UsageQuery,
 };
+use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 
 use super::{Store, StoreError, to_u64};
@@ -171,22 +172,7 @@ impl Store {
             .push_bind(to)
             .push(")) GROUP BY grp ORDER BY cost_usd DESC, grp");
         let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(UsageGroup {
-                    group: r.try_get("grp")?,
-                    requests: to_u64(r.try_get("requests")?),
-                    errors: to_u64(r.try_get("errors")?),
-                    prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
-                    completion_tokens: to_u64(r.try_get("completion_tokens")?),
-                    cost_usd: r.try_get("cost_usd")?,
-                    upstream_cost_usd: r.try_get("upstream_cost_usd")?,
-                    avg_latency_ms: r.try_get("avg_latency_ms")?,
-                    first_ms: r.try_get("first_ms")?,
-                    last_ms: r.try_get("last_ms")?,
-                })
-            })
-            .collect()
+        rows.iter().map(usage_group).collect()
     }
 
     /// `usage_series` from the rollups, when they can answer exactly: no key filter, buckets of
@@ -225,18 +211,37 @@ impl Store {
             .push(" GROUP BY bucket ORDER BY bucket");
         let rows = qb.build().fetch_all(&self.pool).await?;
         rows.iter()
-            .map(|r| {
-                Ok(UsageBucket {
-                    start_ms: r.try_get("bucket")?,
-                    requests: to_u64(r.try_get("requests")?),
-                    errors: to_u64(r.try_get("errors")?),
-                    prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
-                    completion_tokens: to_u64(r.try_get("completion_tokens")?),
-                    cost_usd: r.try_get("cost_usd")?,
-                    avg_latency_ms: r.try_get("avg_latency_ms")?,
-                })
-            })
+            .map(usage_bucket)
             .collect::<Result<Vec<_>, StoreError>>()
             .map(Some)
     }
+}
+
+/// A `UsageGroup` from a row with the columns every usage query names.
+pub(super) fn usage_group(r: &SqliteRow) -> Result<UsageGroup, StoreError> {
+    Ok(UsageGroup {
+        group: r.try_get("grp")?,
+        requests: to_u64(r.try_get("requests")?),
+        errors: to_u64(r.try_get("errors")?),
+        prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
+        completion_tokens: to_u64(r.try_get("completion_tokens")?),
+        cost_usd: r.try_get("cost_usd")?,
+        upstream_cost_usd: r.try_get("upstream_cost_usd")?,
+        avg_latency_ms: r.try_get("avg_latency_ms")?,
+        first_ms: r.try_get("first_ms")?,
+        last_ms: r.try_get("last_ms")?,
+    })
+}
+
+/// A `UsageBucket` from a row with the columns every series query names.
+pub(super) fn usage_bucket(r: &SqliteRow) -> Result<UsageBucket, StoreError> {
+    Ok(UsageBucket {
+        start_ms: r.try_get("bucket")?,
+        requests: to_u64(r.try_get("requests")?),
+        errors: to_u64(r.try_get("errors")?),
+        prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
+        completion_tokens: to_u64(r.try_get("completion_tokens")?),
+        cost_usd: r.try_get("cost_usd")?,
+        avg_latency_ms: r.try_get("avg_latency_ms")?,
+    })
 }

@@ -150,7 +150,7 @@ pub(super) async fn generation(
         "upstream_id": row.response_id,
         "total_cost": row.cost_usd,
         "upstream_cost": row.upstream_cost_usd,
-        "created_at": chrono_like(row.started_ms),
+        "created_at": hero_aibroker_sdk::time::rfc3339(row.started_ms),
         "model": row.model.clone().unwrap_or(row.requested_model.clone()),
         "upstream_model": row.upstream_model,
         "provider_name": row.provider,
@@ -170,30 +170,6 @@ pub(super) async fn generation(
         "attempts": row.attempts,
         "routing": row.trace,
     }})))
-}
-
-/// RFC 3339 UTC time of a Unix-ms timestamp, without a date crate.
-fn chrono_like(ms: i64) -> String {
-    let secs = ms.div_euclid(1000);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil-from-days (H. Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        ms.rem_euclid(1000)
-    )
 }
 
 /// `GET /v1/key`: the calling key in OpenRouter's shape.
@@ -302,16 +278,4 @@ pub(super) async fn detailed(
     Ok(Json(
         json!({ "in_flight": state.in_flight(), "ledger": state.ledger.health(), "clients": clients }),
     ))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(super::chrono_like(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(
-            super::chrono_like(1_763_711_999_123),
-            "2025-11-21T07:59:59.123Z"
-        );
-    }
 }
