@@ -8,3 +8,4 @@ pub mod request;
 pub mod router;
 pub mod sse;
 pub mod transforms;
+pub mod translate;
