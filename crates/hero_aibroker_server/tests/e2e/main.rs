@@ -19,6 +19,7 @@ mod ledger;
 mod lifecycle;
 mod limits;
 mod mcp;
+mod messages;
 mod openrouter;
 mod policy;
 mod relay;

@@ -52,6 +52,9 @@ pub struct Ctx {
     client: String,
     pub(crate) key: Option<Arc<KeyEntry>>,
     pub(crate) endpoint: Endpoint,
+    /// The client's surface when it is not the endpoint relayed (`messages` for Anthropic
+    /// Messages relayed as Chat): the ledger's `endpoint`.
+    pub surface: Option<&'static str>,
     pub(crate) requested: String,
     pub(crate) stream: bool,
     attempts: Vec<AttemptLog>,
@@ -112,6 +115,7 @@ impl Ctx {
             client,
             key: None,
             endpoint,
+            surface: None,
             requested: String::new(),
             stream: false,
             attempts: Vec::new(),
@@ -199,7 +203,7 @@ impl Ctx {
             ended_ms: unix_ms(),
             client: self.client.clone(),
             key_id: self.key.as_ref().map(|k| k.id.clone()),
-            endpoint: self.endpoint.name().to_owned(),
+            endpoint: self.surface.unwrap_or(self.endpoint.name()).to_owned(),
             requested_model: printable(&self.requested),
             model: f.cand.map(|c| c.model.name.clone()),
             provider: provider.clone(),

@@ -4,6 +4,7 @@
 pub mod auth;
 mod endpoints;
 mod mcp;
+mod messages;
 mod models;
 pub(crate) use models::model_object;
 mod openai;
@@ -32,6 +33,8 @@ pub fn rest_router(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/messages", post(messages::messages))
+        .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::get))
         .route("/health", get(models::health))

@@ -18,7 +18,7 @@ use crate::pipeline::relay::{Ctx, Hints, relay};
 use crate::pipeline::router::Endpoint;
 use crate::state::AppState;
 
-type Peer = Option<Extension<ConnectInfo<PeerInfo>>>;
+pub(super) type Peer = Option<Extension<ConnectInfo<PeerInfo>>>;
 
 pub(super) async fn chat(
     State(state): State<Arc<AppState>>,
@@ -57,6 +57,19 @@ async fn handle(
     caller: Caller,
     req: Request,
 ) -> Result<Response, ApiError> {
+    let (ctx, body) = admit(state, endpoint, peer, caller, req).await?;
+    run(ctx, body).await
+}
+
+/// Admission and the body: the in-flight permit, the client's and key's slots, then the body
+/// with its limits, and the routing hints of the headers.
+pub(super) async fn admit(
+    state: Arc<AppState>,
+    endpoint: Endpoint,
+    peer: Peer,
+    caller: Caller,
+    req: Request,
+) -> Result<(Ctx, Bytes), ApiError> {
     // Fast 503 instead of an unbounded queue when the broker is at its cap.
     let permit = state.inflight.clone().try_acquire_owned().map_err(|_| {
         state.telemetry.refused("overloaded");
@@ -94,8 +107,12 @@ async fn handle(
         Ok(h) => ctx.hints = h,
         Err(e) => return Err(ctx.fail(e)),
     }
-    // The operator's cancel (`requests.cancel`) drops the relay, which ends the request as
-    // cancelled; a stream already answering watches the same token itself.
+    Ok((ctx, body))
+}
+
+/// Relays an admitted request. The operator's cancel (`requests.cancel`) drops the relay,
+/// which ends the request as cancelled; a stream already answering watches the same token.
+pub(super) async fn run(ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
     let cancel = ctx.running.cancelled();
     tokio::select! {
         r = relay(ctx, body) => r,

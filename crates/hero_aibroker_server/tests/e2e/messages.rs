@@ -1,0 +1,145 @@
+//! Anthropic Messages on `rest.sock` (not streamed yet), relayed to an OpenAI-compatible
+//! upstream through the translation, with errors in Anthropic's shape and the ledger row
+//! saying `messages`.
+
+use hero_aibroker_testkit::{Behavior, FakeProvider, Rule};
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+fn ask(model: &str) -> Value {
+    json!({
+        "model": model,
+        "max_tokens": 256,
+        "system": "Be brief.",
+        "messages": [{"role": "user", "content": "Hello"}]
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_is_answered_in_anthropic_shape_and_recorded_as_messages() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    let r = b.post("/v1/messages", &ask("chat")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let m = &r.json;
+    assert_eq!(
+        (m["type"].as_str(), m["role"].as_str()),
+        (Some("message"), Some("assistant"))
+    );
+    assert_eq!(m["model"], "chat");
+    assert!(
+        m["id"].as_str().is_some_and(|id| id.starts_with("msg_")),
+        "{m}"
+    );
+    assert_eq!(m["content"][0]["type"], "text");
+    assert!(
+        m["content"][0]["text"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert_eq!(m["stop_reason"], "end_turn");
+    assert!(m["usage"]["input_tokens"].as_u64() > Some(0), "{m}");
+    assert!(m["usage"]["output_tokens"].as_u64() > Some(0), "{m}");
+    assert!(r.header("x-aibroker-provider").starts_with("fake-"));
+    // The upstream received a Chat request with the system prompt first.
+    let call = &fake.calls()[0];
+    assert_eq!(
+        call.body["messages"][0],
+        json!({"role": "system", "content": "Be brief."})
+    );
+    let row = b.wait_row(r.header("x-aibroker-request-id")).await;
+    assert_eq!(row["endpoint"], "messages", "{row}");
+    assert_eq!(row["status"], "ok");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tool_calls_come_back_as_tool_use_blocks() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::ToolCalls));
+    let yaml = format!(
+        "providers:\n  - {{name: fake, base_url: \"{}\", api_key_env: FAKE_KEYS}}\nmodels:\n  agent:\n    display_name: Agent\n    tier: standard\n    context_window: 8192\n    capabilities: [tools]\n    backends:\n      - {{provider: fake, model_id: up-agent, priority: 1, input_cost: 1, output_cost: 2}}\n",
+        fake.base_url()
+    );
+    let b = Start::new(yaml).start().await;
+    let mut req = ask("agent");
+    req["tools"] = json!([{"name": "get_current_weather", "description": "Weather",
+        "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}]);
+    let r = b.post("/v1/messages", &req).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let uses: Vec<&Value> = r.json["content"]
+        .as_array()
+        .expect("content")
+        .iter()
+        .filter(|c| c["type"] == "tool_use")
+        .collect();
+    assert!(!uses.is_empty(), "{}", r.text);
+    assert!(
+        uses.iter()
+            .all(|u| u["input"].is_object() && u["id"].is_string()),
+        "{}",
+        r.text
+    );
+    assert_eq!(r.json["stop_reason"], "tool_use");
+    assert_eq!(
+        fake.calls()[0].body["tools"][0]["function"]["name"],
+        "get_current_weather",
+        "the tools went upstream as functions"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn errors_come_in_anthropic_shape() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    let kind = |v: &Value| v["error"]["type"].as_str().map(str::to_owned);
+    let mut no_max = ask("chat");
+    no_max.as_object_mut().expect("object").remove("max_tokens");
+    let r = b.post("/v1/messages", &no_max).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json["type"], "error");
+    assert_eq!(kind(&r.json).as_deref(), Some("invalid_request_error"));
+    assert!(r.text.contains("max_tokens"), "{}", r.text);
+
+    let r = b.post("/v1/messages", &ask("no-such-model")).await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    assert_eq!(kind(&r.json).as_deref(), Some("not_found_error"));
+
+    let mut streamed = ask("chat");
+    streamed["stream"] = json!(true);
+    let r = b.post("/v1/messages", &streamed).await;
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text.contains("not supported on /v1/messages yet"),
+        "{}",
+        r.text
+    );
+
+    fake.script(Rule::any(Behavior::Status {
+        status: 500,
+        retry_after: None,
+    }));
+    let r = b.post("/v1/messages", &ask("solo")).await;
+    assert_eq!(r.status, 502, "{}", r.text);
+    assert_eq!(kind(&r.json).as_deref(), Some("api_error"));
+    assert!(!r.header("x-aibroker-request-id").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn count_tokens_answers_the_prompt_estimate() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    let mut short = ask("chat");
+    short.as_object_mut().expect("object").remove("max_tokens");
+    let mut long = short.clone();
+    long["messages"][0]["content"] = json!("word ".repeat(400));
+    let a = b.post("/v1/messages/count_tokens", &short).await;
+    let z = b.post("/v1/messages/count_tokens", &long).await;
+    assert_eq!((a.status, z.status), (200, 200), "{} {}", a.text, z.text);
+    let (a, z) = (
+        a.json["input_tokens"].as_u64(),
+        z.json["input_tokens"].as_u64(),
+    );
+    assert!(a > Some(0) && z > a, "{a:?} {z:?}");
+    assert_eq!(fake.call_count(), 0, "counting calls no upstream");
+}

@@ -1,0 +1,47 @@
+"""The official Anthropic Python SDK against rest.sock's /v1/messages (not streamed yet),
+relayed to the OpenAI-compatible fake provider through the broker's translation."""
+
+import anthropic
+import httpx2
+import pytest
+
+
+@pytest.fixture()
+def client(broker):
+    http = httpx2.Client(transport=httpx2.HTTPTransport(uds=broker))
+    c = anthropic.Anthropic(
+        api_key="unused-by-the-broker",
+        base_url="http://localhost",
+        http_client=http,
+        max_retries=0,
+    )
+    yield c
+    http.close()
+
+
+def test_a_plain_message(client):
+    m = client.messages.create(
+        model="chat",
+        max_tokens=256,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "What's the weather?"}],
+    )
+    assert m.type == "message" and m.role == "assistant"
+    assert m.content[0].type == "text" and m.content[0].text
+    assert m.stop_reason == "end_turn"
+    assert m.usage.input_tokens > 0 and m.usage.output_tokens == 30
+
+
+def test_count_tokens(client):
+    n = client.messages.count_tokens(
+        model="chat", messages=[{"role": "user", "content": "Hello there"}]
+    )
+    assert n.input_tokens > 0
+
+
+def test_errors_are_the_sdks_own_exceptions(client):
+    with pytest.raises(anthropic.NotFoundError) as e:
+        client.messages.create(
+            model="no-such-model", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
+        )
+    assert e.value.body["error"]["type"] == "not_found_error"
