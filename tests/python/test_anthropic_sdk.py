@@ -1,4 +1,4 @@
-"""The official Anthropic Python SDK against rest.sock's /v1/messages (not streamed yet),
+"""The official Anthropic Python SDK against rest.sock's /v1/messages (JSON and streamed),
 relayed to the OpenAI-compatible fake provider through the broker's translation."""
 
 import anthropic
@@ -45,3 +45,17 @@ def test_errors_are_the_sdks_own_exceptions(client):
             model="no-such-model", max_tokens=10, messages=[{"role": "user", "content": "hi"}]
         )
     assert e.value.body["error"]["type"] == "not_found_error"
+
+
+def test_a_streamed_message(client):
+    with client.messages.stream(
+        model="chat",
+        max_tokens=256,
+        messages=[{"role": "user", "content": "What's the weather?"}],
+    ) as stream:
+        pieces = [text for text in stream.text_stream]
+        final = stream.get_final_message()
+    assert len(pieces) > 1, "the answer arrived in pieces"
+    assert "".join(pieces) == final.content[0].text
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens == 30

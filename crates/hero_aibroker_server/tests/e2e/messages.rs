@@ -1,4 +1,4 @@
-//! Anthropic Messages on `rest.sock` (not streamed yet), relayed to an OpenAI-compatible
+//! Anthropic Messages on `rest.sock` (JSON and streamed), relayed to an OpenAI-compatible
 //! upstream through the translation, with errors in Anthropic's shape and the ledger row
 //! saying `messages`.
 
@@ -105,16 +105,6 @@ async fn errors_come_in_anthropic_shape() {
     assert_eq!(r.status, 404, "{}", r.text);
     assert_eq!(kind(&r.json).as_deref(), Some("not_found_error"));
 
-    let mut streamed = ask("chat");
-    streamed["stream"] = json!(true);
-    let r = b.post("/v1/messages", &streamed).await;
-    assert_eq!(r.status, 400);
-    assert!(
-        r.text.contains("not supported on /v1/messages yet"),
-        "{}",
-        r.text
-    );
-
     fake.script(Rule::any(Behavior::Status {
         status: 500,
         retry_after: None,
@@ -142,4 +132,100 @@ async fn count_tokens_answers_the_prompt_estimate() {
     );
     assert!(a > Some(0) && z > a, "{a:?} {z:?}");
     assert_eq!(fake.call_count(), 0, "counting calls no upstream");
+}
+
+/// The event names and payloads of an Anthropic stream.
+async fn stream_events(b: &Broker, body: &Value) -> (u16, String, Vec<(String, Value)>) {
+    let r = b
+        .client
+        .post(Broker::url("/v1/messages"))
+        .json(body)
+        .send()
+        .await
+        .expect("send");
+    let status = r.status().as_u16();
+    let kind = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let text = r.text().await.expect("body");
+    let events = text
+        .split("\n\n")
+        .filter_map(|e| {
+            let name = e.lines().find_map(|l| l.strip_prefix("event: "))?;
+            let data = e.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((name.to_owned(), serde_json::from_str(data).expect("json")))
+        })
+        .collect();
+    (status, kind, events)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_message_follows_anthropic_event_order() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    let mut req = ask("chat");
+    req["stream"] = json!(true);
+    let (status, kind, events) = stream_events(&b, &req).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/event-stream"), "{kind}");
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names[..2], ["message_start", "content_block_start"]);
+    assert_eq!(
+        names[names.len() - 3..],
+        ["content_block_stop", "message_delta", "message_stop"]
+    );
+    let text: String = events
+        .iter()
+        .filter(|(n, _)| n == "content_block_delta")
+        .map(|(_, d)| d["delta"]["text"].as_str().unwrap_or(""))
+        .collect();
+    assert!(text.len() > 20, "{text}");
+    let delta = &events[events.len() - 2].1;
+    assert_eq!(delta["delta"]["stop_reason"], "end_turn");
+    assert_eq!(delta["usage"]["output_tokens"], 30, "{delta}");
+    let rows = b.wait_rows(1).await;
+    assert_eq!(
+        (rows[0]["endpoint"].as_str(), rows[0]["stream"].as_bool()),
+        (Some("messages"), Some(true))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn streamed_tool_calls_become_tool_use_blocks_with_whole_arguments() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::ToolCalls));
+    let yaml = format!(
+        "providers:\n  - {{name: fake, base_url: \"{}\", api_key_env: FAKE_KEYS}}\nmodels:\n  agent:\n    display_name: Agent\n    tier: standard\n    context_window: 8192\n    capabilities: [tools]\n    backends:\n      - {{provider: fake, model_id: up-agent, priority: 1, input_cost: 1, output_cost: 2}}\n",
+        fake.base_url()
+    );
+    let b = Start::new(yaml).start().await;
+    let mut req = ask("agent");
+    req["stream"] = json!(true);
+    req["tools"] = json!([{"name": "get_current_weather", "input_schema": {"type": "object"}}]);
+    let (status, _, events) = stream_events(&b, &req).await;
+    assert_eq!(status, 200);
+    let starts: Vec<&Value> = events
+        .iter()
+        .filter(|(n, d)| n == "content_block_start" && d["content_block"]["type"] == "tool_use")
+        .map(|(_, d)| d)
+        .collect();
+    assert!(!starts.is_empty(), "{events:?}");
+    for s in starts {
+        let json: String = events
+            .iter()
+            .filter(|(n, d)| n == "content_block_delta" && d["index"] == s["index"])
+            .map(|(_, d)| d["delta"]["partial_json"].as_str().unwrap_or(""))
+            .collect();
+        assert!(
+            serde_json::from_str::<Value>(&json).is_ok_and(|v| v.is_object()),
+            "{json}"
+        );
+    }
+    assert_eq!(
+        events[events.len() - 2].1["delta"]["stop_reason"],
+        "tool_use"
+    );
 }

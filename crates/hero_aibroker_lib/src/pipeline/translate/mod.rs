@@ -4,6 +4,7 @@
 //! fields the Anthropic API documents as hints (thinking, `cache_control`, `top_k`) — left out
 //! with a note the caller puts in the request's trace.
 
+pub mod chat_stream_to_messages;
 pub mod chat_to_messages;
 pub mod messages_to_chat;
 

@@ -1,5 +1,5 @@
-//! Anthropic Messages on `rest.sock`: `POST /v1/messages` (not streamed yet: `stream: true` is
-//! refused with a clear 400) and `POST /v1/messages/count_tokens`. A request is translated to
+//! Anthropic Messages on `rest.sock`: `POST /v1/messages` (JSON and streamed) and
+//! `POST /v1/messages/count_tokens`. A request is translated to
 //! Chat ([`crate::pipeline::translate`]), relayed to any backend like a Chat request, and the
 //! answer translated back; the ledger row says `messages`. Errors come in Anthropic's shape:
 //! `{"type": "error", "error": {"type", "message"}}`.
@@ -19,6 +19,7 @@ use super::openai::{Peer, admit, read_body, run};
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::pipeline::request::ParsedRequest;
+use crate::pipeline::translate::chat_stream_to_messages::StreamTranslator;
 use crate::pipeline::translate::{chat_to_messages, messages_to_chat};
 use crate::state::AppState;
 
@@ -86,13 +87,7 @@ pub(super) async fn messages(
             return from_api(&ctx.fail(err));
         }
     };
-    if parsed.get("stream").and_then(Value::as_bool) == Some(true) {
-        let err = ApiError::new(
-            ErrorCode::InvalidRequest,
-            "stream: true is not supported on /v1/messages yet; send the request without it.",
-        );
-        return from_api(&ctx.fail(err));
-    }
+    let streamed = parsed.get("stream").and_then(Value::as_bool) == Some(true);
     let translated = match messages_to_chat::translate(&parsed) {
         Ok(t) => t,
         Err(e) => return from_api(&ctx.fail(e)),
@@ -106,6 +101,14 @@ pub(super) async fn messages(
         Err(e) => return from_api(&e),
     };
     let (parts, body) = resp.into_parts();
+    let is_sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if streamed && parts.status.is_success() && is_sse {
+        return stream_response(parts, body, &model);
+    }
     let request_id = parts
         .headers
         .get("x-aibroker-request-id")
@@ -171,4 +174,67 @@ pub(super) async fn count_tokens(State(state): State<Arc<AppState>>, req: Reques
         Ok(p) => axum::Json(json!({"input_tokens": p.needs().prompt_tokens})).into_response(),
         Err(e) => from_api(&e),
     }
+}
+
+/// The relayed Chat stream as an Anthropic Messages stream, translated event by event as the
+/// upstream's events arrive (one write per upstream read, nothing buffered whole).
+fn stream_response(
+    parts: axum::http::response::Parts,
+    body: axum::body::Body,
+    model: &str,
+) -> Response {
+    use futures_util::StreamExt;
+    use hero_aibroker_sdk::sse::SseParser;
+
+    struct State {
+        body: axum::body::BodyDataStream,
+        parser: SseParser,
+        translator: StreamTranslator,
+        done: bool,
+    }
+    let state = State {
+        body: body.into_data_stream(),
+        parser: SseParser::default(),
+        translator: StreamTranslator::new(model),
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut st| async move {
+        if st.done {
+            return None;
+        }
+        let mut out = String::new();
+        loop {
+            while let Ok(Some(ev)) = st.parser.next_event() {
+                st.translator.feed(&ev.data, &mut out);
+            }
+            if !out.is_empty() {
+                return Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), st));
+            }
+            match st.body.next().await {
+                Some(Ok(chunk)) => st.parser.push(&chunk),
+                // The body ended (or broke): close the message if the upstream did not.
+                Some(Err(_)) | None => {
+                    if let Ok(Some(ev)) = st.parser.finish() {
+                        st.translator.feed(&ev.data, &mut out);
+                    }
+                    st.translator.end(&mut out);
+                    st.done = true;
+                    return (!out.is_empty()).then(|| (Ok(Bytes::from(out)), st));
+                }
+            }
+        }
+    });
+    let mut r = Response::new(axum::body::Body::from_stream(stream));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    for (k, v) in &parts.headers {
+        if k.as_str().starts_with("x-aibroker-") {
+            r.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    r
 }
