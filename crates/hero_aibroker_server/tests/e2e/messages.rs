@@ -7,6 +7,15 @@ use serde_json::{Value, json};
 
 use crate::harness::*;
 
+/// A broker whose one model, `agent`, may use tools (on `fake`).
+async fn agent_broker(fake: &FakeProvider) -> Broker {
+    let yaml = format!(
+        "providers:\n  - {{name: fake, base_url: \"{}\", api_key_env: FAKE_KEYS}}\nmodels:\n  agent:\n    display_name: Agent\n    tier: standard\n    context_window: 8192\n    capabilities: [tools]\n    backends:\n      - {{provider: fake, model_id: up-agent, priority: 1, input_cost: 1, output_cost: 2}}\n",
+        fake.base_url()
+    );
+    Start::new(yaml).start().await
+}
+
 fn ask(model: &str) -> Value {
     json!({
         "model": model,
@@ -57,11 +66,7 @@ async fn a_message_is_answered_in_anthropic_shape_and_recorded_as_messages() {
 async fn tool_calls_come_back_as_tool_use_blocks() {
     let fake = FakeProvider::start().await;
     fake.script(Rule::any(Behavior::ToolCalls));
-    let yaml = format!(
-        "providers:\n  - {{name: fake, base_url: \"{}\", api_key_env: FAKE_KEYS}}\nmodels:\n  agent:\n    display_name: Agent\n    tier: standard\n    context_window: 8192\n    capabilities: [tools]\n    backends:\n      - {{provider: fake, model_id: up-agent, priority: 1, input_cost: 1, output_cost: 2}}\n",
-        fake.base_url()
-    );
-    let b = Start::new(yaml).start().await;
+    let b = agent_broker(&fake).await;
     let mut req = ask("agent");
     req["tools"] = json!([{"name": "get_current_weather", "description": "Weather",
         "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}}}]);
@@ -197,11 +202,7 @@ async fn a_streamed_message_follows_anthropic_event_order() {
 async fn streamed_tool_calls_become_tool_use_blocks_with_whole_arguments() {
     let fake = FakeProvider::start().await;
     fake.script(Rule::any(Behavior::ToolCalls));
-    let yaml = format!(
-        "providers:\n  - {{name: fake, base_url: \"{}\", api_key_env: FAKE_KEYS}}\nmodels:\n  agent:\n    display_name: Agent\n    tier: standard\n    context_window: 8192\n    capabilities: [tools]\n    backends:\n      - {{provider: fake, model_id: up-agent, priority: 1, input_cost: 1, output_cost: 2}}\n",
-        fake.base_url()
-    );
-    let b = Start::new(yaml).start().await;
+    let b = agent_broker(&fake).await;
     let mut req = ask("agent");
     req["stream"] = json!(true);
     req["tools"] = json!([{"name": "get_current_weather", "input_schema": {"type": "object"}}]);
