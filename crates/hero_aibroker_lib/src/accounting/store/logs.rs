@@ -210,15 +210,9 @@ impl Store {
         }
         let offset = i64::from(q.tz_offset_minutes) * 60_000;
         let to = q.to_ms.unwrap_or(i64::MAX);
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT ((started_ms + ");
-        qb.push_bind(offset)
-            .push(") / ")
-            .push_bind(q.bucket_ms)
-            .push(") * ")
-            .push_bind(q.bucket_ms)
-            .push(" - ")
-            .push_bind(offset)
-            .push(
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT ");
+        super::rollup::push_bucket(&mut qb, "started_ms", offset, q.bucket_ms);
+        qb.push(
                 " AS bucket, COUNT(*) AS requests, \
                  CAST(SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
                  CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \

@@ -190,15 +190,9 @@ impl Store {
         {
             return Ok(None);
         }
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT ((hour_ms + ");
-        qb.push_bind(offset)
-            .push(") / ")
-            .push_bind(q.bucket_ms)
-            .push(") * ")
-            .push_bind(q.bucket_ms)
-            .push(" - ")
-            .push_bind(offset)
-            .push(
+        let mut qb = QueryBuilder::<Sqlite>::new("SELECT ");
+        push_bucket(&mut qb, "hour_ms", offset, q.bucket_ms);
+        qb.push(
                 " AS bucket, SUM(requests) AS requests, SUM(errors) AS errors, \
                  SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, \
                  COALESCE(SUM(cost_usd), 0.0) AS cost_usd, \
@@ -244,4 +238,17 @@ pub(super) fn usage_bucket(r: &SqliteRow) -> Result<UsageBucket, StoreError> {
         cost_usd: r.try_get("cost_usd")?,
         avg_latency_ms: r.try_get("avg_latency_ms")?,
     })
+}
+
+/// `((column + offset) / bucket) * bucket - offset`: the start of the viewer's bucket that
+/// `column` (Unix ms) falls in, for a viewer `offset` ms east of UTC.
+pub(super) fn push_bucket(qb: &mut QueryBuilder<Sqlite>, column: &str, offset: i64, bucket: i64) {
+    qb.push(format_args!("(({column} + "))
+        .push_bind(offset)
+        .push(") / ")
+        .push_bind(bucket)
+        .push(") * ")
+        .push_bind(bucket)
+        .push(" - ")
+        .push_bind(offset);
 }
