@@ -364,6 +364,11 @@ pub struct RouteTrace {
     /// Why no candidate was left, when none was.
     #[serde(default)]
     pub error: Option<String>,
+    /// What a translated request (Anthropic Messages or Responses relayed as Chat) carried
+    /// that the upstream's wire cannot, and was left out: `thinking`, `cache_control`,
+    /// unknown fields, `anthropic-beta` flags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
 }
 
 /// `routing.explain`.

@@ -10,6 +10,7 @@
 //! It is built on hyper directly (no router, no per-request serde round trip) because the
 //! benchmark runs it next to the broker and the load generator on two cores.
 
+mod agent;
 mod body;
 mod catalog;
 mod fixtures;
@@ -82,6 +83,11 @@ pub enum Behavior {
     /// An error with this status whose message echoes the request's `Authorization` header,
     /// as some upstreams and proxies do ("Incorrect API key provided: Bearer sk-…").
     EchoAuth(u16),
+    /// Chat replies act as a tool-using model (see `agent.rs`): tool results are answered
+    /// with text quoting them; otherwise the first offered tool named here (name, arguments
+    /// as a JSON string) is called; otherwise a short text. Other endpoints answer as
+    /// [`Behavior::Ok`].
+    Agent(Vec<(String, String)>),
 }
 
 /// A scripted answer: applies to requests matching `key` and `model` (`None` = any).

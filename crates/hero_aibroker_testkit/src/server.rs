@@ -199,7 +199,9 @@ async fn handle(
     // Alive across `act` (so a client leaving a hung or delayed request drops it armed), then
     // handed to the body, which disarms it once the reply is complete.
     let watch = Watch::new(shared);
-    Ok(act(&reply, behavior).await.map(|body| body.watched(watch)))
+    Ok(act(&reply, behavior, &body)
+        .await
+        .map(|body| body.watched(watch)))
 }
 
 /// What a successful reply has to fit.
@@ -273,11 +275,18 @@ impl ReplyTo<'_> {
 }
 
 /// Act out `behavior` for one request.
-async fn act(reply: &ReplyTo<'_>, behavior: Behavior) -> Response<FakeBody> {
+async fn act(reply: &ReplyTo<'_>, behavior: Behavior, body: &[u8]) -> Response<FakeBody> {
     let pace = reply.chunk_delay;
     match behavior {
         Behavior::Ok => send(reply.render(Flavor::Text), pace),
         Behavior::ToolCalls => send(reply.render(Flavor::Tools), pace),
+        Behavior::Agent(script) => match crate::agent::reply(body, &script, reply.stream)
+            .filter(|_| reply.route == Route::Chat)
+        {
+            Some(mut frames) if !reply.stream => send(Reply::Json(frames.remove(0)), pace),
+            Some(frames) => send(Reply::Sse(frames), pace),
+            None => send(reply.render(Flavor::Text), pace),
+        },
         Behavior::Reasoning => send(reply.render(Flavor::Reasoning), pace),
         Behavior::EndWithoutDone(n) => match reply.render_unfinished(n) {
             // Chunked (no content-length) with a clean end: a short, well-formed body.

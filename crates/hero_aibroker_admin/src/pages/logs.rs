@@ -322,6 +322,13 @@ pub async fn request(
                 .map(|t| t.strategy.clone())
                 .unwrap_or_default(),
         },
+        Fact {
+            k: "left out in translation",
+            v: r.trace
+                .as_ref()
+                .filter(|t| !t.dropped.is_empty())
+                .map_or_else(|| "nothing".into(), |t| t.dropped.join(", ")),
+        },
     ];
 
     RequestPage {

@@ -160,6 +160,7 @@ impl Stub {
                 },
             ],
             error: self.some("only set when nothing is left".to_owned()),
+            dropped: self.vec(vec!["thinking".to_owned()]),
         }
     }
 }

@@ -23,6 +23,7 @@ mod messages;
 mod openrouter;
 mod policy;
 mod relay;
+mod responses;
 mod routing;
 mod running;
 mod streams;

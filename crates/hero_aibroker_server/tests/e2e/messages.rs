@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use crate::harness::*;
 
 /// A broker whose one model, `agent`, may use tools (on `fake`).
-async fn agent_broker(fake: &FakeProvider) -> Broker {
+pub(crate) async fn agent_broker(fake: &FakeProvider) -> Broker {
     let yaml = format!(
         "providers:\n  - {{name: fake, base_url: \"{}\", api_key_env: FAKE_KEYS}}\nmodels:\n  agent:\n    display_name: Agent\n    tier: standard\n    context_window: 8192\n    capabilities: [tools]\n    backends:\n      - {{provider: fake, model_id: up-agent, priority: 1, input_cost: 1, output_cost: 2}}\n",
         fake.base_url()
@@ -139,11 +139,15 @@ async fn count_tokens_answers_the_prompt_estimate() {
     assert_eq!(fake.call_count(), 0, "counting calls no upstream");
 }
 
-/// The event names and payloads of an Anthropic stream.
-async fn stream_events(b: &Broker, body: &Value) -> (u16, String, Vec<(String, Value)>) {
+/// The event names and payloads of a named-event stream (Anthropic Messages, Responses).
+pub(crate) async fn stream_events(
+    b: &Broker,
+    path: &str,
+    body: &Value,
+) -> (u16, String, Vec<(String, Value)>) {
     let r = b
         .client
-        .post(Broker::url("/v1/messages"))
+        .post(Broker::url(path))
         .json(body)
         .send()
         .await
@@ -173,11 +177,14 @@ async fn a_streamed_message_follows_anthropic_event_order() {
     let b = Start::with_fake(&fake).start().await;
     let mut req = ask("chat");
     req["stream"] = json!(true);
-    let (status, kind, events) = stream_events(&b, &req).await;
+    let (status, kind, events) = stream_events(&b, "/v1/messages", &req).await;
     assert_eq!(status, 200);
     assert!(kind.starts_with("text/event-stream"), "{kind}");
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names[..2], ["message_start", "content_block_start"]);
+    assert_eq!(
+        names[..3],
+        ["message_start", "ping", "content_block_start"]
+    );
     assert_eq!(
         names[names.len() - 3..],
         ["content_block_stop", "message_delta", "message_stop"]
@@ -206,7 +213,7 @@ async fn streamed_tool_calls_become_tool_use_blocks_with_whole_arguments() {
     let mut req = ask("agent");
     req["stream"] = json!(true);
     req["tools"] = json!([{"name": "get_current_weather", "input_schema": {"type": "object"}}]);
-    let (status, _, events) = stream_events(&b, &req).await;
+    let (status, _, events) = stream_events(&b, "/v1/messages", &req).await;
     assert_eq!(status, 200);
     let starts: Vec<&Value> = events
         .iter()

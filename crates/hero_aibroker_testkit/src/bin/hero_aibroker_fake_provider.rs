@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser;
-use hero_aibroker_testkit::{FakeProvider, Options};
+use hero_aibroker_testkit::{Behavior, FakeProvider, Options, Rule};
 use tokio::net::TcpListener;
 
 /// A scripted fake OpenAI-compatible provider.
@@ -27,6 +27,14 @@ struct Args {
     /// Pause before each stream event after the first, in milliseconds.
     #[arg(long, default_value_t = 0)]
     chunk_delay_ms: u64,
+    /// An upstream model id that acts as a tool-using agent (calls a scripted tool, then
+    /// answers with its result); repeatable.
+    #[arg(long)]
+    agent_model: Vec<String>,
+    /// `NAME=JSON`: a tool the agent models call when it is offered, with these arguments;
+    /// repeatable, the first one offered wins. Default: `get_weather={"location":"Paris"}`.
+    #[arg(long)]
+    agent_call: Vec<String>,
 }
 
 fn main() -> std::process::ExitCode {
@@ -52,6 +60,24 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         record_calls: false,
     };
     let provider = FakeProvider::serve(listener, options).context("starting the fake provider")?;
+    let mut script = Vec::new();
+    for call in &args.agent_call {
+        let (name, json) = call
+            .split_once('=')
+            .with_context(|| format!("--agent-call {call:?} is not NAME=JSON"))?;
+        serde_json::from_str::<serde_json::Value>(json)
+            .with_context(|| format!("--agent-call {name}: the arguments are not JSON"))?;
+        script.push((name.to_owned(), json.to_owned()));
+    }
+    if script.is_empty() {
+        script.push((
+            "get_weather".to_owned(),
+            r#"{"location":"Paris"}"#.to_owned(),
+        ));
+    }
+    for model in &args.agent_model {
+        provider.script(Rule::for_model(model, Behavior::Agent(script.clone())));
+    }
 
     // The one line a parent process waits for; flush because stdout is a pipe there.
     let mut stdout = std::io::stdout().lock();

@@ -55,6 +55,8 @@ pub struct Ctx {
     /// The client's surface when it is not the endpoint relayed (`messages` for Anthropic
     /// Messages relayed as Chat): the ledger's `endpoint`.
     pub surface: Option<&'static str>,
+    /// What translation left out (see [`RouteTrace::dropped`]), put in the trace at the end.
+    pub dropped: Vec<String>,
     pub(crate) requested: String,
     pub(crate) stream: bool,
     attempts: Vec<AttemptLog>,
@@ -116,6 +118,7 @@ impl Ctx {
             key: None,
             endpoint,
             surface: None,
+            dropped: Vec::new(),
             requested: String::new(),
             stream: false,
             attempts: Vec::new(),
@@ -196,6 +199,11 @@ impl Ctx {
             k.release(std::mem::take(&mut self.reserved_pico));
         }
         let provider = f.cand.map(|c| c.instance.id.clone());
+        let mut trace = self.trace.take();
+        if !self.dropped.is_empty() {
+            trace.get_or_insert_with(RouteTrace::default).dropped =
+                std::mem::take(&mut self.dropped);
+        }
         let row = RequestLog {
             id: self.id.clone(),
             response_id: f.response_id,
@@ -221,7 +229,7 @@ impl Ctx {
             status: f.status,
             http_status: f.http_status,
             error: f.error,
-            trace: self.trace.take(),
+            trace,
         };
         // Client text never becomes a metric label: a name the registry does not know is
         // `unknown`, so random model names cannot grow `/metrics` without bound.

@@ -122,6 +122,8 @@ impl StreamTranslator {
                     "usage": {"input_tokens": 0, "output_tokens": 0},
                 }}),
             );
+            // Anthropic sends a ping right after the start; clients expect to see one.
+            event(out, "ping", &json!({"type": "ping"}));
         }
         if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
             self.usage = Some(u.clone());

@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::openai::{Peer, admit, read_body, run};
+use super::translated::{
+    is_event_stream, keep_broker_headers, read_json, request_id, retry_after, stream_response,
+};
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::pipeline::request::ParsedRequest;
@@ -72,6 +75,15 @@ pub(super) async fn messages(
     Extension(caller): Extension<Caller>,
     req: Request,
 ) -> Response {
+    // Beta flags ask Anthropic for features; an OpenAI-compatible upstream has none of them.
+    let betas: Vec<String> = req
+        .headers()
+        .get_all("anthropic-beta")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|b| format!("anthropic-beta {}", b.trim()))
+        .collect();
     let (mut ctx, body) = match admit(state, Endpoint::Chat, peer, caller, req).await {
         Ok(x) => x,
         Err(e) => return from_api(&e),
@@ -92,60 +104,38 @@ pub(super) async fn messages(
         Ok(t) => t,
         Err(e) => return from_api(&ctx.fail(e)),
     };
-    if !translated.dropped.is_empty() {
-        tracing::debug!(request = %ctx.id, dropped = ?translated.dropped, "Messages fields with no Chat form left out");
-    }
+    ctx.dropped = translated.dropped;
+    ctx.dropped.extend(betas);
     let model = parsed["model"].as_str().unwrap_or_default().to_owned();
     let resp = match run(ctx, Bytes::from(translated.body.to_string())).await {
         Ok(r) => r,
         Err(e) => return from_api(&e),
     };
     let (parts, body) = resp.into_parts();
-    let is_sse = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if streamed && parts.status.is_success() && is_sse {
-        return stream_response(parts, body, &model);
+    if streamed && parts.status.is_success() && is_event_stream(&parts) {
+        return stream_response(&parts, body, StreamTranslator::new(&model));
     }
-    let request_id = parts
-        .headers
-        .get("x-aibroker-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let bytes = match axum::body::to_bytes(body, 64 * 1024 * 1024).await {
-        Ok(b) => b,
-        Err(e) => {
-            return anthropic(
-                502,
-                &format!("The upstream's answer broke off: {e}"),
-                request_id.as_deref(),
-                None,
-            );
-        }
+    let request_id = request_id(&parts);
+    let answer = match read_json(body).await {
+        Ok(a) => a,
+        Err(message) => return anthropic(502, &message, request_id.as_deref(), None),
     };
-    let answer: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     if !parts.status.is_success() {
         // An upstream's (or the broker's) OpenAI-shaped error, in Anthropic's shape.
         let message = answer["error"]["message"]
             .as_str()
             .unwrap_or("The upstream refused the request.");
-        let retry = parts
-            .headers
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse().ok());
-        return anthropic(parts.status.as_u16(), message, request_id.as_deref(), retry);
+        return anthropic(
+            parts.status.as_u16(),
+            message,
+            request_id.as_deref(),
+            retry_after(&parts),
+        );
     }
     match chat_to_messages::translate(&answer, &model) {
         Ok(msg) => {
             let mut r = (StatusCode::OK, axum::Json(msg)).into_response();
-            for (k, v) in &parts.headers {
-                if k.as_str().starts_with("x-aibroker-") {
-                    r.headers_mut().insert(k.clone(), v.clone());
-                }
-            }
+            keep_broker_headers(&parts.headers, r.headers_mut());
             r
         }
         Err(e) => anthropic(502, &e.message, request_id.as_deref(), None),
@@ -174,67 +164,4 @@ pub(super) async fn count_tokens(State(state): State<Arc<AppState>>, req: Reques
         Ok(p) => axum::Json(json!({"input_tokens": p.needs().prompt_tokens})).into_response(),
         Err(e) => from_api(&e),
     }
-}
-
-/// The relayed Chat stream as an Anthropic Messages stream, translated event by event as the
-/// upstream's events arrive (one write per upstream read, nothing buffered whole).
-fn stream_response(
-    parts: axum::http::response::Parts,
-    body: axum::body::Body,
-    model: &str,
-) -> Response {
-    use futures_util::StreamExt;
-    use hero_aibroker_sdk::sse::SseParser;
-
-    struct State {
-        body: axum::body::BodyDataStream,
-        parser: SseParser,
-        translator: StreamTranslator,
-        done: bool,
-    }
-    let state = State {
-        body: body.into_data_stream(),
-        parser: SseParser::default(),
-        translator: StreamTranslator::new(model),
-        done: false,
-    };
-    let stream = futures_util::stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        let mut out = String::new();
-        loop {
-            while let Ok(Some(ev)) = st.parser.next_event() {
-                st.translator.feed(&ev.data, &mut out);
-            }
-            if !out.is_empty() {
-                return Some((Ok::<_, std::convert::Infallible>(Bytes::from(out)), st));
-            }
-            match st.body.next().await {
-                Some(Ok(chunk)) => st.parser.push(&chunk),
-                // The body ended (or broke): close the message if the upstream did not.
-                Some(Err(_)) | None => {
-                    if let Ok(Some(ev)) = st.parser.finish() {
-                        st.translator.feed(&ev.data, &mut out);
-                    }
-                    st.translator.end(&mut out);
-                    st.done = true;
-                    return (!out.is_empty()).then(|| (Ok(Bytes::from(out)), st));
-                }
-            }
-        }
-    });
-    let mut r = Response::new(axum::body::Body::from_stream(stream));
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    r.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    for (k, v) in &parts.headers {
-        if k.as_str().starts_with("x-aibroker-") {
-            r.headers_mut().insert(k.clone(), v.clone());
-        }
-    }
-    r
 }

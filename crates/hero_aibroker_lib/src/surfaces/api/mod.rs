@@ -8,6 +8,8 @@ mod messages;
 mod models;
 pub(crate) use models::model_object;
 mod openai;
+mod responses;
+mod translated;
 mod usage;
 
 use std::sync::Arc;
@@ -35,6 +37,7 @@ pub fn rest_router(state: Arc<AppState>) -> Router {
         .route("/v1/embeddings", post(openai::embeddings))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
+        .route("/v1/responses", post(responses::responses))
         .route("/v1/models", get(models::list))
         .route("/v1/models/{*id}", get(models::get))
         .route("/health", get(models::health))
