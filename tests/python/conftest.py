@@ -24,6 +24,13 @@ models:
     context_window: 8192
     backends:
       - {{provider: fake, model_id: up-chat, priority: 1, input_cost: 2.0, output_cost: 8.0}}
+  agent:
+    display_name: Agent
+    tier: standard
+    context_window: 8192
+    capabilities: [tools]
+    backends:
+      - {{provider: fake, model_id: up-agent, priority: 1, input_cost: 1.0, output_cost: 2.0}}
   embed:
     display_name: Embed
     tier: cheap
@@ -37,7 +44,9 @@ models:
 @pytest.fixture(scope="session")
 def fake_provider():
     proc = subprocess.Popen(
-        [str(BIN_DIR / "hero_aibroker_fake_provider"), "--port", "0"],
+        # `up-agent` calls get_weather when offered, then answers with the tool's result.
+        [str(BIN_DIR / "hero_aibroker_fake_provider"), "--port", "0", "--agent-model", "up-agent",
+         "--agent-call", 'get_weather={"location":"Paris"}'],
         stdout=subprocess.PIPE,
         text=True,
     )

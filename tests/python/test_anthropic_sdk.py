@@ -59,3 +59,41 @@ def test_a_streamed_message(client):
     assert "".join(pieces) == final.content[0].text
     assert final.stop_reason == "end_turn"
     assert final.usage.output_tokens == 30
+
+
+WEATHER_TOOL = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}},
+}
+
+
+def test_a_streamed_tool_use_round_trip(client):
+    """tool_use (streamed, arguments as input_json_delta) -> tool_result -> streamed answer."""
+    messages = [{"role": "user", "content": "What's the weather in Paris?"}]
+    with client.messages.stream(
+        model="agent", max_tokens=256, tools=[WEATHER_TOOL], messages=messages
+    ) as stream:
+        kinds = [event.type for event in stream]
+        first = stream.get_final_message()
+    assert "input_json" in kinds, kinds
+    assert first.stop_reason == "tool_use"
+    use = [b for b in first.content if b.type == "tool_use"][0]
+    assert use.name == "get_weather" and use.input == {"location": "Paris"}
+    assert use.id
+
+    messages += [
+        {"role": "assistant", "content": [b.model_dump() for b in first.content]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use.id, "content": "18C, sunny"}],
+        },
+    ]
+    with client.messages.stream(
+        model="agent", max_tokens=256, tools=[WEATHER_TOOL], messages=messages
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "Tool result: 18C, sunny"
+    assert final.stop_reason == "end_turn"
+    assert final.usage.output_tokens > 0
