@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite, installing what it needs: formatting and lint checks, the Rust
-# unit and end-to-end tests (real binaries on temp sockets against the fake provider), and the
-# wire tests with the official OpenAI Python SDK (in a venv under target/).
+# unit and end-to-end tests (real binaries on temp sockets against the fake provider), the wire
+# tests with the official OpenAI, Anthropic and MCP Python SDKs (in a venv under target/), real
+# coding agents (Claude Code, Codex) from npm, and the console in a real browser.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_cargo
@@ -45,7 +46,13 @@ bash scripts/smoke_scripts.sh
 say "openrpc.json against an independent validator (@open-rpc/schema-utils-js)"
 bash scripts/validate_openrpc.sh
 
-say "Python wire tests (official OpenAI and MCP SDKs)"
+say "coding agents from npm (tests/agents: Claude Code and Codex CLI, driven by tests/python/test_agents.py)"
+if [ ! -x tests/agents/node_modules/.bin/claude ] || [ ! -x tests/agents/node_modules/.bin/codex ] \
+  || [ tests/agents/package-lock.json -nt tests/agents/node_modules/.package-lock.json ]; then
+  (cd tests/agents && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+say "Python wire tests (official OpenAI, Anthropic and MCP SDKs; Claude Code and Codex)"
 VENV="$REPO/target/pyvenv"
 command -v python3 >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq python3 python3-venv; }
 if [ ! -x "$VENV/bin/python" ]; then

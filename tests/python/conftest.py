@@ -12,6 +12,9 @@ import time
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+# What the agent model's tool call prints: seen in an agent's answer only if the agent really
+# ran the tool and sent its output back through the broker.
+MARKER = "agent-tool-ran-7f3a"
 BIN_DIR = pathlib.Path(os.environ.get("HERO_BIN_DIR", ROOT / "target" / "debug"))
 
 MODELS = """
@@ -44,9 +47,16 @@ models:
 @pytest.fixture(scope="session")
 def fake_provider():
     proc = subprocess.Popen(
-        # `up-agent` calls get_weather when offered, then answers with the tool's result.
-        [str(BIN_DIR / "hero_aibroker_fake_provider"), "--port", "0", "--agent-model", "up-agent",
-         "--agent-call", 'get_weather={"location":"Paris"}'],
+        # `up-agent` calls the first of these tools it is offered (the SDK tests' get_weather,
+        # Claude Code's Bash, Codex's exec_command or shell), then answers with the result.
+        [
+            str(BIN_DIR / "hero_aibroker_fake_provider"), "--port", "0",
+            "--agent-model", "up-agent",
+            "--agent-call", 'get_weather={"location":"Paris"}',
+            "--agent-call", 'Bash={"command":"echo %s","description":"Print the marker"}' % MARKER,
+            "--agent-call", 'exec_command={"cmd":"echo %s"}' % MARKER,
+            "--agent-call", 'shell={"command":["bash","-lc","echo %s"]}' % MARKER,
+        ],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -17,12 +17,17 @@ use std::collections::HashMap;
 use serde_json::{Value, json};
 
 use super::chat_to_responses::{envelope, id, reasoning_of, status, usage};
+use super::responses_to_chat::split_namespaced;
 
 #[derive(Debug)]
 enum Kind {
     Reasoning,
     Message,
-    Call { call_id: String, name: String },
+    Call {
+        call_id: String,
+        name: String,
+        namespace: Option<String>,
+    },
 }
 
 #[derive(Debug)]
@@ -43,8 +48,18 @@ impl Item {
                 json!({"type": "message", "id": self.id, "status": status, "role": "assistant",
                 "content": [{"type": "output_text", "text": self.text, "annotations": [], "logprobs": []}]})
             }
-            Kind::Call { call_id, name } => json!({"type": "function_call", "id": self.id,
-                "call_id": call_id, "name": name, "arguments": self.text, "status": status}),
+            Kind::Call {
+                call_id,
+                name,
+                namespace,
+            } => {
+                let mut item = json!({"type": "function_call", "id": self.id,
+                    "call_id": call_id, "name": name, "arguments": self.text, "status": status});
+                if let Some(ns) = namespace {
+                    item["namespace"] = ns.as_str().into();
+                }
+                item
+            }
         }
     }
 }
@@ -255,11 +270,14 @@ impl ResponsesStream {
                         self.close(out, o);
                     }
                     let call_id = call["id"].as_str().unwrap_or("").to_owned();
+                    let chat_name = call["function"]["name"].as_str().unwrap_or("");
+                    let (namespace, name) = split_namespaced(&self.req, chat_name);
                     let item = Item {
                         id: id("fc_", &call_id),
                         kind: Kind::Call {
                             call_id,
-                            name: call["function"]["name"].as_str().unwrap_or("").to_owned(),
+                            name: name.to_owned(),
+                            namespace,
                         },
                         text: String::new(),
                         done: false,

@@ -3,7 +3,8 @@
 //! - Reasoning the upstream returned (`reasoning` or `reasoning_content` on the message)
 //!   becomes a `reasoning` item with a `reasoning_text` part, first.
 //! - The message's text becomes a `message` item with one `output_text` part, and each tool
-//!   call a `function_call` item whose `call_id` is the call's id, with its arguments as sent.
+//!   call a `function_call` item whose `call_id` is the call's id, with its arguments as sent
+//!   (a `namespace__name` of a declared namespace comes back as `name` in `namespace`).
 //! - `status`: `length` gives `incomplete` (`max_output_tokens`), `content_filter` gives
 //!   `incomplete` (`content_filter`); anything else `completed`.
 //! - Usage, one accounting rule: both wires count cached tokens inside the input and
@@ -16,6 +17,7 @@
 use serde_json::{Value, json};
 
 use super::refuse;
+use super::responses_to_chat::split_namespaced;
 use crate::error::ApiError;
 
 /// The Responses `usage` of a Chat `usage`.
@@ -117,12 +119,17 @@ pub fn translate(chat: &Value, req: &Value, created_at: u64) -> Result<Value, Ap
         let call_id = c["id"]
             .as_str()
             .ok_or_else(|| refuse("the upstream sent a tool call without an id"))?;
-        output.push(json!({
+        let (namespace, name) = split_namespaced(req, c["function"]["name"].as_str().unwrap_or(""));
+        let mut item = json!({
             "type": "function_call", "id": id("fc_", call_id), "call_id": call_id,
-            "name": c["function"]["name"],
+            "name": name,
             "arguments": c["function"]["arguments"].as_str().unwrap_or("{}"),
             "status": "completed",
-        }));
+        });
+        if let Some(ns) = namespace {
+            item["namespace"] = ns.into();
+        }
+        output.push(item);
     }
     let (status, incomplete) = status(choice["finish_reason"].as_str());
     let mut r = envelope(req, &id("resp_", chat_id), created_at, status);

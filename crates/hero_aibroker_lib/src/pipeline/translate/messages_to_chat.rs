@@ -9,8 +9,13 @@
 //! - `tools`, `tool_choice` (`auto`, `any` → `required`, `tool` → that function, `none`),
 //!   `disable_parallel_tool_use`, `stop_sequences`, `max_tokens`, `temperature`, `top_p`,
 //!   `metadata.user_id` and `stream` map one to one.
-//! - `thinking` (the setting and the blocks of earlier turns), `cache_control` markers and
-//!   `top_k` have no Chat form: they are left out and named in [`Translated::dropped`].
+//! - Mid-conversation `system` messages become `system` messages; `output_format`
+//!   (`json_schema`) becomes `response_format`.
+//! - `thinking` (the setting and the blocks of earlier turns), `cache_control` markers,
+//!   `top_k`, `context_management`, `output_config`, `service_tier`, tool fields other than
+//!   name, description and schema (`defer_loading`, …) and unknown fields have no Chat form:
+//!   they are left out and named in [`Translated::dropped`].
+//! - `mcp_servers` and `container` need Anthropic's own servers: refused by name.
 //! - Anything else the target cannot carry (a document block, an unknown block type) is
 //!   refused with a 400 naming it.
 
@@ -18,6 +23,40 @@ use serde_json::{Map, Value, json};
 
 use super::refuse;
 use crate::error::ApiError;
+
+/// Fields with no Chat form that are left out (and noted) rather than refused: hints to
+/// Anthropic's servers about how to think, cache or manage the context.
+const HINTS: &[&str] = &[
+    "thinking",
+    "top_k",
+    "context_management",
+    "output_config",
+    "service_tier",
+];
+
+/// Fields mapped below (or refused there).
+const MAPPED: &[&str] = &[
+    "model",
+    "messages",
+    "system",
+    "max_tokens",
+    "metadata",
+    "stop_sequences",
+    "stream",
+    "temperature",
+    "top_p",
+    "tools",
+    "tool_choice",
+    "output_format",
+    "mcp_servers",
+    "container",
+];
+
+fn note(dropped: &mut Vec<String>, what: &str) {
+    if !dropped.iter().any(|d| d == what) {
+        dropped.push(what.to_owned());
+    }
+}
 
 /// A translated request.
 #[derive(Debug, Clone, PartialEq)]
@@ -86,9 +125,7 @@ struct Turns<'a> {
 
 impl Turns<'_> {
     fn note(&mut self, what: &str) {
-        if !self.dropped.iter().any(|d| d == what) {
-            self.dropped.push(what.to_owned());
-        }
+        note(self.dropped, what);
     }
 
     fn user(&mut self, content: &Value) -> Result<(), ApiError> {
@@ -214,9 +251,21 @@ pub fn translate(req: &Value) -> Result<Translated, ApiError> {
         match m.get("role").and_then(Value::as_str) {
             Some("user") => turns.user(content)?,
             Some("assistant") => turns.assistant(content)?,
+            // Mid-conversation system messages (Claude Code sends them): Chat has the role.
+            Some("system") => {
+                if content
+                    .as_array()
+                    .is_some_and(|b| b.iter().any(|b| b.get("cache_control").is_some()))
+                {
+                    turns.note("cache_control");
+                }
+                turns
+                    .out
+                    .push(json!({"role": "system", "content": text_of(content)?}));
+            }
             other => {
                 return Err(refuse(format!(
-                    "a message's role must be user or assistant, not {}",
+                    "a message's role must be user, assistant or system, not {}",
                     other.unwrap_or("(none)")
                 )));
             }
@@ -255,8 +304,12 @@ pub fn translate(req: &Value) -> Result<Translated, ApiError> {
                     t.get("type").and_then(Value::as_str).unwrap_or("")
                 )));
             }
-            if t.get("cache_control").is_some() {
-                dropped.push("cache_control".into());
+            for (k, _) in t.as_object().into_iter().flatten() {
+                match k.as_str() {
+                    "name" | "description" | "input_schema" | "type" => {}
+                    "cache_control" => note(&mut dropped, "cache_control"),
+                    _ => note(&mut dropped, &format!("tools[].{k}")),
+                }
             }
             out.push(json!({"type": "function", "function": {
                 "name": t.get("name").cloned().unwrap_or(Value::Null),
@@ -290,12 +343,42 @@ pub fn translate(req: &Value) -> Result<Translated, ApiError> {
             body.insert("parallel_tool_calls".into(), false.into());
         }
     }
-    for hint in ["thinking", "top_k"] {
-        if obj.contains_key(hint) && !dropped.iter().any(|d| d == hint) {
-            dropped.push(hint.into());
+    if let Some(format) = obj.get("output_format").filter(|f| !f.is_null()) {
+        match format.get("type").and_then(Value::as_str) {
+            Some("json_schema") => {
+                body.insert(
+                    "response_format".into(),
+                    json!({"type": "json_schema", "json_schema": {
+                        "name": "output", "strict": true,
+                        "schema": format.get("schema").cloned().unwrap_or(json!({"type": "object"})),
+                    }}),
+                );
+            }
+            other => {
+                return Err(refuse(format!(
+                    "output_format of type {} cannot be carried to an OpenAI-compatible upstream",
+                    other.unwrap_or("(none)")
+                )));
+            }
         }
     }
-    dropped.dedup();
+    for needs_anthropic in ["mcp_servers", "container"] {
+        if obj.get(needs_anthropic).is_some_and(|v| !v.is_null()) {
+            return Err(refuse(format!(
+                "{needs_anthropic} runs on Anthropic's own servers and cannot be carried to an OpenAI-compatible upstream"
+            )));
+        }
+    }
+    for (k, v) in obj {
+        if v.is_null() || MAPPED.contains(&k.as_str()) {
+            continue;
+        }
+        if HINTS.contains(&k.as_str()) {
+            note(&mut dropped, k);
+        } else {
+            note(&mut dropped, &format!("unknown field {k}"));
+        }
+    }
     Ok(Translated {
         body: Value::Object(body),
         dropped,

@@ -7,15 +7,19 @@
 //! - `function_call` items become `tool_calls` of one assistant message (consecutive calls are
 //!   merged into the same message, and into the assistant text just before them), with the
 //!   same `call_id`; each `function_call_output` becomes a `tool` message linked by that id.
-//! - `tools` (function tools only), `tool_choice`, `parallel_tool_calls`, `max_output_tokens`
+//! - `tools` (functions), `tool_choice`, `parallel_tool_calls`, `max_output_tokens`
 //!   (→ `max_tokens`), `temperature`, `top_p`, `user`, `reasoning.effort`
 //!   (→ `reasoning_effort`), `text.format` (→ `response_format`) and `stream` map one to one.
 //! - `reasoning` items of earlier turns, `reasoning.summary`, `include`, `store: false`,
 //!   `metadata`, `truncation`, `service_tier`, `prompt_cache_key`, `safety_identifier` and
 //!   `text.verbosity` have no Chat form: left out and named in [`Translated::dropped`].
+//! - The functions of a `namespace` tool become Chat functions named `namespace__name`
+//!   (and calls of them come back as that name in that namespace).
+//! - Hosted tools (`web_search`, `file_search`, …) run on OpenAI's own servers: offered, they
+//!   are left out and noted; forced by `tool_choice`, the request is refused.
 //! - `previous_response_id`, `conversation`, `store: true` and `background: true` need stored
-//!   responses, which the broker does not keep; built-in tools (`web_search`, `file_search`,
-//!   …) and other item types need OpenAI's own servers: all are refused with a 400 naming them.
+//!   responses, which the broker does not keep; `custom` tools and unknown item types have no
+//!   Chat form: all are refused with a 400 naming them.
 
 use serde_json::{Map, Value, json};
 
@@ -115,26 +119,89 @@ fn content(c: &Value) -> Result<Value, ApiError> {
     Ok(Value::Array(out))
 }
 
-fn tool(t: &Value) -> Result<Value, ApiError> {
-    match t.get("type").and_then(Value::as_str) {
-        Some("function") => {
-            let mut f = json!({
-                "name": t.get("name").cloned().unwrap_or(Value::Null),
-                "parameters": t.get("parameters").cloned().unwrap_or(json!({"type": "object"})),
-            });
-            if let Some(d) = t.get("description").filter(|d| !d.is_null()) {
-                f["description"] = d.clone();
-            }
-            if let Some(s) = t.get("strict").filter(|s| !s.is_null()) {
-                f["strict"] = s.clone();
-            }
-            Ok(json!({"type": "function", "function": f}))
+/// Tools that run on OpenAI's own servers: a Chat upstream cannot run them, so they are left
+/// out (and noted) when offered, and refused when `tool_choice` forces one.
+const HOSTED_TOOLS: &[&str] = &[
+    "web_search",
+    "web_search_preview",
+    "file_search",
+    "code_interpreter",
+    "image_generation",
+    "computer_use_preview",
+    "mcp",
+];
+
+/// The Chat name of a function `name` in the namespace `ns`: `ns__name`.
+pub fn namespaced(ns: &str, name: &str) -> String {
+    format!("{ns}__{name}")
+}
+
+/// Splits a Chat function name back into its namespace and name, when the request `req`
+/// declared it in a `namespace` tool.
+pub fn split_namespaced<'a>(req: &Value, chat_name: &'a str) -> (Option<String>, &'a str) {
+    for t in req.get("tools").and_then(Value::as_array).into_iter().flatten() {
+        if t.get("type").and_then(Value::as_str) != Some("namespace") {
+            continue;
         }
-        other => Err(refuse(format!(
-            "the {} tool runs on OpenAI's own servers and cannot be carried to a Chat upstream; only function tools can",
-            other.unwrap_or("typeless")
-        ))),
+        let Some(ns) = t.get("name").and_then(Value::as_str) else {
+            continue;
+        };
+        let Some(rest) = chat_name.strip_prefix(ns).and_then(|r| r.strip_prefix("__")) else {
+            continue;
+        };
+        let mut declared = t.get("tools").and_then(Value::as_array).into_iter().flatten();
+        if declared.any(|f| f.get("name").and_then(Value::as_str) == Some(rest)) {
+            return (Some(ns.to_owned()), rest);
+        }
     }
+    (None, chat_name)
+}
+
+fn function(t: &Value, name: Value) -> Value {
+    let mut f = json!({
+        "name": name,
+        "parameters": t.get("parameters").cloned().unwrap_or(json!({"type": "object"})),
+    });
+    if let Some(d) = t.get("description").filter(|d| !d.is_null()) {
+        f["description"] = d.clone();
+    }
+    if let Some(s) = t.get("strict").filter(|s| !s.is_null()) {
+        f["strict"] = s.clone();
+    }
+    json!({"type": "function", "function": f})
+}
+
+/// The Chat tools of one Responses tool: a function, the functions of a `namespace` (named
+/// `namespace__name`), or none for a hosted tool (noted).
+fn tools(t: &Value, out: &mut Vec<Value>, dropped: &mut Vec<String>) -> Result<(), ApiError> {
+    match t.get("type").and_then(Value::as_str) {
+        Some("function") => out.push(function(t, t.get("name").cloned().unwrap_or(Value::Null))),
+        Some("namespace") => {
+            let ns = t
+                .get("name")
+                .and_then(Value::as_str)
+                .ok_or_else(|| refuse("a namespace tool needs its name"))?;
+            for f in t.get("tools").and_then(Value::as_array).into_iter().flatten() {
+                if f.get("type").and_then(Value::as_str) != Some("function") {
+                    return Err(refuse(format!(
+                        "the namespace {ns} holds a tool that is not a function; only functions can be carried to a Chat upstream"
+                    )));
+                }
+                let name = f.get("name").and_then(Value::as_str).unwrap_or("");
+                out.push(function(f, namespaced(ns, name).into()));
+            }
+        }
+        Some(hosted) if HOSTED_TOOLS.contains(&hosted) => {
+            note(dropped, format!("{hosted} tool (runs on OpenAI's servers)"));
+        }
+        other => {
+            return Err(refuse(format!(
+                "a {} tool cannot be carried to a Chat upstream; only function tools can",
+                other.unwrap_or("typeless")
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn tool_choice(c: &Value) -> Result<Value, ApiError> {
@@ -143,6 +210,17 @@ fn tool_choice(c: &Value) -> Result<Value, ApiError> {
         Value::Object(o) if o.get("type").and_then(Value::as_str) == Some("function") => Ok(
             json!({"type": "function", "function": {"name": o.get("name").cloned().unwrap_or(Value::Null)}}),
         ),
+        Value::Object(o)
+            if o
+                .get("type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| HOSTED_TOOLS.contains(&t)) =>
+        {
+            Err(refuse(format!(
+                "tool_choice forces the {} tool, which runs on OpenAI's own servers and cannot be carried to a Chat upstream",
+                o.get("type").and_then(Value::as_str).unwrap_or("")
+            )))
+        }
         other => Err(refuse(format!(
             "tool_choice {other} cannot be carried to a Chat upstream"
         ))),
@@ -196,11 +274,16 @@ fn items(input: &[Value], out: &mut Vec<Value>, dropped: &mut Vec<String>) -> Re
                     .get("call_id")
                     .and_then(Value::as_str)
                     .ok_or_else(|| refuse("a function_call item needs its call_id"))?;
+                let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+                let name = match item.get("namespace").and_then(Value::as_str) {
+                    Some(ns) => namespaced(ns, name),
+                    None => name.to_owned(),
+                };
                 let call = json!({
                     "id": call_id,
                     "type": "function",
                     "function": {
-                        "name": item.get("name").cloned().unwrap_or(Value::Null),
+                        "name": name,
                         "arguments": item.get("arguments").and_then(Value::as_str).unwrap_or("{}"),
                     },
                 });
@@ -310,15 +393,12 @@ pub fn translate(req: &Value) -> Result<Translated, ApiError> {
             body.insert(to.into(), v.clone());
         }
     }
-    if let Some(tools) = obj
-        .get("tools")
-        .and_then(Value::as_array)
-        .filter(|t| !t.is_empty())
-    {
-        body.insert(
-            "tools".into(),
-            Value::Array(tools.iter().map(tool).collect::<Result<_, _>>()?),
-        );
+    let mut chat_tools = Vec::new();
+    for t in obj.get("tools").and_then(Value::as_array).into_iter().flatten() {
+        tools(t, &mut chat_tools, &mut dropped)?;
+    }
+    if !chat_tools.is_empty() {
+        body.insert("tools".into(), Value::Array(chat_tools));
     }
     if let Some(c) = obj.get("tool_choice").filter(|v| !v.is_null()) {
         body.insert("tool_choice".into(), tool_choice(c)?);
@@ -439,8 +519,13 @@ mod tests {
                 "store: true",
             ),
             (
-                json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}]}),
+                json!({"model": "m", "input": "x", "tools": [{"type": "web_search"}],
+                       "tool_choice": {"type": "web_search"}}),
                 "web_search tool",
+            ),
+            (
+                json!({"model": "m", "input": "x", "tools": [{"type": "custom", "name": "apply_patch"}]}),
+                "a custom tool",
             ),
             (
                 json!({"model": "m", "input": [{"type": "item_reference", "id": "x"}]}),
@@ -451,6 +536,23 @@ mod tests {
             let e = translate(&req).expect_err("refused");
             assert!(e.message.contains(named), "{named}: {}", e.message);
         }
+    }
+
+    #[test]
+    fn namespaced_functions_round_trip_and_hosted_tools_are_noted() {
+        let req = json!({"model": "m", "input": [
+                {"type": "function_call", "call_id": "c1", "namespace": "agents", "name": "spawn", "arguments": "{}"},
+                {"type": "function_call_output", "call_id": "c1", "output": "ok"}
+            ],
+            "tools": [{"type": "web_search"},
+                      {"type": "namespace", "name": "agents", "description": "Sub-agents",
+                       "tools": [{"type": "function", "name": "spawn", "parameters": {"type": "object"}}]}]});
+        let t = translate(&req).expect("translates");
+        assert_eq!(t.body["tools"][0]["function"]["name"], "agents__spawn");
+        assert_eq!(t.body["messages"][0]["tool_calls"][0]["function"]["name"], "agents__spawn");
+        assert_eq!(t.dropped, vec!["web_search tool (runs on OpenAI's servers)"]);
+        assert_eq!(split_namespaced(&req, "agents__spawn"), (Some("agents".into()), "spawn"));
+        assert_eq!(split_namespaced(&req, "agents__other"), (None, "agents__other"));
     }
 
     #[test]
