@@ -181,10 +181,7 @@ async fn a_streamed_message_follows_anthropic_event_order() {
     assert_eq!(status, 200);
     assert!(kind.starts_with("text/event-stream"), "{kind}");
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(
-        names[..3],
-        ["message_start", "ping", "content_block_start"]
-    );
+    assert_eq!(names[..3], ["message_start", "ping", "content_block_start"]);
     assert_eq!(
         names[names.len() - 3..],
         ["content_block_stop", "message_delta", "message_stop"]
@@ -235,5 +232,39 @@ async fn streamed_tool_calls_become_tool_use_blocks_with_whole_arguments() {
     assert_eq!(
         events[events.len() - 2].1["delta"]["stop_reason"],
         "tool_use"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn upstream_reasoning_streams_as_a_thinking_block_with_its_signature() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::Reasoning));
+    let b = Start::with_fake(&fake).start().await;
+    let mut req = ask("chat");
+    req["stream"] = json!(true);
+    req["thinking"] = json!({"type": "enabled", "budget_tokens": 1024});
+    let (status, _, events) = stream_events(&b, "/v1/messages", &req).await;
+    assert_eq!(status, 200);
+    let first = events
+        .iter()
+        .find(|(n, _)| n == "content_block_start")
+        .map(|(_, d)| d)
+        .expect("a block");
+    assert_eq!(first["content_block"]["type"], "thinking");
+    let signatures: Vec<&str> = events
+        .iter()
+        .filter_map(|(_, d)| d["delta"]["signature"].as_str())
+        .collect();
+    assert_eq!(
+        signatures,
+        ["EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds..."]
+    );
+    // The thinking setting has no Chat form: left out, and said so in the trace.
+    let rows = b.wait_rows(1).await;
+    assert_eq!(
+        rows[0]["trace"]["dropped"],
+        json!(["thinking"]),
+        "{}",
+        rows[0]
     );
 }

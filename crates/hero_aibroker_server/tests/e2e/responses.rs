@@ -175,7 +175,7 @@ async fn what_needs_stored_responses_or_openai_tools_is_refused_by_name() {
             "store: true",
         ),
         (
-            json!({"model": "chat", "input": "x", "tools": [{"type": "web_search"}]}),
+            json!({"model": "chat", "input": "x", "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}}),
             "web_search",
         ),
     ] {

@@ -1,6 +1,9 @@
 //! OpenAI Chat stream → Anthropic Messages stream, event by event.
 //!
-//! The first chunk opens the message (`message_start`). Text deltas go into one `text` block.
+//! The first chunk opens the message (`message_start`, then `ping`). Reasoning deltas go into
+//! a `thinking` block as `thinking_delta`s; the upstream's signature (OpenRouter's
+//! `reasoning_details[].signature`) is passed byte for byte as the block's last event, a
+//! `signature_delta`. Text deltas go into one `text` block.
 //! Each tool call opens its own `tool_use` block with the call's id and name, and every piece
 //! of its arguments becomes an `input_json_delta` as it arrives; pieces are never buffered
 //! whole. Parallel calls interleaved by `index` are kept apart: a block is closed when another
@@ -10,11 +13,13 @@
 
 use serde_json::{Value, json};
 
-use super::chat_to_messages::{stop_reason, usage};
+use super::chat_to_messages::{signature_of, stop_reason, usage};
+use super::chat_to_responses::reasoning_of;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Open {
     None,
+    Thinking,
     Text,
     Tool(u64),
 }
@@ -32,6 +37,8 @@ pub struct StreamTranslator {
     finish: Option<String>,
     any_tool: bool,
     usage: Option<Value>,
+    /// The upstream's signature of the open thinking block, sent when the block closes.
+    signature: Option<String>,
     ended: bool,
 }
 
@@ -55,11 +62,23 @@ impl StreamTranslator {
             finish: None,
             any_tool: false,
             usage: None,
+            signature: None,
             ended: false,
         }
     }
 
     fn close(&mut self, out: &mut String) {
+        if self.open == Open::Thinking {
+            // The signature ends the thinking block, as on Anthropic's own wire.
+            if let Some(sig) = self.signature.take() {
+                event(
+                    out,
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": self.next - 1,
+                            "delta": {"type": "signature_delta", "signature": sig}}),
+                );
+            }
+        }
         if self.open != Open::None {
             event(
                 out,
@@ -132,6 +151,31 @@ impl StreamTranslator {
             return;
         };
         let delta = &choice["delta"];
+        if let Some(thinking) = reasoning_of(delta) {
+            if self.open != Open::Thinking {
+                self.open_block(
+                    out,
+                    Open::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                );
+            }
+            event(
+                out,
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": self.next - 1,
+                        "delta": {"type": "thinking_delta", "thinking": thinking}}),
+            );
+        }
+        if let Some(sig) = signature_of(delta) {
+            if self.open != Open::Thinking {
+                self.open_block(
+                    out,
+                    Open::Thinking,
+                    json!({"type": "thinking", "thinking": "", "signature": ""}),
+                );
+            }
+            self.signature = Some(sig.to_owned());
+        }
         if let Some(text) = delta["content"].as_str().filter(|t| !t.is_empty()) {
             if self.open != Open::Text {
                 self.open_block(out, Open::Text, json!({"type": "text", "text": ""}));
@@ -270,6 +314,43 @@ mod tests {
             1
         );
         assert_eq!(events[events.len() - 2]["delta"]["stop_reason"], "end_turn");
+    }
+
+    #[test]
+    fn the_recorded_reasoning_stream_becomes_a_signed_thinking_block() {
+        let sse = include_str!("../../../tests/fixtures/wire/openrouter/chat-stream-reasoning.sse");
+        let events = run(sse);
+        let start = events
+            .iter()
+            .find(|e| e["type"] == "content_block_start")
+            .expect("a block");
+        assert_eq!(start["content_block"]["type"], "thinking");
+        let thinking: String = events
+            .iter()
+            .filter_map(|e| e["delta"]["thinking"].as_str())
+            .collect();
+        assert_eq!(thinking, "The user asks for the capital of France.");
+        let sig: Vec<&str> = events
+            .iter()
+            .filter_map(|e| e["delta"]["signature"].as_str())
+            .collect();
+        // Byte for byte the recording's signature, once, before the block closes.
+        assert_eq!(
+            sig,
+            ["EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds..."]
+        );
+        let at =
+            |pred: &dyn Fn(&Value) -> bool| events.iter().position(|e| pred(e)).expect("event");
+        assert!(
+            at(&|e| e["delta"]["type"] == "signature_delta")
+                < at(&|e| e["type"] == "content_block_stop")
+        );
+        let text_start = events
+            .iter()
+            .filter(|e| e["type"] == "content_block_start")
+            .nth(1)
+            .expect("a text block");
+        assert_eq!(text_start["content_block"]["type"], "text");
     }
 
     #[test]

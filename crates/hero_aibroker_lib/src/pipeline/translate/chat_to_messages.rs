@@ -1,5 +1,7 @@
 //! OpenAI Chat response → Anthropic Messages response (not streamed).
 //!
+//! - Reasoning (`reasoning` / `reasoning_content`) becomes a `thinking` block first, with the
+//!   upstream's signature byte for byte (`reasoning_details[].signature`), else an empty one.
 //! - The message's text becomes a `text` block, and each tool call a `tool_use` block with
 //!   the same id and name. The call's arguments are parsed back into `input`; arguments that
 //!   are not a JSON object are an upstream error, never guessed at.
@@ -12,8 +14,20 @@
 
 use serde_json::{Value, json};
 
+use super::chat_to_responses::reasoning_of;
 use super::refuse;
 use crate::error::ApiError;
+
+/// The signature an upstream gave its reasoning (OpenRouter's `reasoning_details[].signature`,
+/// Anthropic's own bytes), passed on byte for byte; `None` when it gave none (the broker never
+/// makes one up).
+pub fn signature_of(m: &Value) -> Option<&str> {
+    m.get("reasoning_details")?
+        .as_array()?
+        .iter()
+        .find_map(|d| d.get("signature").and_then(Value::as_str))
+        .filter(|s| !s.is_empty())
+}
 
 /// The Messages `stop_reason` of a Chat `finish_reason`.
 pub fn stop_reason(finish_reason: Option<&str>, has_tool_calls: bool) -> &'static str {
@@ -49,6 +63,10 @@ pub fn translate(chat: &Value, model: &str) -> Result<Value, ApiError> {
         .ok_or_else(|| refuse("the upstream answered without a choice"))?;
     let msg = &choice["message"];
     let mut content = Vec::new();
+    if let Some(thinking) = reasoning_of(msg) {
+        content.push(json!({"type": "thinking", "thinking": thinking,
+                            "signature": signature_of(msg).unwrap_or("")}));
+    }
     if let Some(text) = msg["content"].as_str().filter(|t| !t.is_empty()) {
         content.push(json!({"type": "text", "text": text}));
     }
@@ -130,6 +148,23 @@ mod tests {
         assert_eq!(u["input_tokens"], 500);
         assert_eq!(u["cache_read_input_tokens"], 1500);
         assert_eq!(u["output_tokens"], 30);
+    }
+
+    #[test]
+    fn reasoning_becomes_a_thinking_block_with_its_signature_unchanged() {
+        let chat: Value = serde_json::from_str(include_str!(
+            "../../../../hero_aibroker_testkit/fixtures/openrouter/chat-response.json"
+        ))
+        .expect("fixture");
+        let mut chat = chat;
+        chat["choices"][0]["message"]["reasoning"] = json!("Paris is the capital.");
+        chat["choices"][0]["message"]["reasoning_details"] = json!([{"type": "reasoning.text", "text": "Paris is the capital.", "signature": "EqQBCgIYAh+/=="}]);
+        let m = translate(&chat, "m").expect("translates");
+        assert_eq!(
+            m["content"][0],
+            json!({"type": "thinking", "thinking": "Paris is the capital.", "signature": "EqQBCgIYAh+/=="})
+        );
+        assert_eq!(m["content"][1]["type"], "text");
     }
 
     #[test]

@@ -139,17 +139,29 @@ pub fn namespaced(ns: &str, name: &str) -> String {
 /// Splits a Chat function name back into its namespace and name, when the request `req`
 /// declared it in a `namespace` tool.
 pub fn split_namespaced<'a>(req: &Value, chat_name: &'a str) -> (Option<String>, &'a str) {
-    for t in req.get("tools").and_then(Value::as_array).into_iter().flatten() {
+    for t in req
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if t.get("type").and_then(Value::as_str) != Some("namespace") {
             continue;
         }
         let Some(ns) = t.get("name").and_then(Value::as_str) else {
             continue;
         };
-        let Some(rest) = chat_name.strip_prefix(ns).and_then(|r| r.strip_prefix("__")) else {
+        let Some(rest) = chat_name
+            .strip_prefix(ns)
+            .and_then(|r| r.strip_prefix("__"))
+        else {
             continue;
         };
-        let mut declared = t.get("tools").and_then(Value::as_array).into_iter().flatten();
+        let mut declared = t
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten();
         if declared.any(|f| f.get("name").and_then(Value::as_str) == Some(rest)) {
             return (Some(ns.to_owned()), rest);
         }
@@ -181,7 +193,12 @@ fn tools(t: &Value, out: &mut Vec<Value>, dropped: &mut Vec<String>) -> Result<(
                 .get("name")
                 .and_then(Value::as_str)
                 .ok_or_else(|| refuse("a namespace tool needs its name"))?;
-            for f in t.get("tools").and_then(Value::as_array).into_iter().flatten() {
+            for f in t
+                .get("tools")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
                 if f.get("type").and_then(Value::as_str) != Some("function") {
                     return Err(refuse(format!(
                         "the namespace {ns} holds a tool that is not a function; only functions can be carried to a Chat upstream"
@@ -211,8 +228,7 @@ fn tool_choice(c: &Value) -> Result<Value, ApiError> {
             json!({"type": "function", "function": {"name": o.get("name").cloned().unwrap_or(Value::Null)}}),
         ),
         Value::Object(o)
-            if o
-                .get("type")
+            if o.get("type")
                 .and_then(Value::as_str)
                 .is_some_and(|t| HOSTED_TOOLS.contains(&t)) =>
         {
@@ -394,7 +410,12 @@ pub fn translate(req: &Value) -> Result<Translated, ApiError> {
         }
     }
     let mut chat_tools = Vec::new();
-    for t in obj.get("tools").and_then(Value::as_array).into_iter().flatten() {
+    for t in obj
+        .get("tools")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         tools(t, &mut chat_tools, &mut dropped)?;
     }
     if !chat_tools.is_empty() {
@@ -549,10 +570,22 @@ mod tests {
                        "tools": [{"type": "function", "name": "spawn", "parameters": {"type": "object"}}]}]});
         let t = translate(&req).expect("translates");
         assert_eq!(t.body["tools"][0]["function"]["name"], "agents__spawn");
-        assert_eq!(t.body["messages"][0]["tool_calls"][0]["function"]["name"], "agents__spawn");
-        assert_eq!(t.dropped, vec!["web_search tool (runs on OpenAI's servers)"]);
-        assert_eq!(split_namespaced(&req, "agents__spawn"), (Some("agents".into()), "spawn"));
-        assert_eq!(split_namespaced(&req, "agents__other"), (None, "agents__other"));
+        assert_eq!(
+            t.body["messages"][0]["tool_calls"][0]["function"]["name"],
+            "agents__spawn"
+        );
+        assert_eq!(
+            t.dropped,
+            vec!["web_search tool (runs on OpenAI's servers)"]
+        );
+        assert_eq!(
+            split_namespaced(&req, "agents__spawn"),
+            (Some("agents".into()), "spawn")
+        );
+        assert_eq!(
+            split_namespaced(&req, "agents__other"),
+            (None, "agents__other")
+        );
     }
 
     #[test]
