@@ -4,10 +4,13 @@
 //! fields the Anthropic API documents as hints (thinking, `cache_control`, `top_k`) — left out
 //! with a note the caller puts in the request's trace.
 
+pub mod chat_request_to_messages;
 pub mod chat_stream_to_messages;
 pub mod chat_stream_to_responses;
 pub mod chat_to_messages;
 pub mod chat_to_responses;
+pub mod messages_reply_to_chat;
+pub mod messages_stream_to_chat;
 pub mod messages_to_chat;
 pub mod responses_to_chat;
 
