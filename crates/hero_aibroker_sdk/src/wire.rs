@@ -130,6 +130,13 @@ impl Usage {
         self.detail("prompt_tokens_details", "cached_tokens")
     }
 
+    /// Prompt tokens written to the provider's cache
+    /// (`prompt_tokens_details.cache_write_tokens`: OpenRouter's name, and the broker's for
+    /// Anthropic's `cache_creation_input_tokens`), 0 when absent.
+    pub fn cache_write_tokens(&self) -> u64 {
+        self.detail("prompt_tokens_details", "cache_write_tokens")
+    }
+
     /// Reasoning tokens (`completion_tokens_details.reasoning_tokens`), 0 when absent.
     pub fn reasoning_tokens(&self) -> u64 {
         self.detail("completion_tokens_details", "reasoning_tokens")

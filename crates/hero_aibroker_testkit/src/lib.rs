@@ -11,6 +11,7 @@
 //! benchmark runs it next to the broker and the load generator on two cores.
 
 mod agent;
+mod anthropic;
 mod body;
 mod catalog;
 mod fixtures;

@@ -75,6 +75,8 @@ enum Route {
     Completions,
     Embeddings,
     Models,
+    /// Anthropic Messages (`POST /v1/messages`).
+    Messages,
 }
 
 impl Route {
@@ -86,6 +88,7 @@ impl Route {
             (&Method::POST, "/v1/completions") => Some(Route::Completions),
             (&Method::POST, "/v1/embeddings") => Some(Route::Embeddings),
             (&Method::GET, "/v1/models") => Some(Route::Models),
+            (&Method::POST, "/v1/messages") => Some(Route::Messages),
             _ => None,
         }
     }
@@ -109,10 +112,12 @@ struct StreamOptions {
     include_usage: Option<bool>,
 }
 
-/// The bearer token of `Authorization: Bearer <token>`.
+/// The bearer token of `Authorization: Bearer <token>`, else Anthropic's `x-api-key`.
 pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
-    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return headers.get("x-api-key")?.to_str().ok();
+    };
+    let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
 
@@ -190,8 +195,9 @@ async fn handle(
     };
     let reply = ReplyTo {
         route,
+        model_name: model.unwrap_or_default(),
         model: ModelJson::new(model.unwrap_or_default()),
-        stream: stream && matches!(route, Route::Chat | Route::Completions),
+        stream: stream && matches!(route, Route::Chat | Route::Completions | Route::Messages),
         include_usage,
         chunk_delay,
         authorization,
@@ -207,6 +213,7 @@ async fn handle(
 /// What a successful reply has to fit.
 struct ReplyTo<'a> {
     route: Route,
+    model_name: &'a str,
     model: ModelJson<'a>,
     /// A streaming endpoint asked for `"stream": true`.
     stream: bool,
@@ -252,6 +259,8 @@ impl ReplyTo<'_> {
             Route::Completions => Reply::Json(t.completion.render(model)),
             Route::Embeddings => Reply::Json(t.embeddings.render(model)),
             Route::Models => Reply::Json(t.models.clone()),
+            // Answered by `act_messages`; never rendered here.
+            Route::Messages => Reply::Json(Bytes::new()),
         }
     }
 
@@ -277,6 +286,9 @@ impl ReplyTo<'_> {
 /// Act out `behavior` for one request.
 async fn act(reply: &ReplyTo<'_>, behavior: Behavior, body: &[u8]) -> Response<FakeBody> {
     let pace = reply.chunk_delay;
+    if reply.route == Route::Messages {
+        return act_messages(reply, behavior, body).await;
+    }
     match behavior {
         Behavior::Ok => send(reply.render(Flavor::Text), pace),
         Behavior::ToolCalls => send(reply.render(Flavor::Tools), pace),
@@ -362,6 +374,69 @@ async fn act(reply: &ReplyTo<'_>, behavior: Behavior, body: &[u8]) -> Response<F
             "invalid_request_error",
             Some("invalid_api_key"),
         ),
+    }
+}
+
+/// [`act`] on Anthropic's wire.
+async fn act_messages(reply: &ReplyTo<'_>, behavior: Behavior, body: &[u8]) -> Response<FakeBody> {
+    use crate::anthropic::{Kind, agent, error_body, render};
+    let pace = reply.chunk_delay;
+    let frames = |frames: Vec<Bytes>| {
+        if reply.stream {
+            send(Reply::Sse(frames), pace)
+        } else {
+            send(
+                Reply::Json(frames.into_iter().next().unwrap_or_default()),
+                pace,
+            )
+        }
+    };
+    let model = reply.model_name;
+    match behavior {
+        Behavior::ToolCalls => frames(render(Kind::ToolUse, model, reply.stream)),
+        Behavior::Reasoning => frames(render(Kind::Thinking, model, reply.stream)),
+        Behavior::Agent(script) => frames(
+            agent(body, &script, reply.stream)
+                .unwrap_or_else(|| render(Kind::Text, model, reply.stream)),
+        ),
+        Behavior::Status {
+            status,
+            retry_after,
+        } => {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut r = response(code, JSON, FakeBody::full(error_body(code.as_u16())));
+            r.headers_mut()
+                .insert("request-id", HeaderValue::from_static("req_fake01"));
+            if let Some(seconds) = retry_after {
+                r.headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
+            }
+            r
+        }
+        Behavior::Hang => {
+            let never: Infallible = std::future::pending().await;
+            match never {}
+        }
+        Behavior::DelayFirstByte(delay) => {
+            tokio::time::sleep(delay).await;
+            frames(render(Kind::Text, model, reply.stream))
+        }
+        Behavior::DropAfterChunks(n) if reply.stream => response(
+            StatusCode::OK,
+            EVENT_STREAM,
+            FakeBody::aborting(render(Kind::Text, model, true), pace, n),
+        ),
+        Behavior::ErrorEvent if reply.stream => {
+            let e = Bytes::from_static(
+                b"event: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n",
+            );
+            response(
+                StatusCode::OK,
+                EVENT_STREAM,
+                FakeBody::frames(vec![e], Duration::ZERO),
+            )
+        }
+        _ => frames(render(Kind::Text, model, reply.stream)),
     }
 }
 

@@ -15,15 +15,16 @@ pub const BUILTIN_PROVIDERS: &[(&str, &str)] = &[
     ("openrouter", "https://openrouter.ai/api/v1"),
     ("groq", "https://api.groq.com/openai/v1"),
     ("sambanova", "https://api.sambanova.ai/v1"),
+    ("anthropic", "https://api.anthropic.com/v1"),
 ];
 
-/// The driver kind of a provider without an explicit `kind`: `openrouter` for the built-in
-/// OpenRouter, `openai_compat` for everything else.
+/// The driver kind of a provider without an explicit `kind`: `openrouter` and `anthropic`
+/// for those built-ins, `openai_compat` for everything else.
 pub fn default_kind(provider: &str) -> &'static str {
-    if provider == "openrouter" {
-        "openrouter"
-    } else {
-        "openai_compat"
+    match provider {
+        "openrouter" => "openrouter",
+        "anthropic" => "anthropic",
+        _ => "openai_compat",
     }
 }
 
@@ -108,6 +109,14 @@ pub struct BackendConfig {
     pub input_cost: f64,
     /// USD per million output tokens.
     pub output_cost: f64,
+    /// USD per million prompt tokens read from the provider's cache (`input_cost` when
+    /// absent): Anthropic's `cache_read_input_tokens`, OpenAI's `cached_tokens`.
+    #[serde(default)]
+    pub cache_read_cost: Option<f64>,
+    /// USD per million prompt tokens written to the provider's cache (`input_cost` when
+    /// absent): Anthropic's `cache_creation_input_tokens`.
+    #[serde(default)]
+    pub cache_write_cost: Option<f64>,
     /// Request parameters this backend honours (OpenRouter's `supported_parameters`); when
     /// set, requests with `provider.require_parameters` skip it if they use others.
     #[serde(default)]
@@ -359,7 +368,12 @@ impl ModelsConfig {
                 if b.model_id.trim().is_empty() {
                     return Err(self.invalid(format!("{bkey}.model_id"), "must not be empty"));
                 }
-                for (field, v) in [("input_cost", b.input_cost), ("output_cost", b.output_cost)] {
+                for (field, v) in [
+                    ("input_cost", b.input_cost),
+                    ("output_cost", b.output_cost),
+                    ("cache_read_cost", b.cache_read_cost.unwrap_or(0.0)),
+                    ("cache_write_cost", b.cache_write_cost.unwrap_or(0.0)),
+                ] {
                     if !v.is_finite() || v < 0.0 {
                         return Err(self.invalid(
                             format!("{bkey}.{field}"),

@@ -52,6 +52,10 @@ pub struct Backend {
     pub input_cost: f64,
     /// USD per million output tokens.
     pub output_cost: f64,
+    /// USD per million prompt tokens read from the cache.
+    pub cache_read_cost: f64,
+    /// USD per million prompt tokens written to the cache.
+    pub cache_write_cost: f64,
     /// Trips when the backend keeps failing; carried over across reloads.
     pub circuit: Circuit,
     /// Request parameters it honours, when declared (`provider.require_parameters`).
@@ -66,9 +70,42 @@ impl Backend {
         self.input_cost + self.output_cost
     }
 
-    /// USD cost of a request with these token counts.
+    /// USD cost of a request with these token counts (no cache use).
     pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
-        (prompt_tokens as f64 * self.input_cost + completion_tokens as f64 * self.output_cost)
+        self.prices().cost(prompt_tokens, completion_tokens, 0, 0)
+    }
+
+    /// Its prices.
+    pub fn prices(&self) -> Prices {
+        Prices {
+            input: self.input_cost,
+            output: self.output_cost,
+            cache_read: self.cache_read_cost,
+            cache_write: self.cache_write_cost,
+        }
+    }
+}
+
+/// A backend's prices, USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Prices {
+    pub input: f64,
+    pub output: f64,
+    pub cache_read: f64,
+    pub cache_write: f64,
+}
+
+impl Prices {
+    /// USD cost of `prompt` tokens (of which `cached` were read from the cache and `written`
+    /// written to it, each at its own rate) and `completion` tokens.
+    pub fn cost(&self, prompt: u64, completion: u64, cached: u64, written: u64) -> f64 {
+        let cached = cached.min(prompt);
+        let written = written.min(prompt - cached);
+        let plain = prompt - cached - written;
+        (plain as f64 * self.input
+            + cached as f64 * self.cache_read
+            + written as f64 * self.cache_write
+            + completion as f64 * self.output)
             / 1_000_000.0
     }
 }
@@ -189,6 +226,8 @@ impl Registry {
                     }),
                     input_cost: b.input_cost,
                     output_cost: b.output_cost,
+                    cache_read_cost: b.cache_read_cost.unwrap_or(b.input_cost),
+                    cache_write_cost: b.cache_write_cost.unwrap_or(b.input_cost),
                     circuit: Circuit::default(),
                     parameters: b.parameters.clone(),
                     stats: previous
@@ -511,5 +550,20 @@ models:
         let r = registry(&[]);
         let b = &r.models["big"].backends[0];
         assert!((b.cost(1_000_000, 100_000) - 4.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn cache_reads_and_writes_are_priced_at_their_own_rates() {
+        let p = Prices {
+            input: 3.0,
+            output: 15.0,
+            cache_read: 0.3,
+            cache_write: 3.75,
+        };
+        // 472 plain + 1500 read + 100 written, 89 out.
+        let want = (472.0 * 3.0 + 1500.0 * 0.3 + 100.0 * 3.75 + 89.0 * 15.0) / 1e6;
+        assert!((p.cost(2072, 89, 1500, 100) - want).abs() < 1e-12);
+        // Counts an upstream got wrong never go negative.
+        assert!(p.cost(10, 0, 50, 50) >= 0.0);
     }
 }

@@ -37,6 +37,9 @@ pub struct ParsedRequest {
     pub middle_out: bool,
     /// `HTTP-Referer` and `X-Title` for OpenRouter upstreams (the client's or the defaults).
     pub attribution: (Option<String>, Option<String>),
+    /// The client's Anthropic Messages request this Chat request was translated from, for a
+    /// native Anthropic upstream to pass through.
+    pub native: Option<crate::providers::NativeMessages>,
 }
 
 impl ParsedRequest {
@@ -137,6 +140,7 @@ impl ParsedRequest {
             route,
             middle_out,
             attribution: (None, None),
+            native: None,
         })
     }
 
@@ -323,6 +327,10 @@ impl ClientRequest for ParsedRequest {
 
     fn attribution(&self) -> (Option<&str>, Option<&str>) {
         (self.attribution.0.as_deref(), self.attribution.1.as_deref())
+    }
+
+    fn native_messages(&self) -> Option<&crate::providers::NativeMessages> {
+        self.native.as_ref()
     }
 
     /// The body for an OpenAI-compatible upstream: the client's fields in order with `model`

@@ -7,6 +7,8 @@ use hero_aibroker_sdk::Usage;
 use indexmap::IndexMap;
 use serde_json::value::RawValue;
 
+use crate::config::registry::Prices;
+
 /// A rewritten JSON object with what the broker read from it.
 #[derive(Debug)]
 pub struct Annotated {
@@ -21,26 +23,28 @@ pub struct Annotated {
 pub struct Annotator {
     /// `"openai"` as a JSON string, quotes included.
     provider_json: Box<RawValue>,
-    input_cost: f64,
-    output_cost: f64,
+    prices: Prices,
 }
 
 impl Annotator {
-    /// An annotator for `provider` with prices in USD per million tokens.
-    pub fn new(provider: &str, input_cost: f64, output_cost: f64) -> Self {
+    /// An annotator for `provider` with its `prices`.
+    pub fn new(provider: &str, prices: Prices) -> Self {
         let provider_json =
             serde_json::value::to_raw_value(provider).unwrap_or_else(|_| RawValue::NULL.to_owned());
         Annotator {
             provider_json,
-            input_cost,
-            output_cost,
+            prices,
         }
     }
 
-    /// USD cost of the given usage.
+    /// USD cost of the given usage, cache reads and writes at their own rates.
     pub fn cost(&self, u: &Usage) -> f64 {
-        (u.prompt_tokens as f64 * self.input_cost + u.completion_tokens as f64 * self.output_cost)
-            / 1_000_000.0
+        self.prices.cost(
+            u.prompt_tokens,
+            u.completion_tokens,
+            u.cached_tokens(),
+            u.cache_write_tokens(),
+        )
     }
 
     /// Rewrites one JSON object (a whole reply, or a chunk that needs it): sets `provider`
@@ -122,7 +126,15 @@ mod tests {
     use serde_json::{Value, json};
 
     fn ann() -> Annotator {
-        Annotator::new("openai", 2.5, 10.0)
+        Annotator::new(
+            "openai",
+            Prices {
+                input: 2.5,
+                output: 10.0,
+                cache_read: 2.5,
+                cache_write: 2.5,
+            },
+        )
     }
 
     fn chunk(data: &str) -> (BytesMut, Option<Usage>) {

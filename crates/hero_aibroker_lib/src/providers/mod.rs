@@ -7,6 +7,7 @@
 //! [`Drivers::register`] line. Also here: the live OpenRouter catalog
 //! ([`openrouter::catalog`]) and `providers.check` ([`keycheck`]).
 
+pub mod anthropic;
 pub mod keycheck;
 pub mod openai_compat;
 pub mod openrouter;
@@ -54,6 +55,30 @@ pub enum Chunk {
     Data { finish: bool, text: bool },
 }
 
+/// The wire a relayed reply is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// OpenAI Chat (every driver's replies, after its `adapt_*`).
+    Chat,
+    /// Anthropic Messages, passed through untouched: a Messages client on a native Anthropic
+    /// upstream.
+    Messages,
+}
+
+/// An upstream body as the relay reads it.
+pub type ByteStream =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+
+/// The client's own Anthropic Messages request, for a native Anthropic upstream to pass
+/// through untouched (unknown fields and thinking signatures kept).
+#[derive(Debug, Clone)]
+pub struct NativeMessages {
+    /// The body as the client sent it.
+    pub body: Bytes,
+    /// The client's `anthropic-beta` header.
+    pub beta: Option<String>,
+}
+
 /// What a driver reads of the client's request: implemented by the pipeline's parsed request,
 /// so providers do not depend on the pipeline.
 pub trait ClientRequest: Send + Sync {
@@ -67,6 +92,10 @@ pub trait ClientRequest: Send + Sync {
     fn openai_body(&self, model_id: &str, keep_plugins: bool) -> Result<Bytes, ApiError>;
     /// App attribution for OpenRouter: `HTTP-Referer` and `X-Title`.
     fn attribution(&self) -> (Option<&str>, Option<&str>);
+    /// The client's Anthropic Messages request, when it spoke Messages.
+    fn native_messages(&self) -> Option<&NativeMessages> {
+        None
+    }
 }
 
 /// A provider's wire protocol.
@@ -96,8 +125,28 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         }
     }
 
-    /// Reads one stream event's data.
+    /// Reads one stream event's data (in the Chat wire, after [`Driver::adapt_stream`]).
     fn chunk(&self, data: &str) -> Chunk;
+
+    /// The wire the reply to `req` is relayed in.
+    fn reply_wire(&self, _req: &dyn ClientRequest) -> Wire {
+        Wire::Chat
+    }
+
+    /// A 2xx JSON reply, in the relayed wire.
+    fn adapt_json(&self, body: Bytes, _req: &dyn ClientRequest) -> Result<Bytes, String> {
+        Ok(body)
+    }
+
+    /// An error reply handed to the client, in the relayed wire.
+    fn adapt_error(&self, body: Bytes, _req: &dyn ClientRequest) -> Bytes {
+        body
+    }
+
+    /// A stream, in the relayed wire.
+    fn adapt_stream(&self, body: ByteStream, _req: &dyn ClientRequest) -> ByteStream {
+        body
+    }
 
     /// Tests `instance`'s key with a cheap read-only call (`providers.check`).
     fn check_key<'a>(
@@ -126,13 +175,14 @@ impl Default for Drivers {
 }
 
 impl Drivers {
-    /// The built-in kinds: `openai_compat` and its specialisation `openrouter`.
+    /// The built-in kinds: `openai_compat`, its specialisation `openrouter`, and `anthropic`.
     pub fn builtin() -> Drivers {
         let mut d = Drivers {
             by_kind: HashMap::new(),
         };
         d.register(openai_compat::KIND, Arc::new(openai_compat::OpenAiCompat));
         d.register(openrouter::KIND, Arc::new(openrouter::OpenRouter));
+        d.register(anthropic::KIND, Arc::new(anthropic::Anthropic));
         d
     }
 

@@ -78,41 +78,11 @@ impl Driver for OpenAiCompat {
     }
 
     fn classify(&self, status: StatusCode, headers: &HeaderMap) -> Verdict {
-        match status.as_u16() {
-            429 => Verdict::Retry {
-                rate_limited: true,
-                retry_after: retry_after(headers),
-            },
-            408 | 409 | 425 => Verdict::Retry {
-                rate_limited: false,
-                retry_after: retry_after(headers),
-            },
-            401 | 403 => Verdict::AuthFailed,
-            s if s >= 500 => Verdict::Retry {
-                rate_limited: false,
-                retry_after: retry_after(headers),
-            },
-            // The broker follows no redirect (one to an internal address would be an SSRF): a
-            // provider that answers one is misconfigured, so the next candidate is tried.
-            300..=399 => Verdict::Retry {
-                rate_limited: false,
-                retry_after: None,
-            },
-            _ => Verdict::Fatal,
-        }
+        classify(status, headers)
     }
 
     fn chunk(&self, data: &str) -> Chunk {
-        if data == "[DONE]" {
-            return Chunk::Done;
-        }
-        if let Some(message) = in_band_error(data) {
-            return Chunk::Error(message);
-        }
-        Chunk::Data {
-            finish: has_finish_reason(data),
-            text: has_text_delta(data),
-        }
+        chunk(data)
     }
 
     fn check_key<'a>(
@@ -121,6 +91,47 @@ impl Driver for OpenAiCompat {
         instance: &'a Instance,
     ) -> BoxFuture<'a, KeyCheck> {
         check_models(client, instance).boxed()
+    }
+}
+
+/// What a non-2xx status means: 429 and 408/409/425 and 5xx (Anthropic's 529 included) and
+/// redirects try the next candidate; 401/403 mark the key; other 4xx go to the client.
+pub(super) fn classify(status: StatusCode, headers: &HeaderMap) -> Verdict {
+    match status.as_u16() {
+        429 => Verdict::Retry {
+            rate_limited: true,
+            retry_after: retry_after(headers),
+        },
+        408 | 409 | 425 => Verdict::Retry {
+            rate_limited: false,
+            retry_after: retry_after(headers),
+        },
+        401 | 403 => Verdict::AuthFailed,
+        s if s >= 500 => Verdict::Retry {
+            rate_limited: false,
+            retry_after: retry_after(headers),
+        },
+        // The broker follows no redirect (one to an internal address would be an SSRF): a
+        // provider that answers one is misconfigured, so the next candidate is tried.
+        300..=399 => Verdict::Retry {
+            rate_limited: false,
+            retry_after: None,
+        },
+        _ => Verdict::Fatal,
+    }
+}
+
+/// What one OpenAI stream event says.
+pub(super) fn chunk(data: &str) -> Chunk {
+    if data == "[DONE]" {
+        return Chunk::Done;
+    }
+    if let Some(message) = in_band_error(data) {
+        return Chunk::Error(message);
+    }
+    Chunk::Data {
+        finish: has_finish_reason(data),
+        text: has_text_delta(data),
     }
 }
 
@@ -176,13 +187,22 @@ fn has_text_delta(data: &str) -> bool {
 /// A key check: `GET {base_url}/models`, bounded in time and size. Read-only: instance health
 /// is not touched.
 async fn check_models(client: &reqwest::Client, i: &Instance) -> KeyCheck {
+    check_models_with(client, i, |req, key| req.bearer_auth(key.expose())).await
+}
+
+/// [`check_models`] with the provider's own way of presenting the key.
+pub(super) async fn check_models_with(
+    client: &reqwest::Client,
+    i: &Instance,
+    authorize: impl Fn(reqwest::RequestBuilder, &crate::secret::Secret) -> reqwest::RequestBuilder,
+) -> KeyCheck {
     let t0 = Instant::now();
     let url = format!("{}/models", i.base_url);
     let mut req = client
         .get(url)
         .header(reqwest::header::ACCEPT, "application/json");
     if let Some(key) = &i.key {
-        req = req.bearer_auth(key.expose());
+        req = authorize(req, key);
     }
     let answer = tokio::time::timeout(CHECK_TIMEOUT, async {
         let resp = req.send().await?;

@@ -5,6 +5,7 @@
 mod harness;
 
 mod admin;
+mod anthropic;
 mod auth;
 mod battery;
 mod catalog;

@@ -57,6 +57,8 @@ pub struct Ctx {
     pub surface: Option<&'static str>,
     /// What translation left out (see [`RouteTrace::dropped`]), put in the trace at the end.
     pub dropped: Vec<String>,
+    /// The client's Anthropic Messages request, for a native Anthropic upstream.
+    pub native: Option<crate::providers::NativeMessages>,
     pub(crate) requested: String,
     pub(crate) stream: bool,
     attempts: Vec<AttemptLog>,
@@ -119,6 +121,7 @@ impl Ctx {
             endpoint,
             surface: None,
             dropped: Vec::new(),
+            native: None,
             requested: String::new(),
             stream: false,
             attempts: Vec::new(),
@@ -176,7 +179,12 @@ impl Ctx {
             prompt = self.prompt_estimate;
         }
         let cost = match (f.cand, f.usage.is_some() || prompt > 0) {
-            (Some(c), true) => c.backend().cost(prompt, completion),
+            (Some(c), true) => c.backend().prices().cost(
+                prompt,
+                completion,
+                f.usage.map_or(0, Usage::cached_tokens),
+                f.usage.map_or(0, Usage::cache_write_tokens),
+            ),
             _ => 0.0,
         };
         let upstream_cost = f

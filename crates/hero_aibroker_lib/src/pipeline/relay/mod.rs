@@ -31,7 +31,7 @@ use crate::pipeline::router::{
     Candidate, CircuitPolicy, Decision, Defaults, Needs, Pin, Rejection, Resolve,
 };
 use crate::pipeline::sse::Annotator;
-use crate::providers::{Chunk, Driver, Verdict, redact_body, snippet};
+use crate::providers::{Chunk, Driver, Verdict, Wire, redact_body, snippet};
 use crate::state::AppState;
 use hero_aibroker_sdk::sse::{SseEvent, SseParser};
 
@@ -94,18 +94,21 @@ enum Success {
         body: Vec<u8>,
         usage: Option<hero_aibroker_sdk::Usage>,
         response_id: Option<String>,
+        wire: Wire,
     },
     /// The upstream refused the request itself (4xx): its answer goes to the client as is.
     Passthrough {
         status: StatusCode,
         content_type: Option<HeaderValue>,
         body: Bytes,
+        wire: Wire,
     },
     /// A stream whose first event checked out: commit to it.
     Stream {
         body: stream::Body,
         parser: SseParser,
         first: SseEvent,
+        wire: Wire,
     },
 }
 
@@ -116,6 +119,7 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         Err(e) => return Err(ctx.fail(e)),
     };
     drop(body);
+    req.native = ctx.native.take();
     ctx.requested.clone_from(&req.model);
     ctx.stream = req.stream;
     ctx.running.set_model(&req.model);
@@ -361,6 +365,15 @@ fn recovery(plan: &[Candidate]) -> Option<Duration> {
 /// over) the request's accounting.
 fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Success) -> Response {
     let ttfb = ctx.started.elapsed();
+    let wire = match &result {
+        Success::Json { wire, .. }
+        | Success::Stream { wire, .. }
+        | Success::Passthrough { wire, .. } => *wire,
+    };
+    if wire == Wire::Messages {
+        // The client's own request went through untouched: nothing was left out.
+        ctx.dropped.clear();
+    }
     let attempts = ctx.attempts();
     let request_id = ctx.id.clone();
     let mut r = match result {
@@ -368,6 +381,7 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
             body,
             usage,
             response_id,
+            ..
         } => {
             ctx.finish(Finish {
                 cand: Some(cand),
@@ -389,6 +403,7 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
             status,
             content_type,
             body,
+            ..
         } => {
             ctx.finish(Finish {
                 cand: Some(cand),
@@ -410,13 +425,10 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
             body,
             parser,
             first,
+            wire,
         } => {
             let backend = cand.backend();
-            let annotator = Annotator::new(
-                &cand.instance.provider,
-                backend.input_cost,
-                backend.output_cost,
-            );
+            let annotator = Annotator::new(&cand.instance.provider, backend.prices());
             let relay = StreamRelay::new(
                 ctx,
                 cand.clone(),
@@ -426,6 +438,7 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
                 annotator,
                 driver,
                 ttfb,
+                wire,
             );
             let mut r = Response::new(Body::from_stream(relay.into_stream()));
             let h = r.headers_mut();
@@ -439,6 +452,7 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
         }
     };
     decorate(&mut r, cand, attempts, &request_id);
+    r.extensions_mut().insert(wire);
     r
 }
 
@@ -491,6 +505,7 @@ async fn attempt(
 ) -> Result<AttemptResult, ApiError> {
     let settings = &state.settings;
     let backend = cand.backend();
+    let wire = driver.reply_wire(req);
     let rb = driver.request(&state.client, &cand.instance, req, &backend.model_id)?;
     let resp = match tokio::time::timeout(settings.first_byte_timeout, rb.send()).await {
         Err(_) => {
@@ -525,7 +540,8 @@ async fn attempt(
                         .unwrap_or(StatusCode::BAD_GATEWAY),
                     content_type,
                     // Upstream text is hostile: an echoed key never reaches the client.
-                    body: redact_body(body, cand.instance.key.as_ref()),
+                    body: redact_body(driver.adapt_error(body, req), cand.instance.key.as_ref()),
+                    wire,
                 })
             }
         });
@@ -535,7 +551,7 @@ async fn attempt(
         if let Err(why) = driver.stream_opened(resp.headers()) {
             return Ok(AttemptResult::Failed(Failure::Protocol(why), None));
         }
-        let mut body = resp.bytes_stream();
+        let mut body = driver.adapt_stream(Box::pin(resp.bytes_stream()), req);
         let mut parser = SseParser::with_limit(settings.upstream_max_event_bytes);
         let first = async {
             loop {
@@ -574,7 +590,11 @@ async fn attempt(
             Ok(Err(f)) => return Ok(AttemptResult::Failed(f, None)),
             Ok(Ok(ev)) => ev,
         };
-        match driver.chunk(first.data.trim()) {
+        let first_says = match wire {
+            Wire::Chat => driver.chunk(first.data.trim()),
+            Wire::Messages => crate::providers::anthropic::classify_event(first.data.trim()),
+        };
+        match first_says {
             Chunk::Done => {
                 return Ok(AttemptResult::Failed(
                     Failure::Protocol("the stream had no content before [DONE]".into()),
@@ -590,9 +610,10 @@ async fn attempt(
             Chunk::Data { .. } => {}
         }
         return Ok(AttemptResult::Ok(Success::Stream {
-            body: Box::pin(body),
+            body,
             parser,
             first,
+            wire,
         }));
     }
 
@@ -606,16 +627,27 @@ async fn attempt(
         Ok(b) => b,
         Err(f) => return Ok(AttemptResult::Failed(f, None)),
     };
-    let annotator = Annotator::new(
-        &cand.instance.provider,
-        backend.input_cost,
-        backend.output_cost,
-    );
+    if wire == Wire::Messages {
+        // Passed through untouched; only read for the ledger.
+        let (usage, response_id) = crate::providers::anthropic::reply_usage(&body);
+        return Ok(AttemptResult::Ok(Success::Json {
+            body: body.to_vec(),
+            usage,
+            response_id,
+            wire,
+        }));
+    }
+    let body = match driver.adapt_json(body, req) {
+        Ok(b) => b,
+        Err(why) => return Ok(AttemptResult::Failed(Failure::Protocol(why), None)),
+    };
+    let annotator = Annotator::new(&cand.instance.provider, backend.prices());
     match annotator.object(&body, &backend.model_id) {
         Ok(a) => Ok(AttemptResult::Ok(Success::Json {
             body: a.body,
             usage: a.usage,
             response_id: a.id,
+            wire,
         })),
         Err(e) => Ok(AttemptResult::Failed(
             Failure::Protocol(format!("the upstream reply is not a JSON object ({e})")),

@@ -8,7 +8,6 @@
 //! `client_cancelled` (HTTP 499). Both keep the tokens seen: the upstream's usage chunk if it
 //! came, else the chunks that carried text (each is at least one token, so a lower bound).
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,14 +21,14 @@ use super::root_cause;
 use crate::error::ApiError;
 use crate::pipeline::router::Candidate;
 use crate::pipeline::sse::{self, Annotator};
-use crate::providers::{Chunk, Driver};
+use crate::providers::{Chunk, Driver, Wire, anthropic};
 use hero_aibroker_sdk::sse::{SseEvent, SseParser};
 
 /// Why a stream that outlived `STREAM_MAX_DURATION_MS` ended.
 const TOO_LONG: &str = "the stream ran past its maximum duration (STREAM_MAX_DURATION_MS)";
 
 /// The upstream body as the relay reads it.
-pub(super) type Body = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
+pub(super) type Body = crate::providers::ByteStream;
 
 /// See the module docs.
 pub(super) struct StreamRelay {
@@ -47,6 +46,11 @@ pub(super) struct StreamRelay {
     ttfb: Duration,
     finished: bool,
     saw_finish: bool,
+    /// The wire relayed: Chat (annotated chunks, `[DONE]`), or Anthropic Messages passed
+    /// through untouched (named events, `message_stop`).
+    wire: Wire,
+    /// Anthropic's usage counts so far, for a passed-through Messages stream.
+    anthropic_usage: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(serde::Deserialize)]
@@ -68,11 +72,15 @@ impl StreamRelay {
         annotator: Annotator,
         driver: Arc<dyn Driver>,
         ttfb: Duration,
+        wire: Wire,
     ) -> Self {
         // The upstream's completion id, once per stream, for `/v1/generation?id=`.
-        let response_id = serde_json::from_str::<IdOnly>(&first.data)
-            .ok()
-            .and_then(|v| v.id);
+        let response_id = match wire {
+            Wire::Chat => serde_json::from_str::<IdOnly>(&first.data)
+                .ok()
+                .and_then(|v| v.id),
+            Wire::Messages => anthropic::stream_id(&first.data),
+        };
         StreamRelay {
             ctx,
             cand,
@@ -87,6 +95,8 @@ impl StreamRelay {
             ttfb,
             finished: false,
             saw_finish: false,
+            wire,
+            anthropic_usage: serde_json::Map::new(),
         }
     }
 
@@ -170,7 +180,12 @@ impl StreamRelay {
                 }
                 Ok(None) if self.saw_finish && !self.parser.has_partial() => {
                     // Some servers end after the finish chunk without `[DONE]`: complete it.
-                    out.put_slice(sse::DONE);
+                    match self.wire {
+                        Wire::Chat => out.put_slice(sse::DONE),
+                        Wire::Messages => out.put_slice(
+                            b"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n",
+                        ),
+                    }
                     self.end(RequestStatus::Ok);
                 }
                 Ok(None) => self.fail(
@@ -185,9 +200,16 @@ impl StreamRelay {
 
     fn emit(&mut self, ev: &SseEvent, out: &mut BytesMut) {
         let data = ev.data.trim();
-        match self.driver.chunk(data) {
+        let says = match self.wire {
+            Wire::Chat => self.driver.chunk(data),
+            Wire::Messages => anthropic::classify_event(data),
+        };
+        match says {
             Chunk::Done => {
-                out.put_slice(sse::DONE);
+                match self.wire {
+                    Wire::Chat => out.put_slice(sse::DONE),
+                    Wire::Messages => named_event_into(ev, out),
+                }
                 self.end(RequestStatus::Ok);
                 return;
             }
@@ -197,7 +219,10 @@ impl StreamRelay {
                     "upstream error event mid-stream: {}",
                     crate::error::printable(&msg)
                 );
-                sse::event_into(data.as_bytes(), out);
+                match self.wire {
+                    Wire::Chat => sse::event_into(data.as_bytes(), out),
+                    Wire::Messages => named_event_into(ev, out),
+                }
                 self.end(RequestStatus::Partial);
                 return;
             }
@@ -205,6 +230,13 @@ impl StreamRelay {
                 self.saw_finish |= finish;
                 self.text_events += u64::from(text);
             }
+        }
+        if self.wire == Wire::Messages {
+            if anthropic::merge_event_usage(data, &mut self.anthropic_usage) {
+                self.usage = anthropic::usage(&self.anthropic_usage);
+            }
+            named_event_into(ev, out);
+            return;
         }
         if let Some(u) = self
             .annotator
@@ -214,11 +246,28 @@ impl StreamRelay {
         }
     }
 
+    /// The client's error event for a stream the broker ends, in the relayed wire.
+    fn error_event(&self, code: ErrorCode, msg: &str, out: &mut BytesMut) {
+        match self.wire {
+            Wire::Chat => {
+                let body = ApiError::new(code, msg).body();
+                sse::event_into(&serde_json::to_vec(&body).unwrap_or_default(), out);
+            }
+            Wire::Messages => {
+                let kind = if code == ErrorCode::UpstreamTimeout {
+                    "timeout_error"
+                } else {
+                    "api_error"
+                };
+                out.put_slice(anthropic::error_event(kind, msg).as_bytes());
+            }
+        }
+    }
+
     fn fail(&mut self, code: ErrorCode, msg: &str, out: &mut BytesMut) {
         tracing::warn!(request = %self.ctx.id, "stream failed after the first byte: {msg}");
         self.end_with(RequestStatus::Partial, 200, Some(msg.to_owned()));
-        let body = ApiError::new(code, msg).body();
-        sse::event_into(&serde_json::to_vec(&body).unwrap_or_default(), out);
+        self.error_event(code, msg, out);
     }
 
     /// The operator cancelled the request: one error event, no `[DONE]`, recorded as
@@ -227,8 +276,7 @@ impl StreamRelay {
         tracing::info!(request = %self.ctx.id, "stream cancelled by the operator");
         let msg = "The operator cancelled this request.";
         self.end_with(RequestStatus::ClientCancelled, 499, Some(msg.to_owned()));
-        let body = ApiError::new(ErrorCode::Cancelled, msg).body();
-        sse::event_into(&serde_json::to_vec(&body).unwrap_or_default(), out);
+        self.error_event(ErrorCode::Cancelled, msg, out);
     }
 
     fn end(&mut self, status: RequestStatus) {
@@ -263,4 +311,18 @@ impl Drop for StreamRelay {
             self.end_with(RequestStatus::ClientCancelled, 499, None);
         }
     }
+}
+
+/// Appends an event with its name (`event: <name>`), as Anthropic's SDKs read it.
+fn named_event_into(ev: &SseEvent, out: &mut BytesMut) {
+    let name = if ev.event.is_empty() {
+        "message"
+    } else {
+        ev.event.as_str()
+    };
+    out.reserve(name.len() + ev.data.len() + 16);
+    out.put_slice(b"event: ");
+    out.put_slice(name.as_bytes());
+    out.put_slice(b"\n");
+    sse::event_into(ev.data.as_bytes(), out);
 }

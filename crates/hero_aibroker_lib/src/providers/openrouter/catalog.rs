@@ -576,6 +576,8 @@ impl Entry {
                 priority: 1,
                 input_cost,
                 output_cost,
+                cache_read_cost: None,
+                cache_write_cost: None,
                 parameters: params,
             }],
             from_catalog: true,

@@ -1,7 +1,9 @@
 //! Anthropic Messages on `rest.sock`: `POST /v1/messages` (JSON and streamed) and
 //! `POST /v1/messages/count_tokens`. A request is translated to
-//! Chat ([`crate::pipeline::translate`]), relayed to any backend like a Chat request, and the
-//! answer translated back; the ledger row says `messages`. Errors come in Anthropic's shape:
+//! Chat ([`crate::pipeline::translate`]) and relayed to any backend like a Chat request; the
+//! answer is translated back, except from a native Anthropic upstream, which gets the
+//! client's own request and whose answer passes through untouched. The ledger row says
+//! `messages`. Errors come in Anthropic's shape:
 //! `{"type": "error", "error": {"type", "message"}}`.
 
 use std::sync::Arc;
@@ -24,6 +26,7 @@ use crate::error::ApiError;
 use crate::pipeline::request::ParsedRequest;
 use crate::pipeline::translate::chat_stream_to_messages::StreamTranslator;
 use crate::pipeline::translate::{chat_to_messages, messages_to_chat};
+use crate::providers::{NativeMessages, Wire};
 use crate::state::AppState;
 
 /// Anthropic's error `type` for an HTTP status.
@@ -75,12 +78,17 @@ pub(super) async fn messages(
     Extension(caller): Extension<Caller>,
     req: Request,
 ) -> Response {
-    // Beta flags ask Anthropic for features; an OpenAI-compatible upstream has none of them.
-    let betas: Vec<String> = req
+    // Beta flags ask Anthropic for features: a native Anthropic upstream gets them, an
+    // OpenAI-compatible one has none of them (noted in the trace).
+    let beta: Vec<&str> = req
         .headers()
         .get_all("anthropic-beta")
         .iter()
         .filter_map(|v| v.to_str().ok())
+        .collect();
+    let beta = (!beta.is_empty()).then(|| beta.join(","));
+    let betas: Vec<String> = beta
+        .iter()
         .flat_map(|v| v.split(','))
         .map(|b| format!("anthropic-beta {}", b.trim()))
         .collect();
@@ -106,11 +114,16 @@ pub(super) async fn messages(
     };
     ctx.dropped = translated.dropped;
     ctx.dropped.extend(betas);
+    ctx.native = Some(NativeMessages { body, beta });
     let model = parsed["model"].as_str().unwrap_or_default().to_owned();
     let resp = match run(ctx, Bytes::from(translated.body.to_string())).await {
         Ok(r) => r,
         Err(e) => return from_api(&e),
     };
+    if resp.extensions().get::<Wire>() == Some(&Wire::Messages) {
+        // A native Anthropic upstream answered the client's own request: pass it on.
+        return resp;
+    }
     let (parts, body) = resp.into_parts();
     if streamed && parts.status.is_success() && is_event_stream(&parts) {
         return stream_response(&parts, body, StreamTranslator::new(&model));
