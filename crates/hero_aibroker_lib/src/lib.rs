@@ -4,6 +4,8 @@
 //! - [`health`]: key instances, circuits, measurements, affinity, and `observe`.
 //! - [`config`]: settings, the models file and the registry snapshot built from them.
 //! - [`accounting`]: broker API keys, the ledger, the store, metrics.
+//! - [`translate`]: OpenAI Chat, Anthropic Messages and OpenAI Responses translated into one
+//!   another (requests, replies, streams), one file per direction; pure functions.
 //! - [`providers`]: one driver per wire protocol, the OpenRouter catalog, key checks.
 //! - [`pipeline`]: parse, route, relay, transforms, SSE.
 //! - [`surfaces`]: REST and JSON-RPC, and [`surfaces::server`]'s start → serve → drain → flush.
@@ -23,3 +25,4 @@ pub mod providers;
 pub mod secret;
 pub mod state;
 pub mod surfaces;
+pub mod translate;

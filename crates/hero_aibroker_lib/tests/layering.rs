@@ -14,6 +14,7 @@ const ORDER: &[&str] = &[
     "health",
     "config",
     "accounting",
+    "translate",
     "providers",
     "state",
     "pipeline",

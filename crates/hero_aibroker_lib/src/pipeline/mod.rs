@@ -8,4 +8,3 @@ pub mod request;
 pub mod router;
 pub mod sse;
 pub mod transforms;
-pub mod translate;

@@ -7,7 +7,7 @@
 //!   for byte) and its `anthropic-beta` header; the reply, JSON or stream, goes back
 //!   untouched ([`Wire::Messages`]).
 //! - Any other client's (Chat, Responses) request is translated to Messages
-//!   ([`crate::pipeline::translate::chat_request_to_messages`]) and the reply back to Chat
+//!   ([`crate::translate::chat_request_to_messages`]) and the reply back to Chat
 //!   (`messages_reply_to_chat`, `messages_stream_to_chat`), so the relay sees the Chat wire.
 //! - 429 and 529 `overloaded_error` (and other 5xx) with `retry-after` feed the same key
 //!   health and circuits as every provider; 401/403 mark the key.
@@ -29,9 +29,7 @@ use super::{ByteStream, Chunk, ClientRequest, Driver, Verdict, Wire, openai_comp
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::health::pool::Instance;
-use crate::pipeline::translate::{
-    chat_request_to_messages, messages_reply_to_chat, messages_stream_to_chat,
-};
+use crate::translate::{chat_request_to_messages, messages_reply_to_chat, messages_stream_to_chat};
 
 /// The kind name in `modelsconfig.yml` (`kind: anthropic`).
 pub const KIND: &str = "anthropic";

@@ -1,6 +1,6 @@
 //! Anthropic Messages on `rest.sock`: `POST /v1/messages` (JSON and streamed) and
 //! `POST /v1/messages/count_tokens`. A request is translated to
-//! Chat ([`crate::pipeline::translate`]) and relayed to any backend like a Chat request; the
+//! Chat ([`crate::translate`]) and relayed to any backend like a Chat request; the
 //! answer is translated back, except from a native Anthropic upstream, which gets the
 //! client's own request and whose answer passes through untouched. The ledger row says
 //! `messages`. Errors come in Anthropic's shape:
@@ -24,10 +24,10 @@ use super::translated::{
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::pipeline::request::ParsedRequest;
-use crate::pipeline::translate::chat_stream_to_messages::StreamTranslator;
-use crate::pipeline::translate::{chat_to_messages, messages_to_chat};
 use crate::providers::{NativeMessages, Wire};
 use crate::state::AppState;
+use crate::translate::chat_stream_to_messages::StreamTranslator;
+use crate::translate::{chat_to_messages, messages_to_chat};
 
 /// Anthropic's error `type` for an HTTP status.
 fn error_type(status: u16) -> &'static str {

@@ -1,5 +1,5 @@
 //! OpenAI Responses on `rest.sock`: `POST /v1/responses` (JSON and streamed), stateless. A
-//! request is translated to Chat ([`crate::pipeline::translate`]), relayed to any backend like
+//! request is translated to Chat ([`crate::translate`]), relayed to any backend like
 //! a Chat request, and the answer translated back; the ledger row says `responses`. Errors
 //! keep the OpenAI shape the Chat surface answers with.
 
@@ -19,9 +19,9 @@ use super::openai::{Peer, admit, run};
 use super::translated::{is_event_stream, keep_broker_headers, read_json, stream_response};
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
-use crate::pipeline::translate::chat_stream_to_responses::ResponsesStream;
-use crate::pipeline::translate::{chat_to_responses, responses_to_chat};
 use crate::state::AppState;
+use crate::translate::chat_stream_to_responses::ResponsesStream;
+use crate::translate::{chat_to_responses, responses_to_chat};
 
 /// `POST /v1/responses`.
 pub(super) async fn responses(

@@ -16,7 +16,7 @@ pub(super) trait EventTranslator: Send + 'static {
     fn end(&mut self, out: &mut String);
 }
 
-impl EventTranslator for crate::pipeline::translate::chat_stream_to_messages::StreamTranslator {
+impl EventTranslator for crate::translate::chat_stream_to_messages::StreamTranslator {
     fn feed(&mut self, data: &str, out: &mut String) {
         Self::feed(self, data, out);
     }
@@ -25,7 +25,7 @@ impl EventTranslator for crate::pipeline::translate::chat_stream_to_messages::St
     }
 }
 
-impl EventTranslator for crate::pipeline::translate::chat_stream_to_responses::ResponsesStream {
+impl EventTranslator for crate::translate::chat_stream_to_responses::ResponsesStream {
     fn feed(&mut self, data: &str, out: &mut String) {
         Self::feed(self, data, out);
     }

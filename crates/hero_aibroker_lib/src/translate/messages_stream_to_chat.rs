@@ -156,8 +156,7 @@ mod tests {
 
     #[test]
     fn the_recorded_tool_use_stream_becomes_chat_chunks() {
-        let sse =
-            include_str!("../../../tests/fixtures/wire/anthropic/messages-stream-tool-use.sse");
+        let sse = include_str!("../../tests/fixtures/wire/anthropic/messages-stream-tool-use.sse");
         let chunks = run(sse);
         let text: String = chunks
             .iter()
@@ -188,8 +187,7 @@ mod tests {
 
     #[test]
     fn the_recorded_thinking_stream_keeps_its_signature() {
-        let sse =
-            include_str!("../../../tests/fixtures/wire/anthropic/messages-stream-thinking.sse");
+        let sse = include_str!("../../tests/fixtures/wire/anthropic/messages-stream-thinking.sse");
         let chunks = run(sse);
         let reasoning: String = chunks
             .iter()

@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn the_recorded_tools_request_becomes_a_chat_request() {
         let req: Value = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/wire/anthropic/messages-request-tools.json"
+            "../../tests/fixtures/wire/anthropic/messages-request-tools.json"
         ))
         .expect("fixture");
         let t = translate(&req).expect("translates");

@@ -147,7 +147,7 @@ mod tests {
     #[test]
     fn the_recorded_tool_call_answer_becomes_a_function_call_item() {
         let chat: Value = serde_json::from_str(include_str!(
-            "../../../../hero_aibroker_testkit/fixtures/chat-response-tool-calls.json"
+            "../../../hero_aibroker_testkit/fixtures/chat-response-tool-calls.json"
         ))
         .expect("fixture");
         let req = json!({"model": "agent", "input": "weather?", "tools": []});

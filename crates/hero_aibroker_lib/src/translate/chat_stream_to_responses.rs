@@ -381,7 +381,7 @@ mod tests {
     #[test]
     fn the_recorded_tool_call_stream_becomes_function_call_items() {
         let events = run(include_str!(
-            "../../../../hero_aibroker_testkit/fixtures/chat-stream-tool-calls.sse"
+            "../../../hero_aibroker_testkit/fixtures/chat-stream-tool-calls.sse"
         ));
         let k = kinds(&events);
         assert_eq!(k[..2], ["response.created", "response.in_progress"]);
@@ -416,7 +416,7 @@ mod tests {
     #[test]
     fn the_recorded_text_stream_becomes_one_message_item() {
         let events = run(include_str!(
-            "../../../../hero_aibroker_testkit/fixtures/chat-stream.sse"
+            "../../../hero_aibroker_testkit/fixtures/chat-stream.sse"
         ));
         let k = kinds(&events);
         assert_eq!(
@@ -438,7 +438,7 @@ mod tests {
     #[test]
     fn reasoning_streams_as_its_own_item_before_the_text() {
         let events = run(include_str!(
-            "../../../tests/fixtures/wire/openrouter/chat-stream-reasoning.sse"
+            "../../tests/fixtures/wire/openrouter/chat-stream-reasoning.sse"
         ));
         let done = &events[events.len() - 1]["response"];
         assert_eq!(done["output"][0]["type"], "reasoning");

@@ -266,7 +266,7 @@ mod tests {
     #[test]
     fn the_recorded_tool_call_stream_becomes_tool_use_blocks() {
         let events = run(include_str!(
-            "../../../../hero_aibroker_testkit/fixtures/chat-stream-tool-calls.sse"
+            "../../../hero_aibroker_testkit/fixtures/chat-stream-tool-calls.sse"
         ));
         let kinds: Vec<&str> = events
             .iter()
@@ -298,7 +298,7 @@ mod tests {
     #[test]
     fn the_recorded_text_stream_becomes_one_text_block() {
         let events = run(include_str!(
-            "../../../../hero_aibroker_testkit/fixtures/chat-stream.sse"
+            "../../../hero_aibroker_testkit/fixtures/chat-stream.sse"
         ));
         let text: String = events
             .iter()
@@ -318,7 +318,7 @@ mod tests {
 
     #[test]
     fn the_recorded_reasoning_stream_becomes_a_signed_thinking_block() {
-        let sse = include_str!("../../../tests/fixtures/wire/openrouter/chat-stream-reasoning.sse");
+        let sse = include_str!("../../tests/fixtures/wire/openrouter/chat-stream-reasoning.sse");
         let events = run(sse);
         let start = events
             .iter()
@@ -339,8 +339,7 @@ mod tests {
             sig,
             ["EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds..."]
         );
-        let at =
-            |pred: &dyn Fn(&Value) -> bool| events.iter().position(|e| pred(e)).expect("event");
+        let at = |pred: &dyn Fn(&Value) -> bool| events.iter().position(pred).expect("event");
         assert!(
             at(&|e| e["delta"]["type"] == "signature_delta")
                 < at(&|e| e["type"] == "content_block_stop")

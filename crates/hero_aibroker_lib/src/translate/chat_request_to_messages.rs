@@ -376,7 +376,7 @@ mod tests {
     #[test]
     fn the_recorded_chat_tools_request_becomes_the_messages_request() {
         let chat: Value = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/wire/openai/chat-request-tools.json"
+            "../../tests/fixtures/wire/openai/chat-request-tools.json"
         ))
         .expect("fixture");
         let t = translate(&chat, "claude-x").expect("translates");

@@ -120,7 +120,7 @@ mod tests {
     #[test]
     fn the_recorded_tool_use_message_becomes_a_chat_completion() {
         let msg: Value = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/wire/anthropic/messages-response-tool-use.json"
+            "../../tests/fixtures/wire/anthropic/messages-response-tool-use.json"
         ))
         .expect("fixture");
         let c = translate(&msg).expect("translates");
@@ -160,7 +160,7 @@ mod tests {
         );
         assert_eq!(c["choices"][0]["finish_reason"], "length");
         let e = error(include_bytes!(
-            "../../../tests/fixtures/wire/anthropic/error-overloaded.json"
+            "../../tests/fixtures/wire/anthropic/error-overloaded.json"
         ))
         .expect("an error");
         assert_eq!(e["error"]["type"], "overloaded_error");

@@ -116,7 +116,7 @@ mod tests {
     #[test]
     fn the_recorded_tool_call_answer_becomes_a_tool_use_message() {
         let chat: Value = serde_json::from_str(include_str!(
-            "../../../../hero_aibroker_testkit/fixtures/chat-response-tool-calls.json"
+            "../../../hero_aibroker_testkit/fixtures/chat-response-tool-calls.json"
         ))
         .expect("fixture");
         let m = translate(&chat, "gpt-4o-mini").expect("translates");
@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn reasoning_becomes_a_thinking_block_with_its_signature_unchanged() {
         let chat: Value = serde_json::from_str(include_str!(
-            "../../../../hero_aibroker_testkit/fixtures/openrouter/chat-response.json"
+            "../../../hero_aibroker_testkit/fixtures/openrouter/chat-response.json"
         ))
         .expect("fixture");
         let mut chat = chat;

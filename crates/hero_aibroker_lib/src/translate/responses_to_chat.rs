@@ -467,7 +467,7 @@ mod tests {
     #[test]
     fn the_recorded_tools_request_becomes_a_chat_request() {
         let req: Value = serde_json::from_str(include_str!(
-            "../../../tests/fixtures/wire/responses/request-function-tools.json"
+            "../../tests/fixtures/wire/responses/request-function-tools.json"
         ))
         .expect("fixture");
         let t = translate(&req).expect("translates");
