@@ -20,6 +20,7 @@ BIN_DIR = pathlib.Path(os.environ.get("HERO_BIN_DIR", ROOT / "target" / "debug")
 MODELS = """
 providers:
   - {{name: fake, base_url: "{url}", api_key_env: FAKE_KEYS}}
+  - {{name: anthropic-native, kind: anthropic, base_url: "{url}", api_key_env: ANT_KEYS}}
 models:
   chat:
     display_name: Chat
@@ -34,6 +35,13 @@ models:
     capabilities: [tools]
     backends:
       - {{provider: fake, model_id: up-agent, priority: 1, input_cost: 1.0, output_cost: 2.0}}
+  claude:
+    display_name: Claude (native Anthropic upstream)
+    tier: premium
+    context_window: 200000
+    capabilities: [tools]
+    backends:
+      - {{provider: anthropic-native, model_id: up-agent, priority: 1, input_cost: 3.0, output_cost: 15.0, cache_read_cost: 0.3}}
   embed:
     display_name: Embed
     tier: cheap
@@ -80,6 +88,7 @@ def broker(fake_provider):
         "HERO_SOCKET_DIR": str(root / "sockets"),
         "MODELS_CONFIG_PATH": str(models),
         "FAKE_KEYS": "key-a",
+        "ANT_KEYS": "ant-key",
     }
     proc = subprocess.Popen(
         [str(BIN_DIR / "hero_aibroker_server")], env=env, stdout=log, stderr=log

@@ -68,11 +68,18 @@ WEATHER_TOOL = {
 }
 
 
-def test_a_streamed_tool_use_round_trip(client):
+@pytest.mark.parametrize(
+    "model",
+    [
+        "agent",  # an OpenAI-compatible upstream: translated both ways
+        "claude",  # the native Anthropic upstream: passed through untouched
+    ],
+)
+def test_a_streamed_tool_use_round_trip(client, model):
     """tool_use (streamed, arguments as input_json_delta) -> tool_result -> streamed answer."""
     messages = [{"role": "user", "content": "What's the weather in Paris?"}]
     with client.messages.stream(
-        model="agent", max_tokens=256, tools=[WEATHER_TOOL], messages=messages
+        model=model, max_tokens=256, tools=[WEATHER_TOOL], messages=messages
     ) as stream:
         kinds = [event.type for event in stream]
         first = stream.get_final_message()
@@ -90,10 +97,20 @@ def test_a_streamed_tool_use_round_trip(client):
         },
     ]
     with client.messages.stream(
-        model="agent", max_tokens=256, tools=[WEATHER_TOOL], messages=messages
+        model=model, max_tokens=256, tools=[WEATHER_TOOL], messages=messages
     ) as stream:
         text = "".join(stream.text_stream)
         final = stream.get_final_message()
     assert text == "Tool result: 18C, sunny"
     assert final.stop_reason == "end_turn"
     assert final.usage.output_tokens > 0
+
+
+def test_a_plain_message_from_the_native_upstream_comes_back_as_sent(client):
+    m = client.messages.create(
+        model="claude", max_tokens=256, messages=[{"role": "user", "content": "Hi"}]
+    )
+    # The upstream's own answer: its id and its upstream model name, untouched.
+    assert m.id == "msg_fake01" and m.model == "up-agent"
+    assert m.content[0].type == "text"
+    assert m.usage.input_tokens > 0 and m.usage.output_tokens > 0

@@ -4,8 +4,10 @@
 //!   messages in place (the Messages API takes them mid-conversation).
 //! - User text and `image_url` parts (data URLs as base64 sources, others as URL sources)
 //!   become blocks.
+//! - `cache_control` markers on text parts (OpenRouter's way through the Chat wire) are kept.
 //! - Assistant text becomes a `text` block; each tool call a `tool_use` block with the same id
-//!   and its arguments parsed into `input` (arguments that are not a JSON object are refused);
+//!   (an id Anthropic would reject is mapped by [`tool_id`], the same for its result) and its
+//!   arguments parsed into `input` (arguments that are not a JSON object are refused);
 //!   reasoning the client passes back with an Anthropic signature (`reasoning_details`)
 //!   becomes a `thinking` block, text and signature byte for byte.
 //! - `tool` messages become `tool_result` blocks; consecutive results (parallel calls) and the
@@ -72,6 +74,54 @@ fn note(dropped: &mut Vec<String>, what: &str) {
     }
 }
 
+/// A tool-call id in the form Anthropic accepts (`^[a-zA-Z0-9_-]{1,64}$`): unchanged when it
+/// already is one; otherwise the offending characters become `_` and a hash of the original
+/// is appended, so the mapping is deterministic, distinct ids stay distinct, and a call and
+/// its result (mapped by the same function) stay linked.
+pub fn tool_id(id: &str) -> String {
+    let valid = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+    if !id.is_empty() && id.len() <= 64 && id.chars().all(valid) {
+        return id.to_owned();
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in id.bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let clean: String = id
+        .chars()
+        .map(|c| if valid(c) { c } else { '_' })
+        .take(40)
+        .collect();
+    format!("{clean}_{h:016x}")
+}
+
+/// A text block, keeping the client's `cache_control` marker (OpenRouter's way of asking
+/// Anthropic to cache a prefix through the Chat wire).
+fn text_block(part: &Value) -> Value {
+    let mut b = json!({"type": "text", "text": part.get("text").cloned().unwrap_or(Value::Null)});
+    if let Some(c) = part.get("cache_control") {
+        b["cache_control"] = c.clone();
+    }
+    b
+}
+
+/// The text blocks of a system message (its parts' `cache_control` kept).
+fn system_blocks(content: &Value) -> Result<Vec<Value>, ApiError> {
+    match content {
+        Value::Array(parts) => parts
+            .iter()
+            .map(|p| match p.get("type").and_then(Value::as_str) {
+                Some("text") => Ok(text_block(p)),
+                other => Err(refuse(format!(
+                    "a {} part cannot be carried in a system message to an Anthropic upstream",
+                    other.unwrap_or("typeless")
+                ))),
+            })
+            .collect(),
+        _ => Ok(vec![json!({"type": "text", "text": text_of(content)?})]),
+    }
+}
+
 fn text_of(content: &Value) -> Result<String, ApiError> {
     match content {
         Value::String(s) => Ok(s.clone()),
@@ -120,9 +170,7 @@ fn user_blocks(content: &Value) -> Result<Vec<Value>, ApiError> {
     parts
         .iter()
         .map(|p| match p.get("type").and_then(Value::as_str) {
-            Some("text") => {
-                Ok(json!({"type": "text", "text": p.get("text").cloned().unwrap_or(Value::Null)}))
-            }
+            Some("text") => Ok(text_block(p)),
             Some("image_url") => image_block(p),
             other => Err(refuse(format!(
                 "a {} part cannot be carried to an Anthropic upstream",
@@ -180,7 +228,10 @@ fn assistant_blocks(m: &Value) -> Result<Vec<Value>, ApiError> {
                 c["id"]
             )));
         }
-        blocks.push(json!({"type": "tool_use", "id": c["id"], "name": c["function"]["name"], "input": input}));
+        let id = tool_id(c["id"].as_str().unwrap_or(""));
+        blocks.push(
+            json!({"type": "tool_use", "id": id, "name": c["function"]["name"], "input": input}),
+        );
     }
     Ok(blocks)
 }
@@ -227,10 +278,10 @@ pub fn translate(req: &Value, model_id: &str) -> Result<Translated, ApiError> {
         let content = m.get("content").unwrap_or(&Value::Null);
         match m.get("role").and_then(Value::as_str) {
             Some("system" | "developer") if turns.is_empty() => {
-                system.push(json!({"type": "text", "text": text_of(content)?}));
+                system.extend(system_blocks(content)?);
             }
             Some("system" | "developer") => {
-                turns.push(json!({"role": "system", "content": [{"type": "text", "text": text_of(content)?}]}));
+                turns.push(json!({"role": "system", "content": system_blocks(content)?}));
             }
             Some("user") => push_turn(&mut turns, "user", user_blocks(content)?),
             Some("assistant") => push_turn(&mut turns, "assistant", assistant_blocks(m)?),
@@ -239,8 +290,7 @@ pub fn translate(req: &Value, model_id: &str) -> Result<Translated, ApiError> {
                     .get("tool_call_id")
                     .and_then(Value::as_str)
                     .ok_or_else(|| refuse("a tool message needs its tool_call_id"))?;
-                let block =
-                    json!({"type": "tool_result", "tool_use_id": id, "content": text_of(content)?});
+                let block = json!({"type": "tool_result", "tool_use_id": tool_id(id), "content": text_of(content)?});
                 push_turn(&mut turns, "user", vec![block]);
             }
             other => {
@@ -431,6 +481,49 @@ mod tests {
             json!({"type": "auto", "disable_parallel_tool_use": true})
         );
         assert_eq!(t.dropped, vec!["seed"]);
+    }
+
+    #[test]
+    fn tool_ids_anthropic_rejects_are_mapped_deterministically_and_stay_linked() {
+        assert_eq!(tool_id("call_abc-1"), "call_abc-1");
+        let odd = "functions.get_weather:0";
+        let mapped = tool_id(odd);
+        assert!(
+            mapped
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
+        assert_eq!(mapped, tool_id(odd), "deterministic");
+        assert_ne!(
+            mapped,
+            tool_id("functions.get_weather:1"),
+            "distinct ids stay distinct"
+        );
+        let chat = json!({"model": "m", "messages": [
+            {"role": "assistant", "tool_calls": [{"id": odd, "type": "function", "function": {"name": "w", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": odd, "content": "ok"}]});
+        let t = translate(&chat, "m").expect("translates");
+        assert_eq!(t.body["messages"][0]["content"][0]["id"], mapped.as_str());
+        assert_eq!(
+            t.body["messages"][1]["content"][0]["tool_use_id"],
+            mapped.as_str()
+        );
+    }
+
+    #[test]
+    fn cache_control_markers_reach_anthropic() {
+        let chat = json!({"model": "m", "messages": [
+            {"role": "system", "content": [{"type": "text", "text": "Long rules", "cache_control": {"type": "ephemeral"}}]},
+            {"role": "user", "content": [{"type": "text", "text": "Long doc", "cache_control": {"type": "ephemeral"}}]}]});
+        let t = translate(&chat, "m").expect("translates");
+        assert_eq!(
+            t.body["system"][0]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
+        assert_eq!(
+            t.body["messages"][0]["content"][0]["cache_control"],
+            json!({"type": "ephemeral"})
+        );
     }
 
     #[test]
