@@ -49,7 +49,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 /// The client's Messages body with `model` replaced, every other field kept as sent.
-fn pass_through(body: &[u8], model_id: &str) -> Result<Vec<u8>, ApiError> {
+pub fn pass_through(body: &[u8], model_id: &str) -> Result<Vec<u8>, ApiError> {
     let mut fields: IndexMap<String, Box<RawValue>> =
         serde_json::from_slice(body).map_err(|e| {
             ApiError::new(
