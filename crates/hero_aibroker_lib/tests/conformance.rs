@@ -336,6 +336,10 @@ fn run_case(dir: &Path, bless: bool) {
 }
 
 #[test]
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a developer switch of this test, not broker configuration"
+)]
 fn every_recorded_case_translates_as_recorded() {
     let bless = std::env::var("CONFORMANCE_BLESS").is_ok_and(|v| v == "1");
     let doc = std::fs::read_to_string(
