@@ -47,9 +47,11 @@ def test_errors_are_the_sdks_own_exceptions(client):
     assert e.value.body["error"]["type"] == "not_found_error"
 
 
-def test_a_streamed_message(client):
+@pytest.mark.parametrize("model", ["chat", "claude"])
+def test_a_streamed_message(client, model):
+    """Against the OpenAI-compatible upstream (translated) and the native one (passed through)."""
     with client.messages.stream(
-        model="chat",
+        model=model,
         max_tokens=256,
         messages=[{"role": "user", "content": "What's the weather?"}],
     ) as stream:
@@ -58,7 +60,7 @@ def test_a_streamed_message(client):
     assert len(pieces) > 1, "the answer arrived in pieces"
     assert "".join(pieces) == final.content[0].text
     assert final.stop_reason == "end_turn"
-    assert final.usage.output_tokens == 30
+    assert final.usage.output_tokens > 0
 
 
 WEATHER_TOOL = {

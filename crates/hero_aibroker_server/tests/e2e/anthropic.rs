@@ -248,3 +248,40 @@ async fn overloaded_529_fails_over_and_cools_the_key() {
     assert!(r.status >= 500, "{} {}", r.status, r.text);
     assert_eq!(r.json["type"], "error", "{}", r.text);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_responses_request_reaches_anthropic_through_chat_and_streams_back() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::ToolCalls));
+    let b = broker(&fake).await;
+    let req = json!({"model": "claude", "input": "Weather in SF?", "stream": true, "store": false,
+                     "tools": [{"type": "function", "name": "get_weather", "parameters": {"type": "object"}}]});
+    let (status, _, events) = stream_events(&b, "/v1/responses", &req).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        fake.calls()[0].path,
+        "/v1/messages",
+        "the native upstream got Messages"
+    );
+    assert_eq!(fake.calls()[0].body["tools"][0]["name"], "get_weather");
+    let done = &events.last().expect("events").1;
+    assert_eq!(done["type"], "response.completed", "{done}");
+    let call = done["response"]["output"]
+        .as_array()
+        .expect("output")
+        .iter()
+        .find(|o| o["type"] == "function_call")
+        .expect("a function call");
+    assert_eq!(call["call_id"], "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "the recording's id");
+    assert!(
+        serde_json::from_str::<Value>(call["arguments"].as_str().expect("args"))
+            .is_ok_and(|v| v.is_object())
+    );
+    // The recording's input tokens (no cache use in it), on the Responses wire.
+    assert_eq!(done["response"]["usage"]["input_tokens"], 472);
+    let rows = b.wait_rows(1).await;
+    assert_eq!(
+        (rows[0]["endpoint"].as_str(), rows[0]["provider"].as_str()),
+        (Some("responses"), Some("anthropic-direct-0"))
+    );
+}
