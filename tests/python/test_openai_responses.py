@@ -3,9 +3,10 @@ relayed to the OpenAI Chat fake provider through the broker's translation."""
 
 import json
 
-import httpx2
 import openai
 import pytest
+
+from test_openai_sdk import client  # noqa: F401  (the same SDK client on rest.sock)
 
 WEATHER_TOOL = {
     "type": "function",
@@ -13,19 +14,6 @@ WEATHER_TOOL = {
     "description": "The weather in a city",
     "parameters": {"type": "object", "properties": {"location": {"type": "string"}}},
 }
-
-
-@pytest.fixture()
-def client(broker):
-    http = httpx2.Client(transport=httpx2.HTTPTransport(uds=broker))
-    c = openai.OpenAI(
-        api_key="unused-by-the-broker",
-        base_url="http://localhost/v1",
-        http_client=http,
-        max_retries=0,
-    )
-    yield c
-    http.close()
 
 
 def test_a_plain_response(client):

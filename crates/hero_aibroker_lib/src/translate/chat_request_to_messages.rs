@@ -25,7 +25,7 @@
 use serde_json::{Map, Value, json};
 
 use super::messages_to_chat::Translated;
-use super::refuse;
+use super::{note_unmapped, refuse};
 use crate::error::ApiError;
 
 /// Max tokens when the Chat request gives none (the Messages API requires a value).
@@ -67,12 +67,6 @@ const MAPPED: &[&str] = &[
     "n",
     "logprobs",
 ];
-
-fn note(dropped: &mut Vec<String>, what: &str) {
-    if !dropped.iter().any(|d| d == what) {
-        dropped.push(what.to_owned());
-    }
-}
 
 /// A tool-call id in the form Anthropic accepts (`^[a-zA-Z0-9_-]{1,64}$`): unchanged when it
 /// already is one; otherwise the offending characters become `_` and a hash of the original
@@ -403,16 +397,7 @@ pub fn translate(req: &Value, model_id: &str) -> Result<Translated, ApiError> {
             }
         }
     }
-    for (k, v) in obj {
-        if v.is_null() || MAPPED.contains(&k.as_str()) {
-            continue;
-        }
-        if HINTS.contains(&k.as_str()) {
-            note(&mut dropped, k);
-        } else {
-            note(&mut dropped, &format!("unknown field {k}"));
-        }
-    }
+    note_unmapped(obj, MAPPED, HINTS, &mut dropped);
     Ok(Translated {
         body: Value::Object(body),
         dropped,

@@ -21,7 +21,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::refuse;
+use super::{note, note_unmapped, refuse};
 use crate::error::ApiError;
 
 /// Fields with no Chat form that are left out (and noted) rather than refused: hints to
@@ -51,12 +51,6 @@ const MAPPED: &[&str] = &[
     "mcp_servers",
     "container",
 ];
-
-fn note(dropped: &mut Vec<String>, what: &str) {
-    if !dropped.iter().any(|d| d == what) {
-        dropped.push(what.to_owned());
-    }
-}
 
 /// A translated request.
 #[derive(Debug, Clone, PartialEq)]
@@ -369,16 +363,7 @@ pub fn translate(req: &Value) -> Result<Translated, ApiError> {
             )));
         }
     }
-    for (k, v) in obj {
-        if v.is_null() || MAPPED.contains(&k.as_str()) {
-            continue;
-        }
-        if HINTS.contains(&k.as_str()) {
-            note(&mut dropped, k);
-        } else {
-            note(&mut dropped, &format!("unknown field {k}"));
-        }
-    }
+    note_unmapped(obj, MAPPED, HINTS, &mut dropped);
     Ok(Translated {
         body: Value::Object(body),
         dropped,

@@ -15,8 +15,36 @@ pub mod messages_to_chat;
 pub mod responses_to_chat;
 
 use hero_aibroker_sdk::ErrorCode;
+use serde_json::{Map, Value};
 
 use crate::error::ApiError;
+
+/// Adds `what` to the left-out list once.
+pub(crate) fn note(dropped: &mut Vec<String>, what: &str) {
+    if !dropped.iter().any(|d| d == what) {
+        dropped.push(what.to_owned());
+    }
+}
+
+/// Notes every non-null field of `obj` that is neither in `mapped` nor handled elsewhere:
+/// a known hint by its name, anything else as `unknown field <name>`.
+pub(crate) fn note_unmapped(
+    obj: &Map<String, Value>,
+    mapped: &[&str],
+    hints: &[&str],
+    dropped: &mut Vec<String>,
+) {
+    for (k, v) in obj {
+        if v.is_null() || mapped.contains(&k.as_str()) {
+            continue;
+        }
+        if hints.contains(&k.as_str()) {
+            note(dropped, k);
+        } else {
+            note(dropped, &format!("unknown field {k}"));
+        }
+    }
+}
 
 /// A request the target surface cannot express.
 pub(crate) fn refuse(what: impl std::fmt::Display) -> ApiError {

@@ -24,7 +24,7 @@
 use serde_json::{Map, Value, json};
 
 use super::messages_to_chat::Translated;
-use super::refuse;
+use super::{note, note_unmapped, refuse};
 use crate::error::ApiError;
 
 /// Fields with no Chat form that are left out (and noted) rather than refused.
@@ -61,13 +61,6 @@ const MAPPED: &[&str] = &[
     "conversation",
     "background",
 ];
-
-fn note(dropped: &mut Vec<String>, what: impl Into<String>) {
-    let what = what.into();
-    if !dropped.contains(&what) {
-        dropped.push(what);
-    }
-}
 
 /// The Chat content of a message item's `content`.
 fn content(c: &Value) -> Result<Value, ApiError> {
@@ -209,7 +202,10 @@ fn tools(t: &Value, out: &mut Vec<Value>, dropped: &mut Vec<String>) -> Result<(
             }
         }
         Some(hosted) if HOSTED_TOOLS.contains(&hosted) => {
-            note(dropped, format!("{hosted} tool (runs on OpenAI's servers)"));
+            note(
+                dropped,
+                &format!("{hosted} tool (runs on OpenAI's servers)"),
+            );
         }
         other => {
             return Err(refuse(format!(
@@ -444,16 +440,7 @@ pub fn translate(req: &Value) -> Result<Translated, ApiError> {
         body.insert("stream".into(), true.into());
         body.insert("stream_options".into(), json!({"include_usage": true}));
     }
-    for (k, v) in obj {
-        if v.is_null() || MAPPED.contains(&k.as_str()) {
-            continue;
-        }
-        if HINTS.contains(&k.as_str()) {
-            note(&mut dropped, k.as_str());
-        } else {
-            note(&mut dropped, format!("unknown field {k}"));
-        }
-    }
+    note_unmapped(obj, MAPPED, HINTS, &mut dropped);
     Ok(Translated {
         body: Value::Object(body),
         dropped,

@@ -272,7 +272,10 @@ async fn a_responses_request_reaches_anthropic_through_chat_and_streams_back() {
         .iter()
         .find(|o| o["type"] == "function_call")
         .expect("a function call");
-    assert_eq!(call["call_id"], "toolu_01T1x1fJ34qAmk2tNTrN7Up6", "the recording's id");
+    assert_eq!(
+        call["call_id"], "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+        "the recording's id"
+    );
     assert!(
         serde_json::from_str::<Value>(call["arguments"].as_str().expect("args"))
             .is_ok_and(|v| v.is_object())

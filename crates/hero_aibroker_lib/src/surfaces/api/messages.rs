@@ -13,13 +13,13 @@ use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hero_aibroker_sdk::ErrorCode;
 use serde_json::{Value, json};
 
 use super::auth::Caller;
 use super::openai::{Peer, admit, read_body, run};
 use super::translated::{
-    is_event_stream, keep_broker_headers, read_json, request_id, retry_after, stream_response,
+    is_event_stream, keep_broker_headers, parse_body, read_json, request_id, retry_after,
+    stream_response,
 };
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
@@ -97,15 +97,9 @@ pub(super) async fn messages(
         Err(e) => return from_api(&e),
     };
     ctx.surface = Some("messages");
-    let parsed: Value = match serde_json::from_slice(&body) {
+    let parsed = match parse_body(&body) {
         Ok(v) => v,
-        Err(e) => {
-            let err = ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("The body is not valid JSON: {e}"),
-            );
-            return from_api(&ctx.fail(err));
-        }
+        Err(e) => return from_api(&ctx.fail(e)),
     };
     let streamed = parsed.get("stream").and_then(Value::as_bool) == Some(true);
     let translated = match messages_to_chat::translate(&parsed) {

@@ -16,7 +16,9 @@ use serde_json::Value;
 
 use super::auth::Caller;
 use super::openai::{Peer, admit, run};
-use super::translated::{is_event_stream, keep_broker_headers, read_json, stream_response};
+use super::translated::{
+    is_event_stream, keep_broker_headers, parse_body, read_json, stream_response,
+};
 use crate::endpoint::Endpoint;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -32,15 +34,9 @@ pub(super) async fn responses(
 ) -> Result<Response, ApiError> {
     let (mut ctx, body) = admit(state, Endpoint::Chat, peer, caller, req).await?;
     ctx.surface = Some("responses");
-    let parsed: Value = match serde_json::from_slice(&body) {
+    let parsed = match parse_body(&body) {
         Ok(v) => v,
-        Err(e) => {
-            let err = ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("The body is not valid JSON: {e}"),
-            );
-            return Err(ctx.fail(err));
-        }
+        Err(e) => return Err(ctx.fail(e)),
     };
     let streamed = parsed.get("stream").and_then(Value::as_bool) == Some(true);
     let translated = match responses_to_chat::translate(&parsed) {

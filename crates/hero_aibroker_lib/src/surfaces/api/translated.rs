@@ -70,6 +70,16 @@ pub(super) fn retry_after(parts: &Parts) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// The client's body as JSON, or the 400 saying why it is not.
+pub(super) fn parse_body(body: &[u8]) -> Result<Value, crate::error::ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        crate::error::ApiError::new(
+            hero_aibroker_sdk::ErrorCode::InvalidJson,
+            format!("The body is not valid JSON: {e}"),
+        )
+    })
+}
+
 /// Reads a relayed (already size-bounded) JSON answer whole; `Null` when it is not JSON.
 pub(super) async fn read_json(body: Body) -> Result<Value, String> {
     let bytes = axum::body::to_bytes(body, 64 * 1024 * 1024)
