@@ -1,11 +1,16 @@
-//! Who is on the other end of a Unix-socket connection: `SO_PEERCRED`, recorded for
-//! attribution. [`crate::serve`] puts it into every request as axum's `ConnectInfo<PeerInfo>`.
+//! Who is on the other end of a connection: `SO_PEERCRED` on a Unix socket, the address on
+//! TCP, recorded for attribution. [`crate::serve`] puts it into every request as axum's
+//! `ConnectInfo<PeerInfo>`.
 
-/// The peer's uid and pid from `SO_PEERCRED`.
+use std::net::IpAddr;
+
+/// The peer's uid and pid from `SO_PEERCRED` (Unix sockets), or its IP (TCP).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PeerInfo {
     pub uid: Option<u32>,
     pub pid: Option<i32>,
+    /// The peer's address on a TCP connection.
+    pub ip: Option<IpAddr>,
 }
 
 impl PeerInfo {
@@ -16,14 +21,31 @@ impl PeerInfo {
         PeerInfo {
             uid: cred.map(|c| c.uid()),
             pid: cred.and_then(|c| c.pid()),
+            ip: None,
         }
     }
 
-    /// The client name ledgers and audits use: `uds:uid=1000` (stable across a user's processes).
+    /// A TCP peer at `ip`.
+    pub fn tcp(ip: IpAddr) -> PeerInfo {
+        PeerInfo {
+            uid: None,
+            pid: None,
+            ip: Some(ip.to_canonical()),
+        }
+    }
+
+    /// Whether the peer came over TCP.
+    pub fn is_tcp(&self) -> bool {
+        self.ip.is_some()
+    }
+
+    /// The client name ledgers and audits use: `uds:uid=1000` (stable across a user's
+    /// processes), or the IP of a TCP peer (`127.0.0.1`, `2001:db8::1`).
     pub fn client(&self) -> String {
-        match self.uid {
-            Some(uid) => format!("uds:uid={uid}"),
-            None => "uds".to_owned(),
+        match (self.ip, self.uid) {
+            (Some(ip), _) => ip.to_string(),
+            (None, Some(uid)) => format!("uds:uid={uid}"),
+            (None, None) => "uds".to_owned(),
         }
     }
 }

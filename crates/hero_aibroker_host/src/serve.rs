@@ -1,4 +1,4 @@
-//! Serving an axum router on a Unix listener, the same way in every binary: HTTP/1.1 on
+//! Serving an axum router on a Unix (or TCP) listener, the same way in every binary: HTTP/1.1 on
 //! hyper's connection builder *with a timer*, so a client that sends its headers slowly, or
 //! holds a keep-alive connection idle, is cut after [`ServeOptions::header_read_timeout`];
 //! headers bounded by [`ServeOptions::max_header_bytes`]; the peer's credentials in every
@@ -61,10 +61,38 @@ pub enum Drained {
 /// persistent one does not spin the loop.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(200);
 
+/// A listener [`serve`] accepts connections on: a Unix socket (peer credentials) or TCP (peer
+/// address, `TCP_NODELAY`).
+pub trait Listener: Send {
+    /// A connection.
+    type Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static;
+    /// The next connection and who is on its other end.
+    fn accept_peer(&self) -> impl Future<Output = std::io::Result<(Self::Io, PeerInfo)>> + Send;
+}
+
+impl Listener for UnixListener {
+    type Io = tokio::net::UnixStream;
+    async fn accept_peer(&self) -> std::io::Result<(Self::Io, PeerInfo)> {
+        let (stream, _) = self.accept().await?;
+        let peer = PeerInfo::of(&stream);
+        Ok((stream, peer))
+    }
+}
+
+impl Listener for tokio::net::TcpListener {
+    type Io = tokio::net::TcpStream;
+    async fn accept_peer(&self) -> std::io::Result<(Self::Io, PeerInfo)> {
+        let (stream, addr) = self.accept().await?;
+        // Small writes (stream events) go out at once.
+        let _ = stream.set_nodelay(true);
+        Ok((stream, PeerInfo::tcp(addr.ip())))
+    }
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then drains (see the module doc).
 /// Returns once every connection has ended, or the drain deadline cut them.
-pub async fn serve(
-    listener: UnixListener,
+pub async fn serve<L: Listener>(
+    listener: L,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send,
     options: &ServeOptions,
@@ -92,9 +120,9 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         tokio::select! {
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok((stream, _)) => stream,
+            accepted = listener.accept_peer() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
                     Err(e) if is_peer_error(&e) => continue,
                     Err(e) => {
                         tracing::error!(error = %e, "accept failed");
@@ -104,7 +132,6 @@ pub async fn serve(
                         }
                     }
                 };
-                let peer = PeerInfo::of(&stream);
                 let app = app.clone();
                 let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));

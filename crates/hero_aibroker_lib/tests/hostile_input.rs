@@ -228,6 +228,7 @@ fn rpc() -> (
             sockets: Sockets {
                 rest: "/s/rest.sock".into(),
                 rpc: "/s/rpc.sock".into(),
+                tcp: None,
             },
         })
     });

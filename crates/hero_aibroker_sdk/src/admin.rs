@@ -59,6 +59,12 @@ pub struct Info {
     pub instances: u64,
     pub keys: u64,
     pub requests: u64,
+    /// Started with `--mother`: this broker serves child brokers over TCP.
+    #[serde(default)]
+    pub is_mother: bool,
+    /// Mother brokers this broker forwards to.
+    #[serde(default)]
+    pub mother_count: u64,
 }
 
 /// Socket paths of this broker.
@@ -66,6 +72,9 @@ pub struct Info {
 pub struct Sockets {
     pub rest: String,
     pub rpc: String,
+    /// The TCP listener (`IP:port`), when the broker has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<String>,
 }
 
 /// `providers.list`: one provider and its instances.

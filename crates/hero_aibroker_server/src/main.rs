@@ -37,6 +37,16 @@ struct Args {
     /// Longest wait for in-flight requests on SIGTERM, in seconds [env: DRAIN_TIMEOUT_MS]
     #[arg(long, value_name = "SECS")]
     drain_timeout: Option<u64>,
+    /// Also serve REST and /rpc on TCP at this address (with --port); every request there needs
+    /// a broker API key or HERO_AIBROKER_CASCADE_TOKEN
+    #[arg(long, value_name = "IP", requires = "port")]
+    address: Option<std::net::IpAddr>,
+    /// The TCP listener's port (with --address; 0 picks a free one)
+    #[arg(long, value_name = "N", requires = "address")]
+    port: Option<u16>,
+    /// Identify as a mother broker that child brokers forward to (needs --address and --port)
+    #[arg(long, requires = "address")]
+    mother: bool,
     /// Validate the configuration and exit.
     #[arg(long)]
     check: bool,
@@ -62,6 +72,10 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(secs) = args.drain_timeout {
         settings.drain_timeout = Duration::from_secs(secs);
     }
+    if let (Some(ip), Some(port)) = (args.address, args.port) {
+        settings.listen = Some(std::net::SocketAddr::new(ip, port));
+    }
+    settings.is_mother = args.mother;
     let models = ModelsConfig::load(&settings.models_config)?;
     models.check_kinds(&Drivers::builtin().kinds())?;
     if args.check {

@@ -189,6 +189,7 @@ mod tests {
         let peer = ConnectInfo(PeerInfo {
             uid: Some(1000),
             pid: Some(4),
+            ip: None,
         });
         let mut h = HeaderMap::new();
         assert_eq!(caller(&h, Some(&peer)), "uds:uid=1000");

@@ -224,6 +224,7 @@ fn clean_command(
 pub struct BrokerConfig {
     yaml: String,
     env: Vec<(String, String)>,
+    args: Vec<String>,
     dir: Option<tempfile::TempDir>,
 }
 
@@ -233,8 +234,15 @@ impl BrokerConfig {
         BrokerConfig {
             yaml: yaml.into(),
             env: vec![("RUST_LOG".into(), "info".into())],
+            args: Vec::new(),
             dir: None,
         }
+    }
+
+    /// Adds command-line arguments (`--address 127.0.0.1 --port 0`, `--mother`).
+    pub fn args(mut self, args: &[&str]) -> BrokerConfig {
+        self.args.extend(args.iter().map(|a| (*a).to_owned()));
+        self
     }
 
     /// Sets an environment variable of the process (replacing an earlier value).
@@ -262,7 +270,8 @@ impl BrokerConfig {
             ("MODELS_CONFIG_PATH", models),
             ("DATABASE_URL", dir.join("broker.db")),
         ];
-        let cmd = clean_command("hero_aibroker_server", &dir, &files, &self.env);
+        let mut cmd = clean_command("hero_aibroker_server", &dir, &files, &self.env);
+        cmd.args(&self.args);
         BrokerProcess(Service::spawn("hero_aibroker_server", cmd, dir, Some(tmp)))
     }
 

@@ -138,6 +138,12 @@ pub struct Settings {
     pub require_api_key: bool,
     /// When set, mutating JSON-RPC methods need it as a Bearer token.
     pub admin_token: Option<crate::secret::Secret>,
+    /// The token child brokers present to this one over TCP (`HERO_AIBROKER_CASCADE_TOKEN`).
+    pub cascade_token: Option<crate::secret::Secret>,
+    /// The optional TCP listener (`--address` and `--port`): REST and `/rpc`.
+    pub listen: Option<std::net::SocketAddr>,
+    /// `--mother`: this broker serves child brokers (self-identification only).
+    pub is_mother: bool,
     /// Every JSON-RPC method but `health` needs the admin token too (`RPC_READS_NEED_TOKEN`).
     pub rpc_reads_need_token: bool,
     /// Ledger rows waiting in memory at most (what a `kill -9` can lose, with one batch).
@@ -214,6 +220,9 @@ impl Settings {
             ),
             require_api_key: parse(env, "REQUIRE_API_KEY", false)?,
             admin_token: admin_token(env)?,
+            cascade_token: token(env, "HERO_AIBROKER_CASCADE_TOKEN")?,
+            listen: None,
+            is_mother: false,
             rpc_reads_need_token: reads_need_token(env)?,
             ledger_queue: parse(env, "LEDGER_QUEUE", 10_000usize)?.max(1),
             ledger_batch: parse(env, "LEDGER_BATCH", 256usize)?.max(1),
@@ -268,10 +277,16 @@ const MIN_ADMIN_TOKEN: usize = 16;
 /// `ADMIN_TOKEN`, refused when shorter than [`MIN_ADMIN_TOKEN`] characters (the message never
 /// repeats the token).
 fn admin_token(env: &Env) -> Result<Option<crate::secret::Secret>, ConfigError> {
-    match env.get("ADMIN_TOKEN") {
+    token(env, "ADMIN_TOKEN")
+}
+
+/// A token variable (`ADMIN_TOKEN`, `HERO_AIBROKER_CASCADE_TOKEN`), refused when shorter than
+/// [`MIN_ADMIN_TOKEN`] characters.
+fn token(env: &Env, var: &str) -> Result<Option<crate::secret::Secret>, ConfigError> {
+    match env.get(var) {
         None => Ok(None),
         Some(t) if t.chars().count() < MIN_ADMIN_TOKEN => Err(ConfigError::Env {
-            var: "ADMIN_TOKEN".into(),
+            var: var.into(),
             message: format!(
                 "is {} characters long; use at least {MIN_ADMIN_TOKEN} (e.g. `openssl rand -hex 16`)",
                 t.chars().count()

@@ -22,7 +22,7 @@ use crate::accounting::store::{Store, StoreError};
 use crate::config::{ModelsConfig, Settings};
 use crate::providers::Drivers;
 use crate::state::{AppState, StateError};
-use crate::surfaces::api::rest_router;
+use crate::surfaces::api::{rest_router, tcp_router};
 use crate::surfaces::rpc::methods::{Admin, module};
 use crate::surfaces::rpc::serve::{ServiceMeta, rpc_router};
 
@@ -42,6 +42,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     State(#[from] StateError),
+    #[error("{0}")]
+    Tcp(String),
 }
 
 /// The sockets a broker serves.
@@ -49,6 +51,7 @@ pub enum StartError {
 struct Listeners {
     rest: UnixListener,
     rpc: UnixListener,
+    tcp: Option<tokio::net::TcpListener>,
 }
 
 /// A started broker: state built, sockets bound, nothing served yet.
@@ -59,6 +62,8 @@ pub struct Broker {
     writer: LedgerWriter,
     rest: BoundSocket,
     rpc: BoundSocket,
+    /// The optional TCP listener (`--address`/`--port`).
+    tcp: Option<tokio::net::TcpListener>,
     rpc_app: axum::Router,
     sockets: Sockets,
     options: ServeOptions,
@@ -104,9 +109,17 @@ pub async fn start(
     };
     let state =
         AppState::with_drivers(settings, models, env, store.clone(), ledger, drivers).await?;
+    let tcp = match state.settings.listen {
+        Some(addr) => Some(bind_tcp(&state, addr).await?),
+        None => None,
+    };
     let sockets = Sockets {
         rest: dir.join(REST_SOCK).display().to_string(),
         rpc: dir.join(RPC_SOCK).display().to_string(),
+        tcp: tcp
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.to_string()),
     };
     let meta = ServiceMeta {
         name: "hero_aibroker".into(),
@@ -132,10 +145,34 @@ pub async fn start(
         writer,
         rest,
         rpc,
+        tcp,
         rpc_app,
         sockets,
         options,
     })
+}
+
+/// Binds the TCP listener. One off the loopback is refused unless requests there can be
+/// authenticated: a broker key exists or the cascade token is set.
+async fn bind_tcp(
+    state: &AppState,
+    addr: std::net::SocketAddr,
+) -> Result<tokio::net::TcpListener, StartError> {
+    let s = &state.settings;
+    if !addr.ip().is_loopback() && s.cascade_token.is_none() && state.keys.count() == 0 {
+        return Err(StartError::Tcp(format!(
+            "refusing to listen on {addr}, off the loopback, with no way to authenticate callers: create a broker key (keys.create) or set HERO_AIBROKER_CASCADE_TOKEN"
+        )));
+    }
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| StartError::Tcp(format!("cannot listen on {addr}: {e}")))?;
+    tracing::info!(
+        address = %listener.local_addr().map_or_else(|_| addr.to_string(), |a| a.to_string()),
+        mother = s.is_mother,
+        "TCP listener: REST and /rpc, a broker key or the cascade token on every request"
+    );
+    Ok(listener)
 }
 
 fn log_listening(state: &AppState, store: &Store, sockets: &Sockets) {
@@ -174,6 +211,11 @@ impl Broker {
         &self.sockets
     }
 
+    /// The TCP listener's address, when it has one.
+    pub fn tcp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.tcp.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     /// Serves until `shutdown` resolves, then stops: drain (up to the drain deadline), persist
     /// key health, commit the ledger and checkpoint, remove the sockets.
     pub async fn run(
@@ -186,6 +228,7 @@ impl Broker {
             writer,
             rest,
             rpc,
+            tcp,
             rpc_app,
             sockets: _,
             options,
@@ -193,6 +236,7 @@ impl Broker {
         let listeners = Listeners {
             rest: rest.listener,
             rpc: rpc.listener,
+            tcp,
         };
         let served = serve_both(listeners, state.clone(), rpc_app, shutdown, &options).await;
         state.persist_health().await;
@@ -232,18 +276,30 @@ async fn serve_both(
         shutdown.await;
         let _ = tx.send(true);
     });
-    let (rest, rpc) = tokio::join!(
+    let tcp = async {
+        match listeners.tcp {
+            Some(l) => {
+                let app = tcp_router(state.clone(), rpc.clone());
+                hero_aibroker_host::serve(l, app, stopping(rx.clone()), options).await
+            }
+            None => Ok(Drained::Clean),
+        }
+    };
+    let (rest, rpc, tcp) = tokio::join!(
         hero_aibroker_host::serve(
             listeners.rest,
-            rest_router(state),
+            rest_router(state.clone()),
             stopping(rx.clone()),
             options
         ),
-        hero_aibroker_host::serve(listeners.rpc, rpc, stopping(rx), options),
+        hero_aibroker_host::serve(listeners.rpc, rpc.clone(), stopping(rx.clone()), options),
+        tcp,
     );
-    Ok(if rest? == Drained::Clean && rpc? == Drained::Clean {
-        Drained::Clean
-    } else {
-        Drained::DeadlineHit
-    })
+    Ok(
+        if rest? == Drained::Clean && rpc? == Drained::Clean && tcp? == Drained::Clean {
+            Drained::Clean
+        } else {
+            Drained::DeadlineHit
+        },
+    )
 }

@@ -196,6 +196,7 @@ impl HeroAiBrokerApiServer for Stub {
             sockets: Sockets {
                 rest: "/tmp/rest.sock".to_owned(),
                 rpc: "/tmp/rpc.sock".to_owned(),
+                tcp: self.some("127.0.0.1:33850".to_owned()),
             },
             database: "sqlite://broker.db".to_owned(),
             models: 42,
@@ -204,6 +205,8 @@ impl HeroAiBrokerApiServer for Stub {
             instances: 6,
             keys: 3,
             requests: 1200,
+            is_mother: self.full,
+            mother_count: u64::from(self.full),
         })
     }
 

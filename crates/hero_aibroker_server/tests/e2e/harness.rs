@@ -113,6 +113,11 @@ impl Start {
         Start(self.0.in_dir(dir))
     }
 
+    /// Adds command-line arguments.
+    pub fn args(self, args: &[&str]) -> Self {
+        Start(self.0.args(args))
+    }
+
     /// Spawns the binary; does not wait for the socket.
     pub fn spawn(self) -> Broker {
         let proc = self.0.spawn();

@@ -28,3 +28,4 @@ mod responses;
 mod routing;
 mod running;
 mod streams;
+mod tcp;

@@ -268,6 +268,14 @@ impl Store {
             .await?;
         Ok(to_u64(n))
     }
+
+    /// Mother brokers registered.
+    pub async fn count_mothers(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mothers")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(to_u64(n))
+    }
 }
 
 /// The key to charge for a row and how much, if the row costs anything.

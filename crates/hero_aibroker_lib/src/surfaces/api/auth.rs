@@ -89,6 +89,8 @@ pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: N
         Ok(Some(k)) => Caller::Key(k),
         Ok(None) => Caller::Anyone,
         Err(_) if presents_admin_token(&state, &req) => Caller::Admin,
+        // A child broker: no key of this broker's, the limits of its client (its IP).
+        Err(_) if presents(state.settings.cascade_token.as_ref(), &req) => Caller::Anyone,
         Err(e) => {
             state.telemetry.refused("unauthorized");
             state.clients.auth_failed(&client);
@@ -101,7 +103,13 @@ pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: N
 
 /// Whether the request carries the admin token (as a Bearer token or `x-api-key`).
 fn presents_admin_token(state: &AppState, req: &Request) -> bool {
-    let Some(token) = &state.settings.admin_token else {
+    presents(state.settings.admin_token.as_ref(), req)
+}
+
+/// Whether the request carries `token` (as a Bearer token or `x-api-key`), compared in
+/// constant time.
+fn presents(token: Option<&crate::secret::Secret>, req: &Request) -> bool {
+    let Some(token) = token else {
         return false;
     };
     let h = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
@@ -112,6 +120,37 @@ fn presents_admin_token(state: &AppState, req: &Request) -> bool {
     bearer
         .or_else(|| h("x-api-key"))
         .is_some_and(|t| token.matches(t))
+}
+
+/// The gate of the TCP listener, in front of every route there (open ones and `/rpc`
+/// included): a broker API key, the cascade token or the admin token, or 401. Failures count
+/// toward the client's (the IP's) `AUTH_FAILURES_PER_MINUTE` like on the socket.
+pub async fn tcp_gate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let client = client_of(&req);
+    if let Some(retry) = state.clients.auth_blocked(&client) {
+        state.telemetry.refused("auth_throttled");
+        return ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "Too many requests without a valid credential from this client; retry in {retry} s."
+            ),
+        )
+        .retry_after(retry)
+        .into_response();
+    }
+    let ok = presents(state.settings.cascade_token.as_ref(), &req)
+        || presents_admin_token(&state, &req)
+        || matches!(state.keys.authenticate(req.headers()), Ok(Some(_)));
+    if !ok {
+        state.telemetry.refused("unauthorized");
+        state.clients.auth_failed(&client);
+        return ApiError::new(
+            ErrorCode::Unauthorized,
+            "This TCP listener needs a broker API key (Authorization: Bearer sk-hab-… or x-api-key) or the cascade token.",
+        )
+        .into_response();
+    }
+    next.run(req).await
 }
 
 #[cfg(test)]

@@ -61,6 +61,17 @@ pub fn rest_router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
+/// The TCP listener's router: the REST routes and `/rpc` (the JSON-RPC app, with its own
+/// admin-token rules), all behind [`auth::tcp_gate`].
+pub fn tcp_router(state: Arc<AppState>, rpc: Router) -> Router {
+    use tower::ServiceExt;
+    // The JSON-RPC app answers `/rpc` itself (axum nests no router at a single path).
+    let rpc = tower::service_fn(move |req: axum::extract::Request| rpc.clone().oneshot(req));
+    rest_router(state.clone())
+        .route_service("/rpc", rpc)
+        .layer(axum::middleware::from_fn_with_state(state, auth::tcp_gate))
+}
+
 async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError::new(
         ErrorCode::NotFound,

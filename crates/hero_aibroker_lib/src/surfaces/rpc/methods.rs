@@ -144,6 +144,8 @@ impl HeroAiBrokerApiServer for Admin {
                 .sum(),
             keys: self.state.keys.count() as u64,
             requests,
+            is_mother: self.state.settings.is_mother,
+            mother_count: self.state.store.count_mothers().await.map_err(store_err)?,
         })
     }
 
