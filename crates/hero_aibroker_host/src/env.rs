@@ -32,6 +32,17 @@ impl Env {
         }
     }
 
+    /// This environment with `pairs` added (replacing variables of the same name): how the
+    /// broker hands settings it holds elsewhere (a mother's token) to code that reads `Env`.
+    pub fn with<K: Into<String>, V: Into<String>>(
+        &self,
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        let mut vars = self.vars.clone();
+        vars.extend(pairs.into_iter().map(|(k, v)| (k.into(), v.into())));
+        Env { vars }
+    }
+
     /// The value of `key`, treating an empty or blank value as unset.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.vars

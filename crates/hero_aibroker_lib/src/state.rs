@@ -68,6 +68,10 @@ pub struct AppState {
     pub mcp: crate::mcp::McpLink,
     /// The driver of every provider kind.
     pub drivers: Drivers,
+    /// This broker's id in cascade chains (`x-aibroker-chain`), new at every start.
+    pub broker_id: String,
+    /// The mother brokers it forwards to, and what they serve.
+    pub mothers: crate::providers::mother::catalog::Mothers,
 }
 
 impl AppState {
@@ -108,7 +112,10 @@ impl AppState {
             .build()?;
         let priorities: HashMap<String, i64> = store.priorities().await?.into_iter().collect();
         let keys = Keys::load(&store, settings.require_api_key).await?;
-        let registry = Registry::build_with(&models, &env, &priorities, None);
+        let mothers = crate::providers::mother::catalog::Mothers::default();
+        mothers.set_rows(store.list_mothers().await?);
+        let (with_mothers, mother_env) = mothers.merge(&models, &env);
+        let registry = Registry::build_with(&with_mothers, &mother_env, &priorities, None);
         for warning in registry.cleartext_key_warnings() {
             tracing::warn!("{warning}");
         }
@@ -163,8 +170,11 @@ impl AppState {
             admin: tokio::sync::Mutex::new(()),
             pending_circuits: std::sync::Mutex::new(pending_circuits),
             drivers,
+            broker_id: format!("brk_{}", hex::encode(rand::random::<[u8; 6]>())),
+            mothers,
         });
         spawn_catalog_refresh(&state);
+        spawn_mother_refresh(&state);
         spawn_retention(&state);
         // Background upkeep for as long as the state lives: metrics every 5 s, instance health
         // changes persisted every second (never from the request path).
@@ -277,10 +287,11 @@ impl AppState {
     /// The one place a running broker builds its registry: the models file, then the live
     /// catalog behind it, with `priorities`; health, circuits and stats carry over.
     fn build_registry(&self, cfg: &ModelsConfig, priorities: &HashMap<String, i64>) -> Registry {
+        let (cfg, env) = self.mothers.merge(cfg, &self.env);
         let registry = crate::providers::openrouter::catalog::build_registry(
-            cfg,
+            &cfg,
             &self.catalog.entries(),
-            &self.env,
+            &env,
             priorities,
             Some(&self.registry.load()),
         );
@@ -392,6 +403,34 @@ fn spawn_retention(state: &Arc<AppState>) {
             }
             drop(s);
             tokio::time::sleep(std::time::Duration::from_secs(600)).await;
+        }
+    });
+}
+
+impl AppState {
+    /// Re-reads the mothers from the store after a change, lists their models and rebuilds
+    /// the registry: the change applies without a restart.
+    pub async fn reload_mothers(&self) -> Result<(), crate::accounting::store::StoreError> {
+        self.mothers.set_rows(self.store.list_mothers().await?);
+        self.mothers.refresh(&self.client).await;
+        self.rebuild_registry().await;
+        Ok(())
+    }
+}
+
+/// Lists every enabled mother's models on `CASCADE_REFRESH_SECS` (at once at start), for as
+/// long as the state lives; a change rebuilds the registry.
+fn spawn_mother_refresh(state: &Arc<AppState>) {
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        loop {
+            let Some(s) = weak.upgrade() else { break };
+            if !s.mothers.rows().is_empty() && s.mothers.refresh(&s.client).await {
+                s.rebuild_registry().await;
+            }
+            let delay = s.settings.cascade_refresh;
+            drop(s);
+            tokio::time::sleep(delay).await;
         }
     });
 }

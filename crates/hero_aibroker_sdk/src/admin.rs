@@ -67,6 +67,39 @@ pub struct Info {
     pub mother_count: u64,
 }
 
+/// `mothers.list`: a mother broker this broker forwards to. Its token is never shown.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MotherInfo {
+    /// `ai_broker_mother`, `ai_broker_mother2`, …: also its provider name.
+    pub id: String,
+    pub address: String,
+    pub port: u16,
+    #[serde(default)]
+    pub label: Option<String>,
+    /// Its backends' priority (lower is tried first), in the same table as direct providers.
+    pub priority: i64,
+    pub enabled: bool,
+    /// Whether a token is set (a broker key of the mother, or its cascade token).
+    pub has_token: bool,
+    /// Models it serves, from its last `/v1/models`.
+    pub models: u64,
+    /// Its provider instance's health: `healthy`, `cooldown`, `auth_failed`, `disabled`, or
+    /// `absent` when it is not in the registry (disabled).
+    pub state: String,
+    /// Why its last model list failed, if it did.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// `mothers.add` / `mothers.remove`: the mother's id and whether it was done.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MotherChange {
+    pub id: String,
+    pub success: bool,
+}
+
 /// Socket paths of this broker.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Sockets {

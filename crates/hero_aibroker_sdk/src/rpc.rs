@@ -1,6 +1,10 @@
 //! The JSON-RPC admin API, declared once. The broker implements the generated server trait
 //! (`feature = "server"`); clients use the generated `HeroAiBrokerApiClient` methods on any
 //! jsonrpsee client, such as [`crate::client::RpcClient`] over `rpc.sock`.
+#![allow(
+    clippy::too_many_arguments,
+    reason = "mothers.update takes its patch as flat named params, as the API documents; the generated server and client methods repeat them"
+)]
 
 #[cfg_attr(
     not(feature = "server"),
@@ -35,6 +39,9 @@ pub const MUTATING_METHODS: &[&str] = &[
     "config.reload",
     "mcp.call_tool",
     "requests.cancel",
+    "mothers.add",
+    "mothers.update",
+    "mothers.remove",
 ];
 
 /// The admin API of hero_aibroker.
@@ -139,6 +146,41 @@ pub trait HeroAiBrokerApi {
         provider: String,
         priority: Option<i64>,
     ) -> RpcResult<PriorityEntry>;
+
+    /// The mother brokers this broker forwards to (cascade).
+    #[method(name = "mothers.list")]
+    async fn mothers_list(&self) -> RpcResult<Vec<MotherInfo>>;
+
+    /// Registers a mother broker (its TCP listener at `address:port`); persisted and applied
+    /// without restart. `token` is what this broker presents to it: a broker key the mother
+    /// issued, or its cascade token.
+    #[method(name = "mothers.add")]
+    async fn mothers_add(
+        &self,
+        address: String,
+        port: u16,
+        label: Option<String>,
+        priority: Option<i64>,
+        enabled: Option<bool>,
+        token: Option<String>,
+    ) -> RpcResult<MotherChange>;
+
+    /// Changes a mother's fields (those given); applied without restart.
+    #[method(name = "mothers.update")]
+    async fn mothers_update(
+        &self,
+        id: String,
+        address: Option<String>,
+        port: Option<u16>,
+        label: Option<String>,
+        priority: Option<i64>,
+        enabled: Option<bool>,
+        token: Option<String>,
+    ) -> RpcResult<MotherInfo>;
+
+    /// Removes a mother; applied without restart.
+    #[method(name = "mothers.remove")]
+    async fn mothers_remove(&self, id: String) -> RpcResult<MotherChange>;
 
     /// Re-reads `modelsconfig.yml`; an invalid file changes nothing.
     #[method(name = "config.reload")]

@@ -144,6 +144,10 @@ pub struct Settings {
     pub listen: Option<std::net::SocketAddr>,
     /// `--mother`: this broker serves child brokers (self-identification only).
     pub is_mother: bool,
+    /// Most brokers a cascaded request may pass through (`CASCADE_MAX_HOPS`, default 4).
+    pub cascade_max_hops: usize,
+    /// How often each mother's model list is refreshed (`CASCADE_REFRESH_SECS`, default 60).
+    pub cascade_refresh: Duration,
     /// Every JSON-RPC method but `health` needs the admin token too (`RPC_READS_NEED_TOKEN`).
     pub rpc_reads_need_token: bool,
     /// Ledger rows waiting in memory at most (what a `kill -9` can lose, with one batch).
@@ -223,6 +227,8 @@ impl Settings {
             cascade_token: token(env, "HERO_AIBROKER_CASCADE_TOKEN")?,
             listen: None,
             is_mother: false,
+            cascade_max_hops: parse(env, "CASCADE_MAX_HOPS", 4usize)?.max(1),
+            cascade_refresh: Duration::from_secs(parse(env, "CASCADE_REFRESH_SECS", 60u64)?.max(1)),
             rpc_reads_need_token: reads_need_token(env)?,
             ledger_queue: parse(env, "LEDGER_QUEUE", 10_000usize)?.max(1),
             ledger_batch: parse(env, "LEDGER_BATCH", 256usize)?.max(1),

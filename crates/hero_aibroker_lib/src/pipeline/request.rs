@@ -40,6 +40,8 @@ pub struct ParsedRequest {
     /// The client's Anthropic Messages request this Chat request was translated from, for a
     /// native Anthropic upstream to pass through.
     pub native: Option<crate::providers::NativeMessages>,
+    /// The brokers the request passed through (`x-aibroker-chain`), this one last.
+    pub chain: Vec<String>,
 }
 
 impl ParsedRequest {
@@ -141,6 +143,7 @@ impl ParsedRequest {
             middle_out,
             attribution: (None, None),
             native: None,
+            chain: Vec::new(),
         })
     }
 
@@ -331,6 +334,10 @@ impl ClientRequest for ParsedRequest {
 
     fn native_messages(&self) -> Option<&crate::providers::NativeMessages> {
         self.native.as_ref()
+    }
+
+    fn chain(&self) -> &[String] {
+        &self.chain
     }
 
     /// The body for an OpenAI-compatible upstream: the client's fields in order with `model`

@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod keycheck;
+pub mod mother;
 pub mod openai_compat;
 pub mod openrouter;
 
@@ -96,6 +97,10 @@ pub trait ClientRequest: Send + Sync {
     fn native_messages(&self) -> Option<&NativeMessages> {
         None
     }
+    /// The ids of the brokers the request passed through, this one last (for a mother).
+    fn chain(&self) -> &[String] {
+        &[]
+    }
 }
 
 /// A provider's wire protocol.
@@ -148,6 +153,12 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         body
     }
 
+    /// The upstream's own id of the request, from its reply's headers, recorded beside the
+    /// broker's (a mother broker's `x-aibroker-request-id`).
+    fn upstream_request_id(&self, _headers: &HeaderMap) -> Option<String> {
+        None
+    }
+
     /// Tests `instance`'s key with a cheap read-only call (`providers.check`).
     fn check_key<'a>(
         &'a self,
@@ -183,6 +194,7 @@ impl Drivers {
         d.register(openai_compat::KIND, Arc::new(openai_compat::OpenAiCompat));
         d.register(openrouter::KIND, Arc::new(openrouter::OpenRouter));
         d.register(anthropic::KIND, Arc::new(anthropic::Anthropic));
+        d.register(mother::KIND, Arc::new(mother::Mother));
         d
     }
 

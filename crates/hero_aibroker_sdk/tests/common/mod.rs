@@ -39,6 +39,23 @@ impl Stub {
         if self.full { value } else { Vec::new() }
     }
 
+    pub fn mother(&self) -> MotherInfo {
+        MotherInfo {
+            id: "ai_broker_mother".to_owned(),
+            address: "127.0.0.1".to_owned(),
+            port: 33850,
+            label: self.some("split-mode-mother".to_owned()),
+            priority: 1,
+            enabled: true,
+            has_token: self.full,
+            models: 12,
+            state: "healthy".to_owned(),
+            last_error: self.some("HTTP 401".to_owned()),
+            created_ms: 1_735_689_600_000,
+            updated_ms: 1_735_689_600_000,
+        }
+    }
+
     pub fn model(&self, id: &str) -> ModelObject {
         ModelObject {
             id: id.to_owned(),
@@ -403,6 +420,53 @@ impl HeroAiBrokerApiServer for Stub {
         priority: Option<i64>,
     ) -> RpcResult<PriorityEntry> {
         Ok(PriorityEntry { provider, priority })
+    }
+
+    async fn mothers_list(&self) -> RpcResult<Vec<MotherInfo>> {
+        Ok(vec![self.mother()])
+    }
+
+    async fn mothers_add(
+        &self,
+        address: String,
+        port: u16,
+        label: Option<String>,
+        priority: Option<i64>,
+        enabled: Option<bool>,
+        token: Option<String>,
+    ) -> RpcResult<MotherChange> {
+        // Echoes its params (see `params_by_name_and_by_position_match_the_trait`).
+        Ok(MotherChange {
+            id: format!("{address}:{port}:{label:?}:{priority:?}:{enabled:?}:{token:?}"),
+            success: true,
+        })
+    }
+
+    async fn mothers_update(
+        &self,
+        id: String,
+        address: Option<String>,
+        port: Option<u16>,
+        label: Option<String>,
+        priority: Option<i64>,
+        enabled: Option<bool>,
+        token: Option<String>,
+    ) -> RpcResult<MotherInfo> {
+        let m = self.mother();
+        Ok(MotherInfo {
+            id,
+            address: address.unwrap_or(m.address),
+            port: port.unwrap_or(m.port),
+            label: label.or(m.label),
+            priority: priority.unwrap_or(m.priority),
+            enabled: enabled.unwrap_or(m.enabled),
+            has_token: token.is_some(),
+            ..m
+        })
+    }
+
+    async fn mothers_remove(&self, id: String) -> RpcResult<MotherChange> {
+        Ok(MotherChange { id, success: true })
     }
 
     async fn config_reload(&self) -> RpcResult<ReloadResult> {

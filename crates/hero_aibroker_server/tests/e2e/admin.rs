@@ -639,7 +639,7 @@ async fn the_sdk_clients_call_every_method() {
     );
     assert_eq!(rpc.config_reload().await.expect("reload").models, 5);
     let doc = rpc.rpc_discover().await.expect("discover");
-    assert_eq!(doc["methods"].as_array().map(Vec::len), Some(27));
+    assert_eq!(doc["methods"].as_array().map(Vec::len), Some(31));
     assert!(
         rpc.keys_revoke(created.key.id.clone())
             .await

@@ -8,6 +8,7 @@ mod admin;
 mod anthropic;
 mod auth;
 mod battery;
+mod cascade;
 mod catalog;
 mod durability;
 mod errors;

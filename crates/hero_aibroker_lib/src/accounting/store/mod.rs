@@ -15,6 +15,8 @@
 
 mod circuits;
 mod logs;
+mod mothers;
+pub use mothers::{MotherRow, mother_id};
 mod rollup;
 
 pub use circuits::CircuitRow;

@@ -41,6 +41,8 @@ pub struct Hints {
     /// `HTTP-Referer` and `X-Title`, forwarded to OpenRouter.
     pub referer: Option<String>,
     pub title: Option<String>,
+    /// `x-aibroker-chain`: the brokers a cascaded request already passed through.
+    pub chain: Vec<String>,
 }
 
 /// One request in flight. Holds the in-flight permit until it is dropped.

@@ -109,6 +109,8 @@ enum Success {
         parser: SseParser,
         first: SseEvent,
         wire: Wire,
+        /// The upstream's own id of the request (a mother's), when it gave one.
+        upstream_id: Option<String>,
     },
 }
 
@@ -120,6 +122,8 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
     };
     drop(body);
     req.native = ctx.native.take();
+    req.chain = std::mem::take(&mut ctx.hints.chain);
+    req.chain.push(ctx.state.broker_id.clone());
     ctx.requested.clone_from(&req.model);
     ctx.stream = req.stream;
     ctx.running.set_model(&req.model);
@@ -426,6 +430,7 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
             parser,
             first,
             wire,
+            upstream_id,
         } => {
             let backend = cand.backend();
             let annotator = Annotator::new(&cand.instance.provider, backend.prices());
@@ -440,6 +445,7 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
                 ttfb,
                 wire,
             );
+            let relay = relay.with_response_id(upstream_id);
             let mut r = Response::new(Body::from_stream(relay.into_stream()));
             let h = r.headers_mut();
             h.insert(
@@ -547,6 +553,8 @@ async fn attempt(
         });
     }
 
+    // A mother broker's own request id, recorded beside ours (as the row's response id).
+    let upstream_id = driver.upstream_request_id(resp.headers());
     if req.stream {
         if let Err(why) = driver.stream_opened(resp.headers()) {
             return Ok(AttemptResult::Failed(Failure::Protocol(why), None));
@@ -614,6 +622,7 @@ async fn attempt(
             parser,
             first,
             wire,
+            upstream_id,
         }));
     }
 
@@ -646,7 +655,7 @@ async fn attempt(
         Ok(a) => Ok(AttemptResult::Ok(Success::Json {
             body: a.body,
             usage: a.usage,
-            response_id: a.id,
+            response_id: upstream_id.or(a.id),
             wire,
         })),
         Err(e) => Ok(AttemptResult::Failed(

@@ -100,6 +100,14 @@ impl StreamRelay {
         }
     }
 
+    /// Records `id` (the upstream's own request id, a mother's) as the row's response id.
+    pub(super) fn with_response_id(mut self, id: Option<String>) -> Self {
+        if id.is_some() {
+            self.response_id = id;
+        }
+        self
+    }
+
     /// The client's body: one item per batch of upstream events.
     pub(super) fn into_stream(
         self,

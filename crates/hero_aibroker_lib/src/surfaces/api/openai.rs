@@ -103,7 +103,7 @@ pub(super) async fn admit(
         Ok(b) => b,
         Err(e) => return Err(ctx.fail(e)),
     };
-    match hints(&parts.headers) {
+    match hints(&parts.headers).and_then(|h| check_chain(&state, &h.chain).map(|()| h)) {
         Ok(h) => ctx.hints = h,
         Err(e) => return Err(ctx.fail(e)),
     }
@@ -167,10 +167,44 @@ fn hints(headers: &HeaderMap) -> Result<Hints, ApiError> {
             )
         })?)),
     };
+    let chain: Vec<String> = text(crate::providers::mother::CHAIN_HEADER)
+        .map(|c| {
+            c.split(',')
+                .map(|id| crate::error::printable(id.trim()))
+                .filter(|id| !id.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(Hints {
         session: text("x-session-id"),
         max_wait,
         referer: text("http-referer").or_else(|| text("referer")),
         title: text("x-title"),
+        chain,
     })
+}
+
+/// Refuses a cascaded request that already passed through this broker (a loop) or through
+/// more brokers than `CASCADE_MAX_HOPS`, before any upstream call.
+fn check_chain(state: &AppState, chain: &[String]) -> Result<(), ApiError> {
+    if chain.iter().any(|id| id == &state.broker_id) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "Cascade loop: this request already passed through this broker (chain {}); check the mothers of the brokers in it.",
+                chain.join(" → ")
+            ),
+        ));
+    }
+    if chain.len() >= state.settings.cascade_max_hops {
+        return Err(ApiError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "Cascade too deep: the request passed through {} brokers; this broker allows {} (CASCADE_MAX_HOPS).",
+                chain.len(),
+                state.settings.cascade_max_hops
+            ),
+        ));
+    }
+    Ok(())
 }

@@ -386,6 +386,55 @@ impl HeroAiBrokerApiServer for Admin {
         Ok(PriorityEntry { provider, priority })
     }
 
+    async fn mothers_list(&self) -> RpcResult<Vec<MotherInfo>> {
+        super::mothers::list(&self.state).await
+    }
+
+    async fn mothers_add(
+        &self,
+        address: String,
+        port: u16,
+        label: Option<String>,
+        priority: Option<i64>,
+        enabled: Option<bool>,
+        token: Option<String>,
+    ) -> RpcResult<MotherChange> {
+        let fields = super::mothers::Fields {
+            address: Some(address),
+            port: Some(port),
+            label,
+            priority,
+            enabled,
+            token,
+        };
+        super::mothers::add(&self.state, fields).await
+    }
+
+    async fn mothers_update(
+        &self,
+        id: String,
+        address: Option<String>,
+        port: Option<u16>,
+        label: Option<String>,
+        priority: Option<i64>,
+        enabled: Option<bool>,
+        token: Option<String>,
+    ) -> RpcResult<MotherInfo> {
+        let fields = super::mothers::Fields {
+            address,
+            port,
+            label,
+            priority,
+            enabled,
+            token,
+        };
+        super::mothers::update(&self.state, &id, fields).await
+    }
+
+    async fn mothers_remove(&self, id: String) -> RpcResult<MotherChange> {
+        super::mothers::remove(&self.state, &id).await
+    }
+
     async fn config_reload(&self) -> RpcResult<ReloadResult> {
         match self.state.reload().await {
             Ok(reg) => Ok(ReloadResult {

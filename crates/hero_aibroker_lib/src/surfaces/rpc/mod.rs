@@ -1,4 +1,5 @@
 //! The JSON-RPC admin API on rpc.sock.
 
 pub mod methods;
+mod mothers;
 pub mod serve;
