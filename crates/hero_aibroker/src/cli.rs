@@ -106,6 +106,9 @@ pub enum Command {
     /// Runtime provider priorities (override the YAML priorities without a restart)
     #[command(subcommand)]
     Priority(PriorityCommand),
+    /// Mother brokers this broker forwards to over TCP (cascade)
+    #[command(subcommand)]
+    Mothers(MothersCommand),
     /// How a request for MODEL would be routed: candidates in order, and why others were skipped
     #[command(after_help = "Examples:\n  hero_aibroker explain auto\n  \
         hero_aibroker explain gpt-4o-mini --endpoint chat --json")]
@@ -305,6 +308,57 @@ pub enum PriorityCommand {
     /// Remove a provider's override; its YAML priorities apply again
     #[command(after_help = "Examples:\n  hero_aibroker priority clear groq")]
     Clear { provider: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MothersCommand {
+    /// The mothers, their health and how many models each serves
+    #[command(after_help = "Examples:\n  hero_aibroker mothers list")]
+    List,
+    /// Register a mother broker's TCP listener (applied without restart)
+    #[command(
+        after_help = "Examples:\n  MOTHER_TOKEN=sk-hab-… hero_aibroker mothers add 10.0.0.2 33850 --token-env MOTHER_TOKEN\n  \
+        hero_aibroker mothers add 127.0.0.1 33850 --label split-mode-mother --priority 1"
+    )]
+    Add {
+        address: String,
+        port: u16,
+        #[arg(long)]
+        label: Option<String>,
+        /// Its backends' priority (lower is tried first; default 1)
+        #[arg(long, allow_negative_numbers = true)]
+        priority: Option<i64>,
+        /// Register it disabled
+        #[arg(long)]
+        disabled: bool,
+        /// Read the token to present to the mother (a broker key it issued, or its cascade
+        /// token) from this environment variable: never on the command line
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+    },
+    /// Change a mother's fields (those given)
+    #[command(
+        after_help = "Examples:\n  hero_aibroker mothers update ai_broker_mother --priority 2\n  \
+        hero_aibroker mothers update ai_broker_mother --enabled false"
+    )]
+    Update {
+        id: String,
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long)]
+        port: Option<u16>,
+        #[arg(long)]
+        label: Option<String>,
+        #[arg(long, allow_negative_numbers = true)]
+        priority: Option<i64>,
+        #[arg(long)]
+        enabled: Option<bool>,
+        #[arg(long, value_name = "VAR")]
+        token_env: Option<String>,
+    },
+    /// Remove a mother (applied without restart)
+    #[command(after_help = "Examples:\n  hero_aibroker mothers remove ai_broker_mother")]
+    Remove { id: String },
 }
 
 #[derive(Debug, Args)]

@@ -10,6 +10,7 @@ mod conn;
 mod convo;
 mod doctor;
 mod format;
+mod mothers;
 mod ops;
 mod render;
 mod repl;
@@ -84,6 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Explain(args) => ops::explain(&conn, args, json).await?,
         Command::Keys(cmd) => admin::keys(&conn, cmd, json).await?,
         Command::Priority(cmd) => admin::priority(&conn, cmd, json).await?,
+        Command::Mothers(cmd) => mothers::run(&conn, cmd, json).await?,
         Command::Reload => admin::reload(&conn, json).await?,
         Command::Chat(args) => return chat::run(&conn, args, json).await,
         Command::Completions { shell } => {

@@ -69,6 +69,12 @@ pub async fn info(conn: &Conn, as_json: bool) -> anyhow::Result<String> {
         ),
         ("api keys", i.keys.to_string()),
         ("requests", i.requests.to_string()),
+        (
+            "tcp",
+            i.sockets.tcp.clone().unwrap_or_else(|| "none".to_owned()),
+        ),
+        ("mother", if i.is_mother { "yes" } else { "no" }.to_owned()),
+        ("mothers", i.mother_count.to_string()),
     ];
     for (k, v) in rows {
         t.add_row([k.to_owned(), v]);

@@ -353,3 +353,62 @@ fn completions_and_help() {
         "{help}"
     );
 }
+
+#[test]
+fn mothers_add_list_update_remove_without_showing_the_token() {
+    let b = Broker::start();
+    // An unreachable mother still registers; its failing model list is shown.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let token = "sk-hab-delegated-0123456789abcdef0123456789";
+    let added = ok(b
+        .cli()
+        .env("MOTHER_TOKEN", token)
+        .args(["mothers", "add", "127.0.0.1", &port.to_string()])
+        .args([
+            "--label",
+            "split-mode-mother",
+            "--priority",
+            "1",
+            "--token-env",
+            "MOTHER_TOKEN",
+        ]));
+    assert!(added.contains("Added ai_broker_mother"), "{added}");
+    let list = ok(b.cli().args(["mothers", "list"]));
+    let line = row(&list, "ai_broker_mother");
+    assert!(
+        line.contains("split-mode-mother") && line.contains("set"),
+        "{list}"
+    );
+    assert!(!list.contains(token), "the token is never shown: {list}");
+    let info = ok(b.cli().args(["info"]));
+    assert!(row(&info, "mothers").contains('1'), "{info}");
+    let updated = ok_json(b.cli().args([
+        "mothers",
+        "update",
+        "ai_broker_mother",
+        "--priority",
+        "3",
+        "--enabled",
+        "false",
+    ]));
+    assert_eq!(
+        (updated["priority"].as_i64(), updated["enabled"].as_bool()),
+        (Some(3), Some(false))
+    );
+    assert_eq!(
+        updated["state"], "absent",
+        "a disabled mother is not a provider"
+    );
+    let removed = ok(b.cli().args(["mothers", "remove", "ai_broker_mother"]));
+    assert!(removed.contains("Removed ai_broker_mother"), "{removed}");
+    let empty = ok(b.cli().args(["mothers", "list"]));
+    assert!(empty.contains("No mothers"), "{empty}");
+    assert!(
+        !b.server_log().contains(token),
+        "the token never reaches the broker's log"
+    );
+}
