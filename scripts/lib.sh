@@ -19,6 +19,34 @@ ENV_FILE="${HERO_AIBROKER_ENV_FILE:-$REPO/.env}"
 # The services start.sh runs, with the socket each one answers on.
 SERVICES=("hero_aibroker_server:rest.sock" "hero_aibroker_services:mcp.sock" "hero_aibroker_admin:admin.sock")
 
+# Split mode (`--split` to start.sh, stop.sh, status.sh): a second broker, the mother, runs as
+# service hero_aibroker_root with its own socket directory and store and a TCP listener on
+# 127.0.0.1:$HERO_AIBROKER_ROOT_PORT (default 33850); the broker above becomes its child.
+SPLIT=0
+for arg in "$@"; do
+  case "$arg" in
+    --split) SPLIT=1 ;;
+    *) printf 'error: unknown argument %s (the scripts take only --split)\n' "$arg" >&2; exit 1 ;;
+  esac
+done
+ROOT_SOCKET_ROOT="$SOCKET_ROOT/hero_aibroker_root"
+ROOT_PORT="${HERO_AIBROKER_ROOT_PORT:-33850}"
+ROOT_DB="${HERO_AIBROKER_ROOT_DB:-$HOME/hero/var/hero_aibroker_root/hero_aibroker.db}"
+# The cascade token the child presents to the mother: HERO_AIBROKER_CASCADE_TOKEN, else one
+# generated once and kept (mode 600) in the run directory.
+CASCADE_TOKEN_FILE="$RUN_DIR/cascade.token"
+if [ "$SPLIT" = 1 ]; then
+  SERVICES=("hero_aibroker_root:$ROOT_SOCKET_ROOT/hero_aibroker/rest.sock" "${SERVICES[@]}")
+fi
+
+# The socket path of a SERVICES entry's socket (a name in $SOCKET_DIR, or an absolute path).
+sock_of() {
+  case "$1" in
+    /*) echo "$1" ;;
+    *) echo "$SOCKET_DIR/$1" ;;
+  esac
+}
+
 say() { printf '\033[1m==>\033[0m %s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 

@@ -18,7 +18,7 @@ export HERO_AIBROKER_ADMIN_HTTP=""  # the console on its socket only: no port to
 mkdir -p "$HOME"
 FAKE_PID=""
 cleanup() {
-  bash scripts/stop.sh >/dev/null 2>&1 || true
+  bash scripts/stop.sh --split >/dev/null 2>&1 || true
   [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null || true
   rm -rf "$TMP"
 }
@@ -40,7 +40,7 @@ models:
     tier: cheap
     context_window: 8192
     backends:
-      - {provider: smoke, model_id: up-smoke, priority: 1, input_cost: 1, output_cost: 2}
+      - {provider: smoke, model_id: up-smoke, priority: 2, input_cost: 1, output_cost: 2}
 YAML
 # Only the env file says where the models are: a chat with smoke-chat proves it was loaded.
 cat >"$HERO_AIBROKER_ENV_FILE" <<ENV
@@ -72,3 +72,31 @@ grep -q 'hero_aibroker_server .*stopped' <<<"$out" || fail "status.sh after stop
 [ ! -e "$HERO_SOCKET_DIR/hero_aibroker/rest.sock" ] || fail "rest.sock left behind"
 grep -q 'stopped' "$TMP/log/hero_aibroker_server.log" || fail "the broker did not log a clean stop"
 say "operator scripts: start, status, chat, console, stop, status — ok"
+
+# Split mode: a mother (hero_aibroker_root, TCP on a free loopback port) and the broker as its
+# child, the mother registered on the child (priority 1, ahead of the direct backend at 2); a
+# chat through the child is answered via the mother.
+HERO_AIBROKER_ROOT_PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export HERO_AIBROKER_ROOT_PORT HERO_AIBROKER_ROOT_DB="$TMP/root/hero_aibroker.db"
+bash scripts/start.sh --split || fail "start.sh --split failed"
+out="$(bash scripts/status.sh --split)" || fail "status.sh --split says a service is not running: $out"
+grep -q 'hero_aibroker_root .*running' <<<"$out" || fail "status.sh --split: $out"
+info="$(target/debug/hero_aibroker --socket-dir "$HERO_SOCKET_DIR" info)"
+grep -E 'mothers +. +1 ' <<<"$info" >/dev/null || fail "info on the child does not show the mother: $info"
+mothers="$(target/debug/hero_aibroker --socket-dir "$HERO_SOCKET_DIR" mothers list)"
+grep -q 'split-mode-mother' <<<"$mothers" || fail "mothers list: $mothers"
+headers="$(curl -s -D - -o /dev/null --max-time 10 --unix-socket "$HERO_SOCKET_DIR/hero_aibroker/rest.sock" \
+  -H 'content-type: application/json' \
+  -d '{"model":"smoke-chat","messages":[{"role":"user","content":"hi"}]}' \
+  http://localhost/v1/chat/completions)"
+grep -qi '^x-aibroker-provider: ai_broker_mother-0' <<<"$headers" || fail "the child did not answer via the mother: $headers"
+bash scripts/start.sh --split >/dev/null || fail "start.sh --split again failed"
+count="$(target/debug/hero_aibroker --socket-dir "$HERO_SOCKET_DIR" mothers list --json | grep -c '"id"')"
+[ "$count" = 1 ] || fail "a second start.sh --split registered the mother again ($count)"
+bash scripts/stop.sh --split || fail "stop.sh --split failed"
+set +e
+out="$(bash scripts/status.sh --split)"; rc=$?
+set -e
+[ "$rc" = 3 ] || fail "status.sh --split after stop.sh --split exited $rc: $out"
+grep -q 'hero_aibroker_root .*stopped' <<<"$out" || fail "status.sh --split after stop: $out"
+say "split mode: start --split, the mother registered, a chat via the mother, stop --split — ok"

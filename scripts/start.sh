@@ -10,6 +10,10 @@
 # root (KEY=value lines; see docs/configuration.md; HERO_AIBROKER_ENV_FILE names another).
 # HERO_AIBROKER_PROFILE=debug runs the debug binaries instead of the release ones;
 # HERO_AIBROKER_SKIP_BUILD=1 runs the binaries as they are, without building.
+# --split also runs a mother broker (service hero_aibroker_root: its own socket directory
+# $HERO_SOCKET_DIR/hero_aibroker_root, its own store, `--mother --address 127.0.0.1 --port
+# $HERO_AIBROKER_ROOT_PORT` (33850)) and registers it on the broker (the child) as mother
+# `split-mode-mother`, priority 1, with the cascade token (docs/operations.md).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_cargo
@@ -31,19 +35,29 @@ else
     -p hero_aibroker_server -p hero_aibroker_services -p hero_aibroker_mcp -p hero_aibroker \
     -p hero_aibroker_admin)
 fi
-for bin in hero_aibroker_server hero_aibroker_services hero_aibroker_admin mcp_ping mcp_broker; do
+for bin in hero_aibroker_server hero_aibroker_services hero_aibroker_admin hero_aibroker mcp_ping mcp_broker; do
   [ -x "$BIN_DIR/$bin" ] || die "$BIN_DIR/$bin is missing: build it first (cargo build)"
 done
 ADMIN_HTTP="${HERO_AIBROKER_ADMIN_HTTP-127.0.0.1:8088}"
 
 mkdir -p "$LOG_DIR" "$RUN_DIR"
+if [ "$SPLIT" = 1 ]; then
+  if [ -z "${HERO_AIBROKER_CASCADE_TOKEN:-}" ]; then
+    if [ ! -s "$CASCADE_TOKEN_FILE" ]; then
+      (umask 077; od -An -tx1 -N24 /dev/urandom | tr -d ' \n' >"$CASCADE_TOKEN_FILE")
+    fi
+    HERO_AIBROKER_CASCADE_TOKEN="$(cat "$CASCADE_TOKEN_FILE")"
+  fi
+  export HERO_AIBROKER_CASCADE_TOKEN
+  mkdir -p "$(dirname "$ROOT_DB")"
+fi
 "$BIN_DIR/hero_aibroker_server" --models-config "$MODELS" --check \
   || die "the configuration is invalid (see the message above)"
 "$BIN_DIR/hero_aibroker_services" --mcp-config "$MCP" --check \
   || die "$MCP is invalid (see the message above)"
 
 for entry in "${SERVICES[@]}"; do
-  svc="${entry%%:*}"; sock="$SOCKET_DIR/${entry#*:}"
+  svc="${entry%%:*}"; sock="$(sock_of "${entry#*:}")"
   if pid="$(pid_of "$svc")"; then
     say "$svc already running (pid $pid)"
     continue
@@ -51,12 +65,16 @@ for entry in "${SERVICES[@]}"; do
   say "starting $svc"
   case "$svc" in
     hero_aibroker_services) args=(--socket-dir "$SOCKET_ROOT" --mcp-config "$MCP") ;;
+    hero_aibroker_root)
+      args=(--socket-dir "$ROOT_SOCKET_ROOT" --models-config "$MODELS" --db "$ROOT_DB"
+            --mother --address 127.0.0.1 --port "$ROOT_PORT") ;;
     hero_aibroker_admin)
       args=(--socket-dir "$SOCKET_ROOT")
       if [ -n "$ADMIN_HTTP" ]; then args+=(--http "$ADMIN_HTTP"); fi ;;
     *) args=(--socket-dir "$SOCKET_ROOT" --models-config "$MODELS") ;;
   esac
-  nohup "$BIN_DIR/$svc" "${args[@]}" \
+  bin="$svc"; [ "$svc" = hero_aibroker_root ] && bin=hero_aibroker_server
+  nohup "$BIN_DIR/$bin" "${args[@]}" \
     >>"$LOG_DIR/$svc.log" 2>&1 </dev/null &
   echo $! >"$RUN_DIR/$svc.pid"
   for _ in $(seq 1 100); do
@@ -67,6 +85,17 @@ for entry in "${SERVICES[@]}"; do
   [ -S "$sock" ] || die "$svc did not open $sock (see $LOG_DIR/$svc.log)"
   say "$svc listening on $sock (log: $LOG_DIR/$svc.log)"
 done
+if [ "$SPLIT" = 1 ]; then
+  cli=("$BIN_DIR/hero_aibroker" --socket-dir "$SOCKET_ROOT")
+  if "${cli[@]}" mothers list --json | grep -q '"label": *"split-mode-mother"'; then
+    say "the mother is already registered on the child"
+  else
+    "${cli[@]}" mothers add 127.0.0.1 "$ROOT_PORT" --label split-mode-mother --priority 1 \
+      --token-env HERO_AIBROKER_CASCADE_TOKEN \
+      || die "cannot register the mother on the child"
+    say "registered the mother (127.0.0.1:$ROOT_PORT) on the child as split-mode-mother"
+  fi
+fi
 echo
 echo "Try:  curl --unix-socket $SOCKET_DIR/rest.sock http://localhost/v1/models"
 echo "      curl --unix-socket $SOCKET_DIR/rest.sock http://localhost/mcp/tools"

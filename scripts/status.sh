@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Shows whether each hero_aibroker service runs, its socket, and its /health answer.
+# Shows whether each hero_aibroker service runs, its socket, and its /health answer
+# (--split: the mother broker hero_aibroker_root too).
 set -uo pipefail
 source "$(dirname "$0")/lib.sh"
 
 rc=0
 for entry in "${SERVICES[@]}"; do
-  svc="${entry%%:*}"; sock="$SOCKET_DIR/${entry#*:}"
+  svc="${entry%%:*}"; sock="$(sock_of "${entry#*:}")"
   if pid="$(pid_of "$svc")"; then
     printf '%-24s running  pid %-8s %s\n' "$svc" "$pid" "$sock"
     if command -v curl >/dev/null 2>&1; then

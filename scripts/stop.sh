@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stops the hero_aibroker services: SIGTERM (they drain in-flight requests), SIGKILL after 40 s.
+# Stops the hero_aibroker services: SIGTERM (they drain in-flight requests), SIGKILL after 40 s
+# (--split: the mother broker hero_aibroker_root too).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
