@@ -20,6 +20,7 @@ const BIN = resolve(REPO, process.env.HERO_BIN_DIR || "target/debug");
 const RESULTS = join(REPO, "target", "browser-results");
 const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
 const TOKEN = "console-admin-token-0123456789abcdef";
+const CASCADE_TOKEN = "console-cascade-token-0123456789abcdef";
 
 const procs = [];
 let work, env, fakeUrl, browser, openPort, guardedPort;
@@ -144,7 +145,7 @@ function chatOnce() {
 const PAGES = [
   ["overview", "/"], ["models", "/models"], ["providers", "/providers"], ["keys", "/keys"],
   ["usage", "/usage"], ["usage-30d", "/usage?range=30d&group_by=key"], ["logs", "/logs"], ["inflight", "/inflight"], ["routing", "/routing?model=chat"], ["mcp", "/mcp"],
-  ["playground", "/playground"], ["me", "/me"],
+  ["playground", "/playground"], ["me", "/me"], ["cascade", "/cascade"],
 ];
 
 test("every page renders without a console error, light and dark", async () => {
@@ -271,6 +272,67 @@ test("an MCP tool is called from its form", async () => {
   await p.context().close();
 });
 
+test("a mother is added, edited, disabled and removed on the Cascade tab; a mother's console says so", async () => {
+  // A second broker, a mother, on its own sockets with a TCP listener.
+  const motherPort = await freePort();
+  const motherEnv = { HERO_SOCKET_DIR: join(work, "mother-sockets"), DATABASE_URL: join(work, "mother.db"),
+    HERO_AIBROKER_CASCADE_TOKEN: CASCADE_TOKEN };
+  start("hero_aibroker_server", ["--models-config", join(work, "models.yml"), "--mother",
+    "--address", "127.0.0.1", "--port", String(motherPort)], motherEnv);
+  await until("the mother", () => existsSync(join(work, "mother-sockets", "hero_aibroker", "rpc.sock")));
+  const p = await page();
+  p.on("dialog", (d) => d.accept());
+  await p.goto(p.base + "/cascade");
+  await p.fill("form[hx-post='/cascade'] input[name=address]", "127.0.0.1");
+  await p.fill("form[hx-post='/cascade'] input[name=port]", String(motherPort));
+  await p.fill("form[hx-post='/cascade'] input[name=label]", "browser-mother");
+  await p.fill("form[hx-post='/cascade'] input[name=priority]", "1");
+  await p.fill("form[hx-post='/cascade'] input[name=token]", CASCADE_TOKEN);
+  await p.click("form[hx-post='/cascade'] button[type=submit]");
+  await p.locator("#added", { hasText: "added ai_broker_mother" }).waitFor();
+  const row = p.locator("#mothers tr[data-mother-id=ai_broker_mother]");
+  await row.waitFor();
+  const text = await row.textContent();
+  assert.match(text, /browser-mother/);
+  assert.match(text, /healthy/);
+  assert.match(text, /set/);
+  assert.ok(Number(await row.locator("td.num").nth(1).textContent()) > 0, "the mother's models were listed");
+  assert.ok(!(await p.content()).includes(CASCADE_TOKEN), "the token is shown");
+  await p.screenshot({ path: join(RESULTS, "cascade-mother-light.png"), fullPage: true });
+  // Edit the priority, disable, enable.
+  await row.locator("summary").click();
+  await row.locator("input[name=priority]").fill("3");
+  await row.locator("form button[type=submit]").click();
+  await p.waitForFunction(() => document.querySelector("#mothers tr[data-mother-id=ai_broker_mother] td.num")?.textContent.trim() === "3");
+  await p.locator("#mothers tr[data-mother-id=ai_broker_mother] button", { hasText: "Disable" }).click();
+  await p.waitForFunction(() => /disabled/.test(document.querySelector("#mothers tr[data-mother-id=ai_broker_mother]")?.textContent ?? ""));
+  await p.locator("#mothers tr[data-mother-id=ai_broker_mother] button", { hasText: "Enable" }).click();
+  await p.waitForFunction(() => /healthy/.test(document.querySelector("#mothers tr[data-mother-id=ai_broker_mother]")?.textContent ?? ""));
+  // The Providers page tags the mother.
+  await p.goto(p.base + "/providers");
+  const card = p.locator("section.card", { has: p.locator("h2", { hasText: /^ai_broker_mother$/ }) });
+  assert.match(await card.locator("a.badge").textContent(), /cascade/);
+  // Removed.
+  await p.goto(p.base + "/cascade");
+  await p.locator("#mothers tr[data-mother-id=ai_broker_mother] button.danger").click();
+  await p.locator("#mothers", { hasText: "No mothers" }).waitFor();
+  assert.deepEqual(p.errors, []);
+  await p.context().close();
+  // A console in front of the mother shows the banner on every page.
+  const mconsolePort = await freePort();
+  start("hero_aibroker_admin", ["--http", `127.0.0.1:${mconsolePort}`], motherEnv);
+  await until("the mother's console", async () => (await fetch(`http://127.0.0.1:${mconsolePort}/health`)).ok);
+  const m = await page(mconsolePort);
+  for (const path of ["/", "/keys"]) {
+    await m.goto(m.base + path);
+    await m.locator("#mother-banner .banner").waitFor();
+    assert.match(await m.locator("#mother-banner").textContent(), /mother/);
+  }
+  await m.screenshot({ path: join(RESULTS, "mother-banner-light.png"), fullPage: true });
+  assert.deepEqual(m.errors, []);
+  await m.context().close();
+});
+
 test("with ADMIN_TOKEN the console asks for it, and refuses changes without the CSRF token", async () => {
   const p = await page(guardedPort);
   await p.goto(p.base + "/keys");
@@ -342,7 +404,7 @@ test("screenshots of a request's routing timeline", async () => {
 
 test("the secret canary: no log of the console or the broker holds a secret", async () => {
   // The admin token, the provider key and every key secret created through the console.
-  const secrets = [TOKEN, "sk-fake-1"];
+  const secrets = [TOKEN, "sk-fake-1", CASCADE_TOKEN];
   const admin = procs.find((e) => e.name === "hero_aibroker_admin");
   assert.match(admin.output(), /hero_aibroker_admin listening/, "the logs are there to search");
   assert.match(procs.find((e) => e.name === "hero_aibroker_server").output(), /request/);
@@ -355,10 +417,11 @@ test("the secret canary: no log of the console or the broker holds a secret", as
   }
   // Nor does a page an operator sees after the keys were made.
   const p = await page();
-  for (const path of ["/keys", "/providers", "/usage?group_by=key", "/logs", "/inflight", "/"]) {
+  for (const path of ["/keys", "/providers", "/usage?group_by=key", "/logs", "/inflight", "/", "/cascade"]) {
     await p.goto(p.base + path);
     const html = await p.content();
     assert.ok(!html.includes("sk-fake-1"), `${path} shows the provider key`);
+    assert.ok(!html.includes(CASCADE_TOKEN), `${path} shows the cascade token`);
     assert.ok(!/sk-hab-[0-9a-f]{64}/.test(html), `${path} shows a broker key secret`);
   }
   await p.context().close();

@@ -33,6 +33,15 @@ pub fn router(console: Arc<Console>) -> Router {
         .route("/instances/{id}/reset", post(pages::catalog::reset))
         .route("/instances/{id}/disable", post(pages::catalog::disable))
         .route("/routing", get(pages::catalog::routing))
+        .route(
+            "/cascade",
+            get(pages::cascade::page).post(pages::cascade::add),
+        )
+        .route("/partials/mothers", get(pages::cascade::list))
+        .route("/partials/mother-banner", get(pages::cascade::banner))
+        .route("/cascade/{id}", post(pages::cascade::update))
+        .route("/cascade/{id}/remove", post(pages::cascade::remove))
+        .route("/cascade/{id}/{action}", post(pages::cascade::toggle))
         .route("/inflight", get(pages::inflight::page))
         .route("/partials/inflight", get(pages::inflight::rows))
         .route("/inflight/{id}/cancel", post(pages::inflight::cancel))

@@ -76,6 +76,7 @@ pub const NAV: &[(&str, &str, &str)] = &[
     ("/logs", "Logs", "logs"),
     ("/inflight", "In flight", "inflight"),
     ("/routing", "Routing", "routing"),
+    ("/cascade", "Cascade", "cascade"),
     ("/mcp", "MCP", "mcp"),
     ("/playground", "Playground", "playground"),
 ];

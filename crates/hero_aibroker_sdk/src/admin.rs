@@ -114,6 +114,10 @@ pub struct Sockets {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProviderInfo {
     pub name: String,
+    /// The driver that speaks to it: `openai_compat`, `openrouter`, `anthropic`, or `mother`
+    /// (a mother broker: the cascade).
+    #[serde(default)]
+    pub kind: String,
     pub base_url: String,
     pub keyless: bool,
     /// Where the keys come from (environment variable names), never the keys.

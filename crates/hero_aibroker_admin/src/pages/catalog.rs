@@ -171,6 +171,8 @@ pub struct InstanceRow {
 /// One provider and its instances.
 pub struct ProviderRow {
     pub name: String,
+    /// A mother broker (the cascade).
+    pub cascade: bool,
     pub base_url: String,
     pub priority: String,
     pub models: usize,
@@ -213,6 +215,7 @@ pub async fn providers(
     let mut rows: Vec<ProviderRow> = list
         .into_iter()
         .map(|p| ProviderRow {
+            cascade: p.kind == "mother",
             priority: p
                 .priority_override
                 .map(|v| v.to_string())

@@ -2,6 +2,7 @@
 //! failed in the page's frame ([`crate::view::Chrome`]) and renders anyway: the console never
 //! fails a page because the broker is down.
 
+pub mod cascade;
 pub mod catalog;
 pub mod inflight;
 pub mod keys;

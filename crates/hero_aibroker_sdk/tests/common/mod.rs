@@ -238,6 +238,7 @@ impl HeroAiBrokerApiServer for Stub {
     async fn providers_list(&self) -> RpcResult<Vec<ProviderInfo>> {
         Ok(vec![ProviderInfo {
             name: "openai".to_owned(),
+            kind: "openai_compat".to_owned(),
             base_url: "https://api.openai.com/v1".to_owned(),
             keyless: false,
             key_source: "OPENAI_API_KEY".to_owned(),

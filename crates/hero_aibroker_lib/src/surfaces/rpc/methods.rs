@@ -178,6 +178,7 @@ impl HeroAiBrokerApiServer for Admin {
             .values()
             .map(|p| ProviderInfo {
                 name: p.name.clone(),
+                kind: p.kind.clone(),
                 base_url: p.base_url.clone(),
                 keyless: p.keyless,
                 key_source: p.key_source.clone(),
