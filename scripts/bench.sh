@@ -157,5 +157,8 @@ for name, med, lo, hi in rows:
 PY
 echo "criterion output: $OUT/routing.txt"
 
+say "the cascade hop (a child broker in front of a mother over loopback TCP)"
+bash "$REPO/scripts/bench_cascade.sh"
+
 say "the console at scale (a seeded ledger)"
 bash "$REPO/scripts/bench_console.sh"
