@@ -85,6 +85,34 @@ async fn a_child_forwards_chat_and_streams_through_its_mother() {
     assert_eq!(s.status, 200);
     assert!(s.ended_with_done(), "{:?}", s.events);
     assert!(s.events.len() > 3);
+    // The mother's other models and endpoints: embeddings and legacy completions (models only
+    // the mother has), Anthropic Messages and Responses (translated at the child).
+    let r = c
+        .post("/v1/embeddings", &json!({"model": "embed", "input": "hi"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-aibroker-provider"), "ai_broker_mother-0");
+    let r = c
+        .post(
+            "/v1/completions",
+            &json!({"model": "legacy", "prompt": "hi"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let r = c
+        .post("/v1/messages", &json!({"model": "chat", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["type"], "message");
+    let r = c
+        .post(
+            "/v1/responses",
+            &json!({"model": "chat", "input": "hi", "store": false}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json["object"], "response");
+    assert_eq!(r.header("x-aibroker-provider"), "ai_broker_mother-0");
 }
 
 #[tokio::test(flavor = "multi_thread")]
