@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the release binaries and installs them in ~/hero/bin (HERO_BIN_DIR to change it), the
+# Builds the release binaries and installs them in ~/hero/bin (HERO_AIBROKER_INSTALL_DIR to change it), the
 # example configuration in ~/hero/cfg when none is there, and the service descriptions in
 # ~/hero/share/hero_aibroker/services. With --systemd, also the systemd user units
 # (~/.config/systemd/user), then `systemctl --user daemon-reload`; enable them yourself:
@@ -16,7 +16,7 @@ done
 set --
 source "$(dirname "$0")/lib.sh"
 need_cargo
-DEST="${HERO_BIN_DIR:-$HOME/hero/bin}"
+DEST="${HERO_AIBROKER_INSTALL_DIR:-$HOME/hero/bin}"
 CFG="$HOME/hero/cfg"
 SHARE="$HOME/hero/share/hero_aibroker"
 BINS=(hero_aibroker_server hero_aibroker_services hero_aibroker_admin hero_aibroker mcp_ping mcp_broker)

@@ -100,3 +100,15 @@ set -e
 [ "$rc" = 3 ] || fail "status.sh --split after stop.sh --split exited $rc: $out"
 grep -q 'hero_aibroker_root .*stopped' <<<"$out" || fail "status.sh --split after stop: $out"
 say "split mode: start --split, the mother registered, a chat via the mother, stop --split — ok"
+
+# install.sh (with the binaries already built): binaries, configuration, service definitions.
+bash scripts/install.sh --systemd >/dev/null || fail "install.sh failed"
+for bin in hero_aibroker_server hero_aibroker_services hero_aibroker_admin hero_aibroker; do
+  [ -x "$HOME/hero/bin/$bin" ] || fail "install.sh did not install $bin"
+done
+[ -f "$HOME/hero/cfg/modelsconfig.yml" ] || fail "install.sh did not install the models file"
+[ "$(stat -c %a "$HOME/hero/cfg/hero_aibroker.env")" = 600 ] || fail "the env file is not mode 600"
+[ -f "$HOME/.config/systemd/user/hero_aibroker_root.service" ] || fail "install.sh --systemd did not install the units"
+"$HOME/hero/bin/hero_aibroker_server" --models-config "$HOME/hero/cfg/modelsconfig.yml" --check \
+  || fail "the installed server does not accept the installed configuration"
+say "install.sh: binaries, configuration, systemd units — ok"
