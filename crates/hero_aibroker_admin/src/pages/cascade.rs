@@ -8,14 +8,13 @@ use std::sync::Arc;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::http::HeaderValue;
 use axum::response::{Html, IntoResponse, Response};
 use axum::{Extension, Form};
 use hero_aibroker_sdk::admin::MotherInfo;
 use hero_aibroker_sdk::rpc::HeroAiBrokerApiClient;
 use serde::Deserialize;
 
-use super::fragment;
+use super::{changed, fragment, number};
 use crate::auth::Current;
 use crate::console::Console;
 use crate::view::{self, Chrome};
@@ -112,26 +111,8 @@ pub struct MotherForm {
     token: String,
 }
 
-fn number<T: std::str::FromStr>(field: &str, v: &str) -> Result<Option<T>, String> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(None);
-    }
-    v.parse()
-        .map(Some)
-        .map_err(|_| format!("{field}: {v:?} is not a valid number"))
-}
-
 fn text(v: &str) -> Option<String> {
     Some(v.trim().to_owned()).filter(|v| !v.is_empty())
-}
-
-/// A change that refreshes the list (`mothers-changed`).
-fn changed(body: impl IntoResponse) -> Response {
-    let mut r = body.into_response();
-    r.headers_mut()
-        .insert("hx-trigger", HeaderValue::from_static("mothers-changed"));
-    r
 }
 
 pub async fn add(State(console): State<Arc<Console>>, Form(f): Form<MotherForm>) -> Response {
@@ -158,7 +139,7 @@ pub async fn add(State(console): State<Arc<Console>>, Form(f): Form<MotherForm>)
         )
         .await
     {
-        Ok(r) => changed(fragment(true, format!("added {}", r.id))),
+        Ok(r) => changed("mothers-changed", fragment(true, format!("added {}", r.id))),
         Err(e) => fragment(false, e).into_response(),
     }
 }
@@ -188,7 +169,7 @@ pub async fn update(
         )
         .await
     {
-        Ok(m) => changed(fragment(true, format!("saved {}", m.id))),
+        Ok(m) => changed("mothers-changed", fragment(true, format!("saved {}", m.id))),
         Err(e) => fragment(false, e).into_response(),
     }
 }
@@ -208,17 +189,23 @@ pub async fn toggle(
         .mothers_update(id, None, None, None, None, Some(enabled), None)
         .await
     {
-        Ok(m) => changed(fragment(
-            true,
-            format!("{} {}", m.id, if enabled { "enabled" } else { "disabled" }),
-        )),
+        Ok(m) => changed(
+            "mothers-changed",
+            fragment(
+                true,
+                format!("{} {}", m.id, if enabled { "enabled" } else { "disabled" }),
+            ),
+        ),
         Err(e) => fragment(false, e).into_response(),
     }
 }
 
 pub async fn remove(State(console): State<Arc<Console>>, Path(id): Path<String>) -> Response {
     match console.rpc.mothers_remove(id).await {
-        Ok(r) => changed(fragment(true, format!("removed {}", r.id))),
+        Ok(r) => changed(
+            "mothers-changed",
+            fragment(true, format!("removed {}", r.id)),
+        ),
         Err(e) => fragment(false, e).into_response(),
     }
 }

@@ -7,14 +7,13 @@ use std::sync::Arc;
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use hero_aibroker_sdk::admin::{ApiKeyInfo, KeyCreate, KeyUpdate};
 use hero_aibroker_sdk::rpc::HeroAiBrokerApiClient;
 use serde::Deserialize;
 
-use super::fragment;
+use super::{changed, fragment, number};
 use crate::auth::Current;
 use crate::console::Console;
 use crate::view::{self, Chrome};
@@ -128,16 +127,6 @@ pub struct Limits {
     budget: String,
 }
 
-fn number<T: std::str::FromStr>(field: &str, v: &str) -> Result<Option<T>, String> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Ok(None);
-    }
-    v.parse()
-        .map(Some)
-        .map_err(|_| format!("{field}: {v:?} is not a valid number"))
-}
-
 fn model_list(v: &str) -> Option<Vec<String>> {
     let list: Vec<String> = v
         .split(',')
@@ -146,14 +135,6 @@ fn model_list(v: &str) -> Option<Vec<String>> {
         .map(str::to_owned)
         .collect();
     (!list.is_empty()).then_some(list)
-}
-
-/// A change that refreshes the key list (`keys-changed`).
-fn changed(body: impl IntoResponse) -> Response {
-    let mut r = body.into_response();
-    r.headers_mut()
-        .insert("hx-trigger", HeaderValue::from_static("keys-changed"));
-    r
 }
 
 pub async fn create(State(console): State<Arc<Console>>, Form(f): Form<Limits>) -> Response {
@@ -172,10 +153,13 @@ pub async fn create(State(console): State<Arc<Console>>, Form(f): Form<Limits>) 
         Err(e) => return fragment(false, e).into_response(),
     };
     match console.rpc.keys_create(params).await {
-        Ok(k) => changed(Created {
-            row: KeyRow::from(&k.key),
-            secret: k.secret,
-        }),
+        Ok(k) => changed(
+            "keys-changed",
+            Created {
+                row: KeyRow::from(&k.key),
+                secret: k.secret,
+            },
+        ),
         Err(e) => fragment(false, e).into_response(),
     }
 }
@@ -214,14 +198,17 @@ pub async fn update(
         Err(e) => return fragment(false, e).into_response(),
     };
     match console.rpc.keys_update(id, update).await {
-        Ok(k) => changed(fragment(true, format!("{} saved", k.name))),
+        Ok(k) => changed("keys-changed", fragment(true, format!("{} saved", k.name))),
         Err(e) => fragment(false, e).into_response(),
     }
 }
 
 pub async fn revoke(State(console): State<Arc<Console>>, Path(id): Path<String>) -> Response {
     match console.rpc.keys_revoke(id).await {
-        Ok(k) => changed(fragment(true, format!("{} revoked", k.name))),
+        Ok(k) => changed(
+            "keys-changed",
+            fragment(true, format!("{} revoked", k.name)),
+        ),
         Err(e) => fragment(false, e).into_response(),
     }
 }

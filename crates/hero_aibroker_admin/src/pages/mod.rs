@@ -12,8 +12,8 @@ pub mod overview;
 pub mod play;
 pub mod usage;
 
-use axum::http::StatusCode;
-use axum::response::{Html, IntoResponse};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
 
 /// Unknown routes.
 pub async fn not_found() -> impl IntoResponse {
@@ -32,6 +32,26 @@ pub fn fragment(ok: bool, text: impl std::fmt::Display) -> Html<String> {
         "<span class=\"{class}\" role=\"status\">{}</span>",
         escape(&text.to_string())
     ))
+}
+
+/// A number typed in a form field: blank is none, anything else must parse.
+pub fn number<T: std::str::FromStr>(field: &str, v: &str) -> Result<Option<T>, String> {
+    let v = v.trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .map_err(|_| format!("{field}: {v:?} is not a valid number"))
+}
+
+/// A change's answer that also fires `event` (`keys-changed`, `mothers-changed`), on which the
+/// page's list refreshes itself.
+pub fn changed(event: &'static str, body: impl IntoResponse) -> Response {
+    let mut r = body.into_response();
+    r.headers_mut()
+        .insert("hx-trigger", HeaderValue::from_static(event));
+    r
 }
 
 /// HTML-escapes text for the few fragments built outside templates.

@@ -229,6 +229,8 @@ async fn overloaded_529_fails_over_and_cools_the_key() {
     assert_eq!(r.json["type"], "message");
     let inst = b.instance("anthropic-direct-0").await;
     assert_eq!(inst["state"], "cooldown", "{inst}");
+    // As long as the upstream's retry-after asked.
+    assert!(inst["cooldown_seconds"].as_f64() > Some(20.0), "{inst}");
     // With no fallback left, the client gets Anthropic's overload in Anthropic's shape.
     fake.script(Rule::for_key(
         "key-a",

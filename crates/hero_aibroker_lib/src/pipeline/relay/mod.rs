@@ -58,7 +58,10 @@ impl Failure {
     /// What this failure tells the health of the key and backend it used.
     fn outcome(&self, retry_after: Option<Duration>) -> Outcome {
         match self {
-            Failure::Status { status: 429, .. } => Outcome::RateLimited(retry_after),
+            // 529 is Anthropic's "overloaded": like a 429, it says how long to stay away.
+            Failure::Status {
+                status: 429 | 529, ..
+            } => Outcome::RateLimited(retry_after),
             Failure::Auth(status) => Outcome::KeyRefused(*status),
             // A deadline says nothing about this instance; the request simply ran out of time.
             Failure::Deadline => Outcome::Deadline,
