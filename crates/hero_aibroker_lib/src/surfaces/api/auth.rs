@@ -74,16 +74,8 @@ pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: N
         return next.run(req).await;
     }
     let client = client_of(&req);
-    if let Some(retry) = state.clients.auth_blocked(&client) {
-        state.telemetry.refused("auth_throttled");
-        return ApiError::new(
-            ErrorCode::RateLimited,
-            format!(
-                "Too many requests with an invalid API key from this client; retry in {retry} s."
-            ),
-        )
-        .retry_after(retry)
-        .into_response();
+    if let Some(refused) = throttled(&state, &client) {
+        return refused;
     }
     let caller = match state.keys.authenticate(req.headers()) {
         Ok(Some(k)) => Caller::Key(k),
@@ -99,6 +91,23 @@ pub async fn layer(State(state): State<Arc<AppState>>, mut req: Request, next: N
     };
     req.extensions_mut().insert(caller);
     next.run(req).await
+}
+
+/// The 429 for a client past `AUTH_FAILURES_PER_MINUTE`, until its minute ends: its
+/// credential is not even looked at.
+fn throttled(state: &AppState, client: &str) -> Option<Response> {
+    let retry = state.clients.auth_blocked(client)?;
+    state.telemetry.refused("auth_throttled");
+    Some(
+        ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "Too many requests with an invalid API key (or none) from this client; retry in {retry} s."
+            ),
+        )
+        .retry_after(retry)
+        .into_response(),
+    )
 }
 
 /// Whether the request carries the admin token (as a Bearer token or `x-api-key`).
@@ -127,16 +136,8 @@ fn presents(token: Option<&crate::secret::Secret>, req: &Request) -> bool {
 /// toward the client's (the IP's) `AUTH_FAILURES_PER_MINUTE` like on the socket.
 pub async fn tcp_gate(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let client = client_of(&req);
-    if let Some(retry) = state.clients.auth_blocked(&client) {
-        state.telemetry.refused("auth_throttled");
-        return ApiError::new(
-            ErrorCode::RateLimited,
-            format!(
-                "Too many requests without a valid credential from this client; retry in {retry} s."
-            ),
-        )
-        .retry_after(retry)
-        .into_response();
+    if let Some(refused) = throttled(&state, &client) {
+        return refused;
     }
     let ok = presents(state.settings.cascade_token.as_ref(), &req)
         || presents_admin_token(&state, &req)
