@@ -103,9 +103,6 @@ impl Driver for Anthropic {
                 let chat: Value =
                     serde_json::from_slice(&req.openai_body(model_id, false)?).map_err(internal)?;
                 let t = chat_request_to_messages::translate(&chat, model_id)?;
-                if !t.dropped.is_empty() {
-                    tracing::debug!(dropped = ?t.dropped, "Chat fields with no Messages form left out");
-                }
                 serde_json::to_vec(&t.body).map_err(internal)?
             }
         };
@@ -121,6 +118,19 @@ impl Driver for Anthropic {
 
     fn chunk(&self, data: &str) -> Chunk {
         openai_compat::chunk(data)
+    }
+
+    fn left_out(&self, req: &dyn ClientRequest) -> Vec<String> {
+        if req.native_messages().is_some() {
+            return Vec::new();
+        }
+        // The same translation as the request's (only for a request Anthropic answered).
+        req.openai_body("", false)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .and_then(|chat| chat_request_to_messages::translate(&chat, "").ok())
+            .map(|t| t.dropped)
+            .unwrap_or_default()
     }
 
     fn reply_wire(&self, req: &dyn ClientRequest) -> Wire {

@@ -153,6 +153,12 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
         body
     }
 
+    /// What of `req` the upstream's wire cannot carry and the driver left out, for the
+    /// request's trace (`RouteTrace.dropped`).
+    fn left_out(&self, _req: &dyn ClientRequest) -> Vec<String> {
+        Vec::new()
+    }
+
     /// The upstream's own id of the request, from its reply's headers, recorded beside the
     /// broker's (a mother broker's `x-aibroker-request-id`).
     fn upstream_request_id(&self, _headers: &HeaderMap) -> Option<String> {

@@ -139,7 +139,7 @@ async fn a_chat_request_is_translated_to_anthropic_and_back() {
     let fake = FakeProvider::start().await;
     fake.script(Rule::any(Behavior::ToolCalls));
     let b = broker(&fake).await;
-    let req = json!({"model": "claude", "messages": [{"role": "system", "content": "Be brief."},
+    let req = json!({"model": "claude", "seed": 7, "messages": [{"role": "system", "content": "Be brief."},
                      {"role": "user", "content": "Weather in SF?"}],
                      "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]});
     let r = b.post("/v1/chat/completions", &req).await;
@@ -175,6 +175,9 @@ async fn a_chat_request_is_translated_to_anthropic_and_back() {
         "{}",
         r.text
     );
+    // `seed` has no Messages form: left out, and said so in the trace.
+    assert!(sent.get("seed").is_none());
+    assert_eq!(row["trace"]["dropped"], json!(["seed"]), "{row}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

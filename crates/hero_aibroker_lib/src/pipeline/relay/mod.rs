@@ -276,7 +276,8 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
                     _ => 200,
                 };
                 ctx.attempt(cand, "ok".into(), Some(status), took);
-                return Ok(answer(ctx, cand, driver, success));
+                let left_out = driver.left_out(&req);
+                return Ok(answer(ctx, cand, driver, success, left_out));
             }
             Ok(Err(e)) => return Err(ctx.fail(e)),
             Err(_) => (Failure::Deadline, None),
@@ -370,7 +371,13 @@ fn recovery(plan: &[Candidate]) -> Option<Duration> {
 
 /// Builds the client's response from a successful attempt and ends (or, for a stream, hands
 /// over) the request's accounting.
-fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Success) -> Response {
+fn answer(
+    mut ctx: Ctx,
+    cand: &Candidate,
+    driver: Arc<dyn Driver>,
+    result: Success,
+    left_out: Vec<String>,
+) -> Response {
     let ttfb = ctx.started.elapsed();
     let wire = match &result {
         Success::Json { wire, .. }
@@ -380,6 +387,11 @@ fn answer(mut ctx: Ctx, cand: &Candidate, driver: Arc<dyn Driver>, result: Succe
     if wire == Wire::Messages {
         // The client's own request went through untouched: nothing was left out.
         ctx.dropped.clear();
+    }
+    for what in left_out {
+        if !ctx.dropped.contains(&what) {
+            ctx.dropped.push(what);
+        }
     }
     let attempts = ctx.attempts();
     let request_id = ctx.id.clone();
