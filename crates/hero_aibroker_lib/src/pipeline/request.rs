@@ -319,6 +319,24 @@ fn internal(e: serde_json::Error) -> ApiError {
     )
 }
 
+/// The messages without OpenRouter's `reasoning` / `reasoning_details` (for upstreams that know
+/// no such fields).
+fn without_reasoning(messages: &str) -> Result<Vec<u8>, ApiError> {
+    let mut list: Vec<serde_json::Map<String, serde_json::Value>> = serde_json::from_str(messages)
+        .map_err(|_| {
+            invalid(
+                ErrorCode::InvalidRequest,
+                "The field `messages` must be a list of objects.",
+            )
+        })?;
+    for m in &mut list {
+        if m.remove("reasoning_details").is_some() {
+            m.remove("reasoning");
+        }
+    }
+    serde_json::to_vec(&list).map_err(internal)
+}
+
 impl ClientRequest for ParsedRequest {
     fn endpoint(&self) -> Endpoint {
         self.endpoint
@@ -340,11 +358,17 @@ impl ClientRequest for ParsedRequest {
         &self.chain
     }
 
+    fn has_reasoning_details(&self) -> bool {
+        self.fields.get("messages").is_some_and(|m| {
+            memchr::memmem::find(m.get().as_bytes(), b"\"reasoning_details\"").is_some()
+        })
+    }
+
     /// The body for an OpenAI-compatible upstream: the client's fields in order with `model`
     /// replaced by the backend's id and, for streams, `stream_options.include_usage` forced on
     /// (other `stream_options` keys are kept). The routing fields the broker consumed
-    /// (`models`, `route`, `provider`, `transforms`) are left out; `plugins` only reaches
-    /// OpenRouter.
+    /// (`models`, `route`, `provider`, `transforms`) are left out; `plugins` and the messages'
+    /// `reasoning` / `reasoning_details` only reach OpenRouter.
     fn openai_body(&self, model_id: &str, keep_plugins: bool) -> Result<Bytes, ApiError> {
         let mut out = Vec::with_capacity(
             self.fields
@@ -366,7 +390,11 @@ impl ClientRequest for ParsedRequest {
             }
             out.push(b',');
             write_key(&mut out, k);
-            out.extend_from_slice(v.get().as_bytes());
+            if k == "messages" && !keep_plugins && self.has_reasoning_details() {
+                out.extend_from_slice(&without_reasoning(v.get())?);
+            } else {
+                out.extend_from_slice(v.get().as_bytes());
+            }
         }
         if self.stream {
             let mut opts: serde_json::Map<String, serde_json::Value> =

@@ -101,7 +101,7 @@ impl Driver for Anthropic {
             }
             None => {
                 let chat: Value =
-                    serde_json::from_slice(&req.openai_body(model_id, false)?).map_err(internal)?;
+                    serde_json::from_slice(&req.openai_body(model_id, true)?).map_err(internal)?;
                 let t = chat_request_to_messages::translate(&chat, model_id)?;
                 serde_json::to_vec(&t.body).map_err(internal)?
             }
@@ -125,7 +125,7 @@ impl Driver for Anthropic {
             return Vec::new();
         }
         // The same translation as the request's (only for a request Anthropic answered).
-        req.openai_body("", false)
+        req.openai_body("", true)
             .ok()
             .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
             .and_then(|chat| chat_request_to_messages::translate(&chat, "").ok())

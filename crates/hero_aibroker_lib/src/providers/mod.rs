@@ -101,6 +101,12 @@ pub trait ClientRequest: Send + Sync {
     fn chain(&self) -> &[String] {
         &[]
     }
+    /// Whether its messages carry `reasoning_details` (signed reasoning passed back), which
+    /// only OpenRouter understands: [`ClientRequest::openai_body`] keeps them for OpenRouter
+    /// (`keep_plugins`) and leaves them out otherwise.
+    fn has_reasoning_details(&self) -> bool {
+        false
+    }
 }
 
 /// A provider's wire protocol.

@@ -85,6 +85,14 @@ impl Driver for OpenAiCompat {
         chunk(data)
     }
 
+    fn left_out(&self, req: &dyn ClientRequest) -> Vec<String> {
+        if req.has_reasoning_details() {
+            vec!["thinking blocks (reasoning_details)".to_owned()]
+        } else {
+            Vec::new()
+        }
+    }
+
     fn check_key<'a>(
         &'a self,
         client: &'a reqwest::Client,

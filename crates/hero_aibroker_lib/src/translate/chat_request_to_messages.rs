@@ -48,6 +48,7 @@ const HINTS: &[&str] = &[
     "web_search_options",
     "stream_options",
     "top_logprobs",
+    "plugins",
 ];
 
 const MAPPED: &[&str] = &[

@@ -11,7 +11,10 @@
 //!   `metadata.user_id` and `stream` map one to one.
 //! - Mid-conversation `system` messages become `system` messages; `output_format`
 //!   (`json_schema`) becomes `response_format`.
-//! - `thinking` (the setting and the blocks of earlier turns), `cache_control` markers,
+//! - Thinking blocks of earlier turns go on as OpenRouter's `reasoning_details` on the
+//!   assistant message (signatures byte for byte); a driver whose upstream knows no such field
+//!   leaves them out and names them in the trace.
+//! - `thinking` (the setting), `cache_control` markers,
 //!   `top_k`, `context_management`, `output_config`, `service_tier`, tool fields other than
 //!   name, description and schema (`defer_loading`, …) and unknown fields have no Chat form:
 //!   they are left out and named in [`Translated::dropped`].
@@ -173,6 +176,7 @@ impl Turns<'_> {
         };
         let mut text = Vec::new();
         let mut calls = Vec::new();
+        let (mut reasoning, mut details) = (String::new(), Vec::new());
         for b in blocks {
             match b.get("type").and_then(Value::as_str) {
                 Some("text") => text.push(
@@ -189,7 +193,19 @@ impl Turns<'_> {
                         "arguments": b.get("input").unwrap_or(&json!({})).to_string(),
                     },
                 })),
-                Some("thinking" | "redacted_thinking") => self.note("thinking blocks"),
+                // Signed thinking goes on as OpenRouter's `reasoning_details` (signature byte for
+                // byte), which OpenRouter hands back to Anthropic; drivers of upstreams that
+                // know no such field leave it out and say so in the trace.
+                Some("thinking") => {
+                    let t = b.get("thinking").and_then(Value::as_str).unwrap_or("");
+                    reasoning.push_str(t);
+                    details.push(json!({"type": "reasoning.text", "text": t,
+                        "signature": b.get("signature").cloned().unwrap_or(Value::Null),
+                        "format": "anthropic-claude-v1", "index": details.len()}));
+                }
+                Some("redacted_thinking") => details.push(json!({"type": "reasoning.encrypted",
+                    "data": b.get("data").cloned().unwrap_or(Value::Null),
+                    "format": "anthropic-claude-v1", "index": details.len()})),
                 other => {
                     return Err(refuse(format!(
                         "a {} block in an assistant turn cannot be carried to an OpenAI-compatible upstream",
@@ -201,6 +217,10 @@ impl Turns<'_> {
         let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text.join("")) }});
         if !calls.is_empty() {
             msg["tool_calls"] = Value::Array(calls);
+        }
+        if !details.is_empty() {
+            msg["reasoning"] = reasoning.into();
+            msg["reasoning_details"] = Value::Array(details);
         }
         self.out.push(msg);
         Ok(())
@@ -442,10 +462,14 @@ mod tests {
             json!({"role": "user", "content": [{"type": "text", "text": "Thanks"}]})
         );
         assert_eq!(t.body["stream_options"], json!({"include_usage": true}));
+        // The signed thinking goes on as OpenRouter's reasoning details, signature unchanged.
+        assert_eq!(m[2]["reasoning"], "two calls");
         assert_eq!(
-            t.dropped,
-            vec!["cache_control", "thinking blocks", "thinking"]
+            m[2]["reasoning_details"],
+            json!([{"type": "reasoning.text", "text": "two calls", "signature": "sig",
+                    "format": "anthropic-claude-v1", "index": 0}])
         );
+        assert_eq!(t.dropped, vec!["cache_control", "thinking"]);
     }
 
     #[test]

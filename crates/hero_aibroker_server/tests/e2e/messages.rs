@@ -268,3 +268,47 @@ async fn upstream_reasoning_streams_as_a_thinking_block_with_its_signature() {
         rows[0]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn earlier_thinking_goes_on_to_openrouter_and_is_noted_where_it_cannot() {
+    let fake = FakeProvider::start().await;
+    let url = fake.base_url();
+    let yaml = format!(
+        "providers:\n  - {{name: router, kind: openrouter, base_url: \"{url}\", api_key_env: FAKE_KEYS}}\n  - {{name: plain, base_url: \"{url}\"}}\nmodels:\n  via-router:\n    display_name: R\n    tier: standard\n    context_window: 8192\n    backends:\n      - {{provider: router, model_id: up-router, priority: 1, input_cost: 1, output_cost: 1}}\n  via-plain:\n    display_name: P\n    tier: standard\n    context_window: 8192\n    backends:\n      - {{provider: plain, model_id: up-plain, priority: 1, input_cost: 1, output_cost: 1}}\n"
+    );
+    let b = Start::new(yaml).start().await;
+    let ask = |model: &str| {
+        json!({"model": model, "max_tokens": 64, "messages": [
+            {"role": "user", "content": "2+2?"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "add them", "signature": "EqQBCgIYAh+/=="},
+                {"type": "text", "text": "4"}]},
+            {"role": "user", "content": "and 3+3?"}]})
+    };
+    let r = b.post("/v1/messages", &ask("via-router")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = &fake.calls()[0].body["messages"][1];
+    assert_eq!(
+        sent["reasoning_details"][0]["signature"], "EqQBCgIYAh+/==",
+        "{sent}"
+    );
+    let row = b.wait_row(r.header("x-aibroker-request-id")).await;
+    assert!(
+        row["trace"].get("dropped").is_none(),
+        "nothing left out: {row}"
+    );
+
+    let r = b.post("/v1/messages", &ask("via-plain")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let sent = &fake.calls()[1].body["messages"][1];
+    assert!(
+        sent.get("reasoning_details").is_none() && sent.get("reasoning").is_none(),
+        "{sent}"
+    );
+    let row = b.wait_row(r.header("x-aibroker-request-id")).await;
+    assert_eq!(
+        row["trace"]["dropped"],
+        json!(["thinking blocks (reasoning_details)"]),
+        "{row}"
+    );
+}

@@ -38,7 +38,8 @@ impl Driver for Mother {
         req: &dyn ClientRequest,
         model_id: &str,
     ) -> Result<reqwest::RequestBuilder, ApiError> {
-        let rb = request_builder(client, instance, req, model_id, false)?;
+        // The mother's own drivers decide what its upstreams get (`plugins`, reasoning details).
+        let rb = request_builder(client, instance, req, model_id, true)?;
         let chain = req.chain();
         Ok(rb
             .header(CHAIN_HEADER, chain.join(","))
