@@ -97,6 +97,11 @@ async fn a_request_waiting_on_its_upstream_is_cancelled_with_a_clear_error() {
         .await,
         "the request shows while it waits"
     );
+    // Cancel once the upstream has the call (it is listed from admission on, a moment before).
+    assert!(
+        wait_until(Duration::from_secs(10), async || fake.call_count() == 1).await,
+        "the upstream got the call"
+    );
     let id = running(&b).await[0]["id"].as_str().expect("id").to_owned();
     b.rpc("requests.cancel", json!({"id": id})).await;
     let (status, text) = waiting.await.expect("join");
