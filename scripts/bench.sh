@@ -40,8 +40,7 @@ trap cleanup EXIT
 
 target/release/hero_aibroker_fake_provider --port 0 >"$WORK/fake.out" 2>"$WORK/fake.log" &
 FAKE_PID=$!
-for _ in $(seq 1 100); do grep -q '^listening' "$WORK/fake.out" 2>/dev/null && break; sleep 0.05; done
-FAKE_URL="$(sed -n 's/^listening //p' "$WORK/fake.out")"
+FAKE_URL="$(fake_url "$WORK/fake.out")"
 [ -n "$FAKE_URL" ] || die "fake provider did not start"
 
 cat >"$WORK/models.yml" <<YAML

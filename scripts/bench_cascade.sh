@@ -29,8 +29,7 @@ PORT="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0))
 
 target/release/hero_aibroker_fake_provider --port 0 >"$WORK/fake.out" 2>&1 &
 PIDS+=($!)
-for _ in $(seq 1 100); do grep -q '^listening' "$WORK/fake.out" 2>/dev/null && break; sleep 0.05; done
-FAKE_URL="$(sed -n 's/^listening //p' "$WORK/fake.out")"
+FAKE_URL="$(fake_url "$WORK/fake.out")"
 [ -n "$FAKE_URL" ] || die "the fake provider did not start"
 
 cat >"$WORK/mother.yml" <<YAML

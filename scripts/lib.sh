@@ -54,6 +54,13 @@ need_cargo() {
   command -v cargo >/dev/null 2>&1 || die "cargo is not installed: install the Rust toolchain (rustup) first"
 }
 
+# The base URL a fake provider prints on the stdout it was started with (file $1), waiting up
+# to 5 s for its `listening URL` line; empty when it did not come.
+fake_url() {
+  for _ in $(seq 1 100); do grep -q '^listening ' "$1" 2>/dev/null && break; sleep 0.05; done
+  sed -n 's/^listening //p' "$1"
+}
+
 pid_of() { # service -> pid if running
   local f="$RUN_DIR/$1.pid"
   [ -f "$f" ] || return 1

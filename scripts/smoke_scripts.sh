@@ -27,8 +27,7 @@ fail() { for f in "$TMP"/log/*.log; do [ -f "$f" ] && { echo "--- $f"; tail -n 3
 
 target/debug/hero_aibroker_fake_provider >"$TMP/fake.out" 2>&1 &
 FAKE_PID=$!
-for _ in $(seq 1 100); do grep -q '^listening ' "$TMP/fake.out" && break; sleep 0.1; done
-FAKE_URL="$(sed -n 's/^listening //p' "$TMP/fake.out")"
+FAKE_URL="$(fake_url "$TMP/fake.out")"
 [ -n "$FAKE_URL" ] || die "the fake provider did not start: $(cat "$TMP/fake.out")"
 
 cat >"$TMP/models.yml" <<YAML
