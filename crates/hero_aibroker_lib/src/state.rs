@@ -9,6 +9,8 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use tokio::sync::Semaphore;
 
+mod sync;
+
 use crate::accounting::keys::Keys;
 use crate::accounting::ledger::Ledger;
 use crate::accounting::store::{CircuitRow, KeyStateRow, Store, StoreError};
@@ -72,6 +74,8 @@ pub struct AppState {
     pub broker_id: String,
     /// The mother brokers it forwards to, and what they serve.
     pub mothers: crate::providers::mother::catalog::Mothers,
+    /// The database as the last configuration poll saw it.
+    store_health: ArcSwap<hero_aibroker_sdk::admin::StoreHealth>,
 }
 
 impl AppState {
@@ -112,6 +116,8 @@ impl AppState {
             .build()?;
         let priorities: HashMap<String, i64> = store.priorities().await?.into_iter().collect();
         let keys = Keys::load(&store, settings.require_api_key).await?;
+        let broker_id = store.broker_id().to_owned();
+        let store_health = ArcSwap::from_pointee(sync::initial(&store));
         let mothers = crate::providers::mother::catalog::Mothers::default();
         mothers.set_rows(store.list_mothers().await?);
         let (with_mothers, mother_env) = mothers.merge(&models, &env);
@@ -170,9 +176,11 @@ impl AppState {
             admin: tokio::sync::Mutex::new(()),
             pending_circuits: std::sync::Mutex::new(pending_circuits),
             drivers,
-            broker_id: format!("brk_{}", hex::encode(rand::random::<[u8; 6]>())),
+            broker_id,
             mothers,
+            store_health,
         });
+        sync::spawn_config_sync(&state);
         spawn_catalog_refresh(&state);
         spawn_mother_refresh(&state);
         spawn_retention(&state);
@@ -239,8 +247,9 @@ impl AppState {
         let ledger = self.ledger.health();
         let catalog = self.catalog.health();
         let catalog_failing = catalog.as_ref().is_some_and(|c| c.last_error.is_some());
+        let store = self.store_health();
         hero_aibroker_sdk::admin::Health {
-            status: if ledger.healthy && !catalog_failing {
+            status: if ledger.healthy && !catalog_failing && store.reachable {
                 "ok"
             } else {
                 "degraded"
@@ -250,6 +259,7 @@ impl AppState {
             uptime_seconds: self.started.elapsed().as_secs(),
             ledger,
             catalog,
+            store: Some(store),
         }
     }
 

@@ -51,7 +51,7 @@ async fn shutdown_drains_every_queued_row_then_refuses_more() {
 }
 
 #[tokio::test]
-async fn a_locked_database_keeps_rows_counts_drops_and_recovers() {
+async fn sqlite_a_locked_database_keeps_rows_counts_drops_and_recovers() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
     open(&dir).await.close().await;
@@ -121,7 +121,7 @@ async fn a_locked_database_keeps_rows_counts_drops_and_recovers() {
 }
 
 #[tokio::test]
-async fn shutdown_gives_up_only_at_its_deadline_and_counts_the_loss() {
+async fn sqlite_shutdown_gives_up_only_at_its_deadline_and_counts_the_loss() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = db_path(&dir);
     open(&dir).await.close().await;

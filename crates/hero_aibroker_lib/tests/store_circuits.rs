@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::Connection;
+mod common;
 
 use hero_aibroker_host::env::Env;
 use hero_aibroker_lib::accounting::ledger::{Ledger, LedgerConfig};
@@ -37,9 +37,7 @@ models:
 "#;
 
 async fn store(dir: &tempfile::TempDir) -> Store {
-    Store::open(&dir.path().join("broker.db").display().to_string())
-        .await
-        .expect("open store")
+    common::open(dir).await
 }
 
 async fn state(store: Store) -> Arc<AppState> {
@@ -74,16 +72,7 @@ fn fail(s: &AppState, model: &str, provider: &str) {
 
 /// Empties `circuit_state` behind the broker's back, through a second connection.
 async fn delete_all(dir: &tempfile::TempDir) {
-    let mut conn = sqlx::sqlite::SqliteConnection::connect(&format!(
-        "sqlite:{}",
-        dir.path().join("broker.db").display()
-    ))
-    .await
-    .expect("connect");
-    sqlx::query("DELETE FROM circuit_state")
-        .execute(&mut conn)
-        .await
-        .expect("delete");
+    common::exec_raw(dir, "DELETE FROM circuit_state").await;
 }
 
 fn row(state: &str, failures: u32, open_until_ms: Option<i64>) -> CircuitRow {

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 /// `health`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Health {
-    /// `ok`, or `degraded` when the ledger cannot write or the last catalog refresh failed.
+    /// `ok`, or `degraded` when the ledger cannot write, the database does not answer or the last
+    /// catalog refresh failed.
     pub status: String,
     pub version: String,
     pub uptime_seconds: u64,
@@ -15,6 +16,27 @@ pub struct Health {
     /// `OPENROUTER_CATALOG_INTERVAL=0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catalog: Option<CatalogHealth>,
+    /// The database: which kind, and whether it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreHealth>,
+}
+
+/// State of the broker's database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StoreHealth {
+    /// `sqlite` or `postgres`.
+    pub kind: String,
+    /// `sqlite:/path` or the PostgreSQL URL without its password.
+    pub database: String,
+    /// Whether the last check (the configuration poll, every `CONFIG_POLL_MS`) reached it.
+    pub reachable: bool,
+    /// Why the last check failed; `None` when it succeeded.
+    pub last_error: Option<String>,
+    /// The shared configuration version last seen (changes with every key, priority or
+    /// mother change on any broker of this database).
+    pub config_version: i64,
+    /// When the database last answered (Unix ms); `None` before the first check.
+    pub checked_ms: Option<i64>,
 }
 
 /// State of the live OpenRouter catalog.

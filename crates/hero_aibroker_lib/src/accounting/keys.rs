@@ -17,6 +17,9 @@ use subtle::ConstantTimeEq;
 use crate::accounting::store::{KeyRow, Store, StoreError};
 use crate::error::ApiError;
 
+mod lease;
+pub use lease::LEASE_TTL_MS;
+
 /// Prefix of every broker key secret.
 pub const PREFIX: &str = "sk-hab-";
 
@@ -44,6 +47,21 @@ struct Settings {
     created_ms: i64,
 }
 
+impl Settings {
+    fn of(row: &KeyRow) -> Self {
+        Settings {
+            name: row.name.clone(),
+            hint: row.hint.clone(),
+            allowed_models: row.allowed_models.clone(),
+            rpm: row.rpm,
+            tpm: row.tpm,
+            max_concurrent: row.max_concurrent,
+            budget_usd: row.budget_usd,
+            created_ms: row.created_ms,
+        }
+    }
+}
+
 /// One-minute counters of a key.
 #[derive(Debug, Default)]
 struct Window {
@@ -66,6 +84,8 @@ pub struct KeyEntry {
     window: std::sync::Mutex<Window>,
     /// Requests of this key in flight (held by [`KeySlot`]s).
     in_flight: Arc<AtomicU64>,
+    /// This broker's budget lease when several brokers share the database.
+    lease: lease::LeaseState,
 }
 
 /// Tokens a request reserved in its key's per-minute window at admission.
@@ -92,21 +112,24 @@ impl KeyEntry {
         KeyEntry {
             id: row.id.clone(),
             hash: row.hash,
-            settings: ArcSwap::from_pointee(Settings {
-                name: row.name.clone(),
-                hint: row.hint.clone(),
-                allowed_models: row.allowed_models.clone(),
-                rpm: row.rpm,
-                tpm: row.tpm,
-                max_concurrent: row.max_concurrent,
-                budget_usd: row.budget_usd,
-                created_ms: row.created_ms,
-            }),
+            settings: ArcSwap::from_pointee(Settings::of(row)),
             revoked: AtomicBool::new(row.revoked),
             spent_pico: AtomicU64::new(to_pico(row.spent_usd)),
             reserved_pico: AtomicU64::new(0),
             window: std::sync::Mutex::new(Window::default()),
             in_flight: Arc::new(AtomicU64::new(0)),
+            lease: lease::LeaseState::default(),
+        }
+    }
+
+    /// Takes a stored row's settings, revocation and (`with_spend`) recorded spend: a change
+    /// another broker made to the shared database.
+    fn apply_row(&self, row: &KeyRow, with_spend: bool) {
+        self.settings.store(Arc::new(Settings::of(row)));
+        self.revoked.store(row.revoked, Ordering::Release);
+        if with_spend {
+            self.spent_pico
+                .fetch_max(to_pico(row.spent_usd), Ordering::AcqRel);
         }
     }
 
@@ -304,6 +327,7 @@ impl KeyEntry {
         if cost_usd > 0.0 {
             // Saturating: an absurd upstream usage must not wrap the spend back to zero.
             let add = to_pico(cost_usd);
+            self.lease.charge(add);
             let _ = self
                 .spent_pico
                 .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
@@ -552,6 +576,28 @@ impl Keys {
             .await?;
         entry.revoked.store(true, Ordering::Relaxed);
         Ok(entry.info())
+    }
+
+    /// Takes the keys as the store has them now (another broker of a shared database created,
+    /// changed or revoked some): known keys change in place (requests in flight keep their
+    /// entry), new ones are added. `with_spend`: the recorded spend of every broker counts.
+    pub async fn reload(&self, store: &Store, with_spend: bool) -> Result<(), StoreError> {
+        let _g = self.admin.lock().await;
+        let rows = store.keys().await?;
+        let current = self.by_hash.load();
+        let mut map = HashMap::clone(&current);
+        for row in &rows {
+            match current.get(&row.hash) {
+                Some(e) => e.apply_row(row, with_spend),
+                None => {
+                    map.insert(row.hash, Arc::new(KeyEntry::from_row(row)));
+                }
+            }
+        }
+        if map.len() != current.len() {
+            self.by_hash.store(Arc::new(map));
+        }
+        Ok(())
     }
 }
 

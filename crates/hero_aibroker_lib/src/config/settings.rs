@@ -148,6 +148,10 @@ pub struct Settings {
     pub cascade_max_hops: usize,
     /// How often each mother's model list is refreshed (`CASCADE_REFRESH_SECS`, default 60).
     pub cascade_refresh: Duration,
+    /// How often the broker asks the database for the configuration version (`CONFIG_POLL_MS`,
+    /// default 1000): a key revoked, a priority set or a mother added on another broker of a
+    /// shared database applies here within this period. Also the database health check.
+    pub config_poll: Duration,
     /// Every JSON-RPC method but `health` needs the admin token too (`RPC_READS_NEED_TOKEN`).
     pub rpc_reads_need_token: bool,
     /// Ledger rows waiting in memory at most (what a `kill -9` can lose, with one batch).
@@ -229,6 +233,7 @@ impl Settings {
             is_mother: false,
             cascade_max_hops: parse(env, "CASCADE_MAX_HOPS", 4usize)?.max(1),
             cascade_refresh: Duration::from_secs(parse(env, "CASCADE_REFRESH_SECS", 60u64)?.max(1)),
+            config_poll: Duration::from_millis(parse(env, "CONFIG_POLL_MS", 1000u64)?.max(50)),
             rpc_reads_need_token: reads_need_token(env)?,
             ledger_queue: parse(env, "LEDGER_QUEUE", 10_000usize)?.max(1),
             ledger_batch: parse(env, "LEDGER_BATCH", 256usize)?.max(1),

@@ -247,6 +247,11 @@ impl Broker {
         // the ledger, checkpoint, then remove the sockets.
         let rows_flushed = writer.shutdown(LEDGER_DRAIN).await;
         state.ledger.persist_unlogged_spend().await;
+        if store.shared()
+            && let Err(e) = store.release_leases().await
+        {
+            tracing::warn!(error = %e, "cannot return the budget leases (they expire by themselves)");
+        }
         store.close().await;
         drop(rest.guard);
         drop(rpc.guard);

@@ -202,6 +202,14 @@ impl HeroAiBrokerApiServer for Stub {
                 last_error: self.some("HTTP 500".to_owned()),
                 next_refresh_ms: self.some(1_760_003_600_000),
             }),
+            store: self.some(StoreHealth {
+                kind: "postgres".to_owned(),
+                database: "postgres://broker:***@db/broker".to_owned(),
+                reachable: false,
+                last_error: self.some("pool timed out".to_owned()),
+                config_version: 7,
+                checked_ms: self.some(1_760_000_000_500),
+            }),
         })
     }
 

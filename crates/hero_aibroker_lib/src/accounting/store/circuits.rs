@@ -1,8 +1,7 @@
 //! The `circuit_state` table: the circuit breaker of each backend (model + provider + upstream
 //! model id), written by the background health task and read back at start-up.
 
-use sqlx::Row;
-
+use super::backend::{Cols, on_pool};
 use super::{Store, StoreError, to_i64, to_u64};
 use crate::health::circuit::{CircuitSnapshot, CircuitState};
 
@@ -57,11 +56,12 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for r in rows {
-            sqlx::query(
+        on_pool!(&self.pool, |p, Db| {
+            let mut tx = p.begin().await?;
+            for r in rows {
+                sqlx::query(
                 "INSERT INTO circuit_state (model, provider, upstream_model, state, failures, open_until_ms, updated_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) \
                  ON CONFLICT (model, provider, upstream_model) DO UPDATE SET state = excluded.state, \
                  failures = excluded.failures, open_until_ms = excluded.open_until_ms, updated_ms = excluded.updated_ms",
             )
@@ -74,32 +74,32 @@ impl Store {
             .bind(r.updated_ms)
             .execute(&mut *tx)
             .await?;
-        }
-        tx.commit().await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
     /// Every persisted circuit, in key order.
     pub async fn load_circuit_states(&self) -> Result<Vec<CircuitRow>, StoreError> {
-        let rows = sqlx::query(
+        on_pool!(&self.pool, |p, Db| sqlx::query(
             "SELECT model, provider, upstream_model, state, failures, open_until_ms, updated_ms \
              FROM circuit_state ORDER BY model, provider, upstream_model",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(CircuitRow {
-                    model: r.try_get("model")?,
-                    provider: r.try_get("provider")?,
-                    upstream_model: r.try_get("upstream_model")?,
-                    state: r.try_get("state")?,
-                    failures: u32::try_from(r.try_get::<i64, _>("failures")?.max(0))
-                        .unwrap_or(u32::MAX),
-                    open_until_ms: r.try_get("open_until_ms")?,
-                    updated_ms: r.try_get("updated_ms")?,
-                })
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(CircuitRow {
+                model: r.text("model")?,
+                provider: r.text("provider")?,
+                upstream_model: r.text("upstream_model")?,
+                state: r.text("state")?,
+                failures: u32::try_from(r.int("failures")?.max(0)).unwrap_or(u32::MAX),
+                open_until_ms: r.opt_int("open_until_ms")?,
+                updated_ms: r.int("updated_ms")?,
             })
-            .collect()
+        })
+        .collect())
     }
 }

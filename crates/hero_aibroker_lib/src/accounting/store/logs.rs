@@ -7,9 +7,9 @@ use hero_aibroker_sdk::admin::{
     AttemptLog, GroupBy, LogPage, LogQuery, RequestLog, SeriesQuery, UsageBucket, UsageGroup,
     UsageQuery,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{Database, Encode, QueryBuilder, Type};
 
+use super::backend::{Cols, Dialect, on_pool};
 use super::{Store, StoreError, decode_err, to_i64, to_u64};
 
 /// Rows per `INSERT` statement. One full default batch (256) is one statement, so the
@@ -36,83 +36,99 @@ impl Store {
         if rows.is_empty() {
             return Ok(0);
         }
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let mut inserted = 0u64;
-        // Ordered so that concurrent writers (PostgreSQL, several brokers) lock keys in the
-        // same order and cannot deadlock each other.
-        let mut spend: BTreeMap<&str, f64> = BTreeMap::new();
-        // Ids met so far: of duplicate ids inside a batch only the first is stored, and charged.
-        let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
-        // The hourly rollups of the rows actually added (see [`super::rollup`]).
-        let mut rollup = super::rollup::Increments::default();
-        for chunk in pow2_chunks(rows) {
-            // Which rows are already stored (a retried batch)? They add neither spend nor usage. Asked before the insert,
-            // inside the same write transaction, so the answer cannot change underneath. This
-            // costs one round trip; `INSERT … RETURNING id` streams every new id back from
-            // SQLite's worker thread one message at a time, which cost a quarter of the
-            // throughput in `examples/ledger_bench.rs`.
-            let mut q = QueryBuilder::<Sqlite>::new("SELECT id FROM request_logs WHERE id IN (");
-            let mut ids = q.separated(", ");
-            for r in chunk {
-                ids.push_bind(r.id.clone());
-            }
-            let stored: HashSet<String> = {
+        let broker = self.broker_id();
+        on_pool!(&self.pool, |p, Db| {
+            let mut tx = p.begin_with(<Db as Dialect>::BEGIN_WRITE).await?;
+            let mut inserted = 0u64;
+            // Ordered so that concurrent writers (PostgreSQL, several brokers) lock keys in the
+            // same order and cannot deadlock each other.
+            let mut spend: BTreeMap<&str, f64> = BTreeMap::new();
+            // Ids met so far: of duplicate ids inside a batch only the first is stored, and
+            // charged.
+            let mut seen: HashSet<&str> = HashSet::with_capacity(rows.len());
+            // The hourly rollups of the rows actually added (see [`super::rollup`]).
+            let mut rollup = super::rollup::Increments::default();
+            for chunk in pow2_chunks(rows) {
+                // Which rows are already stored (a retried batch)? They add neither spend nor
+                // usage. Asked before the insert, inside the same write transaction, so the
+                // answer cannot change underneath. This costs one round trip; `INSERT …
+                // RETURNING id` streams every new id back from SQLite's worker thread one
+                // message at a time, which cost a quarter of the throughput in
+                // `examples/ledger_bench.rs`.
+                let mut q = QueryBuilder::<Db>::new("SELECT id FROM request_logs WHERE id IN (");
+                let mut ids = q.separated(", ");
+                for r in chunk {
+                    ids.push_bind(r.id.clone());
+                }
                 q.push(")");
-                q.build_query_scalar::<String>()
+                let stored: HashSet<String> = q
+                    .build_query_scalar::<String>()
                     .fetch_all(&mut *tx)
                     .await?
                     .into_iter()
-                    .collect()
-            };
-            inserted += insert_statement(chunk)
-                .build()
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            for r in chunk {
-                if !seen.insert(r.id.as_str()) || stored.contains(&r.id) {
-                    continue;
-                }
-                rollup.add(r);
-                if let Some((key, usd)) = charge(r) {
-                    *spend.entry(key).or_default() += usd;
+                    .collect();
+                inserted += insert_statement::<Db>(chunk)
+                    .build()
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                for r in chunk {
+                    if !seen.insert(r.id.as_str()) || stored.contains(&r.id) {
+                        continue;
+                    }
+                    rollup.add(r);
+                    if let Some((key, usd)) = charge(r) {
+                        *spend.entry(key).or_default() += usd;
+                    }
                 }
             }
-        }
-        rollup.write(&mut tx).await?;
-        for (key, usd) in spend {
-            sqlx::query("UPDATE api_keys SET spent_usd = spent_usd + ? WHERE id = ?")
+            rollup.write::<Db>(&mut tx).await?;
+            for (key, usd) in spend {
+                sqlx::query("UPDATE api_keys SET spent_usd = spent_usd + $1 WHERE id = $2")
+                    .bind(usd)
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                // What this broker spent is now in spent_usd: its lease counts it as settled.
+                sqlx::query(
+                    "UPDATE key_leases SET settled_usd = settled_usd + $1 \
+                     WHERE key_id = $2 AND broker_id = $3",
+                )
                 .bind(usd)
                 .bind(key)
+                .bind(broker)
                 .execute(&mut *tx)
                 .await?;
-        }
-        tx.commit().await?;
-        Ok(inserted)
+            }
+            tx.commit().await?;
+            Ok(inserted)
+        })
     }
 
     /// One ledger row, by the broker's request id or by the upstream's response id.
     pub async fn log(&self, id: &str) -> Result<Option<RequestLog>, StoreError> {
         // The broker id wins when both match (two queries keep each on its own index).
-        let by_id = format!("SELECT {COLUMNS} FROM request_logs WHERE id = ?");
-        if let Some(r) = sqlx::query(sqlx::AssertSqlSafe(by_id))
+        let by_id = format!("SELECT {COLUMNS} FROM request_logs WHERE id = $1");
+        let found = on_pool!(&self.pool, |p, Db| sqlx::query(sqlx::AssertSqlSafe(by_id))
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(p)
             .await?
-        {
-            return request_log(&r).map(Some);
+            .map(|r| request_log(&r))
+            .transpose()?);
+        if found.is_some() {
+            return Ok(found);
         }
         let by_response = format!(
-            "SELECT {COLUMNS} FROM request_logs WHERE response_id = ? ORDER BY started_ms DESC, id LIMIT 1"
+            "SELECT {COLUMNS} FROM request_logs WHERE response_id = $1 ORDER BY started_ms DESC, id LIMIT 1"
         );
-        match sqlx::query(sqlx::AssertSqlSafe(by_response))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-        {
-            Some(r) => request_log(&r).map(Some),
-            None => Ok(None),
-        }
+        on_pool!(&self.pool, |p, Db| sqlx::query(sqlx::AssertSqlSafe(
+            by_response
+        ))
+        .bind(id)
+        .fetch_optional(p)
+        .await?
+        .map(|r| request_log(&r))
+        .transpose())
     }
 
     /// A page of ledger rows, newest first (`started_ms` descending, then id). Filters are
@@ -121,40 +137,43 @@ impl Store {
     pub async fn logs(&self, q: &LogQuery) -> Result<LogPage, StoreError> {
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
         let offset = q.offset.unwrap_or(0);
-        let mut qb =
-            QueryBuilder::<Sqlite>::new(format!("SELECT {COLUMNS} FROM request_logs WHERE 1 = 1"));
-        if let Some(m) = &q.model {
-            qb.push(" AND (requested_model = ")
-                .push_bind(m.clone())
-                .push(" OR model = ")
-                .push_bind(m.clone())
-                .push(")");
-        }
-        let status = q.status.map(|s| s.as_str().to_owned());
-        for (column, value) in [
-            ("provider", &q.provider),
-            ("key_id", &q.key_id),
-            ("client", &q.client),
-            ("status", &status),
-        ] {
-            if let Some(v) = value {
-                qb.push(format_args!(" AND {column} = "))
-                    .push_bind(v.clone());
+        let fetched = on_pool!(&self.pool, |p, Db| {
+            let mut qb =
+                QueryBuilder::<Db>::new(format!("SELECT {COLUMNS} FROM request_logs WHERE 1 = 1"));
+            if let Some(m) = &q.model {
+                qb.push(" AND (requested_model = ")
+                    .push_bind(m.clone())
+                    .push(" OR model = ")
+                    .push_bind(m.clone())
+                    .push(")");
             }
-        }
-        time_window(&mut qb, q.from_ms, q.to_ms);
-        // One row more than asked tells whether another page exists.
-        qb.push(" ORDER BY started_ms DESC, id LIMIT ")
-            .push_bind(i64::from(limit) + 1)
-            .push(" OFFSET ")
-            .push_bind(to_i64(offset));
-        let fetched = qb.build().fetch_all(&self.pool).await?;
+            let status = q.status.map(|s| s.as_str().to_owned());
+            for (column, value) in [
+                ("provider", &q.provider),
+                ("key_id", &q.key_id),
+                ("client", &q.client),
+                ("status", &status),
+            ] {
+                if let Some(v) = value {
+                    qb.push(format_args!(" AND {column} = "))
+                        .push_bind(v.clone());
+                }
+            }
+            time_window(&mut qb, q.from_ms, q.to_ms);
+            // One row more than asked tells whether another page exists.
+            qb.push(" ORDER BY started_ms DESC, id LIMIT ")
+                .push_bind(i64::from(limit) + 1)
+                .push(" OFFSET ")
+                .push_bind(to_i64(offset));
+            qb.build()
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(request_log)
+                .collect::<Result<Vec<_>, _>>()?
+        });
         let more = fetched.len() > limit as usize;
-        let rows = fetched
-            .iter()
-            .take(limit as usize)
-            .map(request_log)
-            .collect::<Result<Vec<_>, _>>()?;
+        let rows: Vec<RequestLog> = fetched.into_iter().take(limit as usize).collect();
         let next_offset = more.then(|| offset.saturating_add(u64::from(limit)));
         Ok(LogPage { rows, next_offset })
     }
@@ -180,25 +199,31 @@ impl Store {
             GroupBy::Client => "client",
         };
         // CASTs: PostgreSQL's SUM(BIGINT) is NUMERIC; the 0.0 keeps REAL sums REAL in SQLite.
-        let mut qb = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {group} AS grp, COUNT(*) AS requests, \
+        on_pool!(&self.pool, |p, Db| {
+            let mut qb = QueryBuilder::<Db>::new(format!(
+                "SELECT {group} AS grp, COUNT(*) AS requests, \
              CAST(SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
              CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
              CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
              COALESCE(SUM(cost_usd), 0.0) AS cost_usd, COALESCE(SUM(upstream_cost_usd), 0.0) AS upstream_cost_usd, \
-             COALESCE(AVG(latency_ms), 0.0) AS avg_latency_ms, \
+             CAST(COALESCE(AVG(latency_ms), 0.0) AS DOUBLE PRECISION) AS avg_latency_ms, \
              MIN(started_ms) AS first_ms, MAX(started_ms) AS last_ms \
              FROM request_logs WHERE 1 = 1"
-        ));
-        time_window(&mut qb, q.from_ms, q.to_ms);
-        if let Some(key) = &q.key_id {
-            qb.push(" AND key_id = ").push_bind(key.clone());
-        }
-        qb.push(format_args!(
-            " GROUP BY {group} ORDER BY cost_usd DESC, grp"
-        ));
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter().map(super::rollup::usage_group).collect()
+            ));
+            time_window(&mut qb, q.from_ms, q.to_ms);
+            if let Some(key) = &q.key_id {
+                qb.push(" AND key_id = ").push_bind(key.clone());
+            }
+            qb.push(format_args!(
+                " GROUP BY {group} ORDER BY cost_usd DESC, grp"
+            ));
+            qb.build()
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(super::rollup::usage_group)
+                .collect()
+        })
     }
 
     /// Usage in buckets of `q.bucket_ms` aligned to the viewer's clock; empty buckets are left
@@ -210,39 +235,48 @@ impl Store {
         }
         let offset = i64::from(q.tz_offset_minutes) * 60_000;
         let to = q.to_ms.unwrap_or(i64::MAX);
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT ");
-        super::rollup::push_bucket(&mut qb, "started_ms", offset, q.bucket_ms);
-        qb.push(
+        on_pool!(&self.pool, |p, Db| {
+            let mut qb = QueryBuilder::<Db>::new("SELECT ");
+            super::rollup::push_bucket(&mut qb, "started_ms", offset, q.bucket_ms);
+            qb.push(
                 " AS bucket, COUNT(*) AS requests, \
                  CAST(SUM(CASE WHEN status <> 'ok' THEN 1 ELSE 0 END) AS BIGINT) AS errors, \
                  CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
                  CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
-                 COALESCE(SUM(cost_usd), 0.0) AS cost_usd, COALESCE(AVG(latency_ms), 0.0) AS avg_latency_ms \
+                 COALESCE(SUM(cost_usd), 0.0) AS cost_usd, \
+                 CAST(COALESCE(AVG(latency_ms), 0.0) AS DOUBLE PRECISION) AS avg_latency_ms \
                  FROM request_logs WHERE started_ms >= ",
             )
             .push_bind(q.from_ms)
             .push(" AND started_ms < ")
             .push_bind(to);
-        if let Some(key) = &q.key_id {
-            qb.push(" AND key_id = ").push_bind(key.clone());
-        }
-        qb.push(" GROUP BY bucket ORDER BY bucket");
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter().map(super::rollup::usage_bucket).collect()
+            if let Some(key) = &q.key_id {
+                qb.push(" AND key_id = ").push_bind(key.clone());
+            }
+            qb.push(" GROUP BY bucket ORDER BY bucket");
+            qb.build()
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(super::rollup::usage_bucket)
+                .collect()
+        })
     }
 
     /// Adds `usd` to each key's persisted spend, in one transaction (the spend of ledger rows
     /// that were dropped: it must outlive a restart even though the rows did not).
     pub async fn add_spend(&self, spend: &HashMap<String, f64>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for (key, usd) in spend {
-            sqlx::query("UPDATE api_keys SET spent_usd = spent_usd + ? WHERE id = ?")
-                .bind(finite(*usd))
-                .bind(key)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
+        on_pool!(&self.pool, |p, Db| {
+            let mut tx = p.begin().await?;
+            for (key, usd) in spend {
+                sqlx::query("UPDATE api_keys SET spent_usd = spent_usd + $1 WHERE id = $2")
+                    .bind(finite(*usd))
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 
@@ -250,30 +284,34 @@ impl Store {
     /// large backlog is pruned in small steps that never hold the write lock for long).
     /// Returns how many went.
     pub async fn prune_logs(&self, before_ms: i64, batch: u32) -> Result<u64, StoreError> {
-        let done = sqlx::query(
+        Ok(on_pool!(&self.pool, |p, Db| sqlx::query(
             "DELETE FROM request_logs WHERE id IN \
-             (SELECT id FROM request_logs WHERE started_ms < ? LIMIT ?)",
+             (SELECT id FROM request_logs WHERE started_ms < $1 LIMIT $2)",
         )
         .bind(before_ms)
         .bind(i64::from(batch))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+        .execute(p)
+        .await?
+        .rows_affected()))
     }
 
     /// Number of ledger rows.
     pub async fn count_logs(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM request_logs")
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = on_pool!(&self.pool, |p, Db| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM request_logs"
+        )
+        .fetch_one(p)
+        .await?);
         Ok(to_u64(n))
     }
 
     /// Mother brokers registered.
     pub async fn count_mothers(&self) -> Result<u64, StoreError> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mothers")
-            .fetch_one(&self.pool)
-            .await?;
+        let n: i64 = on_pool!(&self.pool, |p, Db| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mothers"
+        )
+        .fetch_one(p)
+        .await?);
         Ok(to_u64(n))
     }
 }
@@ -313,8 +351,16 @@ fn pow2_chunks(rows: &[RequestLog]) -> impl Iterator<Item = &[RequestLog]> {
     })
 }
 
-fn insert_statement(chunk: &[RequestLog]) -> QueryBuilder<Sqlite> {
-    let mut qb = QueryBuilder::<Sqlite>::new(format!("INSERT INTO request_logs ({COLUMNS}) "));
+fn insert_statement<DB: Database>(chunk: &[RequestLog]) -> QueryBuilder<DB>
+where
+    String: for<'t> Encode<'t, DB> + Type<DB>,
+    i64: for<'t> Encode<'t, DB> + Type<DB>,
+    f64: for<'t> Encode<'t, DB> + Type<DB>,
+    bool: for<'t> Encode<'t, DB> + Type<DB>,
+    Option<String>: for<'t> Encode<'t, DB> + Type<DB>,
+    Option<f64>: for<'t> Encode<'t, DB> + Type<DB>,
+{
+    let mut qb = QueryBuilder::<DB>::new(format!("INSERT INTO request_logs ({COLUMNS}) "));
     qb.push_values(chunk, |mut b, r| {
         // Attempts of our own serde type cannot fail to serialize; "[]" keeps the row if it did.
         let attempts = serde_json::to_string(&r.attempts).unwrap_or_else(|_| "[]".to_owned());
@@ -340,7 +386,7 @@ fn insert_statement(chunk: &[RequestLog]) -> QueryBuilder<Sqlite> {
             .push_bind(finite_opt(r.upstream_cost_usd))
             .push_bind(finite(r.latency_ms))
             .push_bind(finite_opt(r.ttfb_ms))
-            .push_bind(r.status.as_str())
+            .push_bind(r.status.as_str().to_owned())
             .push_bind(i64::from(r.http_status))
             .push_bind(r.error.clone())
             .push_bind(trace);
@@ -350,7 +396,10 @@ fn insert_statement(chunk: &[RequestLog]) -> QueryBuilder<Sqlite> {
 }
 
 /// `started_ms` in `[from, to)`.
-fn time_window(qb: &mut QueryBuilder<Sqlite>, from_ms: Option<i64>, to_ms: Option<i64>) {
+fn time_window<DB: Database>(qb: &mut QueryBuilder<DB>, from_ms: Option<i64>, to_ms: Option<i64>)
+where
+    i64: for<'t> Encode<'t, DB> + Type<DB>,
+{
     if let Some(from) = from_ms {
         qb.push(" AND started_ms >= ").push_bind(from);
     }
@@ -359,39 +408,38 @@ fn time_window(qb: &mut QueryBuilder<Sqlite>, from_ms: Option<i64>, to_ms: Optio
     }
 }
 
-fn request_log(r: &SqliteRow) -> Result<RequestLog, StoreError> {
-    let attempts: String = r.try_get("attempts")?;
-    let attempts: Vec<AttemptLog> =
-        serde_json::from_str(&attempts).map_err(|e| decode_err("request_logs.attempts", e))?;
+fn request_log(r: &impl Cols) -> Result<RequestLog, StoreError> {
+    let attempts: Vec<AttemptLog> = serde_json::from_str(&r.text("attempts")?)
+        .map_err(|e| decode_err("request_logs.attempts", e))?;
     Ok(RequestLog {
-        id: r.try_get("id")?,
-        response_id: r.try_get("response_id")?,
-        started_ms: r.try_get("started_ms")?,
-        ended_ms: r.try_get("ended_ms")?,
-        client: r.try_get("client")?,
-        key_id: r.try_get("key_id")?,
-        endpoint: r.try_get("endpoint")?,
-        requested_model: r.try_get("requested_model")?,
-        model: r.try_get("model")?,
-        provider: r.try_get("provider")?,
-        upstream_model: r.try_get("upstream_model")?,
-        stream: r.try_get("stream")?,
+        id: r.text("id")?,
+        response_id: r.opt_text("response_id")?,
+        started_ms: r.int("started_ms")?,
+        ended_ms: r.int("ended_ms")?,
+        client: r.text("client")?,
+        key_id: r.opt_text("key_id")?,
+        endpoint: r.text("endpoint")?,
+        requested_model: r.text("requested_model")?,
+        model: r.opt_text("model")?,
+        provider: r.opt_text("provider")?,
+        upstream_model: r.opt_text("upstream_model")?,
+        stream: r.flag("stream")?,
         attempts,
-        prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
-        completion_tokens: to_u64(r.try_get("completion_tokens")?),
-        cached_tokens: to_u64(r.try_get("cached_tokens")?),
-        reasoning_tokens: to_u64(r.try_get("reasoning_tokens")?),
-        cost_usd: r.try_get("cost_usd")?,
-        upstream_cost_usd: r.try_get("upstream_cost_usd")?,
-        latency_ms: r.try_get("latency_ms")?,
-        ttfb_ms: r.try_get("ttfb_ms")?,
+        prompt_tokens: to_u64(r.int("prompt_tokens")?),
+        completion_tokens: to_u64(r.int("completion_tokens")?),
+        cached_tokens: to_u64(r.int("cached_tokens")?),
+        reasoning_tokens: to_u64(r.int("reasoning_tokens")?),
+        cost_usd: r.real("cost_usd")?,
+        upstream_cost_usd: r.opt_real("upstream_cost_usd")?,
+        latency_ms: r.real("latency_ms")?,
+        ttfb_ms: r.opt_real("ttfb_ms")?,
         status: r
-            .try_get::<String, _>("status")?
+            .text("status")?
             .parse()
             .map_err(|e: String| sqlx::Error::Decode(e.into()))?,
-        http_status: u16::try_from(r.try_get::<i64, _>("http_status")?).unwrap_or(0),
-        error: r.try_get("error")?,
-        trace: match r.try_get::<Option<String>, _>("trace")? {
+        http_status: u16::try_from(r.int("http_status")?).unwrap_or(0),
+        error: r.opt_text("error")?,
+        trace: match r.opt_text("trace")? {
             Some(t) => {
                 Some(serde_json::from_str(&t).map_err(|e| decode_err("request_logs.trace", e))?)
             }

@@ -1,43 +1,40 @@
 //! The store: the broker's persistent state behind one sqlx pool — the usage ledger
 //! (`request_logs`), broker API keys (`api_keys`, secrets never stored, only their SHA-256),
 //! runtime provider priorities, instance health (`key_state`), backend circuits
-//! (`circuit_state`), and the tables later features fill (`mothers`).
+//! (`circuit_state`), mother brokers (`mothers`), and what several brokers on one database
+//! share (`config_version`, `key_leases`).
 //!
-//! SQLite in WAL mode is the embedded backend. The SQL is kept portable to PostgreSQL
-//! (standard types, `ON CONFLICT`, `RETURNING`, placeholders through `QueryBuilder` where the
-//! query is built at runtime) so a server backend can be added without rewriting queries.
+//! SQLite in WAL mode is the embedded backend; PostgreSQL (a `postgres://` URL) lets several
+//! brokers share one state. Each query is written once and runs on either ([`backend`]).
 //! Queries are runtime queries (`sqlx::query`), not the checked macros: there is no database at
 //! build time.
 //!
-//! The schema lives in `migrations/`, embedded in the binary and applied by [`Store::open`]. A
-//! database migrated by a newer hero_aibroker is refused with [`StoreError::NewerSchema`]
-//! rather than half-understood.
+//! The schema lives in `migrations/{sqlite,postgres}/` (the same versions in both dialects),
+//! embedded in the binary and applied by [`Store::open`]. A database migrated by a newer
+//! hero_aibroker is refused with [`StoreError::NewerSchema`] rather than half-understood.
 
+pub(crate) mod backend;
 mod circuits;
 mod logs;
 mod mothers;
 pub use mothers::{MotherRow, mother_id};
 mod rollup;
+mod shared;
+pub use shared::Lease;
 
+pub use backend::StoreKind;
 pub use circuits::CircuitRow;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use sqlx::migrate::Migrator;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
-};
-use sqlx::{Executor, Row};
-
-/// The schema migrations, embedded at build time.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
+use backend::{Cols, Pool, Target, on_pool};
+use sqlx::Executor;
 
 /// What can go wrong with the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// The database could not be opened (bad URL, directory not creatable, file not readable).
+    /// The database could not be opened (bad URL, directory not creatable, file not readable,
+    /// server unreachable).
     #[error("cannot open the database {target}: {source}")]
     Open {
         /// The database, as given, with any password removed.
@@ -68,13 +65,17 @@ pub enum StoreError {
 /// Tunables of [`Store::open_with`]; [`Store::open`] uses the defaults.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
-    /// How long a statement waits for another connection's write lock before failing
-    /// (`SQLITE_BUSY`). Default 5 s.
+    /// SQLite: how long a statement waits for another connection's write lock before failing
+    /// (`SQLITE_BUSY`). PostgreSQL: how long a statement waits for a connection (a down server
+    /// fails statements after this). Default 5 s.
     pub busy_timeout: Duration,
     /// Connections in the pool: one is the ledger writer's, the rest serve reads (WAL lets
     /// readers run beside the writer). Default 2: each connection keeps its own page and
-    /// prepared-statement caches (several MiB), and admin reads are rare.
+    /// prepared-statement caches (several MiB), and admin reads are rare. PostgreSQL uses at
+    /// least 4 (lease renewals and the config poll run beside the writer).
     pub max_connections: u32,
+    /// This broker's id: the owner of its budget leases and of the ledger rows it writes.
+    pub broker_id: String,
 }
 
 impl Default for StoreOptions {
@@ -82,6 +83,9 @@ impl Default for StoreOptions {
         StoreOptions {
             busy_timeout: Duration::from_secs(5),
             max_connections: 2,
+            // New at every start: a restarted broker is a new holder of leases (what the
+            // stopped one held expires or was returned).
+            broker_id: format!("brk_{}", hex::encode(rand::random::<[u8; 6]>())),
         }
     }
 }
@@ -89,8 +93,10 @@ impl Default for StoreOptions {
 /// The broker's database. Cheap to clone (a pool handle).
 #[derive(Clone, Debug)]
 pub struct Store {
-    pool: SqlitePool,
-    path: PathBuf,
+    pool: Pool,
+    /// `sqlite:/path` or the PostgreSQL URL without its password.
+    described: std::sync::Arc<str>,
+    broker_id: std::sync::Arc<str>,
 }
 
 /// A broker API key as stored: never its secret.
@@ -112,10 +118,13 @@ pub struct KeyRow {
     pub created_ms: i64,
 }
 
+const KEY_COLUMNS: &str = "id, name, hash, hint, allowed_models, rpm, tpm, max_concurrent, budget_usd, spent_usd, revoked, created_ms";
+
 impl Store {
-    /// Opens (creating if needed) and migrates the database at `url`: `sqlite:/abs/path.db`,
-    /// `sqlite://path`, or a plain filesystem path. Creates the parent directory (0700) and the
-    /// file (0600) when missing; WAL, `synchronous=NORMAL`, `busy_timeout` 5 s, foreign keys on.
+    /// Opens (creating if needed) and migrates the database at `url`: `postgres://…`,
+    /// `sqlite:/abs/path.db`, `sqlite://path`, or a plain filesystem path. A SQLite file is
+    /// created (0600, in a 0700 directory) when missing; WAL, `synchronous=NORMAL`,
+    /// `busy_timeout` 5 s, foreign keys on.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         Store::open_with(url, &StoreOptions::default()).await
     }
@@ -126,37 +135,35 @@ impl Store {
             target: redact(url),
             source,
         };
-        let path = sqlite_path(url).map_err(|m| open_err(m.into()))?;
-        let path = std::path::absolute(&path).map_err(|e| open_err(e.into()))?;
-        hero_aibroker_host::socket::prepare_file(&path).map_err(|e| open_err(e.into()))?;
-
-        let options = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // NORMAL in WAL mode: a commit survives a process crash (kill -9); only a power
-            // loss can undo the last transactions, and never corrupts the database.
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(opts.busy_timeout)
-            .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(opts.max_connections.max(1))
-            .min_connections(1)
-            .connect_with(options)
-            .await
-            .map_err(|e| open_err(e.into()))?;
-        let store = Store { pool, path };
+        let (pool, described) = match backend::target(url).map_err(|m| open_err(m.into()))? {
+            Target::Sqlite(path) => {
+                let path = std::path::absolute(&path).map_err(|e| open_err(e.into()))?;
+                let pool = backend::open_sqlite(&path, opts).await.map_err(open_err)?;
+                (Pool::Sqlite(pool), format!("sqlite:{}", path.display()))
+            }
+            Target::Postgres(url) => {
+                let pool = backend::open_pg(&url, opts).await.map_err(open_err)?;
+                (Pool::Pg(pool), redact(&url))
+            }
+        };
+        let store = Store {
+            pool,
+            described: described.into(),
+            broker_id: opts.broker_id.as_str().into(),
+        };
 
         // Ours to say, before sqlx's migrator reports the unknown version in its own words.
-        let known = MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0);
+        let migrator = store.migrator();
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
         if let Some(found) = store.newest_unknown_migration().await?
             && found > known
         {
-            store.pool.close().await;
+            store.close_pool().await;
             return Err(StoreError::NewerSchema { found, known });
         }
-        if let Err(source) = MIGRATOR.run(&store.pool).await {
-            store.pool.close().await;
+        let ran = on_pool!(&store.pool, |p, Db| migrator.run(p).await);
+        if let Err(source) = ran {
+            store.close_pool().await;
             return Err(StoreError::Migrate {
                 target: store.describe(),
                 source,
@@ -165,42 +172,93 @@ impl Store {
         Ok(store)
     }
 
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.pool {
+            Pool::Sqlite(_) => &backend::SQLITE_MIGRATOR,
+            Pool::Pg(_) => &backend::PG_MIGRATOR,
+        }
+    }
+
+    /// Which database this store is on.
+    pub fn kind(&self) -> StoreKind {
+        match self.pool {
+            Pool::Sqlite(_) => StoreKind::Sqlite,
+            Pool::Pg(_) => StoreKind::Postgres,
+        }
+    }
+
+    /// Whether several brokers may share this database (PostgreSQL): budgets go through leases
+    /// and configuration changes are polled.
+    pub fn shared(&self) -> bool {
+        self.kind() == StoreKind::Postgres
+    }
+
+    /// This broker's id, as given in [`StoreOptions::broker_id`].
+    pub fn broker_id(&self) -> &str {
+        &self.broker_id
+    }
+
     /// The highest applied migration version this binary does not know, if any.
     async fn newest_unknown_migration(&self) -> Result<Option<i64>, StoreError> {
-        let exists: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_optional(&self.pool)
-        .await?;
-        if exists.is_none() {
+        let exists: i64 = on_pool!(&self.pool, |p, Db| {
+            match self.kind() {
+            StoreKind::Sqlite => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            )
+            .fetch_one(p)
+            .await?,
+            StoreKind::Postgres => sqlx::query_scalar(
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_schema = current_schema() AND table_name = '_sqlx_migrations'",
+            )
+            .fetch_one(p)
+            .await?,
+        }
+        });
+        if exists == 0 {
             return Ok(None);
         }
-        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations")
-            .fetch_all(&self.pool)
-            .await?;
+        let applied: Vec<i64> = on_pool!(&self.pool, |p, Db| sqlx::query_scalar(
+            "SELECT version FROM _sqlx_migrations"
+        )
+        .fetch_all(p)
+        .await?);
+        let migrator = self.migrator();
         Ok(applied
             .into_iter()
-            .filter(|v| !MIGRATOR.version_exists(*v))
+            .filter(|v| !migrator.version_exists(*v))
             .max())
     }
 
-    /// `sqlite:/path/to.db`.
+    /// `sqlite:/path/to.db`, or the PostgreSQL URL without its password.
     pub fn describe(&self) -> String {
-        format!("sqlite:{}", self.path.display())
+        self.described.to_string()
     }
 
-    /// Checkpoints the WAL into the database file and closes every connection.
+    /// Answers when the database does: one trivial query.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(&self.pool, |p, Db| p.execute("SELECT 1").await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Checkpoints SQLite's WAL into the database file and closes every connection.
     pub async fn close(&self) {
         if let Err(e) = self.checkpoint().await {
             tracing::warn!(error = %e, "WAL checkpoint before closing the database failed");
         }
-        self.pool.close().await;
+        self.close_pool().await;
     }
 
-    /// Moves the WAL's content into the database file and truncates the WAL, so a copy of the
-    /// `.db` file alone is complete.
+    async fn close_pool(&self) {
+        on_pool!(&self.pool, |p, Db| p.close().await);
+    }
+
+    /// SQLite: moves the WAL's content into the database file and truncates the WAL, so a copy
+    /// of the `.db` file alone is complete. PostgreSQL: nothing to do.
     pub async fn checkpoint(&self) -> Result<(), StoreError> {
-        self.pool.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+        if let Pool::Sqlite(p) = &self.pool {
+            p.execute("PRAGMA wal_checkpoint(TRUNCATE)").await?;
+        }
         Ok(())
     }
 
@@ -208,15 +266,17 @@ impl Store {
 
     /// Stores a new key. Fails on a duplicate id or hash.
     pub async fn insert_key(&self, k: &KeyRow) -> Result<(), StoreError> {
-        sqlx::query(
+        let models = models_json(k.allowed_models.as_deref())?;
+        on_pool!(&self.pool, |p, Db| {
+            sqlx::query(
             "INSERT INTO api_keys (id, name, hash, hint, allowed_models, rpm, tpm, max_concurrent, budget_usd, spent_usd, revoked, created_ms) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&k.id)
         .bind(&k.name)
         .bind(hex::encode(k.hash))
         .bind(&k.hint)
-        .bind(models_json(k.allowed_models.as_deref())?)
+        .bind(models)
         .bind(k.rpm.map(to_i64))
         .bind(k.tpm.map(to_i64))
         .bind(k.max_concurrent.map(to_i64))
@@ -224,22 +284,26 @@ impl Store {
         .bind(k.spent_usd)
         .bind(k.revoked)
         .bind(k.created_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        .execute(p)
+        .await
+        .map(|_| ())
+        })?;
+        self.bump_config().await
     }
 
     /// Writes every column of a key but `spent_usd`: spend is only ever added by the ledger
     /// ([`Store::insert_logs`]), so an admin edit racing a batch cannot undo a charge.
     pub async fn update_key(&self, k: &KeyRow) -> Result<(), StoreError> {
-        let done = sqlx::query(
-            "UPDATE api_keys SET name = ?, hash = ?, hint = ?, allowed_models = ?, rpm = ?, tpm = ?, \
-             max_concurrent = ?, budget_usd = ?, revoked = ?, created_ms = ? WHERE id = ?",
+        let models = models_json(k.allowed_models.as_deref())?;
+        let done = on_pool!(&self.pool, |p, Db| {
+            sqlx::query(
+            "UPDATE api_keys SET name = $1, hash = $2, hint = $3, allowed_models = $4, rpm = $5, tpm = $6, \
+             max_concurrent = $7, budget_usd = $8, revoked = $9, created_ms = $10 WHERE id = $11",
         )
         .bind(&k.name)
         .bind(hex::encode(k.hash))
         .bind(&k.hint)
-        .bind(models_json(k.allowed_models.as_deref())?)
+        .bind(models)
         .bind(k.rpm.map(to_i64))
         .bind(k.tpm.map(to_i64))
         .bind(k.max_concurrent.map(to_i64))
@@ -247,36 +311,39 @@ impl Store {
         .bind(k.revoked)
         .bind(k.created_ms)
         .bind(&k.id)
-        .execute(&self.pool)
-        .await?;
-        if done.rows_affected() == 0 {
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
+        if done == 0 {
             return Err(StoreError::NoSuchKey(k.id.clone()));
         }
-        Ok(())
+        self.bump_config().await
     }
 
     /// Every key (revoked included), oldest first.
     pub async fn keys(&self) -> Result<Vec<KeyRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, name, hash, hint, allowed_models, rpm, tpm, max_concurrent, budget_usd, spent_usd, revoked, created_ms \
-             FROM api_keys ORDER BY created_ms, id",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(key_row).collect()
+        let sql = format!("SELECT {KEY_COLUMNS} FROM api_keys ORDER BY created_ms, id");
+        on_pool!(&self.pool, |p, Db| sqlx::query(sqlx::AssertSqlSafe(sql))
+            .fetch_all(p)
+            .await?
+            .iter()
+            .map(key_row)
+            .collect())
     }
 
     // ---- provider priorities ----
 
     /// Runtime priority overrides, by provider name.
     pub async fn priorities(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT provider, priority FROM provider_priority ORDER BY provider")
-                .fetch_all(&self.pool)
-                .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("provider")?, r.try_get("priority")?)))
-            .collect()
+        on_pool!(&self.pool, |p, Db| sqlx::query(
+            "SELECT provider, priority FROM provider_priority ORDER BY provider"
+        )
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| Ok((r.text("provider")?, r.int("priority")?)))
+        .collect())
     }
 
     /// Sets (`Some`) or removes (`None`) the priority override of a provider.
@@ -285,46 +352,44 @@ impl Store {
         provider: &str,
         priority: Option<i64>,
     ) -> Result<(), StoreError> {
-        match priority {
-            Some(p) => {
-                sqlx::query(
-                    "INSERT INTO provider_priority (provider, priority) VALUES (?, ?) \
-                     ON CONFLICT (provider) DO UPDATE SET priority = excluded.priority",
-                )
+        on_pool!(&self.pool, |p, Db| match priority {
+            Some(v) => sqlx::query(
+                "INSERT INTO provider_priority (provider, priority) VALUES ($1, $2) \
+                 ON CONFLICT (provider) DO UPDATE SET priority = excluded.priority",
+            )
+            .bind(provider)
+            .bind(v)
+            .execute(p)
+            .await
+            .map(|_| ())?,
+            None => sqlx::query("DELETE FROM provider_priority WHERE provider = $1")
                 .bind(provider)
-                .bind(p)
-                .execute(&self.pool)
-                .await?;
-            }
-            None => {
-                sqlx::query("DELETE FROM provider_priority WHERE provider = ?")
-                    .bind(provider)
-                    .execute(&self.pool)
-                    .await?;
-            }
-        }
-        Ok(())
+                .execute(p)
+                .await
+                .map(|_| ())?,
+        });
+        self.bump_config().await
     }
 
     /// Persisted health of provider instances.
     pub async fn key_states(&self) -> Result<Vec<KeyStateRow>, StoreError> {
-        let rows = sqlx::query(
+        on_pool!(&self.pool, |p, Db| sqlx::query(
             "SELECT instance, provider, state, reason, until_ms, updated_ms FROM key_state",
         )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(KeyStateRow {
-                    instance: r.try_get("instance")?,
-                    provider: r.try_get("provider")?,
-                    state: r.try_get("state")?,
-                    reason: r.try_get("reason")?,
-                    until_ms: r.try_get::<Option<i64>, _>("until_ms")?.unwrap_or(0),
-                    updated_ms: r.try_get("updated_ms")?,
-                })
+        .fetch_all(p)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(KeyStateRow {
+                instance: r.text("instance")?,
+                provider: r.text("provider")?,
+                state: r.text("state")?,
+                reason: r.opt_text("reason")?,
+                until_ms: r.opt_int("until_ms")?.unwrap_or(0),
+                updated_ms: r.int("updated_ms")?,
             })
-            .collect()
+        })
+        .collect())
     }
 
     /// Upserts instance health rows in one transaction.
@@ -332,23 +397,25 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for r in rows {
-            sqlx::query(
-                "INSERT INTO key_state (instance, provider, state, reason, until_ms, updated_ms) VALUES (?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (instance) DO UPDATE SET provider = excluded.provider, state = excluded.state, \
-                 reason = excluded.reason, until_ms = excluded.until_ms, updated_ms = excluded.updated_ms",
-            )
-            .bind(&r.instance)
-            .bind(&r.provider)
-            .bind(&r.state)
-            .bind(&r.reason)
-            .bind(r.until_ms)
-            .bind(r.updated_ms)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
+        on_pool!(&self.pool, |p, Db| {
+            let mut tx = p.begin().await?;
+            for r in rows {
+                sqlx::query(
+                    "INSERT INTO key_state (instance, provider, state, reason, until_ms, updated_ms) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (instance) DO UPDATE SET provider = excluded.provider, state = excluded.state, \
+                     reason = excluded.reason, until_ms = excluded.until_ms, updated_ms = excluded.updated_ms",
+                )
+                .bind(&r.instance)
+                .bind(&r.provider)
+                .bind(&r.state)
+                .bind(&r.reason)
+                .bind(r.until_ms)
+                .bind(r.updated_ms)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+        });
         Ok(())
     }
 }
@@ -364,28 +431,6 @@ pub struct KeyStateRow {
     /// Unix ms a cooldown ends; 0 otherwise.
     pub until_ms: i64,
     pub updated_ms: i64,
-}
-
-/// The file path of a SQLite URL or plain path.
-fn sqlite_path(url: &str) -> Result<PathBuf, String> {
-    let rest = if let Some(r) = url.strip_prefix("sqlite://") {
-        r
-    } else if let Some(r) = url.strip_prefix("sqlite:") {
-        r
-    } else if url.contains("://") {
-        let scheme = url.split("://").next().unwrap_or_default();
-        return Err(format!(
-            "{scheme:?} databases are not supported by this build; use a SQLite path"
-        ));
-    } else {
-        url
-    };
-    // Connection options in the URL (`?mode=...`) would fight the ones set here.
-    let path = rest.split('?').next().unwrap_or_default();
-    if path.is_empty() || path == ":memory:" {
-        return Err("give a database file path (in-memory databases are not supported)".into());
-    }
-    Ok(PathBuf::from(path))
 }
 
 /// `url` with the password of a `scheme://user:password@host` URL replaced by `***`.
@@ -427,28 +472,28 @@ fn models_json(models: Option<&[String]>) -> Result<Option<String>, StoreError> 
         .map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))
 }
 
-fn key_row(r: &SqliteRow) -> Result<KeyRow, StoreError> {
-    let hash_hex: String = r.try_get("hash")?;
+fn key_row(r: &impl Cols) -> Result<KeyRow, StoreError> {
+    let hash_hex = r.text("hash")?;
     let mut hash = [0u8; 32];
     hex::decode_to_slice(&hash_hex, &mut hash).map_err(|e| decode_err("api_keys.hash", e))?;
-    let allowed: Option<String> = r.try_get("allowed_models")?;
-    let allowed_models = allowed
+    let allowed_models = r
+        .opt_text("allowed_models")?
         .map(|s| serde_json::from_str::<Vec<String>>(&s))
         .transpose()
         .map_err(|e| decode_err("api_keys.allowed_models", e))?;
     Ok(KeyRow {
-        id: r.try_get("id")?,
-        name: r.try_get("name")?,
+        id: r.text("id")?,
+        name: r.text("name")?,
         hash,
-        hint: r.try_get("hint")?,
+        hint: r.text("hint")?,
         allowed_models,
-        rpm: r.try_get::<Option<i64>, _>("rpm")?.map(to_u64),
-        tpm: r.try_get::<Option<i64>, _>("tpm")?.map(to_u64),
-        max_concurrent: r.try_get::<Option<i64>, _>("max_concurrent")?.map(to_u64),
-        budget_usd: r.try_get("budget_usd")?,
-        spent_usd: r.try_get("spent_usd")?,
-        revoked: r.try_get("revoked")?,
-        created_ms: r.try_get("created_ms")?,
+        rpm: r.opt_int("rpm")?.map(to_u64),
+        tpm: r.opt_int("tpm")?.map(to_u64),
+        max_concurrent: r.opt_int("max_concurrent")?.map(to_u64),
+        budget_usd: r.opt_real("budget_usd")?,
+        spent_usd: r.real("spent_usd")?,
+        revoked: r.flag("revoked")?,
+        created_ms: r.int("created_ms")?,
     })
 }
 
@@ -464,30 +509,43 @@ fn decode_err(column: &str, e: impl std::error::Error + Send + Sync + 'static) -
 mod tests {
     use super::*;
 
+    fn sqlite(url: &str) -> Result<std::path::PathBuf, String> {
+        match backend::target(url)? {
+            Target::Sqlite(p) => Ok(p),
+            Target::Postgres(u) => Err(format!("postgres {u}")),
+        }
+    }
+
     #[test]
     fn parses_urls_and_paths() {
+        use std::path::PathBuf;
         assert_eq!(
-            sqlite_path("sqlite:/a/b.db").expect("parsed"),
+            sqlite("sqlite:/a/b.db").expect("parsed"),
             PathBuf::from("/a/b.db")
         );
         assert_eq!(
-            sqlite_path("sqlite:///a/b.db").expect("parsed"),
+            sqlite("sqlite:///a/b.db").expect("parsed"),
             PathBuf::from("/a/b.db")
         );
         assert_eq!(
-            sqlite_path("sqlite://rel.db?mode=rwc").expect("parsed"),
+            sqlite("sqlite://rel.db?mode=rwc").expect("parsed"),
             PathBuf::from("rel.db")
         );
-        assert_eq!(
-            sqlite_path("/x/y.db").expect("parsed"),
-            PathBuf::from("/x/y.db")
-        );
-        assert!(sqlite_path("sqlite::memory:").is_err());
+        assert_eq!(sqlite("/x/y.db").expect("parsed"), PathBuf::from("/x/y.db"));
+        assert!(sqlite("sqlite::memory:").is_err());
         assert!(
-            sqlite_path("postgres://u:pw@h/db")
+            sqlite("mysql://u:pw@h/db")
                 .expect_err("refused")
-                .contains("\"postgres\"")
+                .contains("\"mysql\"")
         );
+        assert!(matches!(
+            backend::target("postgres://u:pw@h/db"),
+            Ok(Target::Postgres(_))
+        ));
+        assert!(matches!(
+            backend::target("postgresql:///db?host=/run/pg"),
+            Ok(Target::Postgres(_))
+        ));
     }
 
     #[test]

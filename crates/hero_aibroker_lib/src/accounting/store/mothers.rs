@@ -2,6 +2,7 @@
 //! it forwards to. Ids are `ai_broker_mother`, `ai_broker_mother2`, … in the order they were
 //! added (a removed id is not reused while a later one exists).
 
+use super::backend::on_pool;
 use super::{Store, StoreError};
 
 /// One mother as stored; `token` is what the child presents (a broker key of the mother or its
@@ -65,12 +66,12 @@ fn from_row(r: Row) -> MotherRow {
 impl Store {
     /// Every mother, in the order they were added.
     pub async fn list_mothers(&self) -> Result<Vec<MotherRow>, StoreError> {
-        let rows: Vec<Row> = sqlx::query_as(
+        let rows: Vec<Row> = on_pool!(&self.pool, |p, Db| sqlx::query_as(
             "SELECT id, address, port, label, priority, enabled, token, created_ms, updated_ms \
              FROM mothers ORDER BY created_ms, id",
         )
-        .fetch_all(&self.pool)
-        .await?;
+        .fetch_all(p)
+        .await?);
         Ok(rows.into_iter().map(from_row).collect())
     }
 
@@ -79,9 +80,9 @@ impl Store {
         let taken = self.list_mothers().await?;
         let next = taken.iter().map(|t| number_of(&t.id)).max().unwrap_or(0) + 1;
         m.id = mother_id(next);
-        sqlx::query(
+        on_pool!(&self.pool, |p, Db| sqlx::query(
             "INSERT INTO mothers (id, address, port, label, priority, enabled, token, created_ms, \
-             updated_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             updated_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
         .bind(&m.id)
         .bind(&m.address)
@@ -92,16 +93,19 @@ impl Store {
         .bind(&m.token)
         .bind(m.created_ms)
         .bind(m.updated_ms)
-        .execute(&self.pool)
-        .await?;
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+        self.bump_config().await?;
         Ok(m)
     }
 
     /// Replaces a mother's fields; false when there is no such mother.
     pub async fn update_mother(&self, m: &MotherRow) -> Result<bool, StoreError> {
-        let r = sqlx::query(
-            "UPDATE mothers SET address = ?, port = ?, label = ?, priority = ?, enabled = ?, \
-             token = ?, updated_ms = ? WHERE id = ?",
+        let changed = on_pool!(&self.pool, |p, Db| {
+            sqlx::query(
+            "UPDATE mothers SET address = $1, port = $2, label = $3, priority = $4, enabled = $5, \
+             token = $6, updated_ms = $7 WHERE id = $8",
         )
         .bind(&m.address)
         .bind(i64::from(m.port))
@@ -111,18 +115,25 @@ impl Store {
         .bind(&m.token)
         .bind(m.updated_ms)
         .bind(&m.id)
-        .execute(&self.pool)
-        .await?;
-        Ok(r.rows_affected() > 0)
+        .execute(p)
+        .await?
+        .rows_affected()
+        });
+        self.bump_config().await?;
+        Ok(changed > 0)
     }
 
     /// Removes a mother; false when there is no such mother.
     pub async fn remove_mother(&self, id: &str) -> Result<bool, StoreError> {
-        let r = sqlx::query("DELETE FROM mothers WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(r.rows_affected() > 0)
+        let removed = on_pool!(&self.pool, |p, Db| sqlx::query(
+            "DELETE FROM mothers WHERE id = $1"
+        )
+        .bind(id)
+        .execute(p)
+        .await?
+        .rows_affected());
+        self.bump_config().await?;
+        Ok(removed > 0)
     }
 }
 

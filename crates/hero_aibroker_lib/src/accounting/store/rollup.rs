@@ -9,9 +9,9 @@ use std::collections::HashMap;
 use hero_aibroker_sdk::admin::{
     GroupBy, RequestLog, RequestStatus, SeriesQuery, UsageBucket, UsageGroup, UsageQuery,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use sqlx::{Database, Encode, Executor, QueryBuilder, Type};
 
+use super::backend::{Cols, Dialect, on_pool};
 use super::{Store, StoreError, to_u64};
 
 /// One hour in milliseconds.
@@ -87,16 +87,28 @@ impl Increments {
         }
     }
 
-    /// Adds the increments to the rollups (one multi-row upsert per 100 groups).
-    pub(super) async fn write(self, tx: &mut SqliteConnection) -> Result<(), StoreError> {
-        let all: Vec<_> = self.0.into_iter().collect();
+    /// Adds the increments to the rollups (one multi-row upsert per 100 groups), in key
+    /// order, so two brokers writing the same hours lock the rows in the same order.
+    pub(super) async fn write<DB: Database + Dialect>(
+        self,
+        tx: &mut DB::Connection,
+    ) -> Result<(), StoreError>
+    where
+        for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+        String: for<'t> Encode<'t, DB> + Type<DB>,
+        i64: for<'t> Encode<'t, DB> + Type<DB>,
+        f64: for<'t> Encode<'t, DB> + Type<DB>,
+        DB::Arguments: sqlx::IntoArguments<DB>,
+    {
+        let mut all: Vec<_> = self.0.into_iter().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for chunk in all.chunks(100) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            let mut q = QueryBuilder::<DB>::new(
                 "INSERT INTO usage_rollup (dim, hour_ms, grp, requests, errors, prompt_tokens, \
                  completion_tokens, cost_usd, upstream_cost_usd, latency_sum_ms, first_ms, last_ms) ",
             );
             q.push_values(chunk, |mut b, ((dim, hour, grp), a)| {
-                b.push_bind(*dim)
+                b.push_bind((*dim).to_owned())
                     .push_bind(*hour)
                     .push_bind(grp.clone())
                     .push_bind(a.requests)
@@ -109,16 +121,20 @@ impl Increments {
                     .push_bind(a.first)
                     .push_bind(a.last);
             });
-            q.push(
+            q.push(format_args!(
                 " ON CONFLICT (dim, hour_ms, grp) DO UPDATE SET \
-                 requests = requests + excluded.requests, errors = errors + excluded.errors, \
-                 prompt_tokens = prompt_tokens + excluded.prompt_tokens, \
-                 completion_tokens = completion_tokens + excluded.completion_tokens, \
-                 cost_usd = cost_usd + excluded.cost_usd, \
-                 upstream_cost_usd = upstream_cost_usd + excluded.upstream_cost_usd, \
-                 latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms, \
-                 first_ms = MIN(first_ms, excluded.first_ms), last_ms = MAX(last_ms, excluded.last_ms)",
-            );
+                 requests = usage_rollup.requests + excluded.requests, \
+                 errors = usage_rollup.errors + excluded.errors, \
+                 prompt_tokens = usage_rollup.prompt_tokens + excluded.prompt_tokens, \
+                 completion_tokens = usage_rollup.completion_tokens + excluded.completion_tokens, \
+                 cost_usd = usage_rollup.cost_usd + excluded.cost_usd, \
+                 upstream_cost_usd = usage_rollup.upstream_cost_usd + excluded.upstream_cost_usd, \
+                 latency_sum_ms = usage_rollup.latency_sum_ms + excluded.latency_sum_ms, \
+                 first_ms = {least}(usage_rollup.first_ms, excluded.first_ms), \
+                 last_ms = {greatest}(usage_rollup.last_ms, excluded.last_ms)",
+                least = DB::LEAST,
+                greatest = DB::GREATEST,
+            ));
             q.build().execute(&mut *tx).await?;
         }
         Ok(())
@@ -144,35 +160,43 @@ impl Store {
             to.div_euclid(HOUR_MS) * HOUR_MS
         };
         let (h1, h2) = if h1 >= h2 { (from, from) } else { (h1, h2) };
-        let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT grp, SUM(requests) AS requests, SUM(errors) AS errors, \
-             SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, \
+        on_pool!(&self.pool, |p, Db| {
+            let mut qb = QueryBuilder::<Db>::new(
+                "SELECT grp, CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(errors) AS BIGINT) AS errors, \
+             CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+             CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
              COALESCE(SUM(cost_usd), 0.0) AS cost_usd, COALESCE(SUM(upstream_cost_usd), 0.0) AS upstream_cost_usd, \
-             CASE WHEN SUM(requests) > 0 THEN SUM(latency_sum_ms) / SUM(requests) ELSE 0.0 END AS avg_latency_ms, \
+             CAST(CASE WHEN SUM(requests) > 0 THEN SUM(latency_sum_ms) / SUM(requests) ELSE 0.0 END \
+             AS DOUBLE PRECISION) AS avg_latency_ms, \
              MIN(first_ms) AS first_ms, MAX(last_ms) AS last_ms FROM (\
              SELECT grp, requests, errors, prompt_tokens, completion_tokens, cost_usd, upstream_cost_usd, latency_sum_ms, first_ms, last_ms \
              FROM usage_rollup WHERE dim = ",
-        );
-        qb.push_bind(dim)
-            .push(" AND hour_ms >= ")
-            .push_bind(h1)
-            .push(" AND hour_ms < ")
-            .push_bind(h2);
-        qb.push(format_args!(
+            );
+            qb.push_bind(dim)
+                .push(" AND hour_ms >= ")
+                .push_bind(h1)
+                .push(" AND hour_ms < ")
+                .push_bind(h2);
+            qb.push(format_args!(
             " UNION ALL SELECT {column} AS grp, 1, CASE WHEN status <> 'ok' THEN 1 ELSE 0 END, \
              prompt_tokens, completion_tokens, cost_usd, COALESCE(upstream_cost_usd, 0.0), latency_ms, started_ms, started_ms \
              FROM request_logs WHERE (started_ms >= "
         ));
-        qb.push_bind(from)
-            .push(" AND started_ms < ")
-            .push_bind(h1.max(from).min(to))
-            .push(") OR (started_ms >= ")
-            .push_bind(h2.max(from))
-            .push(" AND started_ms < ")
-            .push_bind(to)
-            .push(")) GROUP BY grp ORDER BY cost_usd DESC, grp");
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter().map(usage_group).collect()
+            qb.push_bind(from)
+                .push(" AND started_ms < ")
+                .push_bind(h1.max(from).min(to))
+                .push(") OR (started_ms >= ")
+                .push_bind(h2.max(from))
+                .push(" AND started_ms < ")
+                .push_bind(to)
+                .push(")) AS rolled GROUP BY grp ORDER BY cost_usd DESC, grp");
+            qb.build()
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(usage_group)
+                .collect()
+        })
     }
 
     /// `usage_series` from the rollups, when they can answer exactly: no key filter, buckets of
@@ -190,59 +214,72 @@ impl Store {
         {
             return Ok(None);
         }
-        let mut qb = QueryBuilder::<Sqlite>::new("SELECT ");
-        push_bucket(&mut qb, "hour_ms", offset, q.bucket_ms);
-        qb.push(
-                " AS bucket, SUM(requests) AS requests, SUM(errors) AS errors, \
-                 SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, \
+        on_pool!(&self.pool, |p, Db| {
+            let mut qb = QueryBuilder::<Db>::new("SELECT ");
+            push_bucket(&mut qb, "hour_ms", offset, q.bucket_ms);
+            qb.push(
+                " AS bucket, CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(errors) AS BIGINT) AS errors, \
+                 CAST(SUM(prompt_tokens) AS BIGINT) AS prompt_tokens, \
+                 CAST(SUM(completion_tokens) AS BIGINT) AS completion_tokens, \
                  COALESCE(SUM(cost_usd), 0.0) AS cost_usd, \
-                 CASE WHEN SUM(requests) > 0 THEN SUM(latency_sum_ms) / SUM(requests) ELSE 0.0 END AS avg_latency_ms \
+                 CAST(CASE WHEN SUM(requests) > 0 THEN SUM(latency_sum_ms) / SUM(requests) ELSE 0.0 END \
+                 AS DOUBLE PRECISION) AS avg_latency_ms \
                  FROM usage_rollup WHERE dim = 'model' AND hour_ms >= ",
             )
             .push_bind(q.from_ms)
             .push(" AND hour_ms < ")
             .push_bind(q.to_ms.unwrap_or(i64::MAX))
             .push(" GROUP BY bucket ORDER BY bucket");
-        let rows = qb.build().fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(usage_bucket)
-            .collect::<Result<Vec<_>, StoreError>>()
-            .map(Some)
+            qb.build()
+                .fetch_all(p)
+                .await?
+                .iter()
+                .map(usage_bucket)
+                .collect::<Result<Vec<_>, StoreError>>()
+                .map(Some)
+        })
     }
 }
 
 /// A `UsageGroup` from a row with the columns every usage query names.
-pub(super) fn usage_group(r: &SqliteRow) -> Result<UsageGroup, StoreError> {
+pub(super) fn usage_group(r: &impl Cols) -> Result<UsageGroup, StoreError> {
     Ok(UsageGroup {
-        group: r.try_get("grp")?,
-        requests: to_u64(r.try_get("requests")?),
-        errors: to_u64(r.try_get("errors")?),
-        prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
-        completion_tokens: to_u64(r.try_get("completion_tokens")?),
-        cost_usd: r.try_get("cost_usd")?,
-        upstream_cost_usd: r.try_get("upstream_cost_usd")?,
-        avg_latency_ms: r.try_get("avg_latency_ms")?,
-        first_ms: r.try_get("first_ms")?,
-        last_ms: r.try_get("last_ms")?,
+        group: r.text("grp")?,
+        requests: to_u64(r.int("requests")?),
+        errors: to_u64(r.int("errors")?),
+        prompt_tokens: to_u64(r.int("prompt_tokens")?),
+        completion_tokens: to_u64(r.int("completion_tokens")?),
+        cost_usd: r.real("cost_usd")?,
+        upstream_cost_usd: r.real("upstream_cost_usd")?,
+        avg_latency_ms: r.real("avg_latency_ms")?,
+        first_ms: r.int("first_ms")?,
+        last_ms: r.int("last_ms")?,
     })
 }
 
 /// A `UsageBucket` from a row with the columns every series query names.
-pub(super) fn usage_bucket(r: &SqliteRow) -> Result<UsageBucket, StoreError> {
+pub(super) fn usage_bucket(r: &impl Cols) -> Result<UsageBucket, StoreError> {
     Ok(UsageBucket {
-        start_ms: r.try_get("bucket")?,
-        requests: to_u64(r.try_get("requests")?),
-        errors: to_u64(r.try_get("errors")?),
-        prompt_tokens: to_u64(r.try_get("prompt_tokens")?),
-        completion_tokens: to_u64(r.try_get("completion_tokens")?),
-        cost_usd: r.try_get("cost_usd")?,
-        avg_latency_ms: r.try_get("avg_latency_ms")?,
+        start_ms: r.int("bucket")?,
+        requests: to_u64(r.int("requests")?),
+        errors: to_u64(r.int("errors")?),
+        prompt_tokens: to_u64(r.int("prompt_tokens")?),
+        completion_tokens: to_u64(r.int("completion_tokens")?),
+        cost_usd: r.real("cost_usd")?,
+        avg_latency_ms: r.real("avg_latency_ms")?,
     })
 }
 
 /// `((column + offset) / bucket) * bucket - offset`: the start of the viewer's bucket that
 /// `column` (Unix ms) falls in, for a viewer `offset` ms east of UTC.
-pub(super) fn push_bucket(qb: &mut QueryBuilder<Sqlite>, column: &str, offset: i64, bucket: i64) {
+pub(super) fn push_bucket<DB: Database>(
+    qb: &mut QueryBuilder<DB>,
+    column: &str,
+    offset: i64,
+    bucket: i64,
+) where
+    i64: for<'t> Encode<'t, DB> + Type<DB>,
+{
     qb.push(format_args!("(({column} + "))
         .push_bind(offset)
         .push(") / ")

@@ -226,7 +226,13 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         }
         // Budgets hold under concurrency: reserve what this request may cost before it is
         // sent; the real cost replaces the reservation when it ends.
-        match key.reserve(cost_estimate(&plan, &needs, &req)) {
+        let estimate = cost_estimate(&plan, &needs, &req);
+        let reserved = if ctx.state.store.shared() {
+            key.reserve_leased(&ctx.state.store, estimate).await
+        } else {
+            key.reserve(estimate)
+        };
+        match reserved {
             Ok(reserved) => ctx.reserved_pico = reserved,
             Err(e) => return Err(ctx.fail(e)),
         }

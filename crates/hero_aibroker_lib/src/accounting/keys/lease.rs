@@ -1,0 +1,165 @@
+//! Budgets shared by several brokers on one database (PostgreSQL): each broker spends from a
+//! lease, a slice of the key's budget the database granted it under the key row's lock
+//! ([`Store::grant_lease`]). Admission checks the lease in memory (an atomic, as with one
+//! broker); only when a request does not fit does it wait for one grant — one transaction per
+//! slice, not per request. A request is admitted only when its whole cost estimate fits in the
+//! lease, so the brokers together spend at most the budget plus what requests cost beyond their
+//! estimates (`docs/operations.md` states the bound).
+//!
+//! A lease lasts [`LEASE_TTL_MS`]; [`Keys::upkeep_leases`] extends the leases in use and gives
+//! back what an idle key does not spend, and a stopping broker returns all of them
+//! ([`Store::release_leases`]).
+
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use hero_aibroker_sdk::ErrorCode;
+
+use super::{KeyEntry, Keys, PICO, now_ms, to_pico};
+use crate::accounting::store::Store;
+use crate::error::ApiError;
+
+/// How long a lease counts without renewal. A broker that stops without returning its leases
+/// (killed) holds their remainder from the other brokers this long.
+pub const LEASE_TTL_MS: i64 = 30_000;
+
+/// A grant asks for this share of the key's budget (or the request's estimate, if larger).
+const SLICE: f64 = 0.1;
+
+/// A lease is renewed before it is this close to expiring.
+const MARGIN_MS: i64 = 5_000;
+
+/// One key's lease, as this broker holds it. Amounts are pico-USD in the database's terms:
+/// `granted` is the lease row's `granted_usd`, `charged` its `settled_usd` at the first grant
+/// plus every cost charged here since (recorded or not yet).
+#[derive(Debug, Default)]
+pub(super) struct LeaseState {
+    granted: AtomicU64,
+    charged: AtomicU64,
+    expires_ms: AtomicI64,
+    started: AtomicBool,
+    /// Reservations made since the last upkeep (an idle lease is given back).
+    used: AtomicBool,
+    /// One grant at a time per key (requests waiting for it re-check the lease after).
+    renew: tokio::sync::Mutex<()>,
+}
+
+impl LeaseState {
+    /// Adds a finished request's cost.
+    pub(super) fn charge(&self, pico: u64) {
+        self.charged.fetch_add(pico, Ordering::AcqRel);
+    }
+}
+
+impl KeyEntry {
+    /// [`KeyEntry::reserve`] for a store shared by several brokers: reserves `estimate_usd`
+    /// from this broker's lease on the key's budget, asking the database for a larger lease
+    /// when it does not fit. 402 when the budget has nothing left for it; 503 when the
+    /// database cannot be reached to grant one.
+    pub async fn reserve_leased(&self, store: &Store, estimate_usd: f64) -> Result<u64, ApiError> {
+        let Some(budget) = self.settings.load().budget_usd else {
+            return Ok(0);
+        };
+        let estimate = to_pico(estimate_usd).max(1);
+        if self.take_from_lease(estimate) {
+            return Ok(estimate);
+        }
+        let _one = self.lease.renew.lock().await;
+        if self.take_from_lease(estimate) {
+            return Ok(estimate);
+        }
+        let want = (budget * SLICE).max(estimate as f64 / PICO);
+        let fresh = !self.lease.started.load(Ordering::Acquire);
+        let granted = store
+            .grant_lease(&self.id, want, fresh, now_ms(), LEASE_TTL_MS)
+            .await
+            .map_err(|e| {
+                tracing::warn!(key = %self.id, error = %e, "cannot lease budget from the database");
+                ApiError::new(
+                    ErrorCode::Overloaded,
+                    "The database that holds this API key's budget cannot be reached; requests of keys with a budget are refused until it answers.",
+                )
+                .retry_after(5)
+            })?;
+        let Some(lease) = granted else {
+            // The database knows no budget for this key (removed on another broker): the next
+            // configuration poll brings the change here.
+            return Ok(0);
+        };
+        if fresh {
+            self.lease
+                .charged
+                .store(to_pico(lease.settled_usd), Ordering::Release);
+            self.lease.started.store(true, Ordering::Release);
+        }
+        self.lease
+            .granted
+            .store(to_pico(lease.granted_usd), Ordering::Release);
+        self.lease
+            .expires_ms
+            .store(lease.expires_ms, Ordering::Release);
+        if self.take_from_lease(estimate) {
+            return Ok(estimate);
+        }
+        Err(ApiError::new(
+            ErrorCode::BudgetExceeded,
+            format!(
+                "This API key's budget of ${budget:.2} is spent or reserved by requests in flight on the brokers sharing it (this request may cost up to ${:.4}).",
+                estimate as f64 / PICO
+            ),
+        ))
+    }
+
+    /// Reserves `estimate` from the lease when all of it fits and the lease is not about to
+    /// expire.
+    fn take_from_lease(&self, estimate: u64) -> bool {
+        if self.lease.expires_ms.load(Ordering::Acquire) - MARGIN_MS <= now_ms() {
+            return false;
+        }
+        let lease = &self.lease;
+        let took = self
+            .reserved_pico
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |reserved| {
+                let used = lease.charged.load(Ordering::Acquire);
+                let granted = lease.granted.load(Ordering::Acquire);
+                (used.saturating_add(reserved).saturating_add(estimate) <= granted)
+                    .then(|| reserved.saturating_add(estimate))
+            })
+            .is_ok();
+        if took {
+            lease.used.store(true, Ordering::Relaxed);
+        }
+        took
+    }
+}
+
+impl Keys {
+    /// Keeps this broker's leases (every `LEASE_TTL_MS / 3`): a lease used since the last
+    /// upkeep is extended; an idle one gives back all it has not spent or reserved.
+    pub async fn upkeep_leases(&self, store: &Store) {
+        let entries: Vec<_> = self.by_hash.load().values().cloned().collect();
+        for e in entries {
+            let l = &e.lease;
+            if !l.started.load(Ordering::Acquire) {
+                continue;
+            }
+            let _one = l.renew.lock().await;
+            let expires = now_ms() + LEASE_TTL_MS;
+            let keep = if l.used.swap(false, Ordering::AcqRel) {
+                l.granted.load(Ordering::Acquire)
+            } else {
+                l.charged
+                    .load(Ordering::Acquire)
+                    .saturating_add(e.reserved_pico.load(Ordering::Acquire))
+            };
+            match store.return_lease(&e.id, keep as f64 / PICO, expires).await {
+                Ok(()) => {
+                    l.granted.store(keep, Ordering::Release);
+                    l.expires_ms.store(expires, Ordering::Release);
+                }
+                Err(err) => {
+                    tracing::warn!(key = %e.id, error = %err, "cannot renew a budget lease")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,106 @@
+//! Several brokers on one database: every `CONFIG_POLL_MS` the broker reads the configuration
+//! version; when another broker changed keys, priorities or mothers it reloads them (no
+//! restart). The same poll is the database's health check (`/health` → `store`), and on a
+//! shared database the budget leases are kept alive beside it.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hero_aibroker_sdk::admin::StoreHealth;
+
+use super::AppState;
+use crate::accounting::keys::LEASE_TTL_MS;
+use crate::health::pool::unix_ms;
+
+/// Starts the poll for as long as the state lives.
+pub(super) fn spawn_config_sync(state: &Arc<AppState>) {
+    let weak = Arc::downgrade(state);
+    tokio::spawn(async move {
+        let mut last: Option<i64> = None;
+        let mut last_upkeep = unix_ms();
+        loop {
+            let Some(s) = weak.upgrade() else { break };
+            let poll = s.settings.config_poll;
+            match s.store.config_version().await {
+                Ok(v) => {
+                    s.store_health_ok(v);
+                    if last.is_some_and(|l| l != v)
+                        && let Err(e) = s.apply_shared_config().await
+                    {
+                        tracing::warn!(error = %e, "cannot reload the configuration another broker changed");
+                    }
+                    last = Some(v);
+                }
+                Err(e) => s.store_health_err(&e.to_string()),
+            }
+            if s.store.shared() && unix_ms() - last_upkeep >= (LEASE_TTL_MS / 3) as u64 {
+                last_upkeep = unix_ms();
+                s.keys.upkeep_leases(&s.store).await;
+            }
+            drop(s);
+            tokio::time::sleep(poll).await;
+        }
+    });
+}
+
+impl AppState {
+    /// Reloads what another broker may have changed: keys (with every broker's recorded
+    /// spend), priorities, and mothers.
+    async fn apply_shared_config(&self) -> Result<(), crate::accounting::store::StoreError> {
+        self.keys.reload(&self.store, self.store.shared()).await?;
+        let priorities: HashMap<String, i64> = self.store.priorities().await?.into_iter().collect();
+        let mothers = self.store.list_mothers().await?;
+        let mothers_changed = mothers != self.mothers.rows();
+        if mothers_changed {
+            self.mothers.set_rows(mothers);
+            self.mothers.refresh(&self.client).await;
+        }
+        if mothers_changed || priorities != **self.priorities.load() {
+            let _g = self.admin.lock().await;
+            let registry = self.build_registry(&self.models.load(), &priorities);
+            self.priorities.store(Arc::new(priorities));
+            self.registry.store(Arc::new(registry));
+        }
+        Ok(())
+    }
+
+    fn store_health_ok(&self, version: i64) {
+        self.store_health.store(Arc::new(StoreHealth {
+            kind: self.store.kind().as_str().into(),
+            database: self.store.describe(),
+            reachable: true,
+            last_error: None,
+            config_version: version,
+            checked_ms: i64::try_from(unix_ms()).ok(),
+        }));
+    }
+
+    fn store_health_err(&self, error: &str) {
+        let before = self.store_health.load();
+        if before.reachable {
+            tracing::warn!(database = %self.store.describe(), error, "the database does not answer");
+        }
+        self.store_health.store(Arc::new(StoreHealth {
+            reachable: false,
+            last_error: Some(error.to_owned()),
+            ..StoreHealth::clone(&before)
+        }));
+    }
+
+    /// The database's health as the last poll saw it.
+    pub fn store_health(&self) -> StoreHealth {
+        StoreHealth::clone(&self.store_health.load())
+    }
+}
+
+/// The health before the first poll: the store answered when it was opened.
+pub(super) fn initial(store: &crate::accounting::store::Store) -> StoreHealth {
+    StoreHealth {
+        kind: store.kind().as_str().into(),
+        database: store.describe(),
+        reachable: true,
+        last_error: None,
+        config_version: 0,
+        checked_ms: None,
+    }
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL server for tests and benchmarks: Debian's `postgresql` package
+# (installed when missing), a fresh cluster in a temporary directory, listening only on a Unix
+# socket in that directory, stopped and deleted by pg_stop. Sourced by test.sh and bench.sh.
+#
+#   pg_start            starts it; sets PG_URL (postgres://…/postgres over the socket)
+#   pg_stop             stops it and removes the directory
+#
+# PostgreSQL refuses to run as root: as root the server runs as the package's `postgres` user.
+
+pg_bin_dir() {
+  local d
+  for d in /usr/lib/postgresql/*/bin; do
+    [ -x "$d/initdb" ] && { echo "$d"; return 0; }
+  done
+  return 1
+}
+
+pg_start() {
+  local bin
+  if ! bin="$(pg_bin_dir)"; then
+    say "installing PostgreSQL (Debian package postgresql)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    bin="$(pg_bin_dir)" || die "postgresql installed but no initdb under /usr/lib/postgresql/*/bin"
+  fi
+  PG_DIR="$(mktemp -d /tmp/hero_aibroker_pg.XXXXXX)"
+  local run=()
+  local user
+  user="$(id -un)"
+  if [ "$(id -u)" = 0 ]; then
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown postgres "$PG_DIR"
+    run=(runuser -u postgres --)
+    user=postgres
+  fi
+  "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U "$user" --auth=trust -E UTF8 >"$PG_DIR/initdb.log" 2>&1 \
+    || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
+  # No TCP at all; fsync off: the cluster is thrown away after the run.
+  "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
+    -o "-k $PG_DIR -c listen_addresses='' -c fsync=off -c max_connections=200" start >/dev/null \
+    || { cat "$PG_DIR/server.log" >&2; die "PostgreSQL did not start"; }
+  PG_BIN="$bin"
+  PG_RUN=("${run[@]}")
+  PG_URL="postgres://$user@localhost/postgres?host=$PG_DIR"
+  export PG_URL
+}
+
+# Restarts the server (the same cluster): the database-restart tests use it.
+pg_restart() {
+  "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w restart >/dev/null
+}
+
+pg_stop() {
+  [ -n "${PG_DIR:-}" ] || return 0
+  "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+  PG_DIR=""
+}
