@@ -3,7 +3,8 @@
 # (installed when missing), a fresh cluster in a temporary directory, listening only on a Unix
 # socket in that directory, stopped and deleted by pg_stop. Sourced by test.sh and bench.sh.
 #
-#   pg_start            starts it; sets PG_URL (postgres://…/postgres over the socket)
+#   pg_start            starts it; sets PG_URL (postgres://…/postgres over the socket) and
+#                       PG_RESTART (a command that restarts it)
 #   pg_stop             stops it and removes the directory
 #
 # PostgreSQL refuses to run as root: as root the server runs as the package's `postgres` user.
@@ -42,12 +43,9 @@ pg_start() {
   PG_BIN="$bin"
   PG_RUN=("${run[@]}")
   PG_URL="postgres://$user@localhost/postgres?host=$PG_DIR"
-  export PG_URL
-}
-
-# Restarts the server (the same cluster): the database-restart tests use it.
-pg_restart() {
-  "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w restart >/dev/null
+  # A shell command that restarts this server (the database-restart test runs it).
+  PG_RESTART="${run[*]} $bin/pg_ctl -D $PG_DIR/data -m fast -w -t 60 restart -l $PG_DIR/server.log"
+  export PG_URL PG_RESTART
 }
 
 pg_stop() {

@@ -35,11 +35,23 @@ if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ] \
   (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+say "PostgreSQL for the shared-store tests (Debian's postgresql, a throwaway cluster on a Unix socket)"
+source "$REPO/scripts/pg.sh"
+pg_start
+trap pg_stop EXIT
+echo "PostgreSQL: $PG_URL"
+
 say "Rust tests"
+export HERO_AIBROKER_PG_SERVER="$PG_URL" HERO_AIBROKER_PG_RESTART="$PG_RESTART" HERO_AIBROKER_REQUIRE_PG=1
+STORE_TESTS=(-p hero_aibroker_lib --test store_ledger --test store_rollup --test store_circuits --test ledger_writer)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --no-fail-fast
+  say "the store and ledger tests again, on PostgreSQL"
+  HERO_AIBROKER_TEST_PG="$PG_URL" cargo nextest run --locked --no-fail-fast "${STORE_TESTS[@]}" -E 'not test(/^sqlite_/)'
 else
   cargo test --locked --workspace --no-fail-fast
+  say "the store and ledger tests again, on PostgreSQL"
+  HERO_AIBROKER_TEST_PG="$PG_URL" cargo test --locked --no-fail-fast "${STORE_TESTS[@]}" -- --skip sqlite_
 fi
 
 say "operator scripts: start.sh, status.sh, stop.sh with an env file, against the fake provider"

@@ -28,6 +28,11 @@ pub(super) fn spawn_config_sync(state: &Arc<AppState>) {
                         && let Err(e) = s.apply_shared_config().await
                     {
                         tracing::warn!(error = %e, "cannot reload the configuration another broker changed");
+                    } else if s.store.shared()
+                        && let Err(e) = s.keys.reload(&s.store, true).await
+                    {
+                        // Spend recorded by the other brokers, for keys.list and the console.
+                        tracing::warn!(error = %e, "cannot read the keys' recorded spend");
                     }
                     last = Some(v);
                 }

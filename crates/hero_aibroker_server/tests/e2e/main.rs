@@ -28,5 +28,6 @@ mod relay;
 mod responses;
 mod routing;
 mod running;
+mod shared;
 mod streams;
 mod tcp;
