@@ -5,6 +5,7 @@
 # the broker and direct, the added latency, server CPU time per request and peak RSS.
 #
 #   scripts/bench.sh                   # 5 s per run, concurrency 1 32 64 128, then the ledger bench
+#                                      # (and SQLite beside PostgreSQL: scripts/bench_store.sh)
 #   BENCH_SECS=10 BENCH_CONC="1 32" scripts/bench.sh
 #   BENCH_LOG=info scripts/bench.sh    # with the per-request log line on (default: warn)
 # Then the ledger throughput and the routing-decision micro-benchmark (criterion); the latter
@@ -161,3 +162,6 @@ bash "$REPO/scripts/bench_cascade.sh"
 
 say "the console at scale (a seeded ledger)"
 bash "$REPO/scripts/bench_console.sh"
+
+say "the store: SQLite beside PostgreSQL (ledger throughput, broker latency, budget leases)"
+bash "$REPO/scripts/bench_store.sh"

@@ -5,6 +5,7 @@
 #
 #   pg_start            starts it; sets PG_URL (postgres://…/postgres over the socket) and
 #                       PG_RESTART (a command that restarts it)
+#   pg_createdb NAME    a fresh database; prints its URL
 #   pg_stop             stops it and removes the directory
 #
 # PostgreSQL refuses to run as root: as root the server runs as the package's `postgres` user.
@@ -42,10 +43,19 @@ pg_start() {
     || { cat "$PG_DIR/server.log" >&2; die "PostgreSQL did not start"; }
   PG_BIN="$bin"
   PG_RUN=("${run[@]}")
+  PG_USER="$user"
   PG_URL="postgres://$user@localhost/postgres?host=$PG_DIR"
   # A shell command that restarts this server (the database-restart test runs it).
   PG_RESTART="${run[*]} $bin/pg_ctl -D $PG_DIR/data -m fast -w -t 60 restart -l $PG_DIR/server.log"
   export PG_URL PG_RESTART
+}
+
+# Creates database NAME (dropping an older one) and prints its URL.
+pg_createdb() {
+  local name="$1"
+  PGOPTIONS="--client-min-messages=warning" "${PG_RUN[@]}" "$PG_BIN/psql" -q -h "$PG_DIR" -U "$PG_USER" -d postgres \
+    -c "DROP DATABASE IF EXISTS $name" -c "CREATE DATABASE $name" >/dev/null
+  echo "postgres://$PG_USER@localhost/$name?host=$PG_DIR"
 }
 
 pg_stop() {

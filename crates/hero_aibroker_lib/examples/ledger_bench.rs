@@ -1,6 +1,7 @@
-//! Ledger throughput: how many request rows per second the ledger commits to SQLite (WAL).
+//! Ledger throughput: how many request rows per second the ledger commits to SQLite (WAL) or
+//! PostgreSQL.
 //!
-//! `cargo run --release -p hero_aibroker_lib --example ledger_bench [-- --rows N] [--keep DB --days D]`
+//! `cargo run --release -p hero_aibroker_lib --example ledger_bench [-- --rows N] [--keep DB --days D] [--db URL]`
 //!
 //! Opens a temporary database, starts the ledger with its default configuration, records N
 //! realistic rows (default 200 000) from a few producer tasks as fast as the queue accepts them
@@ -9,7 +10,8 @@
 //!
 //! `--keep DB` writes to (and keeps) that database instead, and `--days D` spreads the rows'
 //! start times evenly over the last D days up to now: a seeded ledger for the console's
-//! scale benchmark (`scripts/bench.sh`).
+//! scale benchmark (`scripts/bench.sh`). `--db URL` writes to that database (a fresh, empty
+//! `postgres://…` one: the row count is checked).
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +26,7 @@ struct Args {
     rows: usize,
     keep: Option<std::path::PathBuf>,
     days: Option<u32>,
+    db: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -31,9 +34,10 @@ fn parse_args() -> Result<Args, String> {
         rows: 200_000,
         keep: None,
         days: None,
+        db: None,
     };
     let mut it = std::env::args().skip(1);
-    let usage = "usage: ledger_bench [--rows N] [--keep DB --days D]";
+    let usage = "usage: ledger_bench [--rows N] [--keep DB --days D] [--db URL]";
     while let Some(a) = it.next() {
         let mut value = || it.next().ok_or_else(|| usage.to_owned());
         match a.as_str() {
@@ -42,6 +46,7 @@ fn parse_args() -> Result<Args, String> {
                 args.rows = v.parse().map_err(|_| format!("not a row count: {v:?}"))?;
             }
             "--keep" => args.keep = Some(value()?.into()),
+            "--db" => args.db = Some(value()?),
             "--days" => {
                 let v = value()?;
                 args.days = Some(v.parse().map_err(|_| format!("not a day count: {v:?}"))?);
@@ -115,10 +120,23 @@ fn realistic_row(i: usize, start: i64, step_ms: f64) -> RequestLog {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let Args { rows, keep, days } = parse_args()?;
+    let Args {
+        rows,
+        keep,
+        days,
+        db,
+    } = parse_args()?;
     let dir = tempfile::tempdir()?;
-    let path = keep.unwrap_or_else(|| dir.path().join("bench.db"));
-    let store = Store::open(&path.display().to_string()).await?;
+    let url = db.unwrap_or_else(|| {
+        keep.unwrap_or_else(|| dir.path().join("bench.db"))
+            .display()
+            .to_string()
+    });
+    let store = Store::open(&url).await?;
+    let kind = match store.kind() {
+        hero_aibroker_lib::accounting::store::StoreKind::Sqlite => "SQLite WAL",
+        hero_aibroker_lib::accounting::store::StoreKind::Postgres => "PostgreSQL",
+    };
     // Start times: one per millisecond from a fixed instant, or spread over the last `days`.
     let (start, step_ms) = match days {
         Some(d) => {
@@ -161,7 +179,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stored = store.count_logs().await?;
     store.close().await;
     println!(
-        "ledger: {rows} rows in {secs:.2} s = {:.0} rows/s (batch {batch}, SQLite WAL)",
+        "ledger: {rows} rows in {secs:.2} s = {:.0} rows/s (batch {batch}, {kind})",
         rows as f64 / secs
     );
     if stored != rows as u64 || health.dropped != 0 || health.write_errors != 0 {
