@@ -290,6 +290,37 @@ impl Instance {
         self.dirty.store(false, Ordering::Release);
     }
 
+    /// Takes a state another broker of a shared database learned: a cooldown that ends later
+    /// than this one's, a rejected (`auth_failed`) or disabled key; a `healthy` row (an operator
+    /// reset there) clears a local `auth_failed` or `disabled`. Not written back (it came from
+    /// the store). True when the state changed.
+    pub fn adopt(&self, state: Health, reason: Option<String>, until_ms: u64) -> bool {
+        let now = self.health();
+        let take = match state {
+            Health::Cooldown => {
+                until_ms > unix_ms()
+                    && matches!(now, Health::Healthy | Health::Cooldown)
+                    && until_ms > self.cooldown_until.load(Ordering::Relaxed)
+            }
+            Health::AuthFailed | Health::Disabled => now != state,
+            Health::Healthy => matches!(now, Health::AuthFailed | Health::Disabled),
+        };
+        if take {
+            let dirty = self.dirty.load(Ordering::Acquire);
+            self.transition(
+                state,
+                if state == Health::Cooldown {
+                    until_ms
+                } else {
+                    0
+                },
+                reason,
+            );
+            self.dirty.store(dirty, Ordering::Release);
+        }
+        take
+    }
+
     /// State to persist, if it changed since the last call.
     /// Marks the state as not yet persisted again (a failed write is retried next time).
     pub fn mark_dirty(&self) {

@@ -18,6 +18,9 @@ pub(super) fn spawn_config_sync(state: &Arc<AppState>) {
     tokio::spawn(async move {
         let mut last: Option<i64> = None;
         let mut last_upkeep = unix_ms();
+        // Instance health rows up to this time have been taken (none at start: the state
+        // restored them all).
+        let mut health_seen = i64::try_from(unix_ms()).unwrap_or(i64::MAX);
         loop {
             let Some(s) = weak.upgrade() else { break };
             let poll = s.settings.config_poll;
@@ -37,6 +40,9 @@ pub(super) fn spawn_config_sync(state: &Arc<AppState>) {
                     last = Some(v);
                 }
                 Err(e) => s.store_health_err(&e.to_string()),
+            }
+            if s.store.shared() {
+                health_seen = s.adopt_shared_health(health_seen).await;
             }
             if s.store.shared() && unix_ms() - last_upkeep >= (LEASE_TTL_MS / 3) as u64 {
                 last_upkeep = unix_ms();
@@ -67,6 +73,36 @@ impl AppState {
             self.registry.store(Arc::new(registry));
         }
         Ok(())
+    }
+
+    /// Takes the instance health other brokers wrote after `since_ms` (cooldowns, rejected
+    /// keys, operator resets), so N brokers do not each burn a rate-limited key. Returns the
+    /// newest row time seen.
+    async fn adopt_shared_health(&self, since_ms: i64) -> i64 {
+        let rows = match self.store.key_states_since(since_ms).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot read shared instance health");
+                return since_ms;
+            }
+        };
+        let reg = self.registry.load();
+        let mut newest = since_ms;
+        for row in rows {
+            newest = newest.max(row.updated_ms);
+            let Some(h) = crate::health::pool::Health::parse(&row.state) else {
+                continue;
+            };
+            if let Some(i) = reg
+                .providers
+                .get(&row.provider)
+                .and_then(|p| p.instances.iter().find(|i| i.id == row.instance))
+                && i.adopt(h, row.reason, u64::try_from(row.until_ms).unwrap_or(0))
+            {
+                tracing::info!(instance = %row.instance, state = %row.state, "instance health learned from another broker");
+            }
+        }
+        newest
     }
 
     fn store_health_ok(&self, version: i64) {

@@ -252,3 +252,47 @@ async fn a_database_restart_mid_load_loses_no_ledger_row() {
         rows.len()
     );
 }
+
+/// Shared health: a key rate-limited on broker A (429, Retry-After 30) cools down on broker B
+/// too, so B sends its next request to the other key and never calls the cooling one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cooldown_learned_by_one_broker_is_honoured_by_another() {
+    let Some(url) = fresh_database("health").await else {
+        return;
+    };
+    let fake = FakeProvider::start().await;
+    fake.script(hero_aibroker_testkit::Rule::for_key(
+        "key-a",
+        hero_aibroker_testkit::Behavior::Status {
+            status: 429,
+            retry_after: Some(30),
+        },
+    ));
+    let a = broker_on(&fake, &url).await;
+    let b = broker_on(&fake, &url).await;
+    let r = a.post("/v1/chat/completions", &chat_body("solo")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-aibroker-provider"), "fake-1");
+    assert_eq!(fake.count(Some("key-a"), None), 1);
+    assert!(
+        wait_until(Duration::from_secs(10), async || b.instance("fake-0").await
+            ["state"]
+            == "cooldown")
+        .await,
+        "broker B never learned the cooldown: {}",
+        b.instance("fake-0").await
+    );
+    let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-aibroker-provider"), "fake-1");
+    assert_eq!(
+        r.header("x-aibroker-attempts"),
+        "1",
+        "B skipped the cooling key"
+    );
+    assert_eq!(
+        fake.count(Some("key-a"), None),
+        1,
+        "B never called the key A saw rate-limited"
+    );
+}

@@ -373,9 +373,16 @@ impl Store {
 
     /// Persisted health of provider instances.
     pub async fn key_states(&self) -> Result<Vec<KeyStateRow>, StoreError> {
+        self.key_states_since(i64::MIN).await
+    }
+
+    /// Instance health rows written after `after_ms` (by any broker of the database).
+    pub async fn key_states_since(&self, after_ms: i64) -> Result<Vec<KeyStateRow>, StoreError> {
         on_pool!(&self.pool, |p, Db| sqlx::query(
-            "SELECT instance, provider, state, reason, until_ms, updated_ms FROM key_state",
+            "SELECT instance, provider, state, reason, until_ms, updated_ms FROM key_state \
+             WHERE updated_ms > $1",
         )
+        .bind(after_ms)
         .fetch_all(p)
         .await?
         .iter()
