@@ -4,7 +4,7 @@
 # socket in that directory, stopped and deleted by pg_stop. Sourced by test.sh and bench.sh.
 #
 #   pg_start            starts it; sets PG_URL (postgres://…/postgres over the socket) and
-#                       PG_RESTART (a command that restarts it)
+#                       PG_STOP_CMD / PG_START_CMD (commands that stop and start it)
 #   pg_createdb NAME    a fresh database; prints its URL
 #   pg_stop             stops it and removes the directory
 #
@@ -37,17 +37,24 @@ pg_start() {
   fi
   "${run[@]}" "$bin/initdb" -D "$PG_DIR/data" -U "$user" --auth=trust -E UTF8 >"$PG_DIR/initdb.log" 2>&1 \
     || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
-  # No TCP at all; fsync off: the cluster is thrown away after the run.
-  "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
-    -o "-k $PG_DIR -c listen_addresses='' -c fsync=off -c max_connections=200" start >/dev/null \
+  # No TCP at all; fsync off: the cluster is thrown away after the run. In the configuration
+  # file, so a plain `pg_ctl start` (the outage test) starts it the same way.
+  cat >>"$PG_DIR/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$PG_DIR'
+fsync = off
+max_connections = 200
+CONF
+  "${run[@]}" "$bin/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 start >/dev/null \
     || { cat "$PG_DIR/server.log" >&2; die "PostgreSQL did not start"; }
   PG_BIN="$bin"
   PG_RUN=("${run[@]}")
   PG_USER="$user"
   PG_URL="postgres://$user@localhost/postgres?host=$PG_DIR"
-  # A shell command that restarts this server (the database-restart test runs it).
-  PG_RESTART="${run[*]} $bin/pg_ctl -D $PG_DIR/data -m fast -w -t 60 restart -l $PG_DIR/server.log"
-  export PG_URL PG_RESTART
+  # Shell commands that stop and start this server (the database-outage test runs them).
+  PG_STOP_CMD="${run[*]} $bin/pg_ctl -D $PG_DIR/data -m fast -w -t 60 stop"
+  PG_START_CMD="${run[*]} $bin/pg_ctl -D $PG_DIR/data -w -t 60 -l $PG_DIR/server.log start"
+  export PG_URL PG_STOP_CMD PG_START_CMD
 }
 
 # Creates database NAME (dropping an older one) and prints its URL.
