@@ -22,3 +22,14 @@ CREATE TABLE key_leases (
     expires_ms  BIGINT NOT NULL,
     PRIMARY KEY (key_id, broker_id)
 );
+
+-- Per-minute limits shared by the brokers: requests and tokens of a key granted in a minute,
+-- in slices, under the row's lock, never beyond the key's rpm / tpm. Rows of past minutes are
+-- pruned.
+CREATE TABLE key_windows (
+    key_id   TEXT NOT NULL,
+    minute   BIGINT NOT NULL,
+    requests BIGINT NOT NULL,
+    tokens   BIGINT NOT NULL,
+    PRIMARY KEY (key_id, minute)
+);

@@ -236,16 +236,12 @@ impl KeyEntry {
         }
     }
 
-    /// Checks a request against the key before any upstream call: allowed model, budget,
-    /// requests and tokens per minute. Counts the request when it passes, and with a `tpm`
-    /// limit reserves `token_estimate` tokens in the current minute (refused while the tokens
-    /// used plus those reserved reach the limit, so concurrent requests cannot all pass on
-    /// the same remaining tokens). [`KeyEntry::charge`] settles the reservation it returns.
-    pub fn admit(
+    /// The checks of [`KeyEntry::admit`] before any limit: revoked, allowed model, budget
+    /// already spent. Returns the key's settings.
+    fn check_access(
         &self,
         model_names: &[&str],
-        token_estimate: u64,
-    ) -> Result<TokenReservation, ApiError> {
+    ) -> Result<arc_swap::Guard<Arc<Settings>>, ApiError> {
         if self.revoked.load(Ordering::Relaxed) {
             return Err(ApiError::new(
                 ErrorCode::Unauthorized,
@@ -276,6 +272,20 @@ impl KeyEntry {
                 ),
             ));
         }
+        Ok(s)
+    }
+
+    /// Checks a request against the key before any upstream call: allowed model, budget,
+    /// requests and tokens per minute. Counts the request when it passes, and with a `tpm`
+    /// limit reserves `token_estimate` tokens in the current minute (refused while the tokens
+    /// used plus those reserved reach the limit, so concurrent requests cannot all pass on
+    /// the same remaining tokens). [`KeyEntry::charge`] settles the reservation it returns.
+    pub fn admit(
+        &self,
+        model_names: &[&str],
+        token_estimate: u64,
+    ) -> Result<TokenReservation, ApiError> {
+        let s = self.check_access(model_names)?;
         if s.rpm.is_none() && s.tpm.is_none() {
             return Ok(TokenReservation::default());
         }
@@ -324,6 +334,7 @@ impl KeyEntry {
     /// Accounts a finished request: tokens for the per-minute limit (replacing what it
     /// reserved, while the minute lasts), cost for the budget.
     pub fn charge(&self, tokens: u64, cost_usd: f64, reserved: TokenReservation) {
+        self.lease.settle_tokens(reserved, tokens);
         if cost_usd > 0.0 {
             // Saturating: an absurd upstream usage must not wrap the spend back to zero.
             let add = to_pico(cost_usd);

@@ -150,6 +150,57 @@ async fn three_brokers_on_one_postgres_never_overspend_a_shared_budget() {
     );
 }
 
+/// A key's requests-per-minute limit counts over every broker: three brokers, `rpm` 30, 90
+/// requests at once spread over them serve at most 30; the rest get 429 with Retry-After.
+#[tokio::test(flavor = "multi_thread")]
+async fn three_brokers_on_one_postgres_share_a_requests_per_minute_limit() {
+    let Some(url) = fresh_database("rpm").await else {
+        return;
+    };
+    let fake = FakeProvider::start().await;
+    let a = broker_on(&fake, &url).await;
+    let b = broker_on(&fake, &url).await;
+    let c = broker_on(&fake, &url).await;
+    let (id, key) = create_key(&a, json!({"name": "rpm", "rpm": 30})).await;
+    for other in [&b, &c] {
+        assert!(
+            wait_until(Duration::from_secs(10), async || has_key(
+                &other.rpc("keys.list", json!([])).await,
+                &id
+            ))
+            .await,
+            "the key never reached another broker"
+        );
+    }
+    let body = chat_body("chat");
+    // The window is the minute: redo the round if one began in the middle of it.
+    for round in 0..2 {
+        let m = this_minute();
+        let sends =
+            (0..90).map(|i| [&a, &b, &c][i % 3].post_key("/v1/chat/completions", &body, &key));
+        let replies = futures_util::future::join_all(sends).await;
+        if this_minute() != m && round == 0 {
+            continue;
+        }
+        let served = replies.iter().filter(|r| r.status == 200).count();
+        let limited: Vec<_> = replies.iter().filter(|r| r.status == 429).collect();
+        assert_eq!(served + limited.len(), 90, "only 200 or 429");
+        assert!(served <= 30, "{served} served on a limit of 30 per minute");
+        assert!(served >= 1, "nothing served");
+        for r in &limited {
+            let msg = r.assert_error(429, "rate_limit_exceeded");
+            assert!(msg.contains("30 requests per minute"), "{msg}");
+            assert!(
+                r.header("retry-after")
+                    .parse::<u64>()
+                    .is_ok_and(|s| s <= 60)
+            );
+        }
+        eprintln!("shared rpm: {served} of 90 served on a limit of 30 per minute");
+        break;
+    }
+}
+
 /// A key revoked on broker A is refused by B and C within the configuration poll (plus one
 /// request); they never restart.
 #[tokio::test(flavor = "multi_thread")]

@@ -10,11 +10,12 @@
 //! back what an idle key does not spend, and a stopping broker returns all of them
 //! ([`Store::release_leases`]).
 
+use std::sync::PoisonError;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use hero_aibroker_sdk::ErrorCode;
 
-use super::{KeyEntry, Keys, PICO, now_ms, to_pico};
+use super::{KeyEntry, Keys, PICO, TokenReservation, now_ms, now_secs, to_pico};
 use crate::accounting::store::Store;
 use crate::error::ApiError;
 
@@ -41,12 +42,56 @@ pub(super) struct LeaseState {
     used: AtomicBool,
     /// One grant at a time per key (requests waiting for it re-check the lease after).
     renew: tokio::sync::Mutex<()>,
+    /// What this broker was granted of the key's current minute and has not used yet.
+    window: std::sync::Mutex<MinuteLease>,
+}
+
+/// Requests and tokens of one minute this broker may still admit for a key.
+#[derive(Debug, Default)]
+struct MinuteLease {
+    minute: u64,
+    requests: u64,
+    tokens: u64,
 }
 
 impl LeaseState {
     /// Adds a finished request's cost.
     pub(super) fn charge(&self, pico: u64) {
         self.charged.fetch_add(pico, Ordering::AcqRel);
+    }
+
+    /// Settles a finished request's tokens against what it reserved in its minute: tokens it
+    /// did not use go back to this broker's slice, tokens beyond its estimate come off it.
+    pub(super) fn settle_tokens(&self, reserved: TokenReservation, used: u64) {
+        let mut w = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.minute == reserved.minute && reserved.tokens > 0 {
+            w.tokens = (w.tokens + reserved.tokens).saturating_sub(used);
+        }
+    }
+
+    /// Takes one request and `tokens` from this minute's slice, when both are there.
+    fn take_window(&self, minute: u64, need: (u64, u64)) -> bool {
+        let mut w = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.minute != minute {
+            *w = MinuteLease {
+                minute,
+                ..MinuteLease::default()
+            };
+        }
+        if w.requests < need.0 || w.tokens < need.1 {
+            return false;
+        }
+        w.requests -= need.0;
+        w.tokens -= need.1;
+        true
+    }
+
+    fn add_window(&self, minute: u64, got: (u64, u64)) {
+        let mut w = self.window.lock().unwrap_or_else(PoisonError::into_inner);
+        if w.minute == minute {
+            w.requests += got.0;
+            w.tokens += got.1;
+        }
     }
 }
 
@@ -109,6 +154,67 @@ impl KeyEntry {
         ))
     }
 
+    /// [`KeyEntry::admit`] for a store shared by several brokers: the same checks, with the
+    /// key's `rpm` and `tpm` counted over every broker. Each broker takes slices of the key's
+    /// current minute from the database (a tenth of each limit, or what this request needs) and
+    /// admits from them in memory; a request that does not fit in what is left anywhere gets 429.
+    pub async fn admit_leased(
+        &self,
+        store: &Store,
+        model_names: &[&str],
+        token_estimate: u64,
+    ) -> Result<TokenReservation, ApiError> {
+        let s = self.check_access(model_names)?;
+        let (rpm, tpm) = (s.rpm, s.tpm);
+        if rpm.is_none() && tpm.is_none() {
+            return Ok(TokenReservation::default());
+        }
+        let now = now_secs();
+        let minute = now / 60;
+        let need = (u64::from(rpm.is_some()), tpm.map_or(0, |_| token_estimate));
+        let reservation = TokenReservation {
+            minute,
+            tokens: need.1,
+        };
+        if self.lease.take_window(minute, need) {
+            return Ok(reservation);
+        }
+        let _one = self.lease.renew.lock().await;
+        if self.lease.take_window(minute, need) {
+            return Ok(reservation);
+        }
+        let want = (
+            rpm.map_or(0, |l| (l / 10).max(need.0)),
+            tpm.map_or(0, |l| (l / 10).max(need.1)),
+        );
+        let got = store
+            .grant_window(&self.id, i64::try_from(minute).unwrap_or(i64::MAX), want, (rpm, tpm))
+            .await
+            .map_err(|e| {
+                tracing::warn!(key = %self.id, error = %e, "cannot take a minute slice from the database");
+                ApiError::new(
+                    ErrorCode::Overloaded,
+                    "The database that counts this API key's per-minute limits cannot be reached; try again shortly.",
+                )
+                .retry_after(5)
+            })?;
+        self.lease.add_window(minute, got);
+        if self.lease.take_window(minute, need) {
+            return Ok(reservation);
+        }
+        let what = match (rpm, tpm) {
+            (Some(r), _) if got.0 < need.0 => format!("{r} requests per minute"),
+            (_, Some(t)) => format!("{t} tokens per minute"),
+            (Some(r), None) => format!("{r} requests per minute"),
+            (None, None) => "its per-minute limits".to_owned(),
+        };
+        Err(ApiError::new(
+            ErrorCode::RateLimited,
+            format!("This API key is limited to {what} (over every broker sharing it)."),
+        )
+        .retry_after(60 - now % 60))
+    }
+
     /// Reserves `estimate` from the lease when all of it fits and the lease is not about to
     /// expire.
     fn take_from_lease(&self, estimate: u64) -> bool {
@@ -133,6 +239,14 @@ impl KeyEntry {
 }
 
 impl Keys {
+    /// Forgets the shared per-minute counts of minutes that have ended.
+    pub async fn prune_windows(&self, store: &Store) {
+        let minute = i64::try_from(now_secs() / 60).unwrap_or(i64::MAX);
+        if let Err(e) = store.prune_windows(minute - 1).await {
+            tracing::debug!(error = %e, "cannot prune the shared per-minute counts");
+        }
+    }
+
     /// Keeps this broker's leases (every `LEASE_TTL_MS / 3`): a lease used since the last
     /// upkeep is extended; an idle one gives back all it has not spent or reserved.
     pub async fn upkeep_leases(&self, store: &Store) {

@@ -4,7 +4,7 @@
 //! together never spend more than the budget without asking the database per request).
 
 use super::backend::{Cols, Dialect, on_pool};
-use super::{Store, StoreError};
+use super::{Store, StoreError, to_i64, to_u64};
 
 /// A key's budget lease of this broker, as the database holds it after a grant.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -151,6 +151,72 @@ impl Store {
             "UPDATE key_leases SET granted_usd = settled_usd, expires_ms = 0 WHERE broker_id = $1"
         )
         .bind(me)
+        .execute(p)
+        .await
+        .map(|_| ()))?;
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Grants this broker up to `want_requests` requests and `want_tokens` tokens of key
+    /// `key_id`'s minute `minute` (since the epoch), never beyond `rpm` / `tpm` (`None`: no
+    /// limit) counted over every broker. Returns what was granted.
+    pub async fn grant_window(
+        &self,
+        key_id: &str,
+        minute: i64,
+        want: (u64, u64),
+        limits: (Option<u64>, Option<u64>),
+    ) -> Result<(u64, u64), StoreError> {
+        on_pool!(&self.pool, |p, Db| {
+            let mut tx = p.begin_with(<Db as Dialect>::BEGIN_WRITE).await?;
+            sqlx::query(
+                "INSERT INTO key_windows (key_id, minute, requests, tokens) VALUES ($1, $2, 0, 0) \
+                 ON CONFLICT (key_id, minute) DO NOTHING",
+            )
+            .bind(key_id)
+            .bind(minute)
+            .execute(&mut *tx)
+            .await?;
+            let sql = format!(
+                "SELECT requests, tokens FROM key_windows WHERE key_id = $1 AND minute = $2{}",
+                <Db as Dialect>::FOR_UPDATE
+            );
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(key_id)
+                .bind(minute)
+                .fetch_one(&mut *tx)
+                .await?;
+            let used = (to_u64(row.int("requests")?), to_u64(row.int("tokens")?));
+            let grant = |want: u64, used: u64, limit: Option<u64>| {
+                limit.map_or(want, |l| want.min(l.saturating_sub(used)))
+            };
+            let got = (
+                grant(want.0, used.0, limits.0),
+                grant(want.1, used.1, limits.1),
+            );
+            sqlx::query(
+                "UPDATE key_windows SET requests = requests + $1, tokens = tokens + $2 \
+                 WHERE key_id = $3 AND minute = $4",
+            )
+            .bind(to_i64(got.0))
+            .bind(to_i64(got.1))
+            .bind(key_id)
+            .bind(minute)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(got)
+        })
+    }
+
+    /// Forgets the windows of minutes before `minute`.
+    pub async fn prune_windows(&self, minute: i64) -> Result<(), StoreError> {
+        on_pool!(&self.pool, |p, Db| sqlx::query(
+            "DELETE FROM key_windows WHERE minute < $1"
+        )
+        .bind(minute)
         .execute(p)
         .await
         .map(|_| ()))?;

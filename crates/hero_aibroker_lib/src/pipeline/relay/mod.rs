@@ -212,7 +212,13 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         let tokens = needs
             .prompt_tokens
             .saturating_add(req.max_output_tokens().unwrap_or(DEFAULT_OUTPUT_ESTIMATE));
-        match key.admit(&[req.model.as_str(), plan[0].model.name.as_str()], tokens) {
+        let names = [req.model.as_str(), plan[0].model.name.as_str()];
+        let admitted = if ctx.state.store.shared() {
+            key.admit_leased(&ctx.state.store, &names, tokens).await
+        } else {
+            key.admit(&names, tokens)
+        };
+        match admitted {
             Ok(reserved) => ctx.reserved_tokens = reserved,
             Err(e) => return Err(ctx.fail(e)),
         }
