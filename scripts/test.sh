@@ -44,7 +44,7 @@ echo "PostgreSQL: $PG_URL"
 say "Rust tests"
 export HERO_AIBROKER_PG_SERVER="$PG_URL" HERO_AIBROKER_PG_STOP="$PG_STOP_CMD" \
   HERO_AIBROKER_PG_START="$PG_START_CMD" HERO_AIBROKER_REQUIRE_PG=1
-STORE_TESTS=(-p hero_aibroker_lib --test store_ledger --test store_rollup --test store_circuits --test ledger_writer)
+STORE_TESTS=(-p hero_aibroker_lib --test store_ledger --test store_rollup --test store_circuits --test store_shared --test ledger_writer)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --no-fail-fast
   say "the store and ledger tests again, on PostgreSQL"
