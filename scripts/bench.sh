@@ -44,17 +44,7 @@ FAKE_PID=$!
 FAKE_URL="$(fake_url "$WORK/fake.out")"
 [ -n "$FAKE_URL" ] || die "fake provider did not start"
 
-cat >"$WORK/models.yml" <<YAML
-providers:
-  - {name: fake, base_url: "$FAKE_URL", api_key_env: FAKE_KEY}
-models:
-  bench:
-    display_name: Bench
-    tier: standard
-    context_window: 8192
-    backends:
-      - {provider: fake, model_id: bench-up, priority: 1, input_cost: 2.5, output_cost: 10}
-YAML
+bench_models "$WORK/models.yml" "$FAKE_URL"
 
 FAKE_KEY=bench-key RUST_LOG="$LOGLEVEL" HERO_SOCKET_DIR="$WORK/sockets" DATABASE_URL="$WORK/bench.db" \
   target/release/hero_aibroker_server --models-config "$WORK/models.yml" >"$WORK/server.log" 2>&1 &

@@ -32,17 +32,7 @@ PIDS+=($!)
 FAKE_URL="$(fake_url "$WORK/fake.out")"
 [ -n "$FAKE_URL" ] || die "the fake provider did not start"
 
-cat >"$WORK/mother.yml" <<YAML
-providers:
-  - {name: fake, base_url: "$FAKE_URL", api_key_env: FAKE_KEY}
-models:
-  bench:
-    display_name: Bench
-    tier: standard
-    context_window: 8192
-    backends:
-      - {provider: fake, model_id: bench-up, priority: 1, input_cost: 2.5, output_cost: 10}
-YAML
+bench_models "$WORK/mother.yml" "$FAKE_URL"
 # The child's own backend for the model is unreachable and last: the mother serves it.
 cat >"$WORK/child.yml" <<YAML
 providers:

@@ -40,17 +40,7 @@ target/release/hero_aibroker_fake_provider --port 0 >"$WORK/fake.out" 2>&1 &
 PIDS+=($!)
 FAKE_URL="$(fake_url "$WORK/fake.out")"
 [ -n "$FAKE_URL" ] || die "the fake provider did not start"
-cat >"$WORK/models.yml" <<YAML
-providers:
-  - {name: fake, base_url: "$FAKE_URL", api_key_env: FAKE_KEY}
-models:
-  bench:
-    display_name: Bench
-    tier: standard
-    context_window: 8192
-    backends:
-      - {provider: fake, model_id: bench-up, priority: 1, input_cost: 2.5, output_cost: 10}
-YAML
+bench_models "$WORK/models.yml" "$FAKE_URL"
 BODY='{"model":"bench","messages":[{"role":"user","content":"What is the weather like in San Francisco today?"}]}'
 
 # start_broker NAME DATABASE_URL: starts a broker, sets SOCK and RPC.

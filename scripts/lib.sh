@@ -68,3 +68,19 @@ pid_of() { # service -> pid if running
   kill -0 "$pid" 2>/dev/null || return 1
   echo "$pid"
 }
+
+# bench_models FILE FAKE_URL: the benchmarks' models file: one model `bench` served by the fake
+# provider at FAKE_URL as `bench-up` (key from FAKE_KEY), priced 2.5 / 10 USD per million tokens.
+bench_models() {
+  cat >"$1" <<YAML
+providers:
+  - {name: fake, base_url: "$2", api_key_env: FAKE_KEY}
+models:
+  bench:
+    display_name: Bench
+    tier: standard
+    context_window: 8192
+    backends:
+      - {provider: fake, model_id: bench-up, priority: 1, input_cost: 2.5, output_cost: 10}
+YAML
+}

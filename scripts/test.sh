@@ -35,11 +35,21 @@ if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ] \
   (cd tests/mcp && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-say "PostgreSQL for the shared-store tests (Debian's postgresql, a throwaway cluster on a Unix socket)"
-source "$REPO/scripts/pg.sh"
-pg_start
-trap pg_stop EXIT
-echo "PostgreSQL: $PG_URL"
+# A server given in HERO_AIBROKER_PG_SERVER (postgres://…/postgres, a role that may create
+# databases) is used as it is; the outage test then needs HERO_AIBROKER_PG_STOP and
+# HERO_AIBROKER_PG_START (shell commands), or says it did not run.
+if [ -n "${HERO_AIBROKER_PG_SERVER:-}" ]; then
+  say "PostgreSQL for the shared-store tests: the one given ($(printf '%s' "$HERO_AIBROKER_PG_SERVER" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#'))"
+  PG_URL="$HERO_AIBROKER_PG_SERVER"
+  PG_STOP_CMD="${HERO_AIBROKER_PG_STOP:-}"
+  PG_START_CMD="${HERO_AIBROKER_PG_START:-}"
+else
+  say "PostgreSQL for the shared-store tests (Debian's postgresql, a throwaway cluster on a Unix socket)"
+  source "$REPO/scripts/pg.sh"
+  pg_start
+  trap pg_stop EXIT
+  echo "PostgreSQL: $PG_URL"
+fi
 
 say "Rust tests"
 export HERO_AIBROKER_PG_SERVER="$PG_URL" HERO_AIBROKER_PG_STOP="$PG_STOP_CMD" \

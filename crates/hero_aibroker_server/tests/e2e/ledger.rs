@@ -279,11 +279,23 @@ async fn rows_in_db(path: &std::path::Path) -> u64 {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_under_load_loses_no_row() {
+    sigterm_under_load_loses_no_row_on(None).await;
+}
+
+/// SIGTERM in the middle of a load on the store at `database_url` (the broker's own SQLite file
+/// when `None`): every answered request has its row once the broker has exited.
+pub(crate) async fn sigterm_under_load_loses_no_row_on(database_url: Option<&str>) {
     let fake = FakeProvider::start().await;
     fake.script(Rule::any(Behavior::DelayFirstByte(Duration::from_millis(
         5,
     ))));
-    let mut b = Start::with_fake(&fake).start().await;
+    let start = Start::with_fake(&fake);
+    let mut b = match database_url {
+        Some(url) => start.env("DATABASE_URL", url),
+        None => start,
+    }
+    .start()
+    .await;
     let handle = load(&b, 4000, 16).await;
     // Stop in the middle of the load: once a few hundred calls went upstream.
     assert!(eventually(Duration::from_secs(20), || fake.call_count() >= 300).await);
@@ -297,7 +309,10 @@ async fn sigterm_under_load_loses_no_row() {
     assert!(answered.len() > 50, "load ran: {}", answered.len());
     // Every request that got an answer has its own row (by id, not by count: a row of a
     // request cut at shutdown must not stand in for a lost one).
-    let ids = ids_in_db(&b.db_path()).await;
+    let ids = match database_url {
+        Some(url) => ids_in_pg(url).await,
+        None => ids_in_db(&b.db_path()).await,
+    };
     let missing: Vec<&String> = answered.iter().filter(|id| !ids.contains(*id)).collect();
     assert!(
         missing.is_empty(),
@@ -306,6 +321,19 @@ async fn sigterm_under_load_loses_no_row() {
         answered.len(),
         &missing[..missing.len().min(5)]
     );
+}
+
+/// The ids of every row in the ledger of a PostgreSQL store.
+async fn ids_in_pg(url: &str) -> std::collections::HashSet<String> {
+    use sqlx::Connection;
+    let mut conn = sqlx::postgres::PgConnection::connect(url)
+        .await
+        .expect("connect");
+    let ids: Vec<(String,)> = sqlx::query_as("SELECT id FROM request_logs")
+        .fetch_all(&mut conn)
+        .await
+        .expect("ids");
+    ids.into_iter().map(|(id,)| id).collect()
 }
 
 #[tokio::test(flavor = "multi_thread")]

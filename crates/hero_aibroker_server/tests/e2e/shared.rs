@@ -73,6 +73,29 @@ fn has_key(keys: &Value, id: &str) -> bool {
         .is_some_and(|ks| ks.iter().any(|k| k["id"] == id))
 }
 
+/// Waits until every broker of `others` lists key `id` (created on another broker).
+async fn wait_for_key(others: &[&Broker], id: &str) {
+    for other in others {
+        assert!(
+            wait_until(Duration::from_secs(10), async || has_key(
+                &other.rpc("keys.list", json!([])).await,
+                id
+            ))
+            .await,
+            "the key {id} never reached another broker"
+        );
+    }
+}
+
+/// SIGTERM under load on PostgreSQL: the ledger drains into the shared database before exit.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_under_load_loses_no_row_on_postgres() {
+    let Some(url) = fresh_database("sigterm").await else {
+        return;
+    };
+    crate::ledger::sigterm_under_load_loses_no_row_on(Some(&url)).await;
+}
+
 /// Three brokers, one key whose budget covers 50 requests, 300 requests at once spread over
 /// them: at most 50 are served (each admitted request's estimate fits in its broker's lease,
 /// and the fake's usage never exceeds the estimate, so the documented bound adds nothing), the
@@ -95,16 +118,7 @@ async fn three_brokers_on_one_postgres_never_overspend_a_shared_budget() {
     let per_request = expected_cost(IN_COST, OUT_COST);
     let budget = 50.0 * per_request;
     let (id, key) = create_key(&a, json!({"name": "shared", "budget_usd": budget})).await;
-    for other in [&b, &c] {
-        assert!(
-            wait_until(Duration::from_secs(10), async || has_key(
-                &other.rpc("keys.list", json!([])).await,
-                &id
-            ))
-            .await,
-            "the key created on A never reached another broker"
-        );
-    }
+    wait_for_key(&[&b, &c], &id).await;
 
     let body = chat_body("chat");
     let sends = (0..300).map(|i| {
@@ -162,16 +176,7 @@ async fn three_brokers_on_one_postgres_share_a_requests_per_minute_limit() {
     let b = broker_on(&fake, &url).await;
     let c = broker_on(&fake, &url).await;
     let (id, key) = create_key(&a, json!({"name": "rpm", "rpm": 30})).await;
-    for other in [&b, &c] {
-        assert!(
-            wait_until(Duration::from_secs(10), async || has_key(
-                &other.rpc("keys.list", json!([])).await,
-                &id
-            ))
-            .await,
-            "the key never reached another broker"
-        );
-    }
+    wait_for_key(&[&b, &c], &id).await;
     let body = chat_body("chat");
     // The window is the minute: redo the round if one began in the middle of it.
     for round in 0..2 {
@@ -259,8 +264,17 @@ async fn a_database_outage_mid_load_loses_no_ledger_row() {
     let Some(url) = fresh_database("outage").await else {
         return;
     };
-    let stop = pg_env("HERO_AIBROKER_PG_STOP").expect("HERO_AIBROKER_PG_STOP");
-    let start = pg_env("HERO_AIBROKER_PG_START").expect("HERO_AIBROKER_PG_START");
+    let (Some(stop), Some(start)) = (
+        pg_env("HERO_AIBROKER_PG_STOP"),
+        pg_env("HERO_AIBROKER_PG_START"),
+    ) else {
+        // Only with a server given from outside without these commands (scripts/test.sh sets
+        // them for the server it starts).
+        eprintln!(
+            "not run: HERO_AIBROKER_PG_STOP and HERO_AIBROKER_PG_START are needed to stop the database"
+        );
+        return;
+    };
     let run = |cmd: &str| {
         let out = std::process::Command::new("bash")
             .args(["-c", cmd])
