@@ -5,10 +5,14 @@
 #
 #   pg_start            starts it; sets PG_URL (postgres://…/postgres over the socket) and
 #                       PG_STOP_CMD / PG_START_CMD (commands that stop and start it)
-#   pg_createdb NAME    a fresh database; prints its URL
-#   pg_stop             stops it and removes the directory
+#   pg_createdb NAME    a fresh database on the last one started; prints its URL
+#   pg_stop             stops every server pg_start started and removes their directories
+#
+# Each pg_start starts another server (the outage test stops one of its own).
 #
 # PostgreSQL refuses to run as root: as root the server runs as the package's `postgres` user.
+
+PG_DIRS=()
 
 pg_bin_dir() {
   local d
@@ -26,6 +30,7 @@ pg_start() {
     bin="$(pg_bin_dir)" || die "postgresql installed but no initdb under /usr/lib/postgresql/*/bin"
   fi
   PG_DIR="$(mktemp -d /tmp/hero_aibroker_pg.XXXXXX)"
+  PG_DIRS+=("$PG_DIR")
   local run=()
   local user
   user="$(id -un)"
@@ -66,8 +71,11 @@ pg_createdb() {
 }
 
 pg_stop() {
-  [ -n "${PG_DIR:-}" ] || return 0
-  "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
-  rm -rf "$PG_DIR"
+  local d
+  for d in "${PG_DIRS[@]}"; do
+    "${PG_RUN[@]}" "$PG_BIN/pg_ctl" -D "$d/data" -m fast -w stop >/dev/null 2>&1 || true
+    rm -rf "$d"
+  done
+  PG_DIRS=()
   PG_DIR=""
 }

@@ -36,24 +36,26 @@ if [ ! -x tests/mcp/node_modules/.bin/mcp-server-everything ] \
 fi
 
 # A server given in HERO_AIBROKER_PG_SERVER (postgres://…/postgres, a role that may create
-# databases) is used as it is; the outage test then needs HERO_AIBROKER_PG_STOP and
-# HERO_AIBROKER_PG_START (shell commands), or says it did not run.
+# databases) is used as it is; the outage test, which stops its server, then needs one of its
+# own: HERO_AIBROKER_PG_OUTAGE_SERVER with HERO_AIBROKER_PG_STOP and HERO_AIBROKER_PG_START
+# (shell commands), or it says it did not run.
+source "$REPO/scripts/pg.sh"
+trap pg_stop EXIT
 if [ -n "${HERO_AIBROKER_PG_SERVER:-}" ]; then
   say "PostgreSQL for the shared-store tests: the one given ($(printf '%s' "$HERO_AIBROKER_PG_SERVER" | sed -E 's#(://[^:/@]*):[^@]*@#\1:***@#'))"
-  PG_URL="$HERO_AIBROKER_PG_SERVER"
-  PG_STOP_CMD="${HERO_AIBROKER_PG_STOP:-}"
-  PG_START_CMD="${HERO_AIBROKER_PG_START:-}"
 else
-  say "PostgreSQL for the shared-store tests (Debian's postgresql, a throwaway cluster on a Unix socket)"
-  source "$REPO/scripts/pg.sh"
+  say "PostgreSQL for the shared-store tests (Debian's postgresql: throwaway clusters on Unix sockets)"
   pg_start
-  trap pg_stop EXIT
-  echo "PostgreSQL: $PG_URL"
+  export HERO_AIBROKER_PG_OUTAGE_SERVER="$PG_URL" HERO_AIBROKER_PG_STOP="$PG_STOP_CMD" \
+    HERO_AIBROKER_PG_START="$PG_START_CMD"
+  pg_start
+  export HERO_AIBROKER_PG_SERVER="$PG_URL"
+  echo "PostgreSQL: $HERO_AIBROKER_PG_SERVER (and one the outage test stops: $HERO_AIBROKER_PG_OUTAGE_SERVER)"
 fi
+PG_URL="$HERO_AIBROKER_PG_SERVER"
 
 say "Rust tests"
-export HERO_AIBROKER_PG_SERVER="$PG_URL" HERO_AIBROKER_PG_STOP="$PG_STOP_CMD" \
-  HERO_AIBROKER_PG_START="$PG_START_CMD" HERO_AIBROKER_REQUIRE_PG=1
+export HERO_AIBROKER_REQUIRE_PG=1
 STORE_TESTS=(-p hero_aibroker_lib --test store_ledger --test store_rollup --test store_circuits --test store_shared --test ledger_writer)
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --no-fail-fast

@@ -100,6 +100,16 @@ async fn leases_never_grant_more_than_the_budget_and_are_settled_by_the_ledger()
         .expect("budgeted");
     assert!(close(after.added_usd, 0.75), "{after:?}");
 
+    // A lease row pruned (its broker gone a day) starts afresh when that broker asks again.
+    b.prune_leases(i64::MAX).await.expect("prune");
+    let back = b
+        .grant_lease("key_a", 0.1, false, NOW + TTL + 3, TTL)
+        .await
+        .expect("grant")
+        .expect("budgeted");
+    assert!(back.fresh && close(back.settled_usd, 0.0), "{back:?}");
+    assert!(close(back.added_usd, 0.1), "{back:?}");
+
     // A key without a budget has no lease.
     let mut free = key("key_free", "sk-hab-ffffffffffffffffffffffff-2222", 2);
     free.budget_usd = None;

@@ -47,7 +47,7 @@ pub(super) fn spawn_config_sync(state: &Arc<AppState>) {
             if s.store.shared() && unix_ms() - last_upkeep >= (LEASE_TTL_MS / 3) as u64 {
                 last_upkeep = unix_ms();
                 s.keys.upkeep_leases(&s.store).await;
-                s.keys.prune_windows(&s.store).await;
+                s.keys.prune_shared(&s.store).await;
             }
             drop(s);
             tokio::time::sleep(poll).await;

@@ -2,8 +2,9 @@
 //! by three brokers holds under 300 concurrent requests, a key revoked on one broker is refused
 //! by the others within the configuration poll, a database outage mid-load loses no ledger row,
 //! and a cooldown learned by one broker is honoured by the others. The server is
-//! `HERO_AIBROKER_PG_SERVER` (scripts/test.sh starts a throwaway one and sets it, with
-//! `HERO_AIBROKER_PG_STOP` and `HERO_AIBROKER_PG_START`, commands that stop and start it).
+//! `HERO_AIBROKER_PG_SERVER` (scripts/test.sh starts a throwaway one and sets it); the outage
+//! test runs on a second server, `HERO_AIBROKER_PG_OUTAGE_SERVER`, which it stops and starts
+//! with the commands `HERO_AIBROKER_PG_STOP` and `HERO_AIBROKER_PG_START`.
 
 use std::time::{Duration, Instant};
 
@@ -27,20 +28,27 @@ fn pg_env(name: &str) -> Option<String> {
 /// A fresh database on the test server, as a URL; `None` (the test says so and passes) when no
 /// server is given — scripts/test.sh always gives one.
 async fn fresh_database(tag: &str) -> Option<String> {
-    let Some(base) = pg_env("HERO_AIBROKER_PG_SERVER") else {
-        eprintln!(
-            "HERO_AIBROKER_PG_SERVER is not set: no PostgreSQL to run on (scripts/test.sh sets it)"
-        );
+    fresh_database_on("HERO_AIBROKER_PG_SERVER", tag).await
+}
+
+/// [`fresh_database`] on the server named by the environment variable `server`.
+async fn fresh_database_on(server: &str, tag: &str) -> Option<String> {
+    let Some(base) = pg_env(server) else {
+        eprintln!("{server} is not set: no PostgreSQL to run on (scripts/test.sh sets it)");
+        // scripts/test.sh sets HERO_AIBROKER_REQUIRE_PG, and the outage server whenever it
+        // starts the servers itself (a server given from outside may come without one).
+        let required = pg_env("HERO_AIBROKER_REQUIRE_PG").is_some()
+            && (server == "HERO_AIBROKER_PG_SERVER" || pg_env("HERO_AIBROKER_PG_STOP").is_some());
         assert!(
-            pg_env("HERO_AIBROKER_REQUIRE_PG").is_none(),
-            "HERO_AIBROKER_REQUIRE_PG is set but HERO_AIBROKER_PG_SERVER is not"
+            !required,
+            "HERO_AIBROKER_REQUIRE_PG is set but {server} is not"
         );
         return None;
     };
     let name = format!("hab_e2e_{tag}_{}", std::process::id());
     let mut admin = sqlx::postgres::PgConnection::connect(&base)
         .await
-        .expect("connect to HERO_AIBROKER_PG_SERVER");
+        .unwrap_or_else(|e| panic!("connect to {server}: {e}"));
     sqlx::query(sqlx::AssertSqlSafe(format!(
         "DROP DATABASE IF EXISTS {name}"
     )))
@@ -261,7 +269,8 @@ async fn a_key_revoked_on_one_broker_is_refused_by_the_others_within_the_poll() 
 /// and the broker recovers by itself — no ledger row lost, no restart.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_database_outage_mid_load_loses_no_ledger_row() {
-    let Some(url) = fresh_database("outage").await else {
+    // A server of its own: stopping it must not pull the database from under the other tests.
+    let Some(url) = fresh_database_on("HERO_AIBROKER_PG_OUTAGE_SERVER", "outage").await else {
         return;
     };
     let (Some(stop), Some(start)) = (
@@ -362,9 +371,20 @@ async fn a_cooldown_learned_by_one_broker_is_honoured_by_another() {
     let a = broker_on(&fake, &url).await;
     let b = broker_on(&fake, &url).await;
     let r = a.post("/v1/chat/completions", &chat_body("solo")).await;
-    assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.header("x-aibroker-provider"), "fake-1");
-    assert_eq!(fake.count(Some("key-a"), None), 1);
+    let seen = || {
+        format!(
+            "provider {}, attempts {}, key-a calls {}, key-b calls {}: {}\n{}",
+            r.header("x-aibroker-provider"),
+            r.header("x-aibroker-attempts"),
+            fake.count(Some("key-a"), None),
+            fake.count(Some("key-b"), None),
+            r.text,
+            a.logs()
+        )
+    };
+    assert_eq!(r.status, 200, "{}", seen());
+    assert_eq!(r.header("x-aibroker-provider"), "fake-1", "{}", seen());
+    assert_eq!(fake.count(Some("key-a"), None), 1, "{}", seen());
     assert!(
         wait_until(Duration::from_secs(10), async || b.instance("fake-0").await
             ["state"]
@@ -375,11 +395,12 @@ async fn a_cooldown_learned_by_one_broker_is_honoured_by_another() {
     );
     let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    assert_eq!(r.header("x-aibroker-provider"), "fake-1");
+    assert_eq!(r.header("x-aibroker-provider"), "fake-1", "{}", b.logs());
     assert_eq!(
         r.header("x-aibroker-attempts"),
         "1",
-        "B skipped the cooling key"
+        "B skipped the cooling key: {}",
+        b.logs()
     );
     assert_eq!(
         fake.count(Some("key-a"), None),

@@ -23,6 +23,9 @@ use crate::error::ApiError;
 /// (killed) holds their remainder from the other brokers this long.
 pub const LEASE_TTL_MS: i64 = 30_000;
 
+/// A lease expired this long ago is deleted (a broker that comes back after it starts afresh).
+const LEASE_FORGOTTEN_MS: i64 = 86_400_000;
+
 /// A grant asks for this share of the key's budget (or the request's estimate, if larger).
 const SLICE: f64 = 0.1;
 
@@ -130,7 +133,8 @@ impl KeyEntry {
             // configuration poll brings the change here.
             return Ok(0);
         };
-        if fresh {
+        if lease.fresh {
+            // Spending counts from what the database has settled for this lease.
             self.lease
                 .charged
                 .store(to_pico(lease.settled_usd), Ordering::Release);
@@ -239,11 +243,15 @@ impl KeyEntry {
 }
 
 impl Keys {
-    /// Forgets the shared per-minute counts of minutes that have ended.
-    pub async fn prune_windows(&self, store: &Store) {
+    /// Forgets the shared per-minute counts of minutes that have ended, and leases that
+    /// expired a day ago.
+    pub async fn prune_shared(&self, store: &Store) {
         let minute = i64::try_from(now_secs() / 60).unwrap_or(i64::MAX);
         if let Err(e) = store.prune_windows(minute - 1).await {
             tracing::debug!(error = %e, "cannot prune the shared per-minute counts");
+        }
+        if let Err(e) = store.prune_leases(now_ms() - LEASE_FORGOTTEN_MS).await {
+            tracing::debug!(error = %e, "cannot prune expired budget leases");
         }
     }
 

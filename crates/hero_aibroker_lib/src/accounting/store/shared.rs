@@ -17,6 +17,9 @@ pub struct Lease {
     pub expires_ms: i64,
     /// What this grant added.
     pub added_usd: f64,
+    /// The lease started afresh (asked so, or this broker had no lease row: pruned, or never
+    /// made): `settled_usd` is the base the broker counts its spending from.
+    pub fresh: bool,
 }
 
 impl Store {
@@ -78,14 +81,16 @@ impl Store {
             .fetch_all(&mut *tx)
             .await?;
             let (mut granted, mut settled, mut others) = (0.0, 0.0, 0.0);
+            let mut found = false;
             for l in &leases {
                 let (g, s) = (l.real("granted_usd")?, l.real("settled_usd")?);
                 if l.text("broker_id")? == me {
-                    (granted, settled) = (g, s);
+                    (granted, settled, found) = (g, s, true);
                 } else if l.int("expires_ms")? > now_ms {
                     others += (g - s).max(0.0);
                 }
             }
+            let fresh = fresh || !found;
             if fresh {
                 granted = settled;
             }
@@ -113,6 +118,7 @@ impl Store {
                 settled_usd: settled,
                 expires_ms,
                 added_usd: added,
+                fresh,
             }))
         })
     }
@@ -140,6 +146,19 @@ impl Store {
                 .execute(p)
                 .await?;
         });
+        Ok(())
+    }
+
+    /// Forgets leases that expired before `before_ms` (their brokers stopped long ago; their
+    /// spending is in `spent_usd`).
+    pub async fn prune_leases(&self, before_ms: i64) -> Result<(), StoreError> {
+        on_pool!(&self.pool, |p, Db| sqlx::query(
+            "DELETE FROM key_leases WHERE expires_ms < $1"
+        )
+        .bind(before_ms)
+        .execute(p)
+        .await
+        .map(|_| ()))?;
         Ok(())
     }
 
