@@ -31,7 +31,7 @@ struct Args {
     /// Models file [env: MODELS_CONFIG_PATH, default ./modelsconfig.yml]
     #[arg(long, value_name = "FILE")]
     models_config: Option<PathBuf>,
-    /// Store: a SQLite path or `sqlite:` URL [env: DATABASE_URL, default ~/hero/var/hero_aibroker/hero_aibroker.db]
+    /// Store: a SQLite path or `sqlite:` URL, or a `postgres://` URL shared by several brokers [env: DATABASE_URL, default ~/hero/var/hero_aibroker/hero_aibroker.db]
     #[arg(long, value_name = "URL")]
     db: Option<String>,
     /// Longest wait for in-flight requests on SIGTERM, in seconds [env: DRAIN_TIMEOUT_MS]
