@@ -190,7 +190,7 @@ pub struct ModelObject {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub backends: Vec<ModelBackend>,
     /// The model's own routing strategy (`strategy:` in the models file); absent when
-    /// `ROUTING_STRATEGY` applies.
+    /// `BACKEND_STRATEGY` applies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub strategy: Option<String>,
     #[serde(flatten)]

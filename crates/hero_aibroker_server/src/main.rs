@@ -21,7 +21,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// hero_aibroker: an OpenAI-compatible LLM broker on a Unix socket.
 ///
 /// Settings not given as flags come from the environment (see docs/configuration.md):
-/// provider keys (OPENAI_API_KEY, OPENROUTER_API_KEYS, ...), ROUTING_STRATEGY, timeouts.
+/// provider keys (OPENAI_API_KEY, OPENROUTER_API_KEYS, ...), ROUTING_STRATEGY (what auto picks), BACKEND_STRATEGY, timeouts.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {

@@ -86,7 +86,7 @@ pub struct ModelConfig {
     pub context_window: u64,
     #[serde(default)]
     pub aliases: Vec<String>,
-    /// How its backends and keys are ordered; `ROUTING_STRATEGY` when absent.
+    /// How its backends and keys are ordered; `BACKEND_STRATEGY` when absent.
     #[serde(default)]
     pub strategy: Option<super::Strategy>,
     pub backends: Vec<BackendConfig>,
@@ -143,6 +143,20 @@ pub const KNOWN_CAPABILITIES: &[&str] = &[
     "audio",
 ];
 
+/// Other names of capabilities (as other brokers' model files write them) and ours.
+const CAPABILITY_SYNONYMS: &[(&str, &str)] = &[("tool_calling", "tools")];
+
+/// Replaces synonyms by our names and drops the repeats they make.
+fn normalize_capabilities(caps: &mut Vec<String>) {
+    for c in caps.iter_mut() {
+        if let Some((_, ours)) = CAPABILITY_SYNONYMS.iter().find(|(other, _)| other == c) {
+            *c = (*ours).to_owned();
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    caps.retain(|c| seen.insert(c.clone()));
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -168,10 +182,14 @@ impl ModelsConfig {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
+        let mut models = raw.models;
+        for m in models.values_mut() {
+            normalize_capabilities(&mut m.capabilities);
+        }
         let cfg = ModelsConfig {
             path: path.to_owned(),
             providers: raw.providers,
-            models: raw.models,
+            models,
         };
         cfg.validate()?;
         Ok(cfg)
@@ -500,6 +518,16 @@ models:
             e.starts_with("m.yml: models.my-model.context_window: invalid type"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn tool_calling_is_read_as_tools() {
+        let text = GOOD.replace(
+            "tier: standard",
+            "tier: standard\n    capabilities: [chat, tool_calling, tools]",
+        );
+        let cfg = ModelsConfig::parse(Path::new("m.yml"), &text).expect("valid");
+        assert_eq!(cfg.models["my-model"].capabilities, vec!["chat", "tools"]);
     }
 
     #[test]

@@ -85,10 +85,13 @@ pub struct Settings {
     /// Root of the socket tree; the broker's sockets are in `<root>/hero_aibroker/`.
     pub socket_root: PathBuf,
     pub models_config: PathBuf,
-    /// Strategy of models without their own `strategy:` (`ROUTING_STRATEGY`).
+    /// Strategy of models without their own `strategy:` (`BACKEND_STRATEGY`).
     pub strategy: Strategy,
-    /// Strategy of `auto` (`AUTO_STRATEGY`); `autocheapest`/`autobest` force one.
+    /// What `auto` picks (`ROUTING_STRATEGY`: `cheapest` or `best`); `autocheapest` /
+    /// `autobest` force one.
     pub auto_strategy: Strategy,
+    /// One line per deprecated setting in use (logged at start).
+    pub deprecations: Vec<String>,
     /// How long a request may wait for a cooling key when every candidate is cooling down
     /// (`CAPACITY_WAIT_MS`; a request's `x-aibroker-max-wait-ms` header overrides it).
     pub capacity_wait: Duration,
@@ -177,14 +180,16 @@ impl Settings {
     /// Reads settings from `env`, falling back to defaults.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let home = env.get("HOME").unwrap_or("/root");
+        let (strategy, auto_strategy, deprecations) = strategies(env)?;
         Ok(Settings {
             socket_root: paths::socket_root(None, env.get("HERO_SOCKET_DIR"), Some(home)),
             models_config: env
                 .get("MODELS_CONFIG_PATH")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from("modelsconfig.yml")),
-            strategy: parse(env, "ROUTING_STRATEGY", Strategy::RoundRobin)?,
-            auto_strategy: parse(env, "AUTO_STRATEGY", Strategy::Cheapest)?,
+            strategy,
+            auto_strategy,
+            deprecations,
             capacity_wait: millis(env, "CAPACITY_WAIT_MS", 0)?,
             openrouter_referer: env.get("OPENROUTER_HTTP_REFERER").map(str::to_owned),
             openrouter_title: env.get("OPENROUTER_X_TITLE").map(str::to_owned),
@@ -265,6 +270,38 @@ impl Settings {
     }
 }
 
+/// `(BACKEND_STRATEGY, what auto picks, deprecation lines)`. `ROUTING_STRATEGY` is `cheapest`
+/// (default) or `best`: what `auto` picks. Before, it named the per-model backend strategy (now
+/// `BACKEND_STRATEGY`) and `AUTO_STRATEGY` named auto's; both old uses still work, each with a
+/// one-line deprecation.
+fn strategies(env: &Env) -> Result<(Strategy, Strategy, Vec<String>), ConfigError> {
+    let mut backend = parse(env, "BACKEND_STRATEGY", Strategy::RoundRobin)?;
+    let mut auto = Strategy::Cheapest;
+    let mut deprecations = Vec::new();
+    if env.get("AUTO_STRATEGY").is_some() {
+        auto = parse(env, "AUTO_STRATEGY", auto)?;
+        deprecations.push(format!(
+            "AUTO_STRATEGY is deprecated: set ROUTING_STRATEGY={} (what auto picks: cheapest or best)",
+            auto.name()
+        ));
+    }
+    if env.get("ROUTING_STRATEGY").is_some() {
+        match parse(env, "ROUTING_STRATEGY", auto)? {
+            s @ (Strategy::Cheapest | Strategy::Best) => auto = s,
+            old => {
+                if env.get("BACKEND_STRATEGY").is_none() {
+                    backend = old;
+                }
+                deprecations.push(format!(
+                    "ROUTING_STRATEGY={0} uses its old meaning, the per-model backend strategy: set BACKEND_STRATEGY={0} instead (ROUTING_STRATEGY is now cheapest or best, what auto picks)",
+                    old.name()
+                ));
+            }
+        }
+    }
+    Ok((backend, auto, deprecations))
+}
+
 fn parse<T: FromStr>(env: &Env, var: &str, default: T) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
@@ -339,16 +376,47 @@ mod tests {
         let s = Settings::from_env(&Env::from_pairs([
             ("HERO_SOCKET_DIR", "/tmp/s"),
             ("ROUTING_STRATEGY", "best"),
-            ("AUTO_STRATEGY", "least-busy"),
+            ("BACKEND_STRATEGY", "least-busy"),
             ("UPSTREAM_IDLE_TIMEOUT_MS", "250"),
             ("OPENROUTER_CATALOG_INTERVAL", "0"),
         ]))
         .expect("overrides");
         assert_eq!(s.socket_dir(), PathBuf::from("/tmp/s/hero_aibroker"));
-        assert_eq!(s.strategy, Strategy::Best);
-        assert_eq!(s.auto_strategy, Strategy::LeastBusy);
+        assert_eq!(s.strategy, Strategy::LeastBusy);
+        assert_eq!(s.auto_strategy, Strategy::Best);
+        assert!(s.deprecations.is_empty(), "{:?}", s.deprecations);
         assert_eq!(s.idle_timeout, Duration::from_millis(250));
         assert!(s.catalog_interval.is_zero(), "0 turns the catalog off");
+    }
+
+    #[test]
+    fn old_strategy_names_still_work_with_one_deprecation_line_each() {
+        let s = Settings::from_env(&Env::from_pairs([
+            ("ROUTING_STRATEGY", "priority"),
+            ("AUTO_STRATEGY", "best"),
+        ]))
+        .expect("old names");
+        assert_eq!(s.strategy, Strategy::Priority);
+        assert_eq!(s.auto_strategy, Strategy::Best);
+        assert_eq!(s.deprecations.len(), 2, "{:?}", s.deprecations);
+        assert!(
+            s.deprecations[0].contains("ROUTING_STRATEGY=best"),
+            "{:?}",
+            s.deprecations
+        );
+        assert!(
+            s.deprecations[1].contains("BACKEND_STRATEGY=priority"),
+            "{:?}",
+            s.deprecations
+        );
+        // The new name of the backend strategy wins over the old use of ROUTING_STRATEGY.
+        let s = Settings::from_env(&Env::from_pairs([
+            ("ROUTING_STRATEGY", "latency"),
+            ("BACKEND_STRATEGY", "priority"),
+        ]))
+        .expect("both");
+        assert_eq!(s.strategy, Strategy::Priority);
+        assert_eq!(s.auto_strategy, Strategy::Cheapest);
     }
 
     #[test]

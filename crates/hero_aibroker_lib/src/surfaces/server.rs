@@ -138,6 +138,9 @@ pub async fn start(
     // Bind last: once the sockets accept connections, everything behind them is ready.
     let rest = socket::bind(&dir.join(REST_SOCK))?;
     let rpc = socket::bind(&dir.join(RPC_SOCK))?;
+    for line in &state.settings.deprecations {
+        tracing::warn!("{line}");
+    }
     log_listening(&state, &store, &sockets);
     Ok(Broker {
         state,

@@ -69,7 +69,7 @@ impl Broker {
             .env("FAKE_KEYS", "key-a,key-b")
             .env("RUST_LOG", "warn")
             // Deterministic order for explain_route (the default is round_robin).
-            .env("ROUTING_STRATEGY", "priority")
+            .env("BACKEND_STRATEGY", "priority")
             .start()
             .await;
         Broker { proc, fake }

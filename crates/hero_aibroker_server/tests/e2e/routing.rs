@@ -498,3 +498,47 @@ async fn auto_names_route_json_and_streams_through_the_binary() {
     assert_eq!(fake.count(None, Some("up-backup")), 4);
     assert_eq!(fake.count(None, Some("up-chat")), 2);
 }
+
+/// `ROUTING_STRATEGY` is what `auto` picks: `best` sends `auto` where `autobest` goes; the old
+/// name `AUTO_STRATEGY` and the old meaning of `ROUTING_STRATEGY` (a backend strategy) still
+/// work, each with one deprecation line in the log.
+#[tokio::test(flavor = "multi_thread")]
+async fn routing_strategy_best_changes_what_auto_picks() {
+    let fake = FakeProvider::start().await;
+    let yaml = crate::harness::models_yaml(&fake.base_url(), &fake.base_url());
+    for (env, auto_goes_to, warned) in [
+        (vec![("ROUTING_STRATEGY", "best")], "up-chat", None),
+        (vec![("ROUTING_STRATEGY", "cheapest")], "up-backup", None),
+        (
+            vec![("AUTO_STRATEGY", "best")],
+            "up-chat",
+            Some("AUTO_STRATEGY is deprecated"),
+        ),
+        (
+            vec![("ROUTING_STRATEGY", "priority")],
+            "up-backup",
+            Some("set BACKEND_STRATEGY=priority"),
+        ),
+    ] {
+        let mut start = Start::new(yaml.clone());
+        for (k, v) in &env {
+            start = start.env(k, v);
+        }
+        let b = start.start().await;
+        let r = b.post("/v1/chat/completions", &chat_body("auto")).await;
+        assert_eq!(r.status, 200, "{env:?}: {}", r.text);
+        assert_eq!(r.json["model"], auto_goes_to, "{env:?}");
+        let warnings = b
+            .logs()
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains("STRATEGY"))
+            .count();
+        match warned {
+            Some(text) => {
+                assert!(b.logs().contains(text), "{env:?}: {}", b.logs());
+                assert_eq!(warnings, 1, "{env:?}: {}", b.logs());
+            }
+            None => assert_eq!(warnings, 0, "{env:?}: {}", b.logs()),
+        }
+    }
+}

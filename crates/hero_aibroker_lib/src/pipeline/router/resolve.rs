@@ -47,9 +47,9 @@ impl Default for RouteOptions {
 /// Strategies that apply when a model sets none.
 #[derive(Debug, Clone, Copy)]
 pub struct Defaults {
-    /// `ROUTING_STRATEGY`.
+    /// `BACKEND_STRATEGY`.
     pub strategy: Strategy,
-    /// `AUTO_STRATEGY`.
+    /// `ROUTING_STRATEGY`.
     pub auto: Strategy,
 }
 
