@@ -562,10 +562,15 @@ pub struct RequestLog {
     pub completion_tokens: u64,
     pub cached_tokens: u64,
     pub reasoning_tokens: u64,
-    /// From the registry prices.
+    /// What the request is charged (and counts against its key's budget): what the upstream
+    /// reported it cost (OpenRouter's `usage.cost`) when it did, else the registry price.
     pub cost_usd: f64,
     /// As reported by the upstream (OpenRouter), if it did.
     pub upstream_cost_usd: Option<f64>,
+    /// The registry (list) price of the same usage, kept beside the charge for reconciliation;
+    /// `None` on rows written before it was recorded.
+    #[serde(default)]
+    pub list_cost_usd: Option<f64>,
     pub latency_ms: f64,
     pub ttfb_ms: Option<f64>,
     pub status: RequestStatus,

@@ -1,6 +1,11 @@
 //! Annotating upstream replies on their way to the client: the top-level `provider` that names
-//! the backend, and `usage.cost` in USD from the registry's prices. Stream chunks take a
-//! splice-only fast path; only chunks that carry usage (or an upstream `provider`) are parsed.
+//! the backend, `usage.cost` in USD (what the upstream reported it cost, else the registry's
+//! prices), and the `x_aibroker` envelope (instance, served model, cost, attempts, request id)
+//! on whole replies and on the chunk that carries usage. Stream chunks take a splice-only fast
+//! path; only chunks that carry usage (or an upstream `provider`) are parsed.
+//!
+//! Replies of a verbatim driver (OpenRouter) are passed exactly as sent; they are only read
+//! for their usage, cost and id.
 
 use bytes::{BufMut, BytesMut};
 use hero_aibroker_sdk::Usage;
@@ -24,6 +29,23 @@ pub struct Annotator {
     /// `"openai"` as a JSON string, quotes included.
     provider_json: Box<RawValue>,
     prices: Prices,
+    /// Pass replies as sent (read only).
+    verbatim: bool,
+    /// The broker's view added as `x_aibroker`.
+    envelope: Option<Envelope>,
+}
+
+/// The broker's view of one answer, as the `x_aibroker` object of the reply.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// The provider instance that answered (`openai-1`).
+    pub instance: String,
+    /// The upstream model id that served.
+    pub model: String,
+    /// Upstream calls made for the request, this one included.
+    pub attempts: u32,
+    /// The broker's request id (`x-aibroker-request-id`).
+    pub request_id: String,
 }
 
 impl Annotator {
@@ -34,7 +56,41 @@ impl Annotator {
         Annotator {
             provider_json,
             prices,
+            verbatim: false,
+            envelope: None,
         }
+    }
+
+    /// Passes replies exactly as sent (`verbatim`), or adds `envelope` as `x_aibroker`.
+    pub fn with(mut self, verbatim: bool, envelope: Envelope) -> Self {
+        self.verbatim = verbatim;
+        self.envelope = (!verbatim).then_some(envelope);
+        self
+    }
+
+    /// The usage of a reply or chunk as the ledger takes it: `cost` is what the upstream
+    /// reported it cost (kept as `upstream_cost` too) or, when it did not, the registry price.
+    fn priced(&self, raw: &str) -> Result<Usage, serde_json::Error> {
+        let mut u: Usage = serde_json::from_str(raw)?;
+        let theirs = u.cost.take().filter(|c| c.is_finite() && *c >= 0.0);
+        if let Some(theirs) = theirs {
+            u.extra.insert("upstream_cost".into(), theirs.into());
+        }
+        u.cost = Some(theirs.unwrap_or_else(|| self.cost(&u)));
+        Ok(u)
+    }
+
+    /// `x_aibroker` for a reply whose charged cost is `cost`.
+    fn envelope_json(&self, cost: Option<f64>) -> Option<Box<RawValue>> {
+        let e = self.envelope.as_ref()?;
+        serde_json::value::to_raw_value(&serde_json::json!({
+            "provider": e.instance,
+            "model": e.model,
+            "cost": cost,
+            "attempts": e.attempts,
+            "request_id": e.request_id,
+        }))
+        .ok()
     }
 
     /// USD cost of the given usage, cache reads and writes at their own rates.
@@ -47,23 +103,36 @@ impl Annotator {
         )
     }
 
-    /// Rewrites one JSON object (a whole reply, or a chunk that needs it): sets `provider`
-    /// (an upstream's own `provider` moves to `upstream_provider`), fills `model` if absent and
-    /// prices `usage` (an upstream's own cost moves to `usage.upstream_cost`).
-    /// Also returns the object's `id`.
-    pub fn object(&self, json: &[u8], model_id: &str) -> Result<Annotated, serde_json::Error> {
+    /// Rewrites one JSON object (a whole reply when `whole`, or a chunk that needs it): sets
+    /// `provider` (an upstream's own `provider` moves to `upstream_provider`), fills `model` if
+    /// absent, prices `usage` (an upstream's own cost is what is charged, also kept as
+    /// `usage.upstream_cost`) and adds `x_aibroker` to whole replies and to chunks with usage.
+    /// A verbatim annotator returns the object unchanged. Also returns the object's `id`.
+    pub fn object(
+        &self,
+        json: &[u8],
+        model_id: &str,
+        whole: bool,
+    ) -> Result<Annotated, serde_json::Error> {
         let mut map: IndexMap<String, Box<RawValue>> = serde_json::from_slice(json)?;
-        let mut usage_out = None;
-        if let Some(raw) = map.get_mut("usage")
-            && raw.get() != "null"
+        let id = map
+            .get("id")
+            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+        let usage_out = match map.get("usage").filter(|raw| raw.get() != "null") {
+            Some(raw) => Some(self.priced(raw.get())?),
+            None => None,
+        };
+        if self.verbatim {
+            return Ok(Annotated {
+                body: json.to_vec(),
+                usage: usage_out,
+                id,
+            });
+        }
+        if let Some(u) = &usage_out
+            && let Some(raw) = map.get_mut("usage")
         {
-            let mut u: Usage = serde_json::from_str(raw.get())?;
-            if let Some(theirs) = u.cost.take() {
-                u.extra.insert("upstream_cost".into(), theirs.into());
-            }
-            u.cost = Some(self.cost(&u));
-            *raw = serde_json::value::to_raw_value(&u)?;
-            usage_out = Some(u);
+            *raw = serde_json::value::to_raw_value(u)?;
         }
         if let Some(theirs) = map.shift_remove("provider") {
             map.insert("upstream_provider".into(), theirs);
@@ -73,9 +142,11 @@ impl Annotator {
         if !map.contains_key("model") {
             map.insert("model".into(), serde_json::value::to_raw_value(model_id)?);
         }
-        let id = map
-            .get("id")
-            .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
+        if (whole || usage_out.is_some())
+            && let Some(env) = self.envelope_json(usage_out.as_ref().and_then(|u| u.cost))
+        {
+            map.insert("x_aibroker".into(), env);
+        }
         Ok(Annotated {
             body: serde_json::to_vec(&map)?,
             usage: usage_out,
@@ -87,9 +158,17 @@ impl Annotator {
     /// usage the chunk carried, if any.
     pub fn chunk_into(&self, data: &str, model_id: &str, out: &mut BytesMut) -> Option<Usage> {
         let bytes = data.as_bytes();
-        let needs_parse = memchr::memmem::find(bytes, b"\"usage\"").is_some()
-            || memchr::memmem::find(bytes, b"\"provider\"").is_some();
-        if needs_parse && let Ok(a) = self.object(bytes, model_id) {
+        let has_usage = memchr::memmem::find(bytes, b"\"usage\"").is_some();
+        if self.verbatim {
+            // As sent; a chunk with usage is read for it.
+            event_into(bytes, out);
+            return has_usage
+                .then(|| self.object(bytes, model_id, false).ok())
+                .flatten()
+                .and_then(|a| a.usage);
+        }
+        let needs_parse = has_usage || memchr::memmem::find(bytes, b"\"provider\"").is_some();
+        if needs_parse && let Ok(a) = self.object(bytes, model_id, false) {
             event_into(&a.body, out);
             return a.usage;
         }
@@ -176,16 +255,69 @@ mod tests {
         assert!(none.is_none());
     }
 
+    fn envelope() -> Envelope {
+        Envelope {
+            instance: "openai-1".into(),
+            model: "gpt-4o-2024-08-06".into(),
+            attempts: 2,
+            request_id: "req_1".into(),
+        }
+    }
+
     #[test]
-    fn upstream_provider_and_cost_are_kept_aside() {
-        let Annotated { body: b, id, .. } = ann()
-            .object(br#"{"id":"g","provider":"DeepInfra","usage":{"prompt_tokens":10,"completion_tokens":0,"total_tokens":10,"cost":0.5}}"#, "m")
+    fn an_upstream_cost_is_charged_and_the_provider_kept_aside() {
+        let Annotated { body: b, id, usage } = ann()
+            .with(false, envelope())
+            .object(br#"{"id":"g","provider":"DeepInfra","usage":{"prompt_tokens":10,"completion_tokens":0,"total_tokens":10,"cost":0.5}}"#, "m", true)
             .expect("valid");
         let v: Value = serde_json::from_slice(&b).expect("json");
         assert_eq!(v["provider"], "openai");
         assert_eq!(v["upstream_provider"], "DeepInfra");
         assert_eq!(v["usage"]["upstream_cost"], 0.5);
+        assert_eq!(
+            v["usage"]["cost"], 0.5,
+            "the upstream's figure is what is charged"
+        );
+        assert_eq!(usage.and_then(|u| u.cost), Some(0.5));
         assert_eq!(v["model"], "m", "model filled in when absent");
         assert_eq!(id.as_deref(), Some("g"));
+        assert_eq!(
+            v["x_aibroker"],
+            json!({"provider": "openai-1", "model": "gpt-4o-2024-08-06", "cost": 0.5,
+                   "attempts": 2, "request_id": "req_1"})
+        );
+    }
+
+    #[test]
+    fn verbatim_replies_and_chunks_pass_byte_for_byte_and_are_still_read() {
+        let a = ann().with(true, envelope());
+        let body = br#"{"id":"gen-1","provider":"DeepInfra","model":"x/y","usage":{"prompt_tokens":10,"completion_tokens":2,"total_tokens":12,"cost":0.00042},"extra":{"k":[1,2]}}"#;
+        let got = a.object(body, "m", true).expect("valid");
+        assert_eq!(got.body, body.to_vec());
+        let u = got.usage.expect("usage read");
+        assert_eq!(u.cost, Some(0.00042));
+        assert_eq!(u.extra["upstream_cost"], 0.00042);
+        let mut out = BytesMut::new();
+        let chunk =
+            r#"{"id":"gen-1","provider":"DeepInfra","choices":[{"delta":{"content":"Hi"}}]}"#;
+        assert!(a.chunk_into(chunk, "m", &mut out).is_none());
+        assert_eq!(&out[..], format!("data: {chunk}\n\n").as_bytes());
+        let mut out = BytesMut::new();
+        let last = r#"{"id":"gen-1","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4,"cost":0.1}}"#;
+        let u = a.chunk_into(last, "m", &mut out).expect("usage read");
+        assert_eq!(u.cost, Some(0.1));
+        assert_eq!(&out[..], format!("data: {last}\n\n").as_bytes());
+    }
+
+    #[test]
+    fn without_an_upstream_cost_the_registry_prices_it() {
+        let got = ann()
+            .with(false, envelope())
+            .object(br#"{"id":"c","usage":{"prompt_tokens":1000000,"completion_tokens":0,"total_tokens":1000000}}"#, "m", true)
+            .expect("valid");
+        let v: Value = serde_json::from_slice(&got.body).expect("json");
+        assert!((v["usage"]["cost"].as_f64().expect("cost") - 2.5).abs() < 1e-9);
+        assert!(v["usage"].get("upstream_cost").is_none());
+        assert!((v["x_aibroker"]["cost"].as_f64().expect("cost") - 2.5).abs() < 1e-9);
     }
 }

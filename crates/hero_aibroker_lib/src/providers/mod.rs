@@ -139,6 +139,13 @@ pub trait Driver: Send + Sync + std::fmt::Debug {
     /// Reads one stream event's data (in the Chat wire, after [`Driver::adapt_stream`]).
     fn chunk(&self, data: &str) -> Chunk;
 
+    /// Whether replies go to the client exactly as the upstream sent them (OpenRouter: its
+    /// clients read its own `provider`, `usage.cost` and fields), instead of annotated with the
+    /// broker's `provider`, cost and `x_aibroker` envelope.
+    fn verbatim(&self) -> bool {
+        false
+    }
+
     /// The wire the reply to `req` is relayed in.
     fn reply_wire(&self, _req: &dyn ClientRequest) -> Wire {
         Wire::Chat

@@ -135,6 +135,7 @@ pub fn row(i: usize) -> RequestLog {
         reasoning_tokens: 0,
         cost_usd: 0.001,
         upstream_cost_usd: None,
+        list_cost_usd: Some(0.001),
         latency_ms: 500.0,
         ttfb_ms: Some(120.5),
         status: RequestStatus::Ok,

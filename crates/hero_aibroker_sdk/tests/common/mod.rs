@@ -138,6 +138,7 @@ impl Stub {
             reasoning_tokens: 4,
             cost_usd: 0.0000258,
             upstream_cost_usd: self.some(0.0000261),
+            list_cost_usd: self.some(0.0000258),
             latency_ms: 1250.5,
             ttfb_ms: self.some(310.5),
             status: RequestStatus::Ok,

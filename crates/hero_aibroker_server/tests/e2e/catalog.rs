@@ -128,11 +128,16 @@ async fn catalog_models_are_listed_and_served_and_yaml_wins() {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     assert_eq!(r.header("x-aibroker-provider"), "openrouter-0");
-    let cost = r.json["usage"]["cost"].as_f64().expect("cost");
+    // OpenRouter's reply is passed as it sent it (no cost in this one): the ledger charges
+    // the catalog price.
+    assert!(r.json.get("x_aibroker").is_none(), "{}", r.text);
+    let row = b.wait_row(r.header("x-aibroker-request-id")).await;
+    let cost = row["cost_usd"].as_f64().expect("cost");
     assert!((cost - expected_cost(30.0, 60.0)).abs() < 1e-12, "{cost}");
     let r = b.post("/v1/chat/completions", &chat_body("routed")).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    let cost = r.json["usage"]["cost"].as_f64().expect("cost");
+    let row = b.wait_row(r.header("x-aibroker-request-id")).await;
+    let cost = row["cost_usd"].as_f64().expect("cost");
     assert!((cost - expected_cost(5.0, 7.0)).abs() < 1e-12, "{cost}");
     assert_eq!(fake.count(Some(OR_KEY), Some("openai/gpt-4")), 1);
     assert_eq!(fake.count(Some(OR_KEY), Some("acme/yaml-priced")), 1);

@@ -140,9 +140,19 @@ async fn reasoning_deltas_and_extended_usage_pass_through() {
     let usage = &events.last().expect("usage chunk")["usage"];
     assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 0);
     assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 21);
+    // What the upstream says it cost is what is charged; the list price stays in the row.
     assert_eq!(usage["upstream_cost"], 0.000681, "OpenRouter's own cost");
-    let cost = (42.0 * IN_COST + 37.0 * OUT_COST) / 1e6;
-    assert!((usage["cost"].as_f64().expect("cost") - cost).abs() < 1e-12);
+    assert_eq!(usage["cost"], 0.000681, "the upstream's figure is charged");
+    let list = (42.0 * IN_COST + 37.0 * OUT_COST) / 1e6;
+    let envelope = &events.last().expect("usage chunk")["x_aibroker"];
+    assert_eq!(envelope["provider"], "fake-0", "{envelope}");
+    assert_eq!(envelope["model"], "up-solo", "{envelope}");
+    assert_eq!(envelope["cost"], 0.000681, "{envelope}");
+    assert_eq!(envelope["attempts"], 1, "{envelope}");
+    assert_eq!(
+        envelope["request_id"].as_str(),
+        Some(s.header("x-aibroker-request-id"))
+    );
 
     let row = b.wait_row(s.header("x-aibroker-request-id")).await;
     assert_eq!(row["status"], "ok", "{row}");
@@ -153,6 +163,11 @@ async fn reasoning_deltas_and_extended_usage_pass_through() {
     assert_eq!(row["reasoning_tokens"], 21, "{row}");
     assert_eq!(row["cached_tokens"], 0, "{row}");
     assert_eq!(row["upstream_cost_usd"], 0.000681, "{row}");
+    assert_eq!(row["cost_usd"], 0.000681, "{row}");
+    assert!(
+        (row["list_cost_usd"].as_f64().expect("list cost") - list).abs() < 1e-12,
+        "{row}"
+    );
 
     // The JSON reply keeps the same fields.
     let r = b.post("/v1/chat/completions", &chat_body("solo")).await;
@@ -162,8 +177,14 @@ async fn reasoning_deltas_and_extended_usage_pass_through() {
     assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 2);
     assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 5);
     assert_eq!(usage["upstream_cost"], 0.0012);
-    let cost = (10.0 * IN_COST + 15.0 * OUT_COST) / 1e6;
-    assert!((usage["cost"].as_f64().expect("cost") - cost).abs() < 1e-12);
+    assert_eq!(usage["cost"], 0.0012);
+    assert_eq!(r.json["x_aibroker"]["cost"], 0.0012, "{}", r.text);
+    assert_eq!(
+        r.json["x_aibroker"]["provider"].as_str(),
+        Some(r.header("x-aibroker-provider")),
+        "{}",
+        r.text
+    );
     let row = b.wait_row(r.header("x-aibroker-request-id")).await;
     assert_eq!(
         (&row["cached_tokens"], &row["reasoning_tokens"]),

@@ -13,7 +13,7 @@ use super::backend::{Cols, Dialect, on_pool};
 use super::{Store, StoreError, decode_err, to_i64, to_u64};
 
 /// Rows per `INSERT` statement. One full default batch (256) is one statement, so the
-/// statement is prepared once and reused from the connection's cache; 256 rows × 25 columns
+/// statement is prepared once and reused from the connection's cache; 256 rows × 26 columns
 /// stays far below SQLite's (32 766) and PostgreSQL's (65 535) bind-parameter limits.
 const ROWS_PER_STATEMENT: usize = 256;
 
@@ -21,10 +21,10 @@ const ROWS_PER_STATEMENT: usize = 256;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
 
-/// Every column, in [`RequestLog`] order.
+/// Every column (in [`RequestLog`] order, but for `list_cost_usd`, added last by migration 7).
 const COLUMNS: &str = "id, response_id, started_ms, ended_ms, client, key_id, endpoint, requested_model, model, \
      provider, upstream_model, stream, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, \
-     cost_usd, upstream_cost_usd, latency_ms, ttfb_ms, status, http_status, error, trace";
+     cost_usd, upstream_cost_usd, latency_ms, ttfb_ms, status, http_status, error, trace, list_cost_usd";
 
 impl Store {
     /// Inserts a batch of ledger rows in one transaction (`BEGIN IMMEDIATE`, so the write lock
@@ -389,7 +389,8 @@ where
             .push_bind(r.status.as_str().to_owned())
             .push_bind(i64::from(r.http_status))
             .push_bind(r.error.clone())
-            .push_bind(trace);
+            .push_bind(trace)
+            .push_bind(finite_opt(r.list_cost_usd));
     });
     qb.push(" ON CONFLICT (id) DO NOTHING");
     qb
@@ -431,6 +432,7 @@ fn request_log(r: &impl Cols) -> Result<RequestLog, StoreError> {
         reasoning_tokens: to_u64(r.int("reasoning_tokens")?),
         cost_usd: r.real("cost_usd")?,
         upstream_cost_usd: r.opt_real("upstream_cost_usd")?,
+        list_cost_usd: r.opt_real("list_cost_usd")?,
         latency_ms: r.real("latency_ms")?,
         ttfb_ms: r.opt_real("ttfb_ms")?,
         status: r

@@ -180,7 +180,9 @@ impl Ctx {
         if prompt == 0 && answered && f.cand.is_some() {
             prompt = self.prompt_estimate;
         }
-        let cost = match (f.cand, f.usage.is_some() || prompt > 0) {
+        // The registry's price of what was used: the estimate, and the charge when the
+        // upstream did not say what the request cost.
+        let list_cost = match (f.cand, f.usage.is_some() || prompt > 0) {
             (Some(c), true) => c.backend().prices().cost(
                 prompt,
                 completion,
@@ -192,7 +194,11 @@ impl Ctx {
         let upstream_cost = f
             .usage
             .and_then(|u| u.extra.get("upstream_cost"))
-            .and_then(serde_json::Value::as_f64);
+            .and_then(serde_json::Value::as_f64)
+            .filter(|c| c.is_finite() && *c >= 0.0);
+        // What the upstream billed is what the key is charged; the difference from the list
+        // price stays in the row (`list_cost_usd`) for reconciliation.
+        let cost = upstream_cost.unwrap_or(list_cost);
         let latency = self.started.elapsed();
         if let (Some(c), Some(ttfb), true) = (f.cand, f.ttfb, f.status == RequestStatus::Ok) {
             c.backend()
@@ -234,6 +240,7 @@ impl Ctx {
             reasoning_tokens: f.usage.map_or(0, Usage::reasoning_tokens),
             cost_usd: cost,
             upstream_cost_usd: upstream_cost,
+            list_cost_usd: Some(list_cost),
             latency_ms: latency.as_secs_f64() * 1000.0,
             ttfb_ms: f.ttfb.map(|t| t.as_secs_f64() * 1000.0),
             status: f.status,

@@ -30,7 +30,7 @@ use crate::pipeline::request::ParsedRequest;
 use crate::pipeline::router::{
     Candidate, CircuitPolicy, Decision, Defaults, Needs, Pin, Rejection, Resolve,
 };
-use crate::pipeline::sse::Annotator;
+use crate::pipeline::sse::{Annotator, Envelope};
 use crate::providers::{Chunk, Driver, Verdict, Wire, redact_body, snippet};
 use crate::state::AppState;
 use hero_aibroker_sdk::sse::{SseEvent, SseParser};
@@ -267,8 +267,17 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
         ctx.busy = Some(cand.instance.busy());
         ctx.running.set_provider(&cand.instance.id);
         let began = Instant::now();
-        let outcome =
-            tokio::time::timeout_at(deadline, attempt(&state, driver.as_ref(), &req, cand)).await;
+        let envelope = Envelope {
+            instance: cand.instance.id.clone(),
+            model: cand.backend().model_id.clone(),
+            attempts: u32::try_from(n + 1).unwrap_or(u32::MAX),
+            request_id: ctx.id.clone(),
+        };
+        let outcome = tokio::time::timeout_at(
+            deadline,
+            attempt(&state, driver.as_ref(), &req, cand, &envelope),
+        )
+        .await;
         let took = began.elapsed();
         let policy = CircuitPolicy {
             failures: settings.circuit_failures,
@@ -460,7 +469,15 @@ fn answer(
             upstream_id,
         } => {
             let backend = cand.backend();
-            let annotator = Annotator::new(&cand.instance.provider, backend.prices());
+            let annotator = Annotator::new(&cand.instance.provider, backend.prices()).with(
+                driver.verbatim(),
+                Envelope {
+                    instance: cand.instance.id.clone(),
+                    model: backend.model_id.clone(),
+                    attempts,
+                    request_id: request_id.clone(),
+                },
+            );
             let relay = StreamRelay::new(
                 ctx,
                 cand.clone(),
@@ -535,6 +552,7 @@ async fn attempt(
     driver: &dyn Driver,
     req: &ParsedRequest,
     cand: &Candidate,
+    envelope: &Envelope,
 ) -> Result<AttemptResult, ApiError> {
     let settings = &state.settings;
     let backend = cand.backend();
@@ -677,8 +695,9 @@ async fn attempt(
         Ok(b) => b,
         Err(why) => return Ok(AttemptResult::Failed(Failure::Protocol(why), None)),
     };
-    let annotator = Annotator::new(&cand.instance.provider, backend.prices());
-    match annotator.object(&body, &backend.model_id) {
+    let annotator = Annotator::new(&cand.instance.provider, backend.prices())
+        .with(driver.verbatim(), envelope.clone());
+    match annotator.object(&body, &backend.model_id, true) {
         Ok(a) => Ok(AttemptResult::Ok(Success::Json {
             body: a.body,
             usage: a.usage,

@@ -52,6 +52,10 @@ impl Driver for OpenRouter {
         OPENAI_COMPAT.chunk(data)
     }
 
+    fn verbatim(&self) -> bool {
+        true
+    }
+
     fn check_key<'a>(
         &'a self,
         client: &'a reqwest::Client,

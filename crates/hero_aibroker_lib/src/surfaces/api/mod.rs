@@ -29,7 +29,37 @@ use crate::state::AppState;
 ///
 /// The in-flight cap is taken inside the handlers rather than as a layer, because a stream
 /// must hold its permit until its last chunk, long after the handler returned.
+///
+/// Everything under `/api/v1/` (OpenRouter's base path) is served as under `/v1/`, so an
+/// OpenRouter client works by changing only its base URL.
 pub fn rest_router(state: Arc<AppState>) -> Router {
+    use tower::ServiceExt;
+    let routes = routes(state);
+    Router::new().fallback_service(tower::service_fn(move |mut req: axum::extract::Request| {
+        openrouter_base_path(&mut req);
+        routes.clone().oneshot(req)
+    }))
+}
+
+/// `/api/v1/…` → `/v1/…` (query kept).
+fn openrouter_base_path(req: &mut axum::extract::Request) {
+    let Some(rest) = req.uri().path().strip_prefix("/api/v1/") else {
+        return;
+    };
+    let path_and_query = match req.uri().query() {
+        Some(q) => format!("/v1/{rest}?{q}"),
+        None => format!("/v1/{rest}"),
+    };
+    if let Ok(pq) = path_and_query.parse::<axum::http::uri::PathAndQuery>() {
+        let mut parts = req.uri().clone().into_parts();
+        parts.path_and_query = Some(pq);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *req.uri_mut() = uri;
+        }
+    }
+}
+
+fn routes(state: Arc<AppState>) -> Router {
     let limit = state.settings.max_body_bytes;
     Router::new()
         .route("/v1/chat/completions", post(openai::chat))

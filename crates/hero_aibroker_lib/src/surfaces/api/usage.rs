@@ -150,6 +150,7 @@ pub(super) async fn generation(
         "upstream_id": row.response_id,
         "total_cost": row.cost_usd,
         "upstream_cost": row.upstream_cost_usd,
+        "list_cost": row.list_cost_usd,
         "created_at": hero_aibroker_sdk::time::rfc3339(row.started_ms),
         "model": row.model.clone().unwrap_or(row.requested_model.clone()),
         "upstream_model": row.upstream_model,
