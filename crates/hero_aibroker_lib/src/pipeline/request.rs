@@ -20,7 +20,8 @@ const FORBIDDEN_FIELDS: &[&str] = &[
     "custom_llm_provider",
 ];
 
-/// OpenRouter routing fields the broker acts on itself; never sent upstream.
+/// OpenRouter routing fields the broker acts on itself; never sent upstream as the client
+/// wrote them (OpenRouter gets `provider` as [`forwarded_provider`] makes it).
 const ROUTING_FIELDS: &[&str] = &["models", "route", "provider", "transforms"];
 
 /// A parsed, validated request body.
@@ -42,6 +43,30 @@ pub struct ParsedRequest {
     pub native: Option<crate::providers::NativeMessages>,
     /// The brokers the request passed through (`x-aibroker-chain`), this one last.
     pub chain: Vec<String>,
+    /// The client's `provider` object as it goes to OpenRouter upstreams: the names of the
+    /// broker's own providers taken out of `order`, `only` and `ignore` (the broker applied
+    /// those), everything else as sent (see [`forwarded_provider`]).
+    pub provider_forward: Option<Box<RawValue>>,
+}
+
+/// The `provider` object `raw` for OpenRouter: each of `order`, `only`, `ignore` without the
+/// names `is_ours` says are the broker's providers (a list left empty is left out), every
+/// other field as the client sent it. `None` when nothing is left to forward.
+pub fn forwarded_provider(raw: &str, is_ours: impl Fn(&str) -> bool) -> Option<Box<RawValue>> {
+    let mut obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(raw).ok()?;
+    for list in ["order", "only", "ignore"] {
+        let Some(serde_json::Value::Array(names)) = obj.get_mut(list) else {
+            continue;
+        };
+        names.retain(|n| n.as_str().is_some_and(|n| !is_ours(n)));
+        if names.is_empty() {
+            obj.remove(list);
+        }
+    }
+    if obj.is_empty() {
+        return None;
+    }
+    serde_json::value::to_raw_value(&obj).ok()
 }
 
 impl ParsedRequest {
@@ -144,6 +169,7 @@ impl ParsedRequest {
             attribution: (None, None),
             native: None,
             chain: Vec::new(),
+            provider_forward: None,
         })
     }
 
@@ -395,6 +421,11 @@ impl ClientRequest for ParsedRequest {
             } else {
                 out.extend_from_slice(v.get().as_bytes());
             }
+        }
+        if keep_plugins && let Some(p) = &self.provider_forward {
+            out.push(b',');
+            write_key(&mut out, "provider");
+            out.extend_from_slice(p.get().as_bytes());
         }
         if self.stream {
             let mut opts: serde_json::Map<String, serde_json::Value> =

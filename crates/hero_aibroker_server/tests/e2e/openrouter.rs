@@ -341,3 +341,131 @@ async fn endpoints_list_every_backend_with_price_and_health() {
         .await
         .assert_error(404, "model_not_found");
 }
+
+/// An OpenRouter drop-in: through `/api/v1` (OpenRouter's base path) a request to a model
+/// served by OpenRouter gets OpenRouter's reply byte for byte (JSON, and every stream event),
+/// and OpenRouter receives the client's `provider` object — the broker's own provider names
+/// taken out (it applied those), the sub-provider names and `data_collection`,
+/// `quantizations`, `zdr` as sent. A plain backend never sees the object.
+#[tokio::test(flavor = "multi_thread")]
+async fn openrouter_replies_pass_verbatim_and_provider_preferences_reach_it() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::Reasoning));
+    let yaml = format!(
+        r#"
+providers:
+  - {{name: fake, base_url: "{}", api_key_env: FAKE_KEYS}}
+models:
+  pinned:
+    display_name: Pinned
+    tier: standard
+    context_window: 8192
+    backends:
+      - {{provider: fake, model_id: up-pinned, priority: 1, input_cost: 1, output_cost: 2}}
+      - {{provider: openrouter, model_id: acme/pinned, priority: 2, input_cost: 1, output_cost: 2}}
+"#,
+        fake.base_url()
+    );
+    let b = Start::new(yaml)
+        .env("OPENROUTER_API_KEY", "sk-or-test-0123456789")
+        .env("OPENROUTER_BASE_URL", &fake.openrouter_url())
+        .env("OPENROUTER_CATALOG_INTERVAL", "0")
+        .start()
+        .await;
+    let prefs = json!({
+        "only": ["DeepInfra"],
+        "order": ["fake", "DeepInfra"],
+        "ignore": ["Together"],
+        "data_collection": "deny",
+        "quantizations": ["fp8"],
+        "zdr": true
+    });
+    let body = with("pinned", json!({"provider": prefs}));
+    let direct_body = with("acme/pinned", json!({}));
+    let client = reqwest::Client::new();
+    let direct = client
+        .post(format!("{}/chat/completions", fake.openrouter_url()))
+        .bearer_auth("sk-or-test-0123456789")
+        .json(&direct_body)
+        .send()
+        .await
+        .expect("direct")
+        .bytes()
+        .await
+        .expect("body");
+    fake.clear_calls();
+
+    // `only: ["DeepInfra"]` names an OpenRouter sub-provider: only OpenRouter may serve.
+    let r = b.post("/api/v1/chat/completions", &body).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-aibroker-provider"), "openrouter-0");
+    assert_eq!(
+        r.text.as_bytes(),
+        &direct[..],
+        "OpenRouter's reply, byte for byte"
+    );
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "only OpenRouter was called");
+    assert_eq!(
+        calls[0].body["provider"],
+        json!({"only": ["DeepInfra"], "order": ["DeepInfra"], "ignore": ["Together"],
+               "data_collection": "deny", "quantizations": ["fp8"], "zdr": true}),
+        "the broker's own name `fake` is taken out of order; the rest as sent"
+    );
+    // The row charges OpenRouter's own figure for the request; the list price is kept beside.
+    let row = b.wait_row(r.header("x-aibroker-request-id")).await;
+    assert_eq!(row["cost_usd"], r.json["usage"]["cost"], "{row}");
+    assert!(row["list_cost_usd"].as_f64().is_some(), "{row}");
+
+    // Streamed: every event as OpenRouter sent it.
+    let mut stream_body = body.clone();
+    stream_body["stream"] = json!(true);
+    let mut direct_stream = direct_body.clone();
+    direct_stream["stream"] = json!(true);
+    let direct = client
+        .post(format!("{}/chat/completions", fake.openrouter_url()))
+        .bearer_auth("sk-or-test-0123456789")
+        .json(&direct_stream)
+        .send()
+        .await
+        .expect("direct")
+        .text()
+        .await
+        .expect("body");
+    let s = b.stream("/api/v1/chat/completions", &stream_body).await;
+    assert!(s.ended_with_done(), "{:?}", s.events);
+    let data = |text: &str| -> Vec<String> {
+        text.split("\n\n")
+            .filter_map(|e| e.trim().strip_prefix("data: ").map(str::to_owned))
+            .filter(|d| !d.is_empty())
+            .collect()
+    };
+    let got: Vec<String> = s
+        .events
+        .iter()
+        .map(|(d, _)| d.clone())
+        .filter(|d| !d.is_empty())
+        .collect();
+    assert_eq!(got, data(&direct), "every event verbatim");
+
+    // Without `only`, the plain backend answers and never sees the object.
+    fake.clear_calls();
+    let r = b
+        .post(
+            "/api/v1/chat/completions",
+            &with(
+                "pinned",
+                json!({"provider": {"order": ["fake"], "zdr": true}}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.header("x-aibroker-provider"), "fake-0");
+    let calls = fake.calls();
+    assert!(
+        calls[0].body.get("provider").is_none(),
+        "{:?}",
+        calls[0].body
+    );
+    assert!(r.json["x_aibroker"].is_object(), "{}", r.text);
+}

@@ -365,6 +365,14 @@ fn cost_estimate(plan: &[Candidate], needs: &Needs, req: &ParsedRequest) -> f64 
 /// Applies `middle-out` for the model the request names, then reads what the request needs
 /// of a model (capabilities, prompt size).
 pub(crate) fn prepare(req: &mut ParsedRequest, registry: &Registry) -> Needs {
+    if let Some(raw) = req.fields.get("provider") {
+        req.provider_forward = crate::pipeline::request::forwarded_provider(raw.get(), |name| {
+            registry
+                .providers
+                .keys()
+                .any(|p| p.eq_ignore_ascii_case(name))
+        });
+    }
     if req.middle_out
         && let Some(Target::Model { model, .. }) = registry.resolve(&req.model)
     {

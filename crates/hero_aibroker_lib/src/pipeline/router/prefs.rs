@@ -1,6 +1,9 @@
 //! OpenRouter request routing options: the `models` fallback list and the `provider`
-//! preferences object, applied to the broker's own providers (the names `providers.list`
-//! shows). They are consumed by the broker and not forwarded upstream.
+//! preferences object. Names in `order`, `only` and `ignore` that are the broker's own
+//! providers (the names `providers.list` shows) are applied here; any other name is an
+//! OpenRouter sub-provider (`DeepInfra`): it is forwarded to OpenRouter backends with the rest
+//! of the object (`data_collection`, `quantizations`, `zdr`, …), and an `only` (or a strict
+//! `order`) of such names keeps the OpenRouter backends and no others.
 
 use serde::Deserialize;
 
@@ -164,16 +167,38 @@ impl ProviderPrefs {
 
     /// Why `backend` is excluded by these preferences, if it is. `params` are the request's
     /// parameter names.
-    pub fn excludes(&self, backend: &Backend, params: &[String]) -> Option<String> {
+    /// `registry` tells which names are the broker's providers and which backends are
+    /// OpenRouter's (they take the other names, which OpenRouter applies).
+    pub fn excludes(
+        &self,
+        backend: &Backend,
+        params: &[String],
+        registry: &crate::config::registry::Registry,
+    ) -> Option<String> {
         let p = backend.provider.as_str();
         let has = |list: &[String]| list.iter().any(|o| o.eq_ignore_ascii_case(p));
-        if !self.only.is_empty() && !has(&self.only) {
+        let to_openrouter = registry
+            .providers
+            .get(p)
+            .is_some_and(|prov| prov.kind == "openrouter");
+        // A name that is none of the broker's providers is an OpenRouter sub-provider.
+        let names_openrouter_ones = |list: &[String]| {
+            to_openrouter
+                && list
+                    .iter()
+                    .any(|o| !registry.providers.keys().any(|k| k.eq_ignore_ascii_case(o)))
+        };
+        if !self.only.is_empty() && !has(&self.only) && !names_openrouter_ones(&self.only) {
             return Some("not in provider.only".into());
         }
         if has(&self.ignore) {
             return Some("in provider.ignore".into());
         }
-        if !self.allow_fallbacks && !self.order.is_empty() && !has(&self.order) {
+        if !self.allow_fallbacks
+            && !self.order.is_empty()
+            && !has(&self.order)
+            && !names_openrouter_ones(&self.order)
+        {
             return Some("not in provider.order and allow_fallbacks is false".into());
         }
         if let Some(max) = self.max_price.prompt

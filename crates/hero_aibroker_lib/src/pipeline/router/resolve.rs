@@ -140,7 +140,7 @@ impl Resolve<'_> {
             let mut cands = Vec::new();
             for (model, bi) in &group.pairs {
                 let backend = &model.backends[*bi];
-                if let Some(why) = opts.prefs.excludes(backend, &opts.params) {
+                if let Some(why) = opts.prefs.excludes(backend, &opts.params, &self.registry) {
                     by_prefs = true;
                     skipped.push(entry(model, backend, None, None, Some(why)));
                     continue;
@@ -350,7 +350,10 @@ impl Resolve<'_> {
                         if self.registry.instances(b).is_empty() {
                             continue;
                         }
-                        if prefs.excludes(b, &self.options.params).is_some() {
+                        if prefs
+                            .excludes(b, &self.options.params, &self.registry)
+                            .is_some()
+                        {
                             excluded = true;
                             continue;
                         }
