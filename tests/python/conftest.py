@@ -15,6 +15,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 # What the agent model's tool call prints: seen in an agent's answer only if the agent really
 # ran the tool and sent its output back through the broker.
 MARKER = "agent-tool-ran-7f3a"
+OPENROUTER_KEY = "sk-or-test-0123456789"
 BIN_DIR = pathlib.Path(os.environ.get("HERO_BIN_DIR", ROOT / "target" / "debug"))
 
 MODELS = """
@@ -42,6 +43,12 @@ models:
     capabilities: [tools]
     backends:
       - {{provider: anthropic-native, model_id: up-agent, priority: 1, input_cost: 3.0, output_cost: 15.0, cache_read_cost: 0.3}}
+  routed:
+    display_name: Routed (served by OpenRouter)
+    tier: standard
+    context_window: 8192
+    backends:
+      - {{provider: openrouter, model_id: openai/gpt-4o, priority: 1, input_cost: 2.5, output_cost: 10.0}}
   embed:
     display_name: Embed
     tier: cheap
@@ -89,6 +96,10 @@ def broker(fake_provider):
         "MODELS_CONFIG_PATH": str(models),
         "FAKE_KEYS": "key-a",
         "ANT_KEYS": "ant-key",
+        # The fake answers OpenRouter's API under /api/v1; no catalog refresh in these tests.
+        "OPENROUTER_API_KEY": OPENROUTER_KEY,
+        "OPENROUTER_BASE_URL": fake_provider.removesuffix("/v1") + "/api/v1",
+        "OPENROUTER_CATALOG_INTERVAL": "0",
     }
     proc = subprocess.Popen(
         [str(BIN_DIR / "hero_aibroker_server")], env=env, stdout=log, stderr=log

@@ -60,7 +60,7 @@ def test_embeddings(client):
 
 def test_models_and_errors(client):
     ids = [m.id for m in client.models.list()]
-    assert ids == ["chat", "agent", "claude", "embed"]
+    assert ids == ["chat", "agent", "claude", "routed", "embed"]
     with pytest.raises(openai.NotFoundError) as e:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     assert "GET /v1/models" in e.value.message
