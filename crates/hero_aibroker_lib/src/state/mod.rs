@@ -76,6 +76,9 @@ pub struct AppState {
     pub mothers: crate::providers::mother::catalog::Mothers,
     /// The database as the last configuration poll saw it.
     store_health: ArcSwap<hero_aibroker_sdk::admin::StoreHealth>,
+    /// One [`AppState::persist_health`] at a time: a caller returns only once what was dirty
+    /// is written, even when the background task had just taken it.
+    persisting: tokio::sync::Mutex<()>,
 }
 
 impl AppState {
@@ -179,6 +182,7 @@ impl AppState {
             broker_id,
             mothers,
             store_health,
+            persisting: tokio::sync::Mutex::new(()),
         });
         sync::spawn_config_sync(&state);
         spawn_catalog_refresh(&state);
@@ -208,6 +212,7 @@ impl AppState {
     /// Writes instance health and backend circuits that changed since the last call to the
     /// store.
     pub async fn persist_health(&self) {
+        let _one = self.persisting.lock().await;
         let reg = self.registry.load_full();
         let now = i64::try_from(crate::health::pool::unix_ms()).unwrap_or(i64::MAX);
         let (instances, rows): (Vec<&Arc<crate::health::pool::Instance>>, Vec<KeyStateRow>) = reg

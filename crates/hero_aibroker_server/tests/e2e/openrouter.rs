@@ -372,6 +372,33 @@ models:
         .env("OPENROUTER_CATALOG_INTERVAL", "0")
         .start()
         .await;
+    // The models list reads like OpenRouter's (per-token price strings, modalities, …) and
+    // keeps the broker's own fields.
+    let models = b.get("/api/v1/models").await;
+    assert_eq!(models.status, 200, "{}", models.text);
+    let pinned = models.json["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .find(|m| m["id"] == "pinned")
+        .expect("pinned listed")
+        .clone();
+    assert_eq!(pinned["pricing"]["prompt"], "0.000001", "{pinned}");
+    assert_eq!(pinned["pricing"]["completion"], "0.000002", "{pinned}");
+    assert_eq!(pinned["context_length"], 8192, "{pinned}");
+    assert_eq!(pinned["architecture"]["input_modalities"], json!(["text"]));
+    assert_eq!(pinned["architecture"]["modality"], "text->text");
+    assert!(
+        pinned["supported_parameters"]
+            .as_array()
+            .expect("params")
+            .contains(&json!("max_tokens"))
+    );
+    assert_eq!(pinned["top_provider"]["context_length"], 8192);
+    assert_eq!(pinned["name"], "Pinned");
+    assert_eq!(pinned["tier"], "standard", "the broker's own fields stay");
+    assert_eq!(pinned["backends"].as_array().map(Vec::len), Some(2));
+
     let prefs = json!({
         "only": ["DeepInfra"],
         "order": ["fake", "DeepInfra"],

@@ -44,7 +44,89 @@ pub(crate) fn model_object(reg: &Registry, m: &Model, created: u64) -> ModelObje
             })
             .collect(),
         strategy: m.strategy.map(|st| st.name().to_owned()),
-        extra: Default::default(),
+        extra: openrouter_fields(m),
+    }
+}
+
+/// The fields OpenRouter's `/models` entries carry, so its clients read ours: `name`,
+/// `pricing` (USD per token, as strings, of the model's first backend in priority order),
+/// `context_length`, `architecture` (modalities), `supported_parameters` and `top_provider`.
+fn openrouter_fields(m: &Model) -> serde_json::Map<String, Value> {
+    let per_token = |per_million: f64| {
+        let s = format!("{:.12}", per_million / 1e6);
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        if s.is_empty() {
+            "0".to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    let first = m.backends.iter().min_by_key(|b| b.priority);
+    let mut pricing = json!({
+        "prompt": per_token(first.map_or(0.0, |b| b.input_cost)),
+        "completion": per_token(first.map_or(0.0, |b| b.output_cost)),
+        "request": "0",
+        "image": "0",
+    });
+    if let Some(b) = first {
+        let p = b.prices();
+        pricing["input_cache_read"] = per_token(p.cache_read).into();
+        pricing["input_cache_write"] = per_token(p.cache_write).into();
+    }
+    let has = |c: &str| m.capabilities.iter().any(|x| x == c);
+    let mut input = vec!["text"];
+    if has("vision") {
+        input.push("image");
+    }
+    if has("audio") {
+        input.push("audio");
+    }
+    let output = if has("embeddings") && !has("chat") {
+        vec!["embeddings"]
+    } else {
+        vec!["text"]
+    };
+    let mut params = vec![
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+    ];
+    if has("tools") {
+        params.extend(["tools", "tool_choice", "parallel_tool_calls"]);
+    }
+    if has("json_schema") {
+        params.extend(["response_format", "structured_outputs"]);
+    }
+    if has("reasoning") {
+        params.extend(["reasoning", "include_reasoning"]);
+    }
+    let fields = json!({
+        "name": m.display_name,
+        "canonical_slug": m.name,
+        "context_length": m.context_window,
+        "pricing": pricing,
+        "architecture": {
+            "modality": format!("{}->{}", input.join("+"), output.join("+")),
+            "input_modalities": input,
+            "output_modalities": output,
+            "tokenizer": "Other",
+            "instruct_type": null,
+        },
+        "supported_parameters": params,
+        "top_provider": {
+            "context_length": m.context_window,
+            "max_completion_tokens": null,
+            "is_moderated": false,
+        },
+    });
+    match fields {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
     }
 }
 
