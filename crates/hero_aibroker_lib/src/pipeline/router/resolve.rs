@@ -140,7 +140,7 @@ impl Resolve<'_> {
             let mut cands = Vec::new();
             for (model, bi) in &group.pairs {
                 let backend = &model.backends[*bi];
-                if let Some(why) = opts.prefs.excludes(backend, &opts.params, &self.registry) {
+                if let Some(why) = opts.prefs.excludes(backend, &opts.params, self.registry) {
                     by_prefs = true;
                     skipped.push(entry(model, backend, None, None, Some(why)));
                     continue;
