@@ -351,7 +351,7 @@ impl Resolve<'_> {
                             continue;
                         }
                         if prefs
-                            .excludes(b, &self.options.params, &self.registry)
+                            .excludes(b, &self.options.params, self.registry)
                             .is_some()
                         {
                             excluded = true;
