@@ -282,7 +282,8 @@ pub enum GroupBy {
 pub struct UsageQuery {
     #[serde(default)]
     pub group_by: GroupBy,
-    #[serde(default)]
+    /// Also accepted as `since` (the seed's name).
+    #[serde(default, alias = "since")]
     pub from_ms: Option<i64>,
     #[serde(default)]
     pub to_ms: Option<i64>,

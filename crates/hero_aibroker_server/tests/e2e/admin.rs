@@ -712,3 +712,65 @@ async fn rpc_reads_can_be_gated_and_batches_are_capped() {
         "{refused}"
     );
 }
+
+/// JSON-RPC methods take their parameters flat, as the seed's methods do, beside the declared
+/// wrapped forms: `keys.create {name, budget_usd}`, `keys.update {id, …patch}`, `usage.summary
+/// {group_by, since}`, `usage.logs {limit}`, `routing.explain {model}`.
+#[tokio::test(flavor = "multi_thread")]
+async fn rpc_methods_take_flat_params_and_the_wrapped_forms_still_work() {
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    let created = b
+        .rpc(
+            "keys.create",
+            json!({"name": "flat", "budget_usd": 2.5, "rpm": 7}),
+        )
+        .await;
+    assert_eq!(created["key"]["name"], "flat", "{created}");
+    assert_eq!(created["key"]["budget_usd"], 2.5, "{created}");
+    assert_eq!(created["key"]["rpm"], 7, "{created}");
+    let id = created["key"]["id"].as_str().expect("id").to_owned();
+    let secret = created["secret"].as_str().expect("secret").to_owned();
+
+    let updated = b
+        .rpc(
+            "keys.update",
+            json!({"id": id, "name": "renamed", "tpm": 1000}),
+        )
+        .await;
+    assert_eq!(updated["name"], "renamed", "{updated}");
+    assert_eq!(updated["tpm"], 1000, "{updated}");
+    let wrapped = b
+        .rpc(
+            "keys.update",
+            json!({"id": id, "update": {"name": "wrapped"}}),
+        )
+        .await;
+    assert_eq!(wrapped["name"], "wrapped", "{wrapped}");
+
+    let r = b
+        .post_key("/v1/chat/completions", &chat_body("chat"), &secret)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    b.wait_rows(1).await;
+    let flat = b
+        .rpc("usage.summary", json!({"group_by": "model", "since": 0}))
+        .await;
+    let wrapped = b
+        .rpc(
+            "usage.summary",
+            json!({"query": {"group_by": "model", "from_ms": 0}}),
+        )
+        .await;
+    assert_eq!(flat, wrapped);
+    assert_eq!(flat[0]["group"], "chat", "{flat}");
+    let logs = b.rpc("usage.logs", json!({"limit": 1})).await;
+    assert_eq!(logs["rows"].as_array().map(Vec::len), Some(1), "{logs}");
+    let explained = b.rpc("routing.explain", json!({"model": "chat"})).await;
+    assert!(
+        explained["candidates"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty()),
+        "{explained}"
+    );
+}

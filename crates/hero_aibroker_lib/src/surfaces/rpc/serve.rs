@@ -222,6 +222,50 @@ struct AsCall<'a> {
     params: Option<&'a RawValue>,
 }
 
+/// A call with its own id, its params rewritten by [`wrap_flat`].
+#[derive(Serialize)]
+struct AsCallWithId<'a> {
+    jsonrpc: &'static str,
+    id: &'a RawValue,
+    method: &'a str,
+    params: &'a RawValue,
+}
+
+/// Methods whose one structured parameter may also be given flat, as the seed's methods take
+/// them: `keys.create {name, budget_usd, …}` for `{"params": {…}}`, `keys.update {id, …patch}`
+/// for `{"id", "update": {…}}`, `usage.summary {group_by, …}` for `{"query": {…}}`. The method,
+/// the parameter that wraps the rest, and the fields that stay beside it.
+const FLAT_PARAMS: &[(&str, &str, &[&str])] = &[
+    ("keys.create", "params", &[]),
+    ("keys.update", "update", &["id"]),
+    ("usage.summary", "query", &[]),
+    ("usage.series", "query", &[]),
+    ("usage.logs", "query", &[]),
+    ("routing.explain", "query", &[]),
+    ("mcp.calls", "query", &[]),
+];
+
+/// By-name `params` of `method` given flat, rewritten into the declared (wrapped) form;
+/// `None` when there is nothing to rewrite (not such a method, positional params, or the
+/// wrapped form already).
+fn wrap_flat(method: &str, params: &RawValue) -> Option<Box<RawValue>> {
+    let (_, wrapper, kept) = FLAT_PARAMS.iter().find(|(m, _, _)| *m == method)?;
+    let serde_json::Value::Object(mut flat) = serde_json::from_str(params.get()).ok()? else {
+        return None;
+    };
+    if flat.contains_key(*wrapper) {
+        return None;
+    }
+    let mut wrapped = serde_json::Map::new();
+    for k in *kept {
+        if let Some(v) = flat.remove(*k) {
+            wrapped.insert((*k).to_owned(), v);
+        }
+    }
+    wrapped.insert((*wrapper).to_owned(), serde_json::Value::Object(flat));
+    serde_json::value::to_raw_value(&wrapped).ok()
+}
+
 impl RpcState {
     fn authorized(&self, headers: &HeaderMap) -> bool {
         let Some(expected) = &self.token_digest else {
@@ -285,19 +329,31 @@ impl RpcState {
             return id.map(|id| rpc_error(Some(id), ErrorCode::Unauthorized.rpc_code(), &message));
         }
         tracing::debug!(method, notification = id.is_none(), "RPC call");
+        let flat = envelope.params.and_then(|p| wrap_flat(method, p));
+        let params = flat.as_deref().or(envelope.params);
         let Some(id) = id else {
             let call = AsCall {
                 jsonrpc: "2.0",
                 id: 0,
                 method,
-                params: envelope.params,
+                params,
             };
             if let Ok(text) = serde_json::to_string(&call) {
                 let _ = self.methods.raw_json_request(&text, 1).await;
             }
             return None;
         };
-        match self.methods.raw_json_request(raw.get(), 1).await {
+        let rewritten = flat.as_ref().and_then(|p| {
+            serde_json::to_string(&AsCallWithId {
+                jsonrpc: "2.0",
+                id,
+                method,
+                params: p,
+            })
+            .ok()
+        });
+        let request = rewritten.as_deref().unwrap_or(raw.get());
+        match self.methods.raw_json_request(request, 1).await {
             Ok((answer, _)) => Some(Box::<str>::from(answer).into_string()),
             // jsonrpsee refuses ids it cannot represent (negative or fractional numbers).
             Err(_) => Some(rpc_error(
