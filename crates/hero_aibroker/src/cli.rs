@@ -28,11 +28,24 @@ pub struct Global {
     /// [default: ~/hero/var/sockets]
     #[arg(long, global = true, env = "HERO_SOCKET_DIR", value_name = "DIR")]
     pub socket_dir: Option<PathBuf>,
+    /// The broker's rpc.sock (its rest.sock is the one beside it); overrides --socket-dir
+    #[arg(long, global = true, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+    /// Model for chat: a name, an alias, provider/model or auto (`chat -m` overrides it)
+    #[arg(
+        short,
+        long,
+        global = true,
+        default_value = "auto",
+        value_name = "MODEL"
+    )]
+    pub model: String,
     /// Print the result as JSON instead of a table
     #[arg(long, global = true)]
     pub json: bool,
-    /// Retry this many times, with exponential backoff, while the socket is missing or refuses
-    #[arg(long, global = true, default_value_t = 0, value_name = "N")]
+    /// Retry this many times, with exponential backoff (200 ms, 400 ms, 800 ms…), while the
+    /// socket is missing or refuses
+    #[arg(long, global = true, default_value_t = 3, value_name = "N")]
     pub max_retries: u32,
     /// Admin token for mutating calls (keys, priority, reload)
     #[arg(
@@ -376,9 +389,12 @@ pub struct ChatArgs {
     /// interactive (or one-shot on piped stdin)
     #[arg(short, long, value_name = "PROMPT")]
     pub prompt: Option<String>,
-    /// Model name, alias, provider/model or auto
-    #[arg(short, long, default_value = "auto")]
-    pub model: String,
+    /// Stream the answer as it comes (the default)
+    #[arg(long, overrides_with = "no_stream")]
+    pub stream: bool,
+    /// Wait for the whole answer and print it at once
+    #[arg(long, overrides_with = "stream")]
+    pub no_stream: bool,
     /// A system message sent before the conversation
     #[arg(long)]
     pub system: Option<String>,

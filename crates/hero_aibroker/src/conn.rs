@@ -38,6 +38,8 @@ impl std::error::Error for ServerDown {}
 /// The broker's socket directory (`<root>/hero_aibroker`) and clients for it.
 pub struct Conn {
     dir: PathBuf,
+    /// `--socket`: the rpc.sock to use (rest.sock is beside it).
+    rpc_override: Option<PathBuf>,
     max_retries: u32,
     admin_token: Option<String>,
     api_key: Option<String>,
@@ -49,8 +51,14 @@ impl Conn {
             let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
             paths::default_socket_root(Path::new(&home))
         });
+        let rpc_override = global.socket.clone();
+        let dir = match rpc_override.as_ref().and_then(|s| s.parent()) {
+            Some(parent) => parent.to_owned(),
+            None => paths::socket_dir(&root),
+        };
         Conn {
-            dir: paths::socket_dir(&root),
+            dir,
+            rpc_override,
             max_retries: global.max_retries,
             admin_token: global.admin_token.clone(),
             api_key: global.api_key.clone(),
@@ -63,7 +71,9 @@ impl Conn {
     }
 
     pub fn rpc_socket(&self) -> PathBuf {
-        self.dir.join(paths::RPC_SOCK)
+        self.rpc_override
+            .clone()
+            .unwrap_or_else(|| self.dir.join(paths::RPC_SOCK))
     }
 
     pub fn rest_socket(&self) -> PathBuf {

@@ -87,7 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Priority(cmd) => admin::priority(&conn, cmd, json).await?,
         Command::Mothers(cmd) => mothers::run(&conn, cmd, json).await?,
         Command::Reload => admin::reload(&conn, json).await?,
-        Command::Chat(args) => return chat::run(&conn, args, json).await,
+        Command::Chat(args) => return chat::run(&conn, args, &cli.global.model, json).await,
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,

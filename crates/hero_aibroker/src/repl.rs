@@ -118,7 +118,7 @@ fn joined(input: &str) -> String {
     input.replace("\\\n", "\n").trim().to_owned()
 }
 
-pub async fn run(conn: &Conn, args: &ChatArgs) -> anyhow::Result<()> {
+pub async fn run(conn: &Conn, args: &ChatArgs, model: &str) -> anyhow::Result<()> {
     let style = Style::detect(args.plain);
     let rpc = conn.rpc();
     // Fails with "the broker is not running" (exit 2) before the first prompt.
@@ -143,7 +143,7 @@ pub async fn run(conn: &Conn, args: &ChatArgs) -> anyhow::Result<()> {
         eprintln!("warning: cannot read history {}: {e}", path.display());
     }
 
-    let mut convo = Conversation::new(args.model.clone(), args.system.clone());
+    let mut convo = Conversation::new(model.to_owned(), args.system.clone());
     let mut opts = AskOptions {
         temperature: args.temperature,
         max_tokens: args.max_tokens,

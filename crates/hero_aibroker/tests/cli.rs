@@ -412,3 +412,92 @@ fn mothers_add_list_update_remove_without_showing_the_token() {
         "the token never reaches the broker's log"
     );
 }
+
+/// The global flags: `-m/--model` (default `auto`) that `chat -m` overrides, `--socket` (the
+/// rpc.sock path; rest.sock beside it) instead of `--socket-dir`, `--max-retries` (default 3,
+/// backing off 200 + 400 + 800 ms), and `chat --stream` / `--no-stream`.
+#[test]
+fn global_model_socket_retries_and_stream_flags() {
+    let b = Broker::start();
+    // A global -m before the subcommand picks the model; chat -m overrides it.
+    let out = ok(b
+        .cli()
+        .args(["-m", "solo", "chat", "-p", "hi", "--no-stream"]));
+    assert_eq!(out, format!("{CHAT_TEXT}\n"));
+    let out = ok(b.cli().args([
+        "--model", "solo", "chat", "-p", "hi", "-m", "chat", "--stream",
+    ]));
+    assert_eq!(out, format!("{CHAT_TEXT}\n"));
+    let t0 = Instant::now();
+    let logs = loop {
+        let logs = ok_json(b.cli().args(["logs", "--limit", "5"]));
+        if logs["rows"].as_array().expect("rows").len() >= 2 {
+            break logs;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "no ledger rows");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let models: Vec<&str> = logs["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["requested_model"].as_str().expect("model"))
+        .collect();
+    assert_eq!(
+        models,
+        ["chat", "solo"],
+        "newest first: chat -m won, then the global -m"
+    );
+    let streamed: Vec<bool> = logs["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| r["stream"].as_bool().expect("stream"))
+        .collect();
+    assert_eq!(
+        streamed,
+        [true, false],
+        "--stream streamed, --no-stream did not"
+    );
+
+    // --socket names rpc.sock itself; the (empty) --socket-dir is not used.
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let rpc = b.sockets().join("hero_aibroker").join("rpc.sock");
+    let health = ok(cli_at(elsewhere.path())
+        .arg("--socket")
+        .arg(&rpc)
+        .arg("health"));
+    assert!(row(&health, "status").contains("ok"), "{health}");
+    let chat = ok(cli_at(elsewhere.path())
+        .arg("--socket")
+        .arg(&rpc)
+        .args(["chat", "-p", "hi", "-m", "chat"]));
+    assert_eq!(
+        chat,
+        format!("{CHAT_TEXT}\n"),
+        "rest.sock is found beside it"
+    );
+
+    // Without a broker the default --max-retries (3) backs off 200 + 400 + 800 ms.
+    let t0 = Instant::now();
+    let out = cli_at(elsewhere.path())
+        .arg("health")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        t0.elapsed() >= Duration::from_millis(1400),
+        "{:?}",
+        t0.elapsed()
+    );
+    let help = ok(cli_at(elsewhere.path()).arg("--help"));
+    assert!(
+        help.contains("--max-retries <N>") && help.contains("[default: 3]"),
+        "{help}"
+    );
+    assert!(
+        help.contains("-m, --model <MODEL>") && help.contains("[default: auto]"),
+        "{help}"
+    );
+    assert!(help.contains("--socket <PATH>"), "{help}");
+}
