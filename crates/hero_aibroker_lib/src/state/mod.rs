@@ -21,6 +21,7 @@ use crate::health::circuit::Circuit;
 use crate::health::pool::Health;
 use crate::providers::Drivers;
 use crate::providers::openrouter::catalog::{LiveCatalog, Timeouts};
+use crate::providers::openrouter::endpoints::SubEndpoints;
 use hero_aibroker_host::env::Env;
 
 /// Why the state could not be built.
@@ -467,8 +468,15 @@ fn spawn_catalog_refresh(state: &Arc<AppState>) {
                 idle: s.settings.idle_timeout,
                 total: s.settings.request_deadline,
             };
-            if s.catalog.refresh(&s.client, source, timeouts).await {
+            if s.catalog.refresh(&s.client, source.clone(), timeouts).await {
                 s.rebuild_registry().await;
+            }
+            if let Some((base, key)) = source {
+                let ids = SubEndpoints::wanted(&s.registry.load());
+                s.catalog
+                    .endpoints
+                    .refresh(&s.client, &base, &key, ids, timeouts)
+                    .await;
             }
             let Some(delay) = s.catalog.next_delay() else {
                 break;

@@ -150,7 +150,9 @@ async fn catalog_models_are_listed_and_served_and_yaml_wins() {
     let catalog = fake.catalog_calls();
     assert!(catalog.len() >= 2, "two pages: {}", catalog.len());
     assert!(catalog.iter().all(|c| c.key.as_deref() == Some(OR_KEY)));
-    assert!(catalog.iter().all(|c| c.path == "/api/v1/models"));
+    // The catalog pages, then the endpoint lists of the models routed to OpenRouter.
+    assert!(catalog.iter().all(|c| c.path == "/api/v1/models"
+        || (c.path.starts_with("/api/v1/models/") && c.path.ends_with("/endpoints"))));
     assert!(!b.logs().contains(OR_KEY), "the key is never logged");
 }
 
@@ -227,4 +229,54 @@ async fn no_catalog_request_without_a_key_or_with_interval_zero() {
         .await;
     r.assert_error(404, "model_not_found");
     assert_eq!(off_fake.call_count(), 0);
+}
+
+/// With the live catalog on, OpenRouter's per-model endpoint lists are refreshed too:
+/// `/v1/models/{author}/{slug}/endpoints` shows the broker's OpenRouter backend followed by
+/// OpenRouter's own sub-provider endpoints for that model (`via: "openrouter"`).
+#[tokio::test(flavor = "multi_thread")]
+async fn openrouter_sub_provider_endpoints_are_listed_beside_the_brokers_backend() {
+    let fake = fake_with_catalog().await;
+    let b = start(&fake).start().await;
+    health_until(&b, "catalog refreshed", |h| {
+        !h["catalog"]["refreshed_ms"].is_null()
+    })
+    .await;
+    let t0 = Instant::now();
+    let r = loop {
+        let r = b.get("/api/v1/models/openai/gpt-4/endpoints").await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let n = r.json["data"]["endpoints"].as_array().map_or(0, Vec::len);
+        if n >= 2 {
+            break r;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no sub-provider endpoints: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let endpoints = r.json["data"]["endpoints"].as_array().expect("endpoints");
+    assert_eq!(endpoints[0]["provider_name"], "openrouter", "{}", r.text);
+    assert!(
+        endpoints[0]["instances"].is_array(),
+        "the broker's own backend first"
+    );
+    let theirs = &endpoints[1];
+    assert_eq!(theirs["provider_name"], "OpenAI", "{}", r.text);
+    assert_eq!(theirs["via"], "openrouter", "{}", r.text);
+    assert_eq!(theirs["quantization"], "fp16", "as OpenRouter listed it");
+    let asked: Vec<String> = fake
+        .catalog_calls()
+        .into_iter()
+        .filter(|c| c.path.ends_with("/endpoints"))
+        .map(|c| c.path)
+        .collect();
+    assert!(
+        asked
+            .iter()
+            .any(|p| p == "/api/v1/models/openai/gpt-4/endpoints"),
+        "{asked:?}"
+    );
 }

@@ -66,6 +66,8 @@ pub struct Timeouts {
 pub struct LiveCatalog {
     /// `None` when the catalog is off (no OpenRouter key, or interval 0).
     interval: Option<Duration>,
+    /// OpenRouter's sub-provider endpoints of the models routed there (refreshed alongside).
+    pub endpoints: super::endpoints::SubEndpoints,
     entries: ArcSwap<Entries>,
     status: Mutex<Status>,
 }
@@ -83,6 +85,7 @@ impl LiveCatalog {
     pub fn new(interval: Option<Duration>) -> Self {
         LiveCatalog {
             interval,
+            endpoints: super::endpoints::SubEndpoints::default(),
             entries: ArcSwap::from_pointee(Entries::new()),
             status: Mutex::new(Status::default()),
         }
@@ -357,7 +360,7 @@ fn next_query(base: &reqwest::Url, next: &str) -> Option<String> {
 }
 
 /// One page's body, bounded in size and time. The key goes only into `Authorization`.
-async fn get(
+pub(super) async fn get(
     client: &reqwest::Client,
     url: reqwest::Url,
     key: &Secret,

@@ -4,6 +4,7 @@
 //! ([`catalog`]).
 
 pub mod catalog;
+pub mod endpoints;
 
 use futures_util::future::BoxFuture;
 use hero_aibroker_sdk::admin::KeyCheck;

@@ -1,21 +1,36 @@
 //! `GET /v1/models/{author}/{slug}/endpoints` (any model id works, e.g. `/v1/models/gpt-4o/
 //! endpoints`): the backends of a model in OpenRouter's shape — price per token as strings,
 //! context length, supported parameters, status, uptime, latency and throughput — with the
-//! broker's own health per backend (instances, circuit, priority) added.
+//! broker's own health per backend (instances, circuit, priority) added. A backend served by
+//! OpenRouter is followed by OpenRouter's own sub-provider endpoints for that model (from the
+//! last refresh, `via: "openrouter"`).
 
 use serde_json::{Value, json};
 
 use crate::config::registry::{Backend, Model, Registry};
 use crate::health::circuit::CircuitState;
+use crate::providers::openrouter::endpoints::SubEndpoints;
 
-/// The endpoints document of `model`.
-pub fn list(reg: &Registry, model: &Model, created: u64) -> Value {
+/// The endpoints document of `model`; `sub` holds OpenRouter's lists.
+pub fn list(reg: &Registry, model: &Model, created: u64, sub: &SubEndpoints) -> Value {
     let vision = model.has("vision");
-    let endpoints: Vec<Value> = model
-        .backends
-        .iter()
-        .map(|b| endpoint(reg, model, b))
-        .collect();
+    let mut endpoints: Vec<Value> = Vec::new();
+    for b in &model.backends {
+        endpoints.push(endpoint(reg, model, b));
+        let via_openrouter = reg
+            .providers
+            .get(&b.provider)
+            .is_some_and(|p| p.kind == "openrouter");
+        if via_openrouter && let Some(theirs) = sub.get(&b.model_id) {
+            endpoints.extend(theirs.iter().map(|e| {
+                let mut e = e.clone();
+                if let Some(o) = e.as_object_mut() {
+                    o.insert("via".into(), b.provider.clone().into());
+                }
+                e
+            }));
+        }
+    }
     json!({ "data": {
         "id": model.name,
         "name": model.display_name,
@@ -33,7 +48,7 @@ pub fn list(reg: &Registry, model: &Model, created: u64) -> Value {
 }
 
 /// USD per million tokens as OpenRouter's USD-per-token string.
-fn per_token(per_million: f64) -> String {
+pub(super) fn per_token(per_million: f64) -> String {
     let v = per_million / 1_000_000.0;
     if v == 0.0 {
         "0".to_owned()

@@ -156,9 +156,12 @@ pub(super) async fn get(
         _ if id.ends_with("/endpoints") => {
             let name = id.trim_end_matches("/endpoints");
             match reg.resolve(name) {
-                Some(Target::Model { model, .. }) => {
-                    Ok(Json(super::endpoints::list(&reg, &model, created(&state))))
-                }
+                Some(Target::Model { model, .. }) => Ok(Json(super::endpoints::list(
+                    &reg,
+                    &model,
+                    created(&state),
+                    &state.catalog.endpoints,
+                ))),
                 _ => Err(not_found(name)),
             }
         }

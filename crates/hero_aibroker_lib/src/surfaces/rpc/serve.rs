@@ -481,12 +481,18 @@ mod tests {
         module
             .register_method("keys.create", move |params, _, _| {
                 counter.fetch_add(1, Ordering::SeqCst);
+                // By name as the real method declares it, `{"params": {"name": …}}`; a flat
+                // `{"name": …}` reaches it rewritten so.
                 let name: String = params.sequence().next().or_else(|_| {
                     #[derive(Deserialize)]
-                    struct ByName {
+                    struct Inner {
                         name: String,
                     }
-                    params.parse::<ByName>().map(|p| p.name)
+                    #[derive(Deserialize)]
+                    struct ByName {
+                        params: Inner,
+                    }
+                    params.parse::<ByName>().map(|p| p.params.name)
                 })?;
                 Ok::<_, ErrorObjectOwned>(json!({"created": name}))
             })
