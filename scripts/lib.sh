@@ -23,12 +23,21 @@ SERVICES=("hero_aibroker_server:rest.sock" "hero_aibroker_services:mcp.sock" "he
 # service hero_aibroker_root with its own socket directory and store and a TCP listener on
 # 127.0.0.1:$HERO_AIBROKER_ROOT_PORT (default 33850); the broker above becomes its child.
 SPLIT=0
+# Demo mode (`--demo` to start.sh, stop.sh, status.sh): the scripted fake provider runs as
+# service hero_aibroker_demo on 127.0.0.1:$HERO_AIBROKER_DEMO_PORT (default: a free port) and the
+# broker gets it as provider `demo` (DEMO_BASE_URL), which backs every model of the models file
+# after its real backends, so a first run without provider keys works offline.
+DEMO=0
 for arg in "$@"; do
   case "$arg" in
     --split) SPLIT=1 ;;
-    *) printf 'error: unknown argument %s (the scripts take only --split)\n' "$arg" >&2; exit 1 ;;
+    --demo) DEMO=1 ;;
+    *) printf 'error: unknown argument %s (the scripts take --split and --demo)\n' "$arg" >&2; exit 1 ;;
   esac
 done
+# Where the demo provider's URL is kept while it runs.
+DEMO_URL_FILE="$RUN_DIR/demo.url"
+
 ROOT_SOCKET_ROOT="$SOCKET_ROOT/hero_aibroker_root"
 ROOT_PORT="${HERO_AIBROKER_ROOT_PORT:-33850}"
 ROOT_DB="${HERO_AIBROKER_ROOT_DB:-$HOME/hero/var/hero_aibroker_root/hero_aibroker.db}"
@@ -68,6 +77,13 @@ pid_of() { # service -> pid if running
   kill -0 "$pid" 2>/dev/null || return 1
   echo "$pid"
 }
+
+# A running demo provider counts without --demo too (stop.sh stops it, start.sh keeps using it).
+if [ "$DEMO" = 0 ] && pid_of hero_aibroker_demo >/dev/null; then DEMO=1; fi
+# The demo provider has no socket: `-` (its URL is in $DEMO_URL_FILE).
+if [ "$DEMO" = 1 ]; then
+  SERVICES=("hero_aibroker_demo:-" "${SERVICES[@]}")
+fi
 
 # bench_models FILE FAKE_URL: the benchmarks' models file: one model `bench` served by the fake
 # provider at FAKE_URL as `bench-up` (key from FAKE_KEY), priced 2.5 / 10 USD per million tokens.

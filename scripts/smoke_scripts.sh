@@ -100,6 +100,30 @@ set -e
 grep -q 'hero_aibroker_root .*stopped' <<<"$out" || fail "status.sh --split after stop: $out"
 say "split mode: start --split, the mother registered, a chat via the mother, stop --split — ok"
 
+# Demo mode: no provider key at all and the shipped models file; start.sh --demo runs the fake
+# provider as provider `demo`, so the README's tour answers offline and says it is the demo.
+: >"$HERO_AIBROKER_ENV_FILE"
+bash scripts/start.sh --demo || fail "start.sh --demo failed"
+out="$(bash scripts/status.sh)" || fail "status.sh (the demo running) says a service is not running: $out"
+grep -q 'hero_aibroker_demo .*running' <<<"$out" || fail "status.sh does not show the demo provider: $out"
+demo_pid="$(cat "$TMP/run/hero_aibroker_demo.pid")"
+models="$(curl -s --max-time 10 --unix-socket "$HERO_SOCKET_DIR/hero_aibroker/rest.sock" http://localhost/v1/models/gpt-4o-mini)"
+grep -q '"demo":true' <<<"$models" || fail "/v1/models does not mark gpt-4o-mini as served by the demo: $models"
+headers="$(curl -s -D - -o "$TMP/demo.json" --max-time 10 --unix-socket "$HERO_SOCKET_DIR/hero_aibroker/rest.sock" \
+  -H 'content-type: application/json' \
+  -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"Say hi"}]}' \
+  http://localhost/v1/chat/completions)"
+grep -qi '^x-aibroker-provider: demo-0' <<<"$headers" || fail "the tour's chat was not answered by the demo: $headers $(cat "$TMP/demo.json")"
+grep -q '"object":"chat.completion"' "$TMP/demo.json" || fail "the tour's chat: $(cat "$TMP/demo.json")"
+cli="$(target/debug/hero_aibroker --socket-dir "$HERO_SOCKET_DIR" models)"
+grep -q 'demo (1×, scripted)' <<<"$cli" || fail "hero_aibroker models does not label the demo: $cli"
+page="$(curl -s --max-time 10 --unix-socket "$HERO_SOCKET_DIR/hero_aibroker/admin.sock" http://localhost/models)"
+grep -q 'class="badge" title="Only the demo provider serves it' <<<"$page" || fail "the console's Models page does not label the demo"
+bash scripts/stop.sh || fail "stop.sh (the demo running) failed"
+! kill -0 "$demo_pid" 2>/dev/null || fail "stop.sh left the demo provider running"
+[ ! -e "$TMP/run/demo.url" ] || fail "stop.sh left the demo's URL file"
+say "demo mode: start --demo without keys, the tour's chat answered by demo, labelled in /v1/models, CLI and console, stop — ok"
+
 # install.sh (with the binaries already built): binaries, configuration, service definitions.
 bash scripts/install.sh --systemd >/dev/null || fail "install.sh failed"
 for bin in hero_aibroker_server hero_aibroker_services hero_aibroker_admin hero_aibroker; do

@@ -14,6 +14,10 @@
 # $HERO_SOCKET_DIR/hero_aibroker_root, its own store, `--mother --address 127.0.0.1 --port
 # $HERO_AIBROKER_ROOT_PORT` (33850)) and registers it on the broker (the child) as mother
 # `split-mode-mother`, priority 1, with the cascade token (docs/operations.md).
+# --demo also runs the scripted fake provider (service hero_aibroker_demo, loopback TCP,
+# HERO_AIBROKER_DEMO_PORT or a free port) and gives it to the broker as provider `demo`
+# (DEMO_BASE_URL): every model of the models file answers offline, without provider keys, with
+# scripted text; /v1/models marks models only the demo serves (`demo: true`).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 need_cargo
@@ -34,8 +38,13 @@ else
   (cd "$REPO" && cargo build "${release[@]}" --locked --bins \
     -p hero_aibroker_server -p hero_aibroker_services -p hero_aibroker_mcp -p hero_aibroker \
     -p hero_aibroker_admin)
+  if [ "$DEMO" = 1 ]; then
+    (cd "$REPO" && cargo build "${release[@]}" --locked -p hero_aibroker_testkit --bin hero_aibroker_fake_provider)
+  fi
 fi
-for bin in hero_aibroker_server hero_aibroker_services hero_aibroker_admin hero_aibroker mcp_ping mcp_broker; do
+bins=(hero_aibroker_server hero_aibroker_services hero_aibroker_admin hero_aibroker mcp_ping mcp_broker)
+if [ "$DEMO" = 1 ]; then bins+=(hero_aibroker_fake_provider); fi
+for bin in "${bins[@]}"; do
   [ -x "$BIN_DIR/$bin" ] || die "$BIN_DIR/$bin is missing: build it first (cargo build)"
 done
 ADMIN_HTTP="${HERO_AIBROKER_ADMIN_HTTP-127.0.0.1:8088}"
@@ -60,9 +69,25 @@ for entry in "${SERVICES[@]}"; do
   svc="${entry%%:*}"; sock="$(sock_of "${entry#*:}")"
   if pid="$(pid_of "$svc")"; then
     say "$svc already running (pid $pid)"
+    if [ "$svc" = hero_aibroker_demo ]; then
+      DEMO_BASE_URL="$(cat "$DEMO_URL_FILE")"; export DEMO_BASE_URL
+    fi
     continue
   fi
   say "starting $svc"
+  if [ "$svc" = hero_aibroker_demo ]; then
+    out="$RUN_DIR/demo.out"
+    : >"$out"
+    nohup "$BIN_DIR/hero_aibroker_fake_provider" --port "${HERO_AIBROKER_DEMO_PORT:-0}" \
+      >"$out" 2>>"$LOG_DIR/$svc.log" </dev/null &
+    echo $! >"$RUN_DIR/$svc.pid"
+    DEMO_BASE_URL="$(fake_url "$out")"
+    [ -n "$DEMO_BASE_URL" ] || { tail -n 20 "$LOG_DIR/$svc.log" >&2; die "$svc did not start"; }
+    echo "$DEMO_BASE_URL" >"$DEMO_URL_FILE"
+    export DEMO_BASE_URL
+    say "$svc (the scripted fake provider, provider demo) listening on $DEMO_BASE_URL"
+    continue
+  fi
   case "$svc" in
     hero_aibroker_services) args=(--socket-dir "$SOCKET_ROOT" --mcp-config "$MCP") ;;
     hero_aibroker_root)
@@ -101,3 +126,7 @@ echo "Try:  curl --unix-socket $SOCKET_DIR/rest.sock http://localhost/v1/models"
 echo "      curl --unix-socket $SOCKET_DIR/rest.sock http://localhost/mcp/tools"
 echo "      $BIN_DIR/hero_aibroker doctor"
 if [ -n "$ADMIN_HTTP" ]; then echo "Console: http://$ADMIN_HTTP/"; fi
+if [ "$DEMO" = 1 ]; then
+  echo "Demo: provider demo (scripted answers) serves every model without keys; try"
+  echo "      $BIN_DIR/hero_aibroker chat -m gpt-4o-mini"
+fi

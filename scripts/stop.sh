@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Stops the hero_aibroker services: SIGTERM (they drain in-flight requests), SIGKILL after 40 s
-# (--split: the mother broker hero_aibroker_root too).
+# (--split: the mother broker hero_aibroker_root too; the demo provider of --demo whenever it runs).
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 
@@ -22,4 +22,5 @@ for entry in "${SERVICES[@]}"; do
     kill -KILL "$pid" || true
   fi
   rm -f "$RUN_DIR/$svc.pid"
+  if [ "$svc" = hero_aibroker_demo ]; then rm -f "$DEMO_URL_FILE"; fi
 done

@@ -112,7 +112,15 @@ pub async fn models(conn: &Conn, as_json: bool) -> anyhow::Result<String> {
         } else {
             keyed
                 .iter()
-                .map(|b| format!("{} ({}×)", b.provider, b.instances))
+                .map(|b| {
+                    // The demo provider (`scripts/start.sh --demo`) answers with scripted text.
+                    let demo = if b.provider == "demo" {
+                        ", scripted"
+                    } else {
+                        ""
+                    };
+                    format!("{} ({}×{demo})", b.provider, b.instances)
+                })
                 .collect::<Vec<_>>()
                 .join(", ")
         };

@@ -50,6 +50,8 @@ pub struct ModelRow {
     pub context: String,
     pub capabilities: String,
     pub servable: bool,
+    /// Only the demo provider serves it (`/v1/models` says `demo: true`).
+    pub demo: bool,
     pub strategy: String,
     pub backends: Vec<BackendRow>,
 }
@@ -132,6 +134,7 @@ pub async fn models(
             context: m.context_window.map(view::int).unwrap_or_default(),
             capabilities: m.capabilities.join(", "),
             servable: m.servable,
+            demo: m.extra.get("demo").and_then(serde_json::Value::as_bool) == Some(true),
             strategy: m.strategy.clone().unwrap_or_else(|| "default".to_owned()),
             backends: m
                 .backends

@@ -232,10 +232,12 @@ impl ModelsConfig {
     }
 
     /// Checks the environment's `<PROVIDER>_BASE_URL` overrides (built-in and custom
-    /// providers) like the file's `base_url`: an override that is not an http(s) URL with a
+    /// providers, `LOCAL_BASE_URL`, `DEMO_BASE_URL`) like the file's `base_url`: an override that is not an http(s) URL with a
     /// host is refused, naming the variable, instead of silently disabling the provider.
     pub fn check_env(&self, env: &hero_aibroker_host::env::Env) -> Result<(), ConfigError> {
-        for name in self.provider_names() {
+        // `local` and `demo` exist through their URL alone (see `providers::listed`).
+        let listed = ["local", "demo"];
+        for name in self.provider_names().into_iter().chain(listed) {
             let var = format!("{}_BASE_URL", env_prefix(name));
             if let Some(url) = env.get(&var)
                 && !is_http_url(url)

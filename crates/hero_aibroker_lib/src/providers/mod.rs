@@ -9,6 +9,7 @@
 
 pub mod anthropic;
 pub mod keycheck;
+pub mod listed;
 pub mod mother;
 pub mod openai_compat;
 pub mod openrouter;

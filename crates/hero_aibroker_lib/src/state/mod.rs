@@ -73,8 +73,9 @@ pub struct AppState {
     pub drivers: Drivers,
     /// This broker's id in cascade chains (`x-aibroker-chain`), new at every start.
     pub broker_id: String,
-    /// The mother brokers it forwards to, and what they serve.
-    pub mothers: crate::providers::mother::catalog::Mothers,
+    /// The providers that list their own models (mothers, a local server, the demo), and
+    /// what they serve.
+    pub listed: crate::providers::listed::Listed,
     /// The database as the last configuration poll saw it.
     store_health: ArcSwap<hero_aibroker_sdk::admin::StoreHealth>,
     /// One [`AppState::persist_health`] at a time: a caller returns only once what was dirty
@@ -122,10 +123,10 @@ impl AppState {
         let keys = Keys::load(&store, settings.require_api_key).await?;
         let broker_id = store.broker_id().to_owned();
         let store_health = ArcSwap::from_pointee(sync::initial(&store));
-        let mothers = crate::providers::mother::catalog::Mothers::default();
-        mothers.set_rows(store.list_mothers().await?);
-        let (with_mothers, mother_env) = mothers.merge(&models, &env);
-        let registry = Registry::build_with(&with_mothers, &mother_env, &priorities, None);
+        let listed = crate::providers::listed::Listed::from_env(&env);
+        listed.set_rows(store.list_mothers().await?);
+        let (merged, merged_env) = listed.merge(&models, &env);
+        let registry = Registry::build_with(&merged, &merged_env, &priorities, None);
         for warning in registry.cleartext_key_warnings() {
             tracing::warn!("{warning}");
         }
@@ -181,13 +182,13 @@ impl AppState {
             pending_circuits: std::sync::Mutex::new(pending_circuits),
             drivers,
             broker_id,
-            mothers,
+            listed,
             store_health,
             persisting: tokio::sync::Mutex::new(()),
         });
         sync::spawn_config_sync(&state);
         spawn_catalog_refresh(&state);
-        spawn_mother_refresh(&state);
+        spawn_listed_refresh(&state);
         spawn_retention(&state);
         // Background upkeep for as long as the state lives: metrics every 5 s, instance health
         // changes persisted every second (never from the request path).
@@ -303,7 +304,7 @@ impl AppState {
     /// The one place a running broker builds its registry: the models file, then the live
     /// catalog behind it, with `priorities`; health, circuits and stats carry over.
     fn build_registry(&self, cfg: &ModelsConfig, priorities: &HashMap<String, i64>) -> Registry {
-        let (cfg, env) = self.mothers.merge(cfg, &self.env);
+        let (cfg, env) = self.listed.merge(cfg, &self.env);
         let registry = crate::providers::openrouter::catalog::build_registry(
             &cfg,
             &self.catalog.entries(),
@@ -427,21 +428,21 @@ impl AppState {
     /// Re-reads the mothers from the store after a change, lists their models and rebuilds
     /// the registry: the change applies without a restart.
     pub async fn reload_mothers(&self) -> Result<(), crate::accounting::store::StoreError> {
-        self.mothers.set_rows(self.store.list_mothers().await?);
-        self.mothers.refresh(&self.client).await;
+        self.listed.set_rows(self.store.list_mothers().await?);
+        self.listed.refresh(&self.client).await;
         self.rebuild_registry().await;
         Ok(())
     }
 }
 
-/// Lists every enabled mother's models on `CASCADE_REFRESH_SECS` (at once at start), for as
-/// long as the state lives; a change rebuilds the registry.
-fn spawn_mother_refresh(state: &Arc<AppState>) {
+/// Lists the models of every enabled mother and of a local server on `CASCADE_REFRESH_SECS` (at
+/// once at start), for as long as the state lives; a change rebuilds the registry.
+fn spawn_listed_refresh(state: &Arc<AppState>) {
     let weak = Arc::downgrade(state);
     tokio::spawn(async move {
         loop {
             let Some(s) = weak.upgrade() else { break };
-            if !s.mothers.rows().is_empty() && s.mothers.refresh(&s.client).await {
+            if s.listed.any_to_list() && s.listed.refresh(&s.client).await {
                 s.rebuild_registry().await;
             }
             let delay = s.settings.cascade_refresh;

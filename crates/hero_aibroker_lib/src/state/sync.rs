@@ -62,10 +62,10 @@ impl AppState {
         self.keys.reload(&self.store, self.store.shared()).await?;
         let priorities: HashMap<String, i64> = self.store.priorities().await?.into_iter().collect();
         let mothers = self.store.list_mothers().await?;
-        let mothers_changed = mothers != self.mothers.rows();
+        let mothers_changed = mothers != self.listed.rows();
         if mothers_changed {
-            self.mothers.set_rows(mothers);
-            self.mothers.refresh(&self.client).await;
+            self.listed.set_rows(mothers);
+            self.listed.refresh(&self.client).await;
         }
         if mothers_changed || priorities != **self.priorities.load() {
             let _g = self.admin.lock().await;

@@ -20,6 +20,7 @@ mod keys;
 mod ledger;
 mod lifecycle;
 mod limits;
+mod listed;
 mod mcp;
 mod messages;
 mod openrouter;

@@ -1,12 +1,10 @@
 //! Mother brokers (cascade): a child broker forwards to a mother over TCP, and each enabled
 //! mother is one more provider (`kind: mother`, named by its id, `ai_broker_mother`, …) whose
-//! models are the mother's `/v1/models` ([`catalog`]). The wire is the OpenAI-compatible one,
+//! models are the mother's `/v1/models` ([`super::listed`]). The wire is the OpenAI-compatible one,
 //! plus the cascade headers: `x-aibroker-chain` (the ids of the brokers the request passed
 //! through, this one last) and `x-aibroker-hop` (their count), so a loop or a chain longer than
 //! `CASCADE_MAX_HOPS` is refused before any upstream call; the mother's own request id
 //! (`x-aibroker-request-id`) is recorded beside the child's.
-
-pub mod catalog;
 
 use futures_util::future::BoxFuture;
 use hero_aibroker_sdk::admin::KeyCheck;

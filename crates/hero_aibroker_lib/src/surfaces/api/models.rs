@@ -44,8 +44,25 @@ pub(crate) fn model_object(reg: &Registry, m: &Model, created: u64) -> ModelObje
             })
             .collect(),
         strategy: m.strategy.map(|st| st.name().to_owned()),
-        extra: openrouter_fields(m),
+        extra: {
+            let mut extra = openrouter_fields(m);
+            if demo_only(reg, m) {
+                extra.insert("demo".into(), true.into());
+            }
+            extra
+        },
     }
+}
+
+/// True when the only backends that can serve the model are the demo provider's
+/// (`scripts/start.sh --demo`): its answers are scripted, and `/v1/models` says so (`demo`).
+fn demo_only(reg: &Registry, m: &Model) -> bool {
+    let mut serving = m
+        .backends
+        .iter()
+        .filter(|b| !reg.instances(b).is_empty())
+        .peekable();
+    serving.peek().is_some() && serving.all(|b| b.provider == crate::providers::listed::DEMO)
 }
 
 /// The fields OpenRouter's `/models` entries carry, so its clients read ours: `name`,

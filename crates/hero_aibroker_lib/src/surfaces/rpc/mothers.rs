@@ -61,7 +61,7 @@ fn check(f: &Fields) -> Result<(), ErrorObjectOwned> {
 }
 
 fn info(state: &AppState, r: &MotherRow) -> MotherInfo {
-    let (models, last_error) = state.mothers.status(&r.id);
+    let (models, last_error) = state.listed.status(&r.id);
     let reg = state.registry.load();
     let instance_state = reg
         .providers
