@@ -20,7 +20,7 @@ say "building"
 cargo build --locked --workspace --all-targets
 
 say "crate graph: only the server links the core"
-for crate in hero_aibroker_services hero_aibroker_mcp hero_aibroker hero_aibroker_admin hero_aibroker_sdk hero_aibroker_host; do
+for crate in hero_aibroker_services hero_aibroker_mcp hero_aibroker hero_aibroker_admin hero_aibroker_sdk hero_aibroker_host hero_aibroker_examples; do
   if cargo tree --locked -e normal -p "$crate" | grep -q hero_aibroker_lib; then
     die "$crate depends on hero_aibroker_lib (cargo tree -e normal -p $crate); it must reach the broker through the SDK"
   fi
