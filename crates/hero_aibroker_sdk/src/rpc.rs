@@ -44,6 +44,21 @@ pub const MUTATING_METHODS: &[&str] = &[
     "mothers.remove",
 ];
 
+/// Methods whose one structured parameter may also be given flat, as the seed's methods take
+/// them: `keys.create {name, budget_usd, …}` for `{"params": {…}}`, `keys.update {id, …patch}`
+/// for `{"id", "update": {…}}`, `usage.summary {group_by, since, …}` for `{"query": {…}}`. The
+/// method, the parameter that wraps the rest, and the fields that stay beside it. `openrpc.json`
+/// declares each as `x-flat-params` (the wrapping parameter) on the method.
+pub const FLAT_PARAMS: &[(&str, &str, &[&str])] = &[
+    ("keys.create", "params", &[]),
+    ("keys.update", "update", &["id"]),
+    ("usage.summary", "query", &[]),
+    ("usage.series", "query", &[]),
+    ("usage.logs", "query", &[]),
+    ("routing.explain", "query", &[]),
+    ("mcp.calls", "query", &[]),
+];
+
 /// The admin API of hero_aibroker.
 #[cfg_attr(feature = "server", rpc(server, client))]
 #[cfg_attr(not(feature = "server"), rpc(client))]

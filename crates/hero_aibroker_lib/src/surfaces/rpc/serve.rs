@@ -231,25 +231,13 @@ struct AsCallWithId<'a> {
     params: &'a RawValue,
 }
 
-/// Methods whose one structured parameter may also be given flat, as the seed's methods take
-/// them: `keys.create {name, budget_usd, …}` for `{"params": {…}}`, `keys.update {id, …patch}`
-/// for `{"id", "update": {…}}`, `usage.summary {group_by, …}` for `{"query": {…}}`. The method,
-/// the parameter that wraps the rest, and the fields that stay beside it.
-const FLAT_PARAMS: &[(&str, &str, &[&str])] = &[
-    ("keys.create", "params", &[]),
-    ("keys.update", "update", &["id"]),
-    ("usage.summary", "query", &[]),
-    ("usage.series", "query", &[]),
-    ("usage.logs", "query", &[]),
-    ("routing.explain", "query", &[]),
-    ("mcp.calls", "query", &[]),
-];
-
 /// By-name `params` of `method` given flat, rewritten into the declared (wrapped) form;
 /// `None` when there is nothing to rewrite (not such a method, positional params, or the
 /// wrapped form already).
 fn wrap_flat(method: &str, params: &RawValue) -> Option<Box<RawValue>> {
-    let (_, wrapper, kept) = FLAT_PARAMS.iter().find(|(m, _, _)| *m == method)?;
+    let (_, wrapper, kept) = hero_aibroker_sdk::rpc::FLAT_PARAMS
+        .iter()
+        .find(|(m, _, _)| *m == method)?;
     let serde_json::Value::Object(mut flat) = serde_json::from_str(params.get()).ok()? else {
         return None;
     };
