@@ -12,6 +12,7 @@ use hero_aibroker_sdk::admin::{RouteTrace, TraceCandidate};
 use super::prefs::{ProviderPrefs, SortBy};
 use super::{Candidate, Endpoint, Needs, PlanError};
 use crate::config::Strategy;
+use crate::config::models::Tier;
 use crate::config::registry::{Backend, Model, Registry, Target};
 use crate::health::affinity::Affinity;
 use crate::health::circuit::CircuitState;
@@ -371,6 +372,11 @@ impl Resolve<'_> {
                         },
                         None => PlanError::NoAutoModel { capability },
                     });
+                }
+                // `best` (`autobest`) picks among the premium-or-above models when any can
+                // serve, failing over only among them; the best of the rest otherwise.
+                if strategy == Strategy::Best && refs.iter().any(|(m, _)| m.tier >= Tier::Premium) {
+                    refs.retain(|(m, _)| m.tier >= Tier::Premium);
                 }
                 let sort = prefs.order.is_empty().then_some(prefs.sort).flatten();
                 let mut keyed: Vec<([u64; 5], &Arc<Model>, usize)> = refs

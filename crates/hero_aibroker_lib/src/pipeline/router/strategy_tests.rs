@@ -551,3 +551,38 @@ fn catalog_models_are_requestable_but_not_auto_candidates() {
         "a catalog model must not capture `auto`"
     );
 }
+
+/// `autobest` is the best premium-or-above model: a standard model never enters its plan while
+/// a premium one can serve, even ranked as failover; with none, the best of the rest.
+#[test]
+fn autobest_picks_among_premium_or_above_models_only() {
+    let yaml = CFG.replace(
+        "  fallback:\n    display_name: F\n    tier: cheap",
+        "  fallback:\n    display_name: F\n    tier: premium",
+    );
+    let cfg = ModelsConfig::parse(Path::new("t.yml"), &yaml).expect("valid");
+    let r = Registry::build(
+        &cfg,
+        &Env::from_pairs([("ALPHA_KEYS", "a"), ("BETA_KEYS", "b"), ("GAMMA_KEYS", "g")]),
+    );
+    let opts = RouteOptions::default();
+    let best = labels(&r, "autobest", Strategy::Cheapest, &opts);
+    assert_eq!(best, ["gamma-0/g-f"], "only the premium model: {best:?}");
+    // The standard model is what autocheapest would take first.
+    assert_eq!(
+        first(&r, "autocheapest", Strategy::Cheapest, &opts),
+        "gamma-0/g-f"
+    );
+    let cheapest = labels(&r, "autocheapest", Strategy::Cheapest, &opts);
+    assert!(cheapest.iter().any(|l| l.ends_with("/b-m")), "{cheapest:?}");
+    // Without a premium model (gamma has no key: `fallback` cannot serve), the best of the rest.
+    let r = Registry::build(
+        &cfg,
+        &Env::from_pairs([("ALPHA_KEYS", "a"), ("BETA_KEYS", "b")]),
+    );
+    let best = labels(&r, "autobest", Strategy::Cheapest, &opts);
+    assert!(
+        !best.is_empty() && best.iter().all(|l| l.ends_with("-m")),
+        "{best:?}"
+    );
+}
