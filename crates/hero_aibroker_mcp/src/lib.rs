@@ -7,10 +7,14 @@
 //!   request to a provider. It uses only read-only JSON-RPC methods on `rpc.sock`, so it needs
 //!   no admin token. Its modules:
 //!
+//! - `mcp_hero` (`src/bin/mcp_hero.rs`, [`hero`]): the hero services on this host, found by
+//!   their sockets (`/.well-known/heroservice.json`), their OpenRPC methods, and calls to them.
+//!
 //! - [`broker`]: where the broker's sockets are and how its failures read as one line.
 //! - [`report`]: the answers as data (`structuredContent`) and as text, and the cost arithmetic.
 //! - [`tools`]: the MCP server and its tools.
 
 pub mod broker;
+pub mod hero;
 pub mod report;
 pub mod tools;

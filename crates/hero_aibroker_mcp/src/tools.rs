@@ -78,14 +78,14 @@ pub struct BrokerTools {
 }
 
 /// A successful answer: the text, and the same facts as structured content.
-fn answer(text: String, value: impl Serialize) -> CallToolResult {
+pub(crate) fn answer(text: String, value: impl Serialize) -> CallToolResult {
     let mut r = CallToolResult::success(vec![ContentBlock::text(text)]);
     r.structured_content = Some(serde_json::to_value(value).unwrap_or(Value::Null));
     r
 }
 
 /// A tool error: one line, `isError: true`.
-fn failure(line: String) -> CallToolResult {
+pub(crate) fn failure(line: String) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(line)])
 }
 

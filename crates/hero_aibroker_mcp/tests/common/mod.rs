@@ -85,9 +85,21 @@ impl Broker {
     }
 }
 
+pub const MCP_HERO: &str = env!("CARGO_BIN_EXE_mcp_hero");
+
 /// `mcp_broker --socket-dir <root>` as an rmcp stdio child, handshake done.
 pub async fn mcp_broker(socket_root: &Path) -> RunningService<RoleClient, ()> {
-    let mut cmd = tokio::process::Command::new(MCP_BROKER);
+    stdio_server(MCP_BROKER, socket_root).await
+}
+
+/// `mcp_hero --socket-dir <root>` as an rmcp stdio child, handshake done.
+pub async fn mcp_hero(socket_root: &Path) -> RunningService<RoleClient, ()> {
+    stdio_server(MCP_HERO, socket_root).await
+}
+
+/// A bundled server `bin --socket-dir <root>` as an rmcp stdio child, handshake done.
+async fn stdio_server(bin: &str, socket_root: &Path) -> RunningService<RoleClient, ()> {
+    let mut cmd = tokio::process::Command::new(bin);
     cmd.env_remove("HERO_SOCKET_DIR")
         .env("RUST_LOG", "warn")
         .arg("--socket-dir")
@@ -95,10 +107,10 @@ pub async fn mcp_broker(socket_root: &Path) -> RunningService<RoleClient, ()> {
     let (transport, _) = TokioChildProcess::builder(cmd)
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("spawn mcp_broker");
+        .unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
     ().serve(transport)
         .await
-        .expect("MCP handshake with mcp_broker")
+        .unwrap_or_else(|e| panic!("MCP handshake with {bin}: {e}"))
 }
 
 /// Calls `tool`; panics on a protocol error (tool errors come back as `isError`).

@@ -60,10 +60,28 @@ where
 /// `GET target` with its whole answer read: the status and the body. For health probes and
 /// small reads; use the pooled clients for anything frequent.
 pub async fn get(path: &Path, target: &str) -> Result<(StatusCode, Bytes), ClientError> {
-    let req = Request::get(target)
+    exchange(path, http::Method::GET, target, Bytes::new()).await
+}
+
+/// One request (`body` sent as JSON when not empty) with its whole answer read: the status and
+/// the body. For occasional calls (a JSON-RPC call to another hero service); use the pooled
+/// clients for anything frequent.
+pub async fn exchange(
+    path: &Path,
+    method: http::Method,
+    target: &str,
+    body: Bytes,
+) -> Result<(StatusCode, Bytes), ClientError> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(target)
         // HTTP/1.1 requires a Host; a Unix socket has no name, so use the conventional one.
-        .header(header::HOST, "localhost")
-        .body(Full::new(Bytes::new()))
+        .header(header::HOST, "localhost");
+    if !body.is_empty() {
+        req = req.header(header::CONTENT_TYPE, "application/json");
+    }
+    let req = req
+        .body(Full::new(body))
         .map_err(|_| ClientError::InvalidRequest("the request line is not valid HTTP"))?;
     let resp = send(path, req).await?;
     let status = resp.status();
