@@ -19,7 +19,7 @@ need_cargo
 DEST="${HERO_AIBROKER_INSTALL_DIR:-$HOME/hero/bin}"
 CFG="$HOME/hero/cfg"
 SHARE="$HOME/hero/share/hero_aibroker"
-BINS=(hero_aibroker_server hero_aibroker_services hero_aibroker_admin hero_aibroker mcp_ping mcp_broker mcp_hero)
+BINS=(hero_aibroker_server hero_aibroker_services hero_aibroker_admin hero_aibroker mcp_ping mcp_broker mcp_hero mcp_serper mcp_serpapi mcp_exa mcp_scraperapi mcp_scrapfly)
 
 if [ -z "${HERO_AIBROKER_SKIP_BUILD:-}" ]; then
   say "building release binaries"

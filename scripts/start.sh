@@ -42,7 +42,7 @@ else
     (cd "$REPO" && cargo build "${release[@]}" --locked -p hero_aibroker_testkit --bin hero_aibroker_fake_provider)
   fi
 fi
-bins=(hero_aibroker_server hero_aibroker_services hero_aibroker_admin hero_aibroker mcp_ping mcp_broker mcp_hero)
+bins=(hero_aibroker_server hero_aibroker_services hero_aibroker_admin hero_aibroker mcp_ping mcp_broker mcp_hero mcp_serper mcp_serpapi mcp_exa mcp_scraperapi mcp_scrapfly)
 if [ "$DEMO" = 1 ]; then bins+=(hero_aibroker_fake_provider); fi
 for bin in "${bins[@]}"; do
   [ -x "$BIN_DIR/$bin" ] || die "$BIN_DIR/$bin is missing: build it first (cargo build)"

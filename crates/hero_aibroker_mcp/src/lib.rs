@@ -10,6 +10,9 @@
 //! - `mcp_hero` (`src/bin/mcp_hero.rs`, [`hero`]): the hero services on this host, found by
 //!   their sockets (`/.well-known/heroservice.json`), their OpenRPC methods, and calls to them.
 //!
+//! - `mcp_serper`, `mcp_serpapi`, `mcp_exa` (web and semantic search) and `mcp_scraperapi`,
+//!   `mcp_scrapfly` (page fetch and scraping), on [`web`]: their keys and HTTP exchange.
+//!
 //! - [`broker`]: where the broker's sockets are and how its failures read as one line.
 //! - [`report`]: the answers as data (`structuredContent`) and as text, and the cost arithmetic.
 //! - [`tools`]: the MCP server and its tools.
@@ -18,3 +21,4 @@ pub mod broker;
 pub mod hero;
 pub mod report;
 pub mod tools;
+pub mod web;
