@@ -13,6 +13,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import ClientSession
+from mcp.client.sse import sse_client
 from mcp.client.streamable_http import streamable_http_client
 
 from conftest import BIN_DIR, ROOT
@@ -152,3 +153,47 @@ def test_the_broker_socket_gives_the_same_results(stack):
     sdk = echoed.model_dump(by_alias=True, exclude_none=True)
     assert rest["content"] == sdk["content"] and rest["isError"] == sdk["isError"] is False
     assert [t["name"] for t in listed] == names
+
+
+def sse_session_run(sock, url, body):
+    """Runs `body(session)` in an MCP client session of the deprecated HTTP+SSE transport
+    (the SDK's `sse_client`) over the Unix socket `sock`."""
+
+    def over_the_socket(headers=None, timeout=None, auth=None):
+        return httpx2.AsyncClient(
+            transport=httpx2.AsyncHTTPTransport(uds=sock),
+            headers=headers,
+            timeout=timeout or httpx2.Timeout(30, read=60),
+            auth=auth,
+        )
+
+    async def main():
+        async with sse_client(url, httpx_client_factory=over_the_socket) as (read, write):
+            async with ClientSession(read, write) as session:
+                await session.initialize()
+                return await body(session)
+
+    return anyio.run(main)
+
+
+@pytest.mark.parametrize("which", ["mcp.sock", "rest.sock"])
+def test_the_sdks_sse_client_lists_and_calls_tools_over_mcp_sse(stack, which):
+    """The deprecated HTTP+SSE transport: GET /mcp/sse (its endpoint event), POST
+    /mcp/message, on the aggregator's socket and through the broker's."""
+    mcp_sock, rest_sock = stack
+    sock = mcp_sock if which == "mcp.sock" else rest_sock
+
+    async def body(s):
+        tools = [t.name for t in (await s.list_tools()).tools]
+        echoed = await s.call_tool("ping__echo", {"text": f"over SSE on {which}"})
+        summed = await s.call_tool("get-sum", {"a": 2, "b": 40})
+        return tools, echoed, summed
+
+    tools, echoed, summed = sse_session_run(sock, "http://localhost/mcp/sse", body)
+
+    async def streamable(s):
+        return [t.name for t in (await s.list_tools()).tools]
+
+    assert tools == session_run(mcp_sock, "http://localhost/mcp", streamable)
+    assert text_of(echoed) == f"over SSE on {which}"
+    assert "42" in text_of(summed), text_of(summed)

@@ -153,11 +153,13 @@ impl McpLink {
             .await
     }
 
-    /// Forwards an MCP streamable-HTTP request to the aggregator's `/mcp` and streams the
+    /// Forwards an MCP request to the aggregator's `target` (`/mcp` for streamable HTTP,
+    /// `/mcp/sse` and `/mcp/message` for the deprecated HTTP+SSE transport) and streams the
     /// answer back (SSE included) chunk by chunk, both ways.
     pub async fn proxy(
         &self,
         req: Request<Body>,
+        target: &str,
         caller: &str,
     ) -> Result<Response<Body>, McpError> {
         let (parts, body) = req.into_parts();
@@ -168,7 +170,7 @@ impl McpLink {
             .unwrap_or_default();
         let mut out = Request::builder()
             .method(parts.method)
-            .uri(format!("/mcp{query}"))
+            .uri(format!("{target}{query}"))
             .header(header::HOST, "localhost");
         for (name, value) in &parts.headers {
             if forwarded(name) {

@@ -173,3 +173,95 @@ async fn aggregator_serves_server_everything_mcp_ping_and_mcp_broker_as_one_serv
     drop(services);
     drop(broker);
 }
+
+/// A free loopback port (bound, then released for the child to take).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// `node index.js <mode>` on `port` (server-everything reads PORT), killed on drop; waits until
+/// the port accepts connections.
+async fn everything_remote(mode: &str, port: u16) -> tokio::process::Child {
+    let child = tokio::process::Command::new("node")
+        .arg(everything_js())
+        .arg(mode)
+        .env("PORT", port.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "server-everything {mode} never listened on {port}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
+/// Remote servers: server-everything run by itself in its `sse` mode (the deprecated HTTP+SSE
+/// transport: GET /sse, POST /message) and in its `streamableHttp` mode (POST /mcp), each
+/// aggregated as a remote (`transport: sse` / `http`) and called through mcp.sock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_servers_over_sse_and_streamable_http_are_aggregated_and_called() {
+    let (sse_port, http_port) = (free_port(), free_port());
+    let _sse = everything_remote("sse", sse_port).await;
+    let _http = everything_remote("streamableHttp", http_port).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let servers = json!([
+        {"name": "old", "url": format!("http://127.0.0.1:{sse_port}/sse"), "transport": "sse"},
+        {"name": "new", "url": format!("http://127.0.0.1:{http_port}/mcp"), "transport": "http"},
+    ]);
+    let services = start_services(dir.path(), servers, 2).await;
+    let c = client(&services.mcp_sock()).await;
+    let names: Vec<String> = c
+        .list_all_tools()
+        .await
+        .expect("tools/list")
+        .into_iter()
+        .map(|t| t.name.into_owned())
+        .collect();
+    for expected in ["old__echo", "new__echo", "old__get-sum", "new__get-sum"] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let r = call(
+        &c,
+        "old__echo",
+        json!({"message": "over the old transport"}),
+    )
+    .await;
+    assert_eq!(text(&r), "Echo: over the old transport");
+    let r = call(&c, "new__echo", json!({"message": "over streamable HTTP"})).await;
+    assert_eq!(text(&r), "Echo: over streamable HTTP");
+    let r = call(&c, "old__get-sum", json!({"a": 40, "b": 2})).await;
+    assert!(text(&r).contains("42"), "{}", text(&r));
+    let (status, servers) =
+        hero_aibroker_testkit::uds_http(&services.mcp_sock(), "GET", "/servers", &[], None)
+            .await
+            .expect("servers");
+    assert_eq!(status, 200);
+    let transports: Vec<(&str, &str)> = servers["servers"]
+        .as_array()
+        .expect("servers")
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap_or(""),
+                s["transport"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert!(transports.contains(&("old", "sse")), "{servers}");
+}

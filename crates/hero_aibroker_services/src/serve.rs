@@ -1,5 +1,6 @@
 //! The HTTP surface on `mcp.sock`: MCP streamable HTTP at `/mcp` (rmcp's
-//! `StreamableHttpService`), the plain JSON API of [`crate::rest`] (`GET /tools`,
+//! `StreamableHttpService`), the deprecated HTTP+SSE transport at `/mcp/sse` and `/mcp/message`
+//! ([`crate::legacy_sse`]), the plain JSON API of [`crate::rest`] (`GET /tools`,
 //! `POST /tools/{name}`, `GET /calls`), `GET /health` and `GET /servers`.
 
 use std::future::Future;
@@ -33,6 +34,7 @@ pub fn app(hub: Arc<Hub>, sessions: CancellationToken) -> axum::Router {
     let config = StreamableHttpServerConfig::default()
         .disable_allowed_hosts()
         .with_cancellation_token(sessions);
+    let legacy = crate::legacy_sse::Legacy::new(hub.clone(), config.cancellation_token.clone());
     let for_mcp = hub.clone();
     let mcp = StreamableHttpService::new(
         move || Ok(Aggregator::new(for_mcp.clone())),
@@ -40,6 +42,15 @@ pub fn app(hub: Arc<Hub>, sessions: CancellationToken) -> axum::Router {
         config,
     );
     axum::Router::new()
+        // The deprecated HTTP+SSE transport, beside streamable HTTP at /mcp.
+        .route_service(
+            "/mcp/sse",
+            get(crate::legacy_sse::open).with_state(legacy.clone()),
+        )
+        .route_service(
+            "/mcp/message",
+            post(crate::legacy_sse::message).with_state(legacy),
+        )
         .nest_service("/mcp", mcp)
         .route("/health", get(health))
         .route("/servers", get(servers))

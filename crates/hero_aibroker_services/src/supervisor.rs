@@ -467,12 +467,8 @@ impl Ctx {
             let started = Instant::now();
             let ended = match &self.server.cfg.transport {
                 Transport::Stdio { .. } => self.run_stdio().await,
-                Transport::Http { url } => self.run_http(url).await,
-                Transport::Sse { .. } => Ended::Fatal(
-                    "the deprecated HTTP+SSE transport is not supported (rmcp has no SSE client); \
-                     use \"transport\": \"http\" (MCP streamable HTTP)"
-                        .into(),
-                ),
+                Transport::Http { url } => self.run_remote(url, false).await,
+                Transport::Sse { url } => self.run_remote(url, true).await,
             };
             let error = match ended {
                 Ended::Stopped => {
@@ -645,8 +641,8 @@ impl Ctx {
         ended
     }
 
-    async fn run_http(&self, url: &str) -> Ended {
-        use rmcp::transport::StreamableHttpClientTransport;
+    /// A remote server: streamable HTTP, or the deprecated HTTP+SSE transport when `sse`.
+    async fn run_remote(&self, url: &str, sse: bool) -> Ended {
         let cfg = &self.server.cfg;
         self.set(|s| s.status = Status::Starting);
         let tools_changed = Arc::new(Notify::new());
@@ -654,10 +650,7 @@ impl Ctx {
             tools_changed: tools_changed.clone(),
         };
         let connect = async {
-            let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
-            let svc = rmcp::serve_client(handler, transport)
-                .await
-                .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+            let svc = connect_remote(handler, url.to_owned(), sse).await?;
             let catalog = catalog::fetch(&cfg.name, svc.peer()).await?;
             Ok::<_, String>((svc, catalog))
         };
@@ -683,6 +676,23 @@ impl Ctx {
         self.gone(&gone, &ended);
         ended
     }
+}
+
+/// The MCP client session with the remote server at `url`.
+async fn connect_remote(
+    handler: ChildClient,
+    url: String,
+    sse: bool,
+) -> Result<rmcp::service::RunningService<rmcp::RoleClient, ChildClient>, String> {
+    use rmcp::transport::StreamableHttpClientTransport;
+    let served = if sse {
+        let transport = crate::sse_client::connect(&url).await?;
+        rmcp::serve_client(handler, transport).await
+    } else {
+        let transport = StreamableHttpClientTransport::from_uri(url.clone());
+        rmcp::serve_client(handler, transport).await
+    };
+    served.map_err(|e| format!("cannot connect to {url}: {e}"))
 }
 
 fn exit_text(status: std::io::Result<std::process::ExitStatus>, when: &str) -> String {

@@ -10,6 +10,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use hero_aibroker_sdk::ErrorCode;
 use serde_json::Value;
@@ -98,7 +99,20 @@ pub(crate) fn parse_arguments(body: &[u8]) -> Result<Value, ApiError> {
     }
 }
 
-/// Any method on `/mcp/sse`: the aggregator's `/mcp`, streamed both ways.
+/// The aggregator's path for a request on `/mcp/sse` or `/mcp/message`: a `GET /mcp/sse`
+/// without an `mcp-session-id` opens a session of the deprecated HTTP+SSE transport (whose
+/// endpoint, `/mcp/message`, is posted to here too); anything else on `/mcp/sse` is streamable
+/// HTTP (`/mcp`).
+fn aggregator_path(req: &Request) -> &'static str {
+    match (req.method(), req.uri().path()) {
+        (_, "/mcp/message") => "/mcp/message",
+        (&Method::GET, _) if !req.headers().contains_key("mcp-session-id") => "/mcp/sse",
+        _ => "/mcp",
+    }
+}
+
+/// Any method on `/mcp/sse`, and `POST /mcp/message`: the aggregator's MCP endpoints, streamed
+/// both ways.
 pub(super) async fn proxy(
     State(state): State<Arc<AppState>>,
     peer: Peer,
@@ -106,8 +120,9 @@ pub(super) async fn proxy(
     req: Request,
 ) -> Result<Response, ApiError> {
     let who = who(&caller, &peer);
+    let target = aggregator_path(&req);
     let req = req.map(Body::new);
-    Ok(match state.mcp.proxy(req, &who).await {
+    Ok(match state.mcp.proxy(req, target, &who).await {
         Ok(resp) => resp,
         Err(e) => failure(e),
     })

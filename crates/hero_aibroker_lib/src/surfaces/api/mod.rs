@@ -81,6 +81,7 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/mcp/tools", get(mcp::tools))
         .route("/mcp/tools/{name}", post(mcp::call))
         .route("/mcp/sse", any(mcp::proxy))
+        .route("/mcp/message", post(mcp::proxy))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limit))
