@@ -280,3 +280,41 @@ async fn openrouter_sub_provider_endpoints_are_listed_beside_the_brokers_backend
         "{asked:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_endpoints_refresh_keeps_the_last_good_list() {
+    let fake = fake_with_catalog().await;
+    let b = start(&fake).start().await;
+    let listed =
+        |r: &crate::harness::Reply| r.json["data"]["endpoints"].as_array().map_or(0, Vec::len);
+    let t0 = Instant::now();
+    while listed(&b.get("/api/v1/models/openai/gpt-4/endpoints").await) < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(15), "never listed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let endpoint_calls = || {
+        fake.catalog_calls()
+            .into_iter()
+            .filter(|c| c.path.ends_with("/endpoints"))
+            .count()
+    };
+    // OpenRouter now fails every catalog request; wait for a refresh that asked and failed.
+    fake.fail_catalog(Some(500));
+    let before = endpoint_calls();
+    let t0 = Instant::now();
+    while endpoint_calls() <= before {
+        assert!(
+            t0.elapsed() < Duration::from_secs(15),
+            "no refresh after the failure"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    health_until(&b, "the failed refresh is reported", |h| {
+        !h["catalog"]["last_error"].is_null()
+    })
+    .await;
+    let r = b.get("/api/v1/models/openai/gpt-4/endpoints").await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(listed(&r), 2, "the last good list stays: {}", r.text);
+    assert_eq!(r.json["data"]["endpoints"][1]["provider_name"], "OpenAI");
+}
