@@ -54,6 +54,11 @@ else
 fi
 PG_URL="$HERO_AIBROKER_PG_SERVER"
 
+say "audio tools for the speech tests (Debian's espeak-ng speaks, sox measures)"
+if ! command -v espeak-ng >/dev/null 2>&1 || ! command -v sox >/dev/null 2>&1; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq espeak-ng sox >/dev/null
+fi
+
 say "Rust tests"
 export HERO_AIBROKER_REQUIRE_PG=1
 STORE_TESTS=(-p hero_aibroker_lib --test store_ledger --test store_rollup --test store_circuits --test store_shared --test ledger_writer)

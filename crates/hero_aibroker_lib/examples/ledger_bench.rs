@@ -106,6 +106,8 @@ fn realistic_row(i: usize, start: i64, step_ms: f64) -> RequestLog {
         cost_usd: prompt as f64 * 2.5e-6 + completion as f64 * 1e-5,
         upstream_cost_usd: (provider == "openrouter-1").then_some(0.0012),
         list_cost_usd: Some(prompt as f64 * 2.5e-6 + completion as f64 * 1e-5),
+        audio_seconds: None,
+        characters: None,
         latency_ms: 850.0,
         ttfb_ms: Some(180.0),
         status: if i.is_multiple_of(50) {

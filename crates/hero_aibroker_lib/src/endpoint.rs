@@ -7,6 +7,12 @@ pub enum Endpoint {
     Chat,
     Completions,
     Embeddings,
+    /// `POST /v1/audio/speech` (text to speech).
+    Speech,
+    /// `POST /v1/audio/transcriptions` (speech to text).
+    Transcriptions,
+    /// `POST /v1/audio/translations` (speech to English text).
+    Translations,
 }
 
 impl Endpoint {
@@ -16,6 +22,9 @@ impl Endpoint {
             Endpoint::Chat => "/chat/completions",
             Endpoint::Completions => "/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Speech => "/audio/speech",
+            Endpoint::Transcriptions => "/audio/transcriptions",
+            Endpoint::Translations => "/audio/translations",
         }
     }
 
@@ -25,7 +34,33 @@ impl Endpoint {
             Endpoint::Chat => "chat",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Speech => "audio.speech",
+            Endpoint::Transcriptions => "audio.transcriptions",
+            Endpoint::Translations => "audio.translations",
         }
+    }
+
+    /// Every endpoint, in a fixed order (an index for per-endpoint tables).
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::Chat,
+        Endpoint::Completions,
+        Endpoint::Embeddings,
+        Endpoint::Speech,
+        Endpoint::Transcriptions,
+        Endpoint::Translations,
+    ];
+
+    /// This endpoint's place in [`Endpoint::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The speech endpoints: priced per character or per minute of audio, not per token.
+    pub fn is_audio(self) -> bool {
+        matches!(
+            self,
+            Endpoint::Speech | Endpoint::Transcriptions | Endpoint::Translations
+        )
     }
 
     /// The capability `auto` requires of a model for this endpoint.
@@ -34,6 +69,8 @@ impl Endpoint {
             Endpoint::Chat => "chat",
             Endpoint::Completions => "completions",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::Speech => "tts",
+            Endpoint::Transcriptions | Endpoint::Translations => "stt",
         }
     }
 }

@@ -44,7 +44,7 @@ async fn sqlite_open_creates_private_files_and_reopen_is_idempotent() {
         .fetch_all(&mut conn)
         .await
         .expect("versions");
-    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7]);
+    assert_eq!(versions, vec![1, 2, 3, 4, 5, 6, 7, 8]);
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(&mut conn)
         .await
@@ -92,14 +92,14 @@ async fn newer_schema_is_refused_with_our_message() {
             err,
             StoreError::NewerSchema {
                 found: 99999,
-                known: 7
+                known: 8
             }
         ),
         "{err:?}"
     );
     assert_eq!(
         err.to_string(),
-        "the database schema (version 99999) is newer than this hero_aibroker knows (version 7); \
+        "the database schema (version 99999) is newer than this hero_aibroker knows (version 8); \
          upgrade hero_aibroker or use another database"
     );
 }

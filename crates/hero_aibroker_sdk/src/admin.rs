@@ -572,6 +572,13 @@ pub struct RequestLog {
     /// `None` on rows written before it was recorded.
     #[serde(default)]
     pub list_cost_usd: Option<f64>,
+    /// Seconds of audio transcribed or translated (`audio.transcriptions`,
+    /// `audio.translations`); `None` on other requests.
+    #[serde(default)]
+    pub audio_seconds: Option<f64>,
+    /// Characters of text spoken (`audio.speech`); `None` on other requests.
+    #[serde(default)]
+    pub characters: Option<u64>,
     pub latency_ms: f64,
     pub ttfb_ms: Option<f64>,
     pub status: RequestStatus,

@@ -8,6 +8,7 @@ pub mod admin;
 pub mod client;
 pub mod error;
 pub mod mcp;
+pub mod multipart;
 pub mod paths;
 pub mod rpc;
 pub mod sse;

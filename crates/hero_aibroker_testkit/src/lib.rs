@@ -12,6 +12,7 @@
 
 mod agent;
 mod anthropic;
+pub mod audio;
 mod body;
 mod catalog;
 mod fixtures;
@@ -159,6 +160,18 @@ pub struct Call {
     pub body: serde_json::Value,
     /// Request headers, names lowercase, in arrival order.
     pub headers: Vec<(String, String)>,
+    /// The body exactly as received (a multipart upload is not JSON).
+    pub raw: bytes::Bytes,
+}
+
+impl Call {
+    /// The value of header `name` (lowercase), if it came.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// Server-wide settings; [`FakeProvider::start`] uses the defaults.
@@ -376,6 +389,7 @@ impl RawCall {
                     (name.as_str().to_owned(), value)
                 })
                 .collect(),
+            raw: self.body.clone(),
         }
     }
 }

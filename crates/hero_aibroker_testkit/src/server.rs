@@ -77,6 +77,12 @@ enum Route {
     Models,
     /// Anthropic Messages (`POST /v1/messages`).
     Messages,
+    /// `POST /v1/audio/speech`.
+    Speech,
+    /// `POST /v1/audio/transcriptions` (`translate: false`) and `/translations`.
+    Transcribe {
+        translate: bool,
+    },
 }
 
 impl Route {
@@ -89,6 +95,13 @@ impl Route {
             (&Method::POST, "/v1/embeddings") => Some(Route::Embeddings),
             (&Method::GET, "/v1/models") => Some(Route::Models),
             (&Method::POST, "/v1/messages") => Some(Route::Messages),
+            (&Method::POST, "/v1/audio/speech") => Some(Route::Speech),
+            (&Method::POST, "/v1/audio/transcriptions") => {
+                Some(Route::Transcribe { translate: false })
+            }
+            (&Method::POST, "/v1/audio/translations") => {
+                Some(Route::Transcribe { translate: true })
+            }
             _ => None,
         }
     }
@@ -138,8 +151,26 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
+    // A transcription upload is a form: its model field names the model.
+    let form = match route {
+        Some(Route::Transcribe { .. }) => crate::audio::form(
+            parts
+                .headers
+                .get(hyper::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+            &body,
+        ),
+        _ => None,
+    };
     let meta = match route {
         Some(Route::Models) | None => Ok(Meta::default()),
+        Some(Route::Transcribe { .. }) => match &form {
+            Some(f) => Ok(Meta {
+                model: crate::audio::form_model(f).map(|m| ModelName(Cow::Owned(m))),
+                ..Meta::default()
+            }),
+            None => serde_json::from_slice::<Meta<'_>>(b"not a form"),
+        },
         Some(_) => serde_json::from_slice::<Meta<'_>>(&body),
     };
     let (model, stream, include_usage) = match &meta {
@@ -205,6 +236,11 @@ async fn handle(
     // Alive across `act` (so a client leaving a hung or delayed request drops it armed), then
     // handed to the body, which disarms it once the reply is complete.
     let watch = Watch::new(shared);
+    if matches!(route, Route::Speech | Route::Transcribe { .. }) {
+        return Ok(act_audio(&reply, behavior, &body, form.as_deref())
+            .await
+            .map(|body| body.watched(watch)));
+    }
     Ok(act(&reply, behavior, &body)
         .await
         .map(|body| body.watched(watch)))
@@ -259,8 +295,8 @@ impl ReplyTo<'_> {
             Route::Completions => Reply::Json(t.completion.render(model)),
             Route::Embeddings => Reply::Json(t.embeddings.render(model)),
             Route::Models => Reply::Json(t.models.clone()),
-            // Answered by `act_messages`; never rendered here.
-            Route::Messages => Reply::Json(Bytes::new()),
+            // Answered by `act_messages` and `act_audio`; never rendered here.
+            Route::Messages | Route::Speech | Route::Transcribe { .. } => Reply::Json(Bytes::new()),
         }
     }
 
@@ -373,6 +409,60 @@ async fn act(reply: &ReplyTo<'_>, behavior: Behavior, body: &[u8]) -> Response<F
             ),
             "invalid_request_error",
             Some("invalid_api_key"),
+        ),
+    }
+}
+
+/// [`act`] for the speech endpoints: audio in pieces, or a transcript; scripted failures as
+/// for chat.
+async fn act_audio(
+    reply: &ReplyTo<'_>,
+    behavior: Behavior,
+    body: &[u8],
+    form: Option<&[hero_aibroker_sdk::multipart::Part]>,
+) -> Response<FakeBody> {
+    match behavior {
+        Behavior::Status {
+            status,
+            retry_after,
+        } => return status_response(status, retry_after),
+        Behavior::Hang => {
+            let never: Infallible = std::future::pending().await;
+            match never {}
+        }
+        Behavior::DelayFirstByte(delay) => tokio::time::sleep(delay).await,
+        _ => {}
+    }
+    match reply.route {
+        Route::Speech => {
+            let format = crate::audio::speech_format(body);
+            let content_type = HeaderValue::from_static(crate::audio::speech_content_type(&format));
+            response(
+                StatusCode::OK,
+                content_type,
+                FakeBody::frames(crate::audio::speech_frames(body), reply.chunk_delay),
+            )
+        }
+        Route::Transcribe { translate } => {
+            match form.and_then(|f| crate::audio::transcript(f, translate)) {
+                Some((content_type, text)) => response(
+                    StatusCode::OK,
+                    HeaderValue::from_static(content_type),
+                    FakeBody::full(text),
+                ),
+                None => error_response(
+                    StatusCode::BAD_REQUEST,
+                    "Could not parse multipart form: the field `file` is missing.",
+                    "invalid_request_error",
+                    None,
+                ),
+            }
+        }
+        _ => error_response(
+            StatusCode::NOT_FOUND,
+            "not an audio route",
+            "invalid_request_error",
+            None,
         ),
     }
 }

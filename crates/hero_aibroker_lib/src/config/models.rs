@@ -141,6 +141,11 @@ pub const KNOWN_CAPABILITIES: &[&str] = &[
     "json_schema",
     "reasoning",
     "audio",
+    // Speech endpoints: text to speech (`/v1/audio/speech`), speech to text
+    // (`/v1/audio/transcriptions`, `/translations`). Their backends' `input_cost` is USD per
+    // million characters (tts) or per minute of audio (stt).
+    "tts",
+    "stt",
 ];
 
 /// Other names of capabilities (as other brokers' model files write them) and ours.

@@ -70,6 +70,14 @@ impl Backend {
         self.input_cost + self.output_cost
     }
 
+    /// USD cost of a speech request: a speech (`tts`) backend's `input_cost` is per million
+    /// characters, a transcription (`stt`) backend's per minute of audio.
+    pub fn audio_cost(&self, characters: Option<u64>, seconds: Option<f64>) -> f64 {
+        let spoken = characters.unwrap_or(0) as f64 * self.input_cost / 1e6;
+        let heard = seconds.unwrap_or(0.0).max(0.0) * self.input_cost / 60.0;
+        spoken + heard
+    }
+
     /// USD cost of a request with these token counts (no cache use).
     pub fn cost(&self, prompt_tokens: u64, completion_tokens: u64) -> f64 {
         self.prices().cost(prompt_tokens, completion_tokens, 0, 0)

@@ -119,6 +119,8 @@ pub struct Settings {
     pub retry_after_cap: Duration,
     /// Largest request body (`MAX_BODY_BYTES`, default 10 MiB).
     pub max_body_bytes: usize,
+    /// Largest audio upload (`/v1/audio/transcriptions`, `/translations`); larger is 413.
+    pub audio_max_bytes: usize,
     /// Longest a client may take to send a request body (`BODY_READ_TIMEOUT_MS`, default 30 s).
     pub body_read_timeout: Duration,
     /// Connections open at once per socket (`MAX_CONNECTIONS`, default 4096); the listener
@@ -210,6 +212,7 @@ impl Settings {
             max_attempts: parse(env, "MAX_ATTEMPTS", 4u32)?.max(1),
             retry_after_cap: millis(env, "RETRY_AFTER_CAP_MS", 2_000)?,
             max_body_bytes: parse(env, "MAX_BODY_BYTES", 10 * 1024 * 1024usize)?.max(1024),
+            audio_max_bytes: parse(env, "AUDIO_MAX_BYTES", 25 * 1024 * 1024usize)?.max(1024),
             body_read_timeout: millis(env, "BODY_READ_TIMEOUT_MS", 30_000)?,
             max_connections: parse(env, "MAX_CONNECTIONS", 4096usize)?.max(1),
             client_limits: ClientLimits {

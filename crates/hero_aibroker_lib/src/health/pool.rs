@@ -81,7 +81,7 @@ pub struct Instance {
     /// `None` for keyless local servers.
     pub key: Option<Secret>,
     /// `base_url` + each OpenAI endpoint path, parsed once (URL parsing showed up in profiles).
-    urls: [Option<reqwest::Url>; 3],
+    urls: [Option<reqwest::Url>; Endpoint::ALL.len()],
     state: AtomicU8,
     /// Unix ms until which a cooldown lasts; 0 = none.
     cooldown_until: AtomicU64,
@@ -121,8 +121,8 @@ impl Instance {
     /// A healthy instance.
     pub fn new(id: String, provider: String, base_url: String, key: Option<Secret>) -> Self {
         let base_url = base_url.trim_end_matches('/').to_owned();
-        let urls = [Endpoint::Chat, Endpoint::Completions, Endpoint::Embeddings]
-            .map(|ep| reqwest::Url::parse(&format!("{base_url}{}", ep.path())).ok());
+        let urls =
+            Endpoint::ALL.map(|ep| reqwest::Url::parse(&format!("{base_url}{}", ep.path())).ok());
         Instance {
             id,
             provider,
@@ -151,12 +151,7 @@ impl Instance {
 
     /// `base_url` followed by the endpoint's OpenAI path, or `None` if that is not a valid URL.
     pub fn openai_url(&self, endpoint: Endpoint) -> Option<&reqwest::Url> {
-        let i = match endpoint {
-            Endpoint::Chat => 0,
-            Endpoint::Completions => 1,
-            Endpoint::Embeddings => 2,
-        };
-        self.urls[i].as_ref()
+        self.urls[endpoint.index()].as_ref()
     }
 
     /// The current state; an expired cooldown reads as healthy.

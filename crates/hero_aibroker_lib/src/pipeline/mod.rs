@@ -3,6 +3,7 @@
 //! and relay the winner chunk by chunk ([`relay`]), reading upstream SSE with the SDK's parser and
 //! annotating what reaches the client with provider and cost ([`sse`]).
 
+pub mod audio;
 pub mod relay;
 pub mod request;
 pub mod router;

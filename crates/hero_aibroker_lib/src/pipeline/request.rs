@@ -41,6 +41,8 @@ pub struct ParsedRequest {
     /// The client's Anthropic Messages request this Chat request was translated from, for a
     /// native Anthropic upstream to pass through.
     pub native: Option<crate::providers::NativeMessages>,
+    /// A transcription's spooled upload (the body above is only its routing JSON).
+    pub upload: Option<std::sync::Arc<crate::pipeline::audio::Upload>>,
     /// The brokers the request passed through (`x-aibroker-chain`), this one last.
     pub chain: Vec<String>,
     /// The client's `provider` object as it goes to OpenRouter upstreams: the names of the
@@ -70,6 +72,11 @@ pub fn forwarded_provider(raw: &str, is_ours: impl Fn(&str) -> bool) -> Option<B
 }
 
 impl ParsedRequest {
+    /// A top-level string field, if the request has it as a string.
+    pub fn text_field(&self, name: &str) -> Option<String> {
+        serde_json::from_str(self.fields.get(name)?.get()).ok()
+    }
+
     /// Parses and validates a body for `endpoint`; errors are 400s naming the problem.
     pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<Self, ApiError> {
         if body.is_empty() {
@@ -140,7 +147,9 @@ impl ParsedRequest {
         let (required, shape) = match endpoint {
             Endpoint::Chat => ("messages", Shape::Array),
             Endpoint::Completions => ("prompt", Shape::Any),
-            Endpoint::Embeddings => ("input", Shape::Any),
+            Endpoint::Embeddings | Endpoint::Speech => ("input", Shape::Any),
+            // The audio upload: the multipart surface names it here for the router.
+            Endpoint::Transcriptions | Endpoint::Translations => ("file", Shape::Any),
         };
         match fields.get(required) {
             None => return Err(missing(required)),
@@ -168,6 +177,7 @@ impl ParsedRequest {
             middle_out,
             attribution: (None, None),
             native: None,
+            upload: None,
             chain: Vec::new(),
             provider_forward: None,
         })
@@ -235,7 +245,8 @@ impl ParsedRequest {
         let prompt = match self.endpoint {
             Endpoint::Chat => messages.len(),
             Endpoint::Completions => raw("prompt").map_or(0, str::len),
-            Endpoint::Embeddings => raw("input").map_or(0, str::len),
+            Endpoint::Embeddings | Endpoint::Speech => raw("input").map_or(0, str::len),
+            Endpoint::Transcriptions | Endpoint::Translations => 0,
         };
         crate::pipeline::router::Needs {
             capabilities: caps,

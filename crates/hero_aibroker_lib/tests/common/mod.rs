@@ -136,6 +136,8 @@ pub fn row(i: usize) -> RequestLog {
         cost_usd: 0.001,
         upstream_cost_usd: None,
         list_cost_usd: Some(0.001),
+        audio_seconds: None,
+        characters: None,
         latency_ms: 500.0,
         ttfb_ms: Some(120.5),
         status: RequestStatus::Ok,

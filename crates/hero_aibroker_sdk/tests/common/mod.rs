@@ -139,6 +139,8 @@ impl Stub {
             cost_usd: 0.0000258,
             upstream_cost_usd: self.some(0.0000261),
             list_cost_usd: self.some(0.0000258),
+            audio_seconds: self.some(12.5),
+            characters: self.some(42),
             latency_ms: 1250.5,
             ttfb_ms: self.some(310.5),
             status: RequestStatus::Ok,

@@ -6,6 +6,7 @@ mod harness;
 
 mod admin;
 mod anthropic;
+mod audio;
 mod auth;
 mod battery;
 mod cascade;

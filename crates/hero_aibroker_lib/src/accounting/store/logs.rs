@@ -13,7 +13,7 @@ use super::backend::{Cols, Dialect, on_pool};
 use super::{Store, StoreError, decode_err, to_i64, to_u64};
 
 /// Rows per `INSERT` statement. One full default batch (256) is one statement, so the
-/// statement is prepared once and reused from the connection's cache; 256 rows × 26 columns
+/// statement is prepared once and reused from the connection's cache; 256 rows × 28 columns
 /// stays far below SQLite's (32 766) and PostgreSQL's (65 535) bind-parameter limits.
 const ROWS_PER_STATEMENT: usize = 256;
 
@@ -21,10 +21,11 @@ const ROWS_PER_STATEMENT: usize = 256;
 const DEFAULT_LIMIT: u32 = 50;
 const MAX_LIMIT: u32 = 1000;
 
-/// Every column (in [`RequestLog`] order, but for `list_cost_usd`, added last by migration 7).
+/// Every column (in [`RequestLog`] order, but for `list_cost_usd`, added by migration 7, and
+/// `audio_seconds`, `characters`, by migration 8).
 const COLUMNS: &str = "id, response_id, started_ms, ended_ms, client, key_id, endpoint, requested_model, model, \
      provider, upstream_model, stream, attempts, prompt_tokens, completion_tokens, cached_tokens, reasoning_tokens, \
-     cost_usd, upstream_cost_usd, latency_ms, ttfb_ms, status, http_status, error, trace, list_cost_usd";
+     cost_usd, upstream_cost_usd, latency_ms, ttfb_ms, status, http_status, error, trace, list_cost_usd, audio_seconds, characters";
 
 impl Store {
     /// Inserts a batch of ledger rows in one transaction (`BEGIN IMMEDIATE`, so the write lock
@@ -359,6 +360,7 @@ where
     bool: for<'t> Encode<'t, DB> + Type<DB>,
     Option<String>: for<'t> Encode<'t, DB> + Type<DB>,
     Option<f64>: for<'t> Encode<'t, DB> + Type<DB>,
+    Option<i64>: for<'t> Encode<'t, DB> + Type<DB>,
 {
     let mut qb = QueryBuilder::<DB>::new(format!("INSERT INTO request_logs ({COLUMNS}) "));
     qb.push_values(chunk, |mut b, r| {
@@ -390,7 +392,9 @@ where
             .push_bind(i64::from(r.http_status))
             .push_bind(r.error.clone())
             .push_bind(trace)
-            .push_bind(finite_opt(r.list_cost_usd));
+            .push_bind(finite_opt(r.list_cost_usd))
+            .push_bind(finite_opt(r.audio_seconds))
+            .push_bind(r.characters.map(to_i64));
     });
     qb.push(" ON CONFLICT (id) DO NOTHING");
     qb
@@ -433,6 +437,8 @@ fn request_log(r: &impl Cols) -> Result<RequestLog, StoreError> {
         cost_usd: r.real("cost_usd")?,
         upstream_cost_usd: r.opt_real("upstream_cost_usd")?,
         list_cost_usd: r.opt_real("list_cost_usd")?,
+        audio_seconds: r.opt_real("audio_seconds")?,
+        characters: r.opt_int("characters")?.map(to_u64),
         latency_ms: r.real("latency_ms")?,
         ttfb_ms: r.opt_real("ttfb_ms")?,
         status: r

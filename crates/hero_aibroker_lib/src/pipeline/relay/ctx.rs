@@ -29,6 +29,16 @@ pub(crate) struct Finish<'a> {
     pub ttfb: Option<Duration>,
     pub error: Option<String>,
     pub response_id: Option<String>,
+    /// What a speech request used (instead of tokens): it is priced by this.
+    pub audio: Option<AudioUse>,
+}
+
+/// What a speech request used: characters spoken (`audio.speech`) or seconds of audio heard
+/// (`audio.transcriptions`, `audio.translations`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct AudioUse {
+    pub characters: Option<u64>,
+    pub seconds: Option<f64>,
 }
 
 /// What the client's headers ask of routing.
@@ -61,6 +71,10 @@ pub struct Ctx {
     pub dropped: Vec<String>,
     /// The client's Anthropic Messages request, for a native Anthropic upstream.
     pub native: Option<crate::providers::NativeMessages>,
+    /// A transcription's spooled upload, for the relay's request.
+    pub upload: Option<std::sync::Arc<crate::pipeline::audio::Upload>>,
+    /// Characters a speech request asks to be spoken (what it is priced by).
+    pub(crate) characters: u64,
     pub(crate) requested: String,
     pub(crate) stream: bool,
     attempts: Vec<AttemptLog>,
@@ -124,6 +138,8 @@ impl Ctx {
             surface: None,
             dropped: Vec::new(),
             native: None,
+            upload: None,
+            characters: 0,
             requested: String::new(),
             stream: false,
             attempts: Vec::new(),
@@ -183,6 +199,10 @@ impl Ctx {
         // The registry's price of what was used: the estimate, and the charge when the
         // upstream did not say what the request cost.
         let list_cost = match (f.cand, f.usage.is_some() || prompt > 0) {
+            (Some(c), _) if f.audio.is_some() => {
+                let used = f.audio.unwrap_or_default();
+                c.backend().audio_cost(used.characters, used.seconds)
+            }
             (Some(c), true) => c.backend().prices().cost(
                 prompt,
                 completion,
@@ -241,6 +261,8 @@ impl Ctx {
             cost_usd: cost,
             upstream_cost_usd: upstream_cost,
             list_cost_usd: Some(list_cost),
+            audio_seconds: f.audio.and_then(|a| a.seconds),
+            characters: f.audio.and_then(|a| a.characters),
             latency_ms: latency.as_secs_f64() * 1000.0,
             ttfb_ms: f.ttfb.map(|t| t.as_secs_f64() * 1000.0),
             status: f.status,

@@ -17,11 +17,14 @@ pub fn explain(state: &AppState, q: &ExplainQuery) -> Result<RouteTrace, ApiErro
         "chat" => Endpoint::Chat,
         "completions" => Endpoint::Completions,
         "embeddings" => Endpoint::Embeddings,
+        "audio.speech" => Endpoint::Speech,
+        "audio.transcriptions" => Endpoint::Transcriptions,
+        "audio.translations" => Endpoint::Translations,
         other => {
             return Err(ApiError::new(
                 ErrorCode::InvalidRequest,
                 format!(
-                    "unknown endpoint {:?} (chat, completions or embeddings)",
+                    "unknown endpoint {:?} (chat, completions, embeddings, audio.speech, audio.transcriptions or audio.translations)",
                     crate::error::printable(other)
                 ),
             ));
@@ -41,10 +44,11 @@ pub fn explain(state: &AppState, q: &ExplainQuery) -> Result<RouteTrace, ApiErro
     let (field, empty) = match endpoint {
         Endpoint::Chat => ("messages", serde_json::json!([])),
         Endpoint::Completions => ("prompt", serde_json::json!("")),
-        Endpoint::Embeddings => ("input", serde_json::json!("")),
+        Endpoint::Embeddings | Endpoint::Speech => ("input", serde_json::json!("")),
+        Endpoint::Transcriptions | Endpoint::Translations => ("file", serde_json::json!("")),
     };
     body.entry(field).or_insert(empty);
-    if endpoint == Endpoint::Embeddings {
+    if endpoint != Endpoint::Chat && endpoint != Endpoint::Completions {
         body.remove("stream");
     }
     let bytes = Bytes::from(serde_json::to_vec(&body).map_err(|e| {

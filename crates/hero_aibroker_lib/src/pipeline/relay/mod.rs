@@ -18,8 +18,10 @@ use futures_util::StreamExt;
 use hero_aibroker_sdk::ErrorCode;
 use hero_aibroker_sdk::admin::RequestStatus;
 
-use ctx::Finish;
+pub(crate) use ctx::AudioUse;
+pub(crate) use ctx::Finish;
 pub use ctx::{Ctx, Hints};
+
 pub use explain::explain;
 use stream::StreamRelay;
 
@@ -28,7 +30,7 @@ use crate::error::ApiError;
 use crate::health::Outcome;
 use crate::pipeline::request::ParsedRequest;
 use crate::pipeline::router::{
-    Candidate, CircuitPolicy, Decision, Defaults, Needs, Pin, Rejection, Resolve,
+    Candidate, CircuitPolicy, Decision, Defaults, Endpoint, Needs, Pin, Rejection, Resolve,
 };
 use crate::pipeline::sse::{Annotator, Envelope};
 use crate::providers::{Chunk, Driver, Verdict, Wire, redact_body, snippet};
@@ -106,6 +108,18 @@ enum Success {
         body: Bytes,
         wire: Wire,
     },
+    /// Speech audio whose first bytes arrived: relayed as it comes.
+    Audio {
+        first: Bytes,
+        rest: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<Bytes>> + Send>>,
+        content_type: Option<HeaderValue>,
+    },
+    /// A transcript, rendered in the client's format.
+    Transcript {
+        body: Vec<u8>,
+        content_type: &'static str,
+        seconds: Option<f64>,
+    },
     /// A stream whose first event checked out: commit to it.
     Stream {
         body: stream::Body,
@@ -125,6 +139,10 @@ pub async fn relay(mut ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
     };
     drop(body);
     req.native = ctx.native.take();
+    req.upload = ctx.upload.take();
+    if req.endpoint == Endpoint::Speech {
+        ctx.characters = crate::pipeline::audio::characters(req.text_field("input").as_deref());
+    }
     req.chain = std::mem::take(&mut ctx.hints.chain);
     req.chain.push(ctx.state.broker_id.clone());
     ctx.requested.clone_from(&req.model);
@@ -358,6 +376,14 @@ fn cost_estimate(plan: &[Candidate], needs: &Needs, req: &ParsedRequest) -> f64 
         let b = c.backend();
         (i.max(b.input_cost), o.max(b.output_cost))
     });
+    if req.endpoint == Endpoint::Speech {
+        return crate::pipeline::audio::characters(req.text_field("input").as_deref()) as f64
+            * input
+            / 1e6;
+    }
+    if let Some(upload) = &req.upload {
+        return upload.estimated_seconds() * input / 60.0;
+    }
     let out_tokens = req.max_output_tokens().unwrap_or(DEFAULT_OUTPUT_ESTIMATE);
     (needs.prompt_tokens as f64 * input + out_tokens as f64 * output) / 1_000_000.0
 }
@@ -412,6 +438,7 @@ fn answer(
         Success::Json { wire, .. }
         | Success::Stream { wire, .. }
         | Success::Passthrough { wire, .. } => *wire,
+        Success::Audio { .. } | Success::Transcript { .. } => Wire::Chat,
     };
     if wire == Wire::Messages {
         // The client's own request went through untouched: nothing was left out.
@@ -445,6 +472,49 @@ fn answer(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
+            r
+        }
+        Success::Audio {
+            first,
+            rest,
+            content_type,
+        } => {
+            let characters = ctx.characters;
+            let audio = crate::pipeline::audio::AudioBody::new(
+                ctx,
+                cand.clone(),
+                first,
+                rest,
+                characters,
+                ttfb,
+            );
+            let mut r = Response::new(Body::from_stream(audio));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                content_type
+                    .unwrap_or_else(|| HeaderValue::from_static("application/octet-stream")),
+            );
+            r
+        }
+        Success::Transcript {
+            body,
+            content_type,
+            seconds,
+        } => {
+            ctx.finish(Finish {
+                cand: Some(cand),
+                status: RequestStatus::Ok,
+                http_status: 200,
+                ttfb: Some(ttfb),
+                audio: Some(AudioUse {
+                    characters: None,
+                    seconds,
+                }),
+                ..Finish::default()
+            });
+            let mut r = Response::new(Body::from(body));
+            r.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
             r
         }
         Success::Passthrough {
@@ -565,7 +635,16 @@ async fn attempt(
     let settings = &state.settings;
     let backend = cand.backend();
     let wire = driver.reply_wire(req);
-    let rb = driver.request(&state.client, &cand.instance, req, &backend.model_id)?;
+    let rb = match &req.upload {
+        Some(upload) => crate::pipeline::audio::upload_request(
+            &state.client,
+            &cand.instance,
+            req.endpoint,
+            upload,
+            &backend.model_id,
+        )?,
+        None => driver.request(&state.client, &cand.instance, req, &backend.model_id)?,
+    };
     let resp = match tokio::time::timeout(settings.first_byte_timeout, rb.send()).await {
         Err(_) => {
             return Ok(AttemptResult::Failed(
@@ -606,6 +685,52 @@ async fn attempt(
         });
     }
 
+    if req.endpoint == Endpoint::Speech {
+        // Commit once the first audio bytes arrived: a provider that fails before is failed
+        // over.
+        let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+        let mut body = Box::pin(resp.bytes_stream());
+        return Ok(
+            match tokio::time::timeout(settings.first_byte_timeout, body.next()).await {
+                Err(_) => AttemptResult::Failed(Failure::Timeout("the first audio bytes"), None),
+                Ok(None) => AttemptResult::Failed(
+                    Failure::Protocol("the audio answer was empty".into()),
+                    None,
+                ),
+                Ok(Some(Err(e))) => AttemptResult::Failed(transport_failure(&e), None),
+                Ok(Some(Ok(first))) => AttemptResult::Ok(Success::Audio {
+                    first,
+                    rest: body,
+                    content_type,
+                }),
+            },
+        );
+    }
+    if let Some(upload) = &req.upload {
+        let body = match read_body(
+            resp,
+            settings.idle_timeout,
+            settings.upstream_max_body_bytes,
+        )
+        .await
+        {
+            Ok(b) => b,
+            Err(f) => return Ok(AttemptResult::Failed(f, None)),
+        };
+        return Ok(
+            match crate::pipeline::audio::render(&body, &upload.format) {
+                Some((content_type, body, seconds)) => AttemptResult::Ok(Success::Transcript {
+                    body,
+                    content_type,
+                    seconds,
+                }),
+                None => AttemptResult::Failed(
+                    Failure::Protocol("the answer is not a verbose_json transcript".into()),
+                    None,
+                ),
+            },
+        );
+    }
     // A mother broker's own request id, recorded beside ours (as the row's response id).
     let upstream_id = driver.upstream_request_id(resp.headers());
     if req.stream {

@@ -308,6 +308,7 @@ impl StreamRelay {
             ttfb: Some(self.ttfb),
             error,
             response_id: self.response_id.take(),
+            audio: None,
         });
     }
 }

@@ -152,7 +152,8 @@ pub(super) async fn messages(
 /// `POST /v1/messages/count_tokens`: the broker's estimate of the prompt (the same estimate
 /// routing and budgets use), as `{"input_tokens": n}`.
 pub(super) async fn count_tokens(State(state): State<Arc<AppState>>, req: Request) -> Response {
-    let body = match read_body(&state, req.into_body()).await {
+    let limit = (state.settings.max_body_bytes, "MAX_BODY_BYTES");
+    let body = match read_body(&state, req.into_body(), limit).await {
         Ok(b) => b,
         Err(e) => return from_api(&e),
     };

@@ -1,6 +1,7 @@
 //! The REST surface on `rest.sock`: OpenAI-compatible routes, `/health`, and OpenAI-shaped
 //! errors for everything else (unknown routes, wrong methods, oversized bodies).
 
+mod audio;
 pub mod auth;
 mod endpoints;
 mod mcp;
@@ -65,6 +66,9 @@ fn routes(state: Arc<AppState>) -> Router {
         .route("/v1/chat/completions", post(openai::chat))
         .route("/v1/completions", post(openai::completions))
         .route("/v1/embeddings", post(openai::embeddings))
+        .route("/v1/audio/speech", post(audio::speech))
+        .route("/v1/audio/transcriptions", post(audio::transcriptions))
+        .route("/v1/audio/translations", post(audio::translations))
         .route("/v1/messages", post(messages::messages))
         .route("/v1/messages/count_tokens", post(messages::count_tokens))
         .route("/v1/responses", post(responses::responses))

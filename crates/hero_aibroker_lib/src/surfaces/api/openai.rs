@@ -99,7 +99,12 @@ pub(super) async fn admit(
         }
     }
     let (parts, body) = req.into_parts();
-    let body = match read_body(&state, body).await {
+    let limit = if matches!(endpoint, Endpoint::Transcriptions | Endpoint::Translations) {
+        (state.settings.audio_max_bytes, "AUDIO_MAX_BYTES")
+    } else {
+        (state.settings.max_body_bytes, "MAX_BODY_BYTES")
+    };
+    let body = match read_body(&state, body, limit).await {
         Ok(b) => b,
         Err(e) => return Err(ctx.fail(e)),
     };
@@ -123,16 +128,20 @@ pub(super) async fn run(ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
     }
 }
 
-/// Reads a request body whole, refusing it beyond `MAX_BODY_BYTES` (413) or when the client
-/// takes longer than `BODY_READ_TIMEOUT_MS` to send it (408).
-pub(super) async fn read_body(state: &AppState, body: Body) -> Result<Bytes, ApiError> {
-    let limit = state.settings.max_body_bytes;
+/// Reads a request body whole, refusing it beyond `limit` (bytes, and the setting that sets
+/// it: `MAX_BODY_BYTES`, or `AUDIO_MAX_BYTES` for uploads) with 413, or when the client takes
+/// longer than `BODY_READ_TIMEOUT_MS` to send it (408).
+pub(super) async fn read_body(
+    state: &AppState,
+    body: Body,
+    (limit, setting): (usize, &str),
+) -> Result<Bytes, ApiError> {
     let limited = http_body_util::Limited::new(body, limit);
     match tokio::time::timeout(state.settings.body_read_timeout, limited.collect()).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(ApiError::new(
             ErrorCode::BodyTooLarge,
-            format!("The request body exceeds the limit of {limit} bytes (MAX_BODY_BYTES)."),
+            format!("The request body exceeds the limit of {limit} bytes ({setting})."),
         )),
         Ok(Err(e)) => Err(ApiError::new(
             ErrorCode::InvalidRequest,
