@@ -97,3 +97,49 @@ async fn finds_the_broker_reads_its_methods_and_calls_them() {
         text(&r)
     );
 }
+
+/// Through the aggregator, as an agent reaches it: `mcp_hero` run by `hero_aibroker_services` on
+/// the broker's socket root finds the broker and calls it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_the_aggregator_it_lists_and_calls_the_broker() {
+    use hero_aibroker_testkit::{AggregatorConfig, uds_http};
+    let broker = Broker::start().await;
+    let servers = json!([
+        {"name": "hero", "command": common::MCP_HERO, "transport": "stdio", "timeout_secs": 10},
+    ]);
+    let agg = AggregatorConfig::new(servers)
+        .in_dir(broker.proc.dir())
+        .start(1)
+        .await;
+    let call = async |tool: &str, args: serde_json::Value| {
+        let (status, v) = uds_http(
+            &agg.mcp_sock(),
+            "POST",
+            &format!("/tools/{tool}"),
+            &[],
+            Some(&args.to_string()),
+        )
+        .await
+        .expect("mcp.sock");
+        assert_eq!(status, 200, "{v}");
+        v
+    };
+    let listed = call("list_services", json!({})).await;
+    let names: Vec<&str> = listed["structuredContent"]["services"]
+        .as_array()
+        .expect("services")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert!(names.contains(&"hero_aibroker"), "{listed}");
+    let info = call(
+        "call_method",
+        json!({"service": "hero_aibroker", "method": "info"}),
+    )
+    .await;
+    assert_eq!(info["isError"], false, "{info}");
+    assert_eq!(
+        info["structuredContent"]["result"]["name"], "hero_aibroker",
+        "{info}"
+    );
+}

@@ -104,7 +104,7 @@ impl From<&RequestLog> for Row {
             ok: r.status == RequestStatus::Ok,
             status: r.status.as_str().to_owned(),
             http: r.http_status,
-            tokens: view::int(r.prompt_tokens + r.completion_tokens),
+            tokens: used(r),
             cost: view::usd(r.cost_usd),
             latency: view::ms(r.latency_ms),
         }
@@ -273,13 +273,16 @@ pub async fn request(
         r.provider.clone().unwrap_or_else(|| "–".into()),
         r.upstream_model.clone().unwrap_or_else(|| "–".into())
     );
-    let tokens = format!(
-        "{} prompt · {} completion · {} cached · {} reasoning",
-        view::int(r.prompt_tokens),
-        view::int(r.completion_tokens),
-        view::int(r.cached_tokens),
-        view::int(r.reasoning_tokens)
-    );
+    let tokens = match (r.audio_seconds, r.characters) {
+        (None, None) => format!(
+            "{} prompt · {} completion · {} cached · {} reasoning",
+            view::int(r.prompt_tokens),
+            view::int(r.completion_tokens),
+            view::int(r.cached_tokens),
+            view::int(r.reasoning_tokens)
+        ),
+        _ => used(&r),
+    };
     let latency = format!(
         "{} · first byte {}",
         view::ms(r.latency_ms),
@@ -340,5 +343,40 @@ pub async fn request(
         facts,
         steps,
         considered,
+    }
+}
+
+/// What a request used, for the tables: its tokens, or for the speech endpoints the seconds of
+/// audio heard or the characters spoken.
+fn used(r: &RequestLog) -> String {
+    match (r.audio_seconds, r.characters) {
+        (Some(seconds), _) => format!("{seconds:.1} s of audio"),
+        (None, Some(chars)) => format!("{} characters", view::int(chars)),
+        (None, None) => view::int(r.prompt_tokens + r.completion_tokens),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn speech_rows_show_seconds_or_characters_instead_of_tokens() {
+        let heard = RequestLog {
+            audio_seconds: Some(3.456),
+            ..RequestLog::default()
+        };
+        assert_eq!(used(&heard), "3.5 s of audio");
+        let spoken = RequestLog {
+            characters: Some(1234),
+            ..RequestLog::default()
+        };
+        assert_eq!(used(&spoken), format!("{} characters", view::int(1234)));
+        let chat = RequestLog {
+            prompt_tokens: 10,
+            completion_tokens: 5,
+            ..RequestLog::default()
+        };
+        assert_eq!(used(&chat), view::int(15));
     }
 }
