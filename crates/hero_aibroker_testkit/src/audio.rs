@@ -83,17 +83,6 @@ pub(crate) fn form_model(form: &[Part]) -> Option<String> {
     field(form, "model").map(str::to_owned)
 }
 
-fn timestamp(seconds: f64, separator: char) -> String {
-    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{separator}{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
-}
-
 /// The answer to a transcription (`translate`: a translation) of `form`: its content type and
 /// body in the form's `response_format` (json by default); `None` when the form has no file.
 pub(crate) fn transcript(form: &[Part], translate: bool) -> Option<(&'static str, Bytes)> {
@@ -111,13 +100,13 @@ pub(crate) fn transcript(form: &[Part], translate: bool) -> Option<(&'static str
         }
         "srt" => format!(
             "1\n{} --> {}\n{HEARD}\n\n",
-            timestamp(0.0, ','),
-            timestamp(seconds, ',')
+            hero_aibroker_sdk::time::cue_timestamp(0.0, ','),
+            hero_aibroker_sdk::time::cue_timestamp(seconds, ',')
         ),
         "vtt" => format!(
             "WEBVTT\n\n{} --> {}\n{HEARD}\n\n",
-            timestamp(0.0, '.'),
-            timestamp(seconds, '.')
+            hero_aibroker_sdk::time::cue_timestamp(0.0, '.'),
+            hero_aibroker_sdk::time::cue_timestamp(seconds, '.')
         ),
         "verbose_json" => serde_json::json!({
             "task": if translate { "translate" } else { "transcribe" },

@@ -124,18 +124,6 @@ pub fn upload_request(
     Ok(rb)
 }
 
-/// `HH:MM:SS,mmm` (SRT) or `HH:MM:SS.mmm` (VTT).
-fn timestamp(seconds: f64, separator: char) -> String {
-    let ms = (seconds.max(0.0) * 1000.0).round() as u64;
-    format!(
-        "{:02}:{:02}:{:02}{separator}{:03}",
-        ms / 3_600_000,
-        ms / 60_000 % 60,
-        ms / 1000 % 60,
-        ms % 1000
-    )
-}
-
 /// The client's transcript format rendered from the upstream's `verbose_json`: content type,
 /// body and the audio's duration. `None` when the answer is not a verbose transcript.
 pub fn render(verbose: &[u8], format: &str) -> Option<(&'static str, Vec<u8>, Option<f64>)> {
@@ -172,8 +160,8 @@ pub fn render(verbose: &[u8], format: &str) -> Option<(&'static str, Vec<u8>, Op
                 };
                 format!(
                     "{number}{} --> {}\n{words}\n\n",
-                    timestamp(*start, separator),
-                    timestamp(*end, separator)
+                    hero_aibroker_sdk::time::cue_timestamp(*start, separator),
+                    hero_aibroker_sdk::time::cue_timestamp(*end, separator)
                 )
             })
             .collect::<String>()

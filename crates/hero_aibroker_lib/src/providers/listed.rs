@@ -230,16 +230,23 @@ fn back_every_model(merged: &mut ModelsConfig, source: &Source) {
             .iter()
             .min_by_key(|b| b.priority)
             .map_or((0.0, 0.0), |b| (b.input_cost, b.output_cost));
-        model.backends.push(BackendConfig {
-            provider: source.name.clone(),
-            model_id: name.clone(),
-            priority: source.priority,
-            input_cost,
-            output_cost,
-            cache_read_cost: None,
-            cache_write_cost: None,
-            parameters: None,
-        });
+        model
+            .backends
+            .push(backend(source, name, input_cost, output_cost));
+    }
+}
+
+/// A backend of `source` serving `model_id` at its priority, with these prices.
+fn backend(source: &Source, model_id: &str, input_cost: f64, output_cost: f64) -> BackendConfig {
+    BackendConfig {
+        provider: source.name.clone(),
+        model_id: model_id.to_owned(),
+        priority: source.priority,
+        input_cost,
+        output_cost,
+        cache_read_cost: None,
+        cache_write_cost: None,
+        parameters: None,
     }
 }
 
@@ -253,16 +260,7 @@ fn add_listed(merged: &mut ModelsConfig, source: &Source, m: &ModelObject) {
             .map_or((0.0, 0.0), |b| (b.input_cost, b.output_cost)),
         Kind::Local | Kind::Demo => (0.0, 0.0),
     };
-    let backend = BackendConfig {
-        provider: source.name.clone(),
-        model_id: m.id.clone(),
-        priority: source.priority,
-        input_cost,
-        output_cost,
-        cache_read_cost: None,
-        cache_write_cost: None,
-        parameters: None,
-    };
+    let backend = backend(source, &m.id, input_cost, output_cost);
     if let Some(mine) = merged.models.get_mut(&m.id) {
         mine.backends.push(backend);
         return;

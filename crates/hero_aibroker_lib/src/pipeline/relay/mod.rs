@@ -706,31 +706,6 @@ async fn attempt(
             },
         );
     }
-    if let Some(upload) = &req.upload {
-        let body = match read_body(
-            resp,
-            settings.idle_timeout,
-            settings.upstream_max_body_bytes,
-        )
-        .await
-        {
-            Ok(b) => b,
-            Err(f) => return Ok(AttemptResult::Failed(f, None)),
-        };
-        return Ok(
-            match crate::pipeline::audio::render(&body, &upload.format) {
-                Some((content_type, body, seconds)) => AttemptResult::Ok(Success::Transcript {
-                    body,
-                    content_type,
-                    seconds,
-                }),
-                None => AttemptResult::Failed(
-                    Failure::Protocol("the answer is not a verbose_json transcript".into()),
-                    None,
-                ),
-            },
-        );
-    }
     // A mother broker's own request id, recorded beside ours (as the row's response id).
     let upstream_id = driver.upstream_request_id(resp.headers());
     if req.stream {
@@ -814,6 +789,22 @@ async fn attempt(
         Ok(b) => b,
         Err(f) => return Ok(AttemptResult::Failed(f, None)),
     };
+    if let Some(upload) = &req.upload {
+        // A transcript: the upstream's verbose_json, rendered in the client's format.
+        return Ok(
+            match crate::pipeline::audio::render(&body, &upload.format) {
+                Some((content_type, body, seconds)) => AttemptResult::Ok(Success::Transcript {
+                    body,
+                    content_type,
+                    seconds,
+                }),
+                None => AttemptResult::Failed(
+                    Failure::Protocol("the answer is not a verbose_json transcript".into()),
+                    None,
+                ),
+            },
+        );
+    }
     if wire == Wire::Messages {
         // Passed through untouched; only read for the ledger.
         let (usage, response_id) = crate::providers::anthropic::reply_usage(&body);
