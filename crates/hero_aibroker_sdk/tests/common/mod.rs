@@ -7,6 +7,7 @@
     reason = "each test binary uses a different part of this module"
 )]
 
+use hero_aibroker_sdk::OPENRPC_JSON;
 use hero_aibroker_sdk::admin::*;
 use hero_aibroker_sdk::mcp::{McpCall, McpCallQuery, McpServer, McpTool};
 use hero_aibroker_sdk::rpc::HeroAiBrokerApiServer;
@@ -545,4 +546,28 @@ impl HeroAiBrokerApiServer for Stub {
     async fn rpc_discover(&self) -> RpcResult<Value> {
         Ok(serde_json::from_str(hero_aibroker_sdk::OPENRPC_JSON).expect("openrpc.json is JSON"))
     }
+}
+
+/// `openrpc.json`, parsed.
+pub fn doc() -> Value {
+    serde_json::from_str(OPENRPC_JSON).expect("openrpc.json is valid JSON")
+}
+
+/// The document's methods.
+pub fn methods(doc: &Value) -> &[Value] {
+    doc["methods"]
+        .as_array()
+        .expect("openrpc.json has a methods array")
+}
+
+/// The `name` of a method or param.
+pub fn name(v: &Value) -> &str {
+    v["name"]
+        .as_str()
+        .expect("every method and param has a name")
+}
+
+/// A method's params.
+pub fn params(method: &Value) -> &[Value] {
+    method["params"].as_array().map_or(&[], Vec::as_slice)
 }
