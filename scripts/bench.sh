@@ -8,15 +8,25 @@
 #                                      # (and SQLite beside PostgreSQL: scripts/bench_store.sh)
 #   BENCH_SECS=10 BENCH_CONC="1 32" scripts/bench.sh
 #   BENCH_LOG=info scripts/bench.sh    # with the per-request log line on (default: warn)
+#   scripts/bench.sh --quick           # 2 s per run at concurrency 1 and 32, the broker table and
+#                                      # its RSS only (run by scripts/test.sh after the tests;
+#                                      # informational, never a pass/fail gate)
 # Then the ledger throughput and the routing-decision micro-benchmark (criterion); the latter
 # alone: cargo bench -p hero_aibroker_lib --bench routing -- --warm-up-time 1 --measurement-time 3
 set -euo pipefail
+QUICK=0
+if [ "${1:-}" = --quick ]; then QUICK=1; shift; fi
 source "$(dirname "$0")/lib.sh"
 need_cargo
 cd "$REPO"
 
-SECS="${BENCH_SECS:-5}"
-CONC="${BENCH_CONC:-1 32 64 128}"
+if [ "$QUICK" = 1 ]; then
+  SECS="${BENCH_SECS:-2}"
+  CONC="${BENCH_CONC:-1 32}"
+else
+  SECS="${BENCH_SECS:-5}"
+  CONC="${BENCH_CONC:-1 32 64 128}"
+fi
 LOGLEVEL="${BENCH_LOG:-warn}"
 OUT="$REPO/target/bench"
 mkdir -p "$OUT"
@@ -121,6 +131,10 @@ print(sqlite3.connect(sys.argv[1]).execute("select count(*) from request_logs").
 PY
 )"
 echo "ledger rows recorded by the broker during the run: $ROWS"
+if [ "$QUICK" = 1 ]; then
+  echo "(quick run: informational; scripts/bench.sh without --quick runs everything)"
+  exit 0
+fi
 
 say "ledger throughput (SQLite, release)"
 cargo run --release --locked --quiet -p hero_aibroker_lib --example ledger_bench

@@ -103,3 +103,10 @@ if [ ! -d tests/browser/node_modules/playwright-core ] \
 fi
 HERO_BIN_DIR="$REPO/target/debug" CHROMIUM="$(command -v chromium)" node --test tests/browser/
 echo "screenshots: $REPO/target/browser-results/"
+
+say "quick benchmark (informational: the broker's added latency, throughput and RSS beside the fake provider; never fails the suite)"
+if [ -n "${HERO_AIBROKER_SKIP_BENCH:-}" ]; then
+  echo "skipped (HERO_AIBROKER_SKIP_BENCH is set)"
+else
+  bash scripts/bench.sh --quick || echo "the quick benchmark did not complete (informational: the suite passed)"
+fi
