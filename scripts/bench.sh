@@ -11,11 +11,20 @@
 #   scripts/bench.sh --quick           # 2 s per run at concurrency 1 and 32, the broker table and
 #                                      # its RSS only (run by scripts/test.sh after the tests;
 #                                      # informational, never a pass/fail gate)
+#   scripts/bench.sh --profile         # where the broker's CPU goes: perf samples the server during
+#                                      # 10 s of JSON and of streamed load at concurrency 32 and
+#                                      # prints its time by category (HTTP, JSON, upstream client,
+#                                      # runtime, allocation, ledger, logging, kernel, ...); the raw
+#                                      # `perf report` lands in target/bench/perf-*.txt
 # Then the ledger throughput and the routing-decision micro-benchmark (criterion); the latter
 # alone: cargo bench -p hero_aibroker_lib --bench routing -- --warm-up-time 1 --measurement-time 3
 set -euo pipefail
 QUICK=0
-if [ "${1:-}" = --quick ]; then QUICK=1; shift; fi
+PERF=0
+case "${1:-}" in
+  --quick) QUICK=1; shift ;;
+  --profile) PERF=1; shift ;;
+esac
 source "$(dirname "$0")/lib.sh"
 need_cargo
 cd "$REPO"
@@ -23,6 +32,9 @@ cd "$REPO"
 if [ "$QUICK" = 1 ]; then
   SECS="${BENCH_SECS:-2}"
   CONC="${BENCH_CONC:-1 32}"
+elif [ "$PERF" = 1 ]; then
+  SECS="${BENCH_SECS:-10}"
+  CONC="${BENCH_CONC:-32}"
 else
   SECS="${BENCH_SECS:-5}"
   CONC="${BENCH_CONC:-1 32 64 128}"
@@ -89,9 +101,19 @@ for mode in json stream; do
     say "$mode c=$c: direct to the fake provider"
     run_oha "direct-$mode-$c" "$c" "$d" "$FAKE_URL/chat/completions"
     say "$mode c=$c: through the broker"
+    if [ "$PERF" = 1 ]; then
+      command -v perf >/dev/null 2>&1 || die "perf is missing (apt-get install linux-perf)"
+      perf record -q -F 999 -p "$SERVER_PID" -o "$OUT/perf-$mode.data" -- sleep "$SECS" 2>/dev/null &
+      PERF_PID=$!
+    fi
     t0="$(cpu_ticks)"
     run_oha "broker-$mode-$c" "$c" "$b" --unix-socket "$SOCK" http://localhost/v1/chat/completions
     t1="$(cpu_ticks)"
+    if [ "$PERF" = 1 ]; then
+      wait "$PERF_PID" || true
+      perf report -q -i "$OUT/perf-$mode.data" --no-children --sort dso,symbol --stdio \
+        >"$OUT/perf-$mode.txt" 2>/dev/null
+    fi
     python3 - "$OUT/broker-$mode-$c.json" "$OUT/direct-$mode-$c.json" "$mode" "$c" "$((t1 - t0))" "$(getconf CLK_TCK)" >>"$RESULTS" <<'PY'
 import json, sys
 b, d = (json.load(open(p)) for p in sys.argv[1:3])
@@ -133,6 +155,14 @@ PY
 echo "ledger rows recorded by the broker during the run: $ROWS"
 if [ "$QUICK" = 1 ]; then
   echo "(quick run: informational; scripts/bench.sh without --quick runs everything)"
+  exit 0
+fi
+if [ "$PERF" = 1 ]; then
+  for mode in json stream; do
+    echo
+    echo "where the broker's CPU goes, $mode at c=$CONC (perf, self time by category; raw: $OUT/perf-$mode.txt)"
+    python3 "$REPO/scripts/perf_categories.py" "$OUT/perf-$mode.txt"
+  done
   exit 0
 fi
 
