@@ -7,12 +7,19 @@
 //! Replies of a verbatim driver (OpenRouter) are passed exactly as sent; they are only read
 //! for their usage, cost and id.
 
+use std::sync::LazyLock;
+
 use bytes::{BufMut, BytesMut};
 use hero_aibroker_sdk::Usage;
 use indexmap::IndexMap;
+use memchr::memmem::Finder;
 use serde_json::value::RawValue;
 
 use crate::config::registry::Prices;
+
+/// The per-event key scans' searchers, built once (`memmem::find` builds one per call).
+static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
+static PROVIDER_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"provider\""));
 
 /// A rewritten JSON object with what the broker read from it.
 #[derive(Debug)]
@@ -158,7 +165,7 @@ impl Annotator {
     /// usage the chunk carried, if any.
     pub fn chunk_into(&self, data: &str, model_id: &str, out: &mut BytesMut) -> Option<Usage> {
         let bytes = data.as_bytes();
-        let has_usage = memchr::memmem::find(bytes, b"\"usage\"").is_some();
+        let has_usage = USAGE_KEY.find(bytes).is_some();
         if self.verbatim {
             // As sent; a chunk with usage is read for it.
             event_into(bytes, out);
@@ -167,7 +174,7 @@ impl Annotator {
                 .flatten()
                 .and_then(|a| a.usage);
         }
-        let needs_parse = has_usage || memchr::memmem::find(bytes, b"\"provider\"").is_some();
+        let needs_parse = has_usage || PROVIDER_KEY.find(bytes).is_some();
         if needs_parse && let Ok(a) = self.object(bytes, model_id, false) {
             event_into(&a.body, out);
             return a.usage;

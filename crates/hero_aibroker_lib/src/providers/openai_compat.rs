@@ -3,11 +3,13 @@
 //! through with only `model` and `stream_options` changed; streams are OpenAI's SSE chunks
 //! ending in `data: [DONE]`, with errors reported in-band as `{"error": {...}}`.
 
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 use hero_aibroker_sdk::admin::KeyCheck;
+use memchr::memmem::Finder;
 use reqwest::StatusCode;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue};
 
@@ -143,10 +145,25 @@ pub(super) fn chunk(data: &str) -> Chunk {
     }
 }
 
+/// Substring searchers of the per-event scans, built once: `memmem::find` builds one per call,
+/// which the streaming profile showed at 1.8% of the broker's CPU.
+static ERROR_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"error\""));
+static FINISH_REASON_KEY: LazyLock<Finder<'static>> =
+    LazyLock::new(|| Finder::new(b"\"finish_reason\""));
+static TEXT_KEYS: LazyLock<[Finder<'static>; 4]> = LazyLock::new(|| {
+    [
+        b"\"content\"".as_slice(),
+        b"\"reasoning\"",
+        b"\"text\"",
+        b"\"arguments\"",
+    ]
+    .map(Finder::new)
+});
+
 /// If `data` is an error event, its message.
 fn in_band_error(data: &str) -> Option<String> {
     // Cheap test first: chunks are large and errors are rare.
-    memchr::memmem::find(data.as_bytes(), b"\"error\"")?;
+    ERROR_KEY.find(data.as_bytes())?;
     let v: serde_json::Value = serde_json::from_str(data).ok()?;
     let err = v.get("error")?;
     Some(
@@ -160,7 +177,7 @@ fn in_band_error(data: &str) -> Option<String> {
 /// True if a chunk carries a non-null `finish_reason`.
 fn has_finish_reason(data: &str) -> bool {
     let b = data.as_bytes();
-    let Some(at) = memchr::memmem::find(b, b"\"finish_reason\"") else {
+    let Some(at) = FINISH_REASON_KEY.find(b) else {
         return false;
     };
     let after = data[at + 15..]
@@ -173,16 +190,10 @@ fn has_finish_reason(data: &str) -> bool {
 /// True if a chunk carries generated text: a non-empty `content`, `reasoning`, `text`
 /// (legacy completions) or tool-call `arguments` string. Scans bytes, no parse.
 fn has_text_delta(data: &str) -> bool {
-    const KEYS: [&[u8]; 4] = [
-        b"\"content\"",
-        b"\"reasoning\"",
-        b"\"text\"",
-        b"\"arguments\"",
-    ];
     let b = data.as_bytes();
-    KEYS.iter().any(|key| {
-        memchr::memmem::find_iter(b, key).any(|at| {
-            let after = data[at + key.len()..].trim_start();
+    TEXT_KEYS.iter().any(|key| {
+        key.find_iter(b).any(|at| {
+            let after = data[at + key.needle().len()..].trim_start();
             let Some(value) = after.strip_prefix(':') else {
                 return false;
             };
