@@ -471,7 +471,13 @@ async fn explain_agrees_with_the_backend_that_answers() {
 async fn auto_names_route_json_and_streams_through_the_binary() {
     let fake = FakeProvider::start().await;
     // Both of chat's backends answer: `backup` ($1/$1) is the cheapest chat backend anywhere;
-    // `fake` (priority 1, tier standard) is what `best` prefers.
+    // `fake` is what `best` prefers: same tier and success, so measured latency decides, and
+    // `backup` answers 30 ms late (without it the order of two equally fast backends is a coin
+    // toss once both are measured).
+    fake.script(Rule::for_model(
+        "up-backup",
+        Behavior::DelayFirstByte(Duration::from_millis(30)),
+    ));
     let b = Start::new(crate::harness::models_yaml(
         &fake.base_url(),
         &fake.base_url(),
