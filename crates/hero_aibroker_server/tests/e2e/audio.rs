@@ -96,6 +96,22 @@ fn form(wav: &[u8], model: &str, format: Option<&str>) -> (String, bytes::Bytes)
     multipart::encode(&parts, "test-boundary-1234")
 }
 
+/// Posts a form (or any body) of `content_type` to `path` on the broker.
+async fn upload(
+    b: &Broker,
+    path: &str,
+    content_type: impl AsRef<str>,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::Response {
+    b.client
+        .post(Broker::url(path))
+        .header("content-type", content_type.as_ref())
+        .body(body)
+        .send()
+        .await
+        .expect("send")
+}
+
 async fn rows(b: &Broker, endpoint: &str, n: usize) -> Vec<Value> {
     let t0 = Instant::now();
     loop {
@@ -193,14 +209,7 @@ async fn a_transcription_fails_over_and_answers_in_every_format_priced_per_minut
     let mut answers = Vec::new();
     for format in ["json", "text", "srt", "vtt", "verbose_json"] {
         let (content_type, body) = form(&wav, "whisper-1", Some(format));
-        let resp = b
-            .client
-            .post(Broker::url("/v1/audio/transcriptions"))
-            .header("content-type", content_type)
-            .body(body)
-            .send()
-            .await
-            .expect("send");
+        let resp = upload(&b, "/v1/audio/transcriptions", content_type, body).await;
         assert_eq!(resp.status(), 200, "{format}");
         assert_eq!(
             resp.headers()["x-aibroker-provider"],
@@ -270,14 +279,7 @@ async fn a_transcription_fails_over_and_answers_in_every_format_priced_per_minut
 
     // Translations take the same upload.
     let (content_type, body) = form(&wav, "whisper-1", None);
-    let resp = b
-        .client
-        .post(Broker::url("/v1/audio/translations"))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("send");
+    let resp = upload(&b, "/v1/audio/translations", content_type, body).await;
     assert_eq!(resp.status(), 200);
     let json: Value = resp.json().await.expect("json");
     assert_eq!(json, json!({"text": HEARD}));
@@ -295,14 +297,7 @@ async fn an_upload_over_the_limit_or_without_its_file_is_refused_clearly() {
         .start()
         .await;
     let (content_type, body) = form(&[0u8; 8192], "whisper-1", None);
-    let r = b
-        .client
-        .post(Broker::url("/v1/audio/transcriptions"))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("send");
+    let r = upload(&b, "/v1/audio/transcriptions", content_type, body).await;
     assert_eq!(r.status(), 413);
     let v: Value = r.json().await.expect("json");
     assert!(
@@ -312,14 +307,7 @@ async fn an_upload_over_the_limit_or_without_its_file_is_refused_clearly() {
         "{v}"
     );
     let (content_type, body) = multipart::encode(&[Part::text("model", "whisper-1")], "b0undary");
-    let r = b
-        .client
-        .post(Broker::url("/v1/audio/transcriptions"))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("send");
+    let r = upload(&b, "/v1/audio/transcriptions", content_type, body).await;
     assert_eq!(r.status(), 400);
     let v: Value = r.json().await.expect("json");
     assert!(
@@ -328,14 +316,7 @@ async fn an_upload_over_the_limit_or_without_its_file_is_refused_clearly() {
             .is_some_and(|m| m.contains("`file`")),
         "{v}"
     );
-    let r = b
-        .client
-        .post(Broker::url("/v1/audio/transcriptions"))
-        .header("content-type", "application/json")
-        .body("{}")
-        .send()
-        .await
-        .expect("send");
+    let r = upload(&b, "/v1/audio/transcriptions", "application/json", "{}").await;
     assert_eq!(r.status(), 400);
     assert_eq!(a.call_count(), 0, "nothing reached a provider");
 }
