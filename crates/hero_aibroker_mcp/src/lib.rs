@@ -22,3 +22,19 @@ pub mod hero;
 pub mod report;
 pub mod tools;
 pub mod web;
+
+/// Serves `server` on stdio until the client closes it (every bundled binary's `main`).
+pub fn serve_stdio<S: rmcp::ServerHandler>(server: S) -> anyhow::Result<()> {
+    use rmcp::ServiceExt;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(async move {
+            server
+                .serve(rmcp::transport::stdio())
+                .await?
+                .waiting()
+                .await?;
+            Ok(())
+        })
+}

@@ -348,22 +348,6 @@ pub fn query_pairs(object: &Value) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-/// Serves `server` on stdio until the client closes it (the binaries' `main`).
-pub fn serve_stdio<S: rmcp::ServerHandler>(server: S) -> anyhow::Result<()> {
-    use rmcp::ServiceExt;
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async move {
-            server
-                .serve(rmcp::transport::stdio())
-                .await?
-                .waiting()
-                .await?;
-            Ok(())
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

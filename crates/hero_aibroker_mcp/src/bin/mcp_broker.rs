@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Parser;
 use hero_aibroker_mcp::broker::{Broker, default_socket_root};
 use hero_aibroker_mcp::tools::BrokerTools;
-use rmcp::ServiceExt;
 
 /// A stdio MCP server that answers, from a running hero_aibroker, what models cost, how a
 /// request would route and what has been spent. Read-only; needs no admin token.
@@ -26,14 +25,5 @@ fn main() -> std::process::ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let broker = Broker::new(args.socket_dir.unwrap_or_else(default_socket_root));
     tracing::info!(socket = %broker.rpc_socket().display(), "serving MCP on stdio");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let running = BrokerTools::new(broker)
-            .serve(rmcp::transport::stdio())
-            .await?;
-        running.waiting().await?;
-        Ok(())
-    })
+    hero_aibroker_mcp::serve_stdio(BrokerTools::new(broker))
 }

@@ -152,7 +152,7 @@ fn main() -> std::process::ExitCode {
     hero_aibroker_host::logging::run_main("mcp_exa", "warn", || {
         let api = web::from_env("Exa", "EXA_API_KEYS", "EXA_BASE_URL", "https://api.exa.ai")
             .map_err(anyhow::Error::msg)?;
-        web::serve_stdio(Exa {
+        hero_aibroker_mcp::serve_stdio(Exa {
             api: Arc::new(api),
             tool_router: Exa::tool_router(),
         })

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use clap::Parser;
 use hero_aibroker_mcp::broker::default_socket_root;
 use hero_aibroker_mcp::hero::HeroTools;
-use rmcp::ServiceExt;
 
 /// A stdio MCP server over the hero services on this host: lists them (each socket under the
 /// socket directory that answers /.well-known/heroservice.json), reads a service's OpenRPC
@@ -27,12 +26,5 @@ fn main() -> std::process::ExitCode {
 fn run(args: Args) -> anyhow::Result<()> {
     let root = args.socket_dir.unwrap_or_else(default_socket_root);
     tracing::info!(root = %root.display(), "serving MCP on stdio");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let running = HeroTools::new(root).serve(rmcp::transport::stdio()).await?;
-        running.waiting().await?;
-        Ok(())
-    })
+    hero_aibroker_mcp::serve_stdio(HeroTools::new(root))
 }

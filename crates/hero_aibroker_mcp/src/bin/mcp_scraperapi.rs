@@ -100,7 +100,7 @@ fn main() -> std::process::ExitCode {
             "https://api.scraperapi.com",
         )
         .map_err(anyhow::Error::msg)?;
-        web::serve_stdio(ScraperApi {
+        hero_aibroker_mcp::serve_stdio(ScraperApi {
             api: Arc::new(api),
             tool_router: ScraperApi::tool_router(),
         })

@@ -109,7 +109,7 @@ fn main() -> std::process::ExitCode {
             "https://api.scrapfly.io",
         )
         .map_err(anyhow::Error::msg)?;
-        web::serve_stdio(Scrapfly {
+        hero_aibroker_mcp::serve_stdio(Scrapfly {
             api: Arc::new(api),
             tool_router: Scrapfly::tool_router(),
         })

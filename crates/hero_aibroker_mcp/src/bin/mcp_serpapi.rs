@@ -116,7 +116,7 @@ fn main() -> std::process::ExitCode {
             "https://serpapi.com",
         )
         .map_err(anyhow::Error::msg)?;
-        web::serve_stdio(SerpApi {
+        hero_aibroker_mcp::serve_stdio(SerpApi {
             api: Arc::new(api),
             tool_router: SerpApi::tool_router(),
         })

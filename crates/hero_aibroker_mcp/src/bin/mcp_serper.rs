@@ -127,6 +127,6 @@ fn main() -> std::process::ExitCode {
             api: Arc::new(api),
             tool_router: Serper::tool_router(),
         };
-        web::serve_stdio(server)
+        hero_aibroker_mcp::serve_stdio(server)
     })
 }
