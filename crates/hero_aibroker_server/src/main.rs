@@ -84,6 +84,7 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.worker_threads)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;

@@ -176,6 +176,19 @@ pub struct Settings {
     /// How often the OpenRouter model catalog is refreshed (`OPENROUTER_CATALOG_INTERVAL`,
     /// seconds); zero turns the live catalog off. Off anyway without an OpenRouter key.
     pub catalog_interval: Duration,
+    /// Threads of the async runtime that serves every request (`WORKER_THREADS`; default half
+    /// the cores this process may use, at least one). The broker shares its host with its
+    /// clients and its ledger thread; see `docs/performance.md` for what one and two threads
+    /// measured on two cores.
+    pub worker_threads: usize,
+}
+
+/// Half the cores this process may use, at least one: requests are I/O-bound, and on a small
+/// host a second runtime thread mostly wakes up, steals and parks again (on two shared cores,
+/// one thread served 14% more JSON requests and 43% more streams per second than two, at a
+/// quarter less CPU each; `docs/performance.md`).
+pub fn default_worker_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 impl Settings {
@@ -254,6 +267,10 @@ impl Settings {
                 "OPENROUTER_CATALOG_INTERVAL",
                 3600u64,
             )?),
+            worker_threads: match parse(env, "WORKER_THREADS", 0usize)? {
+                0 => default_worker_threads(),
+                n => n,
+            },
         })
     }
 

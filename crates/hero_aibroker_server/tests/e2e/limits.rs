@@ -71,6 +71,32 @@ async fn a_stream_that_goes_silent_ends_with_an_idle_timeout_event() {
     assert!(!s.ended_with_done());
 }
 
+/// The idle timeout counts from the last bytes, not from the start: a stream whose every gap is
+/// shorter than `UPSTREAM_IDLE_TIMEOUT_MS` runs to `[DONE]` however long it lasts in all (the
+/// relay's one timer is re-armed when it fires after bytes came).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_slower_in_all_than_the_idle_timeout_but_never_silent_completes() {
+    let fake = FakeProvider::start().await;
+    fake.script(Rule::any(Behavior::SlowChunks(Duration::from_millis(40))));
+    let b = Start::with_fake(&fake)
+        .env("UPSTREAM_IDLE_TIMEOUT_MS", "150")
+        .start()
+        .await;
+    let t0 = std::time::Instant::now();
+    let s = b.stream("/v1/chat/completions", &stream_body("solo")).await;
+    assert!(
+        t0.elapsed() > Duration::from_millis(600),
+        "the stream should outlast the idle timeout several times: {:?}",
+        t0.elapsed()
+    );
+    assert!(s.ended_with_done(), "{:?}", s.events);
+    assert!(
+        s.json_events().iter().all(|e| e.get("error").is_none()),
+        "{:?}",
+        s.events
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_client_that_goes_away_cancels_the_request() {
     let fake = FakeProvider::start().await;

@@ -8,8 +8,9 @@
 //! `client_cancelled` (HTTP 499). Both keep the tokens seen: the upstream's usage chunk if it
 //! came, else the chunks that carried text (each is at least one token, so a lower bound).
 
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::{FutureExt, Stream, StreamExt};
@@ -23,6 +24,7 @@ use crate::pipeline::router::Candidate;
 use crate::pipeline::sse::{self, Annotator};
 use crate::providers::{Chunk, Driver, Wire, anthropic};
 use hero_aibroker_sdk::sse::{SseEvent, SseParser};
+use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// Why a stream that outlived `STREAM_MAX_DURATION_MS` ended.
 const TOO_LONG: &str = "the stream ran past its maximum duration (STREAM_MAX_DURATION_MS)";
@@ -51,6 +53,15 @@ pub(super) struct StreamRelay {
     wire: Wire,
     /// Anthropic's usage counts so far, for a passed-through Messages stream.
     anthropic_usage: serde_json::Map<String, serde_json::Value>,
+    /// The operator's cancellation, waited on for the whole stream (one registration, not one
+    /// per upstream read).
+    cancel: Pin<Box<WaitForCancellationFutureOwned>>,
+    /// When the upstream last delivered bytes.
+    last_read: Instant,
+    /// Armed at or before the silence limit and moved on lazily: when it fires before the
+    /// limit (bytes came meanwhile) it is re-armed, so a stream costs one timer per
+    /// `UPSTREAM_IDLE_TIMEOUT_MS` of activity instead of a timer per read.
+    idle: Pin<Box<tokio::time::Sleep>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -81,6 +92,9 @@ impl StreamRelay {
                 .and_then(|v| v.id),
             Wire::Messages => anthropic::stream_id(&first.data),
         };
+        let cancel = Box::pin(ctx.running.cancelled().cancelled_owned());
+        let last_read = Instant::now();
+        let idle = Box::pin(tokio::time::sleep_until(silence_limit(&ctx, last_read)));
         StreamRelay {
             ctx,
             cand,
@@ -97,6 +111,9 @@ impl StreamRelay {
             saw_finish: false,
             wire,
             anthropic_usage: serde_json::Map::new(),
+            cancel,
+            last_read,
+            idle,
         }
     }
 
@@ -144,28 +161,33 @@ impl StreamRelay {
             // something to send.
             // The stream's total duration, when limited, bounds the wait as well as the idle
             // timeout does.
-            let idle = self.ctx.state.settings.idle_timeout;
-            let left = self
+            let max_left = self
                 .ctx
                 .state
                 .settings
                 .stream_max_duration
                 .map(|max| max.saturating_sub(self.ctx.started.elapsed()));
-            let over_time = |left: Option<Duration>| left.is_some_and(|l| l <= idle);
-            if left.is_some_and(|l| l.is_zero()) {
+            if max_left.is_some_and(|l| l.is_zero()) {
                 self.fail(ErrorCode::UpstreamTimeout, TOO_LONG, &mut out);
                 continue;
             }
             let next = if out.is_empty() {
-                let cancel = self.ctx.running.cancelled();
-                let wait = left.map_or(idle, |l| l.min(idle));
                 tokio::select! {
                     biased;
-                    () = cancel.cancelled() => {
+                    () = self.cancel.as_mut() => {
                         self.cancelled(&mut out);
                         continue;
                     }
-                    r = tokio::time::timeout(wait, self.body.next()) => r,
+                    item = self.body.next() => Ok(item),
+                    () = self.idle.as_mut() => {
+                        let limit = silence_limit(&self.ctx, self.last_read);
+                        if tokio::time::Instant::now() < limit {
+                            // Bytes came since it was armed: wait on from the last of them.
+                            self.idle.as_mut().reset(limit);
+                            continue;
+                        }
+                        Err(())
+                    }
                 }
             } else {
                 match self.body.next().now_or_never() {
@@ -173,11 +195,14 @@ impl StreamRelay {
                     None => return Some(out.freeze()),
                 }
             };
+            if let Ok(Some(Ok(_))) = &next {
+                self.last_read = Instant::now();
+            }
             match next {
-                Err(_) if over_time(left) => {
+                Err(()) if self.past_max_duration() => {
                     self.fail(ErrorCode::UpstreamTimeout, TOO_LONG, &mut out)
                 }
-                Err(_) => self.fail(
+                Err(()) => self.fail(
                     ErrorCode::UpstreamTimeout,
                     "the upstream went silent mid-stream (idle timeout)",
                     &mut out,
@@ -204,6 +229,15 @@ impl StreamRelay {
                 Ok(Some(Ok(chunk))) => self.parser.push(&chunk),
             }
         }
+    }
+
+    /// The stream ran as long as `STREAM_MAX_DURATION_MS` allows.
+    fn past_max_duration(&self) -> bool {
+        self.ctx
+            .state
+            .settings
+            .stream_max_duration
+            .is_some_and(|max| self.ctx.started.elapsed() >= max)
     }
 
     fn emit(&mut self, ev: &SseEvent, out: &mut BytesMut) {
@@ -320,6 +354,17 @@ impl Drop for StreamRelay {
             self.end_with(RequestStatus::ClientCancelled, 499, None);
         }
     }
+}
+
+/// When a stream whose upstream last delivered bytes at `last_read` has been silent too long
+/// (`UPSTREAM_IDLE_TIMEOUT_MS`), or has run for `STREAM_MAX_DURATION_MS`, whichever is first.
+fn silence_limit(ctx: &Ctx, last_read: Instant) -> tokio::time::Instant {
+    let settings = &ctx.state.settings;
+    let silent = last_read + settings.idle_timeout;
+    let limit = settings
+        .stream_max_duration
+        .map_or(silent, |max| silent.min(ctx.started + max));
+    tokio::time::Instant::from_std(limit)
 }
 
 /// Appends an event with its name (`event: <name>`), as Anthropic's SDKs read it.
