@@ -85,12 +85,15 @@ if [ "$DEMO" = 1 ]; then
   SERVICES=("hero_aibroker_demo:-" "${SERVICES[@]}")
 fi
 
-# bench_models FILE FAKE_URL: the benchmarks' models file: one model `bench` served by the fake
-# provider at FAKE_URL as `bench-up` (key from FAKE_KEY), priced 2.5 / 10 USD per million tokens.
+# bench_models FILE FAKE_URL [SLOW_URL]: the benchmarks' models file: one model `bench` served by
+# the fake provider at FAKE_URL as `bench-up` (key from FAKE_KEY), priced 2.5 / 10 USD per million
+# tokens; with SLOW_URL also `bench-slow`, the same from the fake provider there (key SLOW_KEY).
 bench_models() {
-  cat >"$1" <<YAML
-providers:
-  - {name: fake, base_url: "$2", api_key_env: FAKE_KEY}
+  {
+    echo "providers:"
+    echo "  - {name: fake, base_url: \"$2\", api_key_env: FAKE_KEY}"
+    [ -n "${3:-}" ] && echo "  - {name: slow, base_url: \"$3\", api_key_env: SLOW_KEY}"
+    cat <<YAML
 models:
   bench:
     display_name: Bench
@@ -99,4 +102,14 @@ models:
     backends:
       - {provider: fake, model_id: bench-up, priority: 1, input_cost: 2.5, output_cost: 10}
 YAML
+    [ -n "${3:-}" ] && cat <<YAML
+  bench-slow:
+    display_name: Bench (paced)
+    tier: standard
+    context_window: 8192
+    backends:
+      - {provider: slow, model_id: bench-up, priority: 1, input_cost: 2.5, output_cost: 10}
+YAML
+    true
+  } >"$1"
 }
