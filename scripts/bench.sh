@@ -113,9 +113,12 @@ oha -n 2000 -c 8 --no-tui -m POST -H 'content-type: application/json' -d "$BODY"
 
 RESULTS="$OUT/results.tsv"
 printf 'mode\tconc\tbroker_rps\tbroker_p50_ms\tbroker_p99_ms\tdirect_rps\tdirect_p50_ms\tdirect_p99_ms\tcpu_us_per_req\tdirect_cpu_us_per_req\tpeak_rss_kb\n' >"$RESULTS"
-for mode in json stream; do
-  if [ "$mode" = json ]; then b="$BODY"; d="$DIRECT_BODY"; else b="$SBODY"; d="$DIRECT_SBODY"; fi
-  for c in $CONC; do
+# Concurrency outermost: the allocator keeps some of what a heavier point touched, so each
+# point's peak RSS is measured after the lighter points only (JSON and stream at c=32 before
+# anything at c=64).
+for c in $CONC; do
+  for mode in json stream; do
+    if [ "$mode" = json ]; then b="$BODY"; d="$DIRECT_BODY"; else b="$SBODY"; d="$DIRECT_SBODY"; fi
     say "$mode c=$c: direct to the fake provider"
     f0="$(cpu_ticks "$FAKE_PID")"
     run_oha "direct-$mode-$c" "$c" "$d" "$FAKE_URL/chat/completions"

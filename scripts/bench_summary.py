@@ -22,6 +22,7 @@ def mib(kb):
 
 def load(path):
     rows = list(csv.DictReader(open(path), delimiter="\t"))
+    rows.sort(key=lambda r: (r["mode"] != "json", int(r["conc"])))
     return {(r["mode"], r["conc"]): r for r in rows}, rows
 
 
