@@ -50,8 +50,8 @@ pub fn harden() -> bool {
 
 /// Turns transparent huge pages off for this process (`PR_SET_THP_DISABLE`). Where the kernel
 /// backs every large anonymous mapping with 2 MiB pages (`transparent_hugepage=always`, common),
-/// each arena chunk the allocator touches becomes 2 MiB resident: the broker measured 43–50 MiB
-/// peak RSS under load with them and about 27 MiB without, at the same CPU per request
+/// each arena chunk the allocator touches becomes 2 MiB resident: the broker measured 43–54 MiB
+/// peak RSS under load with them and 30–31 MiB without, at the same CPU per request
 /// (`docs/performance.md`). Returns whether it took.
 pub fn no_huge_pages() -> bool {
     match rustix::thread::disable_transparent_huge_pages(true) {

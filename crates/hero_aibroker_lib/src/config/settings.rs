@@ -185,8 +185,8 @@ pub struct Settings {
 
 /// Half the cores this process may use, at least one: requests are I/O-bound, and on a small
 /// host a second runtime thread mostly wakes up, steals and parks again (on two shared cores,
-/// one thread served 14% more JSON requests and 43% more streams per second than two, at a
-/// quarter less CPU each; `docs/performance.md`).
+/// one thread served 14% more JSON requests and 43% more streams per second than two, with a
+/// quarter to a third less CPU each; `docs/performance.md`).
 pub fn default_worker_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
