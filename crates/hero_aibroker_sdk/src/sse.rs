@@ -76,40 +76,59 @@ impl SseParser {
                 }
                 return Ok(None);
             };
-            let line = self.buf.split_to(line_len);
-            self.buf.advance(term_len);
             self.scanned = 0;
-            let line = std::str::from_utf8(&line).map_err(|_| SseError::NotUtf8)?;
-            if line.is_empty() {
-                if self.has_data {
-                    self.has_data = false;
-                    return Ok(Some(std::mem::take(&mut self.pending)));
-                }
-                self.pending.event.clear();
-                continue;
-            }
-            if line.starts_with(':') {
-                continue;
-            }
-            let (field, value) = match line.split_once(':') {
-                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-                None => (line, ""),
-            };
-            match field {
-                "data" => {
-                    if self.has_data {
-                        self.pending.data.push('\n');
-                    }
-                    self.pending.data.push_str(value);
-                    self.has_data = true;
-                    if self.pending.data.len() > self.limit {
-                        return Err(SseError::LineTooLong(self.limit));
-                    }
-                }
-                "event" => value.clone_into(&mut self.pending.event),
-                _ => {}
+            // The line is read where it lies and then skipped (`advance` moves a cursor): no
+            // split, so no shared buffer and no reference count per line.
+            let step = self.take_line(line_len);
+            self.buf.advance(line_len + term_len);
+            match step? {
+                Some(event) => return Ok(Some(event)),
+                None => continue,
             }
         }
+    }
+
+    /// Applies the line of `line_len` bytes at the start of the buffer: the finished event
+    /// when it is the blank line that ends one.
+    fn take_line(&mut self, line_len: usize) -> Result<Option<SseEvent>, SseError> {
+        let SseParser {
+            buf,
+            pending,
+            has_data,
+            limit,
+            ..
+        } = self;
+        let line = std::str::from_utf8(&buf[..line_len]).map_err(|_| SseError::NotUtf8)?;
+        if line.is_empty() {
+            if *has_data {
+                *has_data = false;
+                return Ok(Some(std::mem::take(pending)));
+            }
+            pending.event.clear();
+            return Ok(None);
+        }
+        if line.starts_with(':') {
+            return Ok(None);
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+            None => (line, ""),
+        };
+        match field {
+            "data" => {
+                if *has_data {
+                    pending.data.push('\n');
+                }
+                pending.data.push_str(value);
+                *has_data = true;
+                if pending.data.len() > *limit {
+                    return Err(SseError::LineTooLong(*limit));
+                }
+            }
+            "event" => value.clone_into(&mut pending.event),
+            _ => {}
+        }
+        Ok(None)
     }
 
     /// The body ended (call once [`SseParser::next_event`] has returned `None`): a last line

@@ -7,9 +7,20 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use std::task::{Context, Poll};
+
 use dashmap::DashMap;
+use futures_util::task::AtomicWaker;
 use hero_aibroker_sdk::admin::RunningRequest;
-use tokio_util::sync::CancellationToken;
+
+/// The operator's cancel of one request: a flag and the waker of the task waiting on it.
+/// Waiting costs an atomic waker registration per poll and no lock (a `CancellationToken` took
+/// two locks per poll, on every upstream read of every stream).
+#[derive(Debug, Default)]
+struct Cancel {
+    flag: AtomicBool,
+    waker: AtomicWaker,
+}
 
 #[derive(Debug, Default)]
 struct Late {
@@ -28,7 +39,7 @@ pub struct Entry {
     late: Mutex<Late>,
     stream: AtomicBool,
     bytes: AtomicU64,
-    cancel: CancellationToken,
+    cancel: Cancel,
 }
 
 impl Entry {
@@ -66,9 +77,25 @@ impl Entry {
         self.bytes.fetch_add(n as u64, Ordering::Relaxed);
     }
 
-    /// Fires when the operator cancels the request.
-    pub fn cancelled(&self) -> CancellationToken {
-        self.cancel.clone()
+    /// Ready once the operator cancelled the request. One task waits at a time — the
+    /// request's own (its handler, then its streamed body) — since the last to poll is the one
+    /// woken.
+    pub fn poll_cancelled(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_cancelled() {
+            return Poll::Ready(());
+        }
+        self.cancel.waker.register(cx.waker());
+        // Checked again: a cancel between the first check and the registration woke nobody.
+        if self.is_cancelled() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+
+    /// Whether the operator cancelled the request.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.flag.load(Ordering::Acquire)
     }
 
     fn view(&self) -> RunningRequest {
@@ -83,7 +110,7 @@ impl Entry {
             provider: late.provider.clone(),
             stream: self.stream.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
-            cancelled: self.cancel.is_cancelled(),
+            cancelled: self.is_cancelled(),
         }
     }
 }
@@ -108,6 +135,13 @@ impl std::ops::Deref for Registration {
     }
 }
 
+impl Registration {
+    /// The entry itself, for a wait that outlives the borrow of the registration.
+    pub fn entry(&self) -> Arc<Entry> {
+        self.entry.clone()
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         self.map.remove(&self.entry.id);
@@ -125,7 +159,7 @@ impl Running {
             late: Mutex::new(Late::default()),
             stream: AtomicBool::new(false),
             bytes: AtomicU64::new(0),
-            cancel: CancellationToken::new(),
+            cancel: Cancel::default(),
         });
         self.map.insert(id.to_owned(), entry.clone());
         Registration {
@@ -145,7 +179,8 @@ impl Running {
     /// request is running.
     pub fn cancel(&self, id: &str) -> Option<RunningRequest> {
         let entry = self.map.get(id)?.clone();
-        entry.cancel.cancel();
+        entry.cancel.flag.store(true, Ordering::Release);
+        entry.cancel.waker.wake();
         Some(entry.view())
     }
 
@@ -186,9 +221,9 @@ mod tests {
             ),
             ("chat", Some("key_1"), Some("fake-0"), true, 100)
         );
-        assert!(!a.cancelled().is_cancelled());
+        assert!(!a.is_cancelled());
         assert!(r.cancel("req_a").is_some_and(|v| v.cancelled));
-        assert!(a.cancelled().is_cancelled());
+        assert!(a.is_cancelled());
         assert!(r.cancel("req_zz").is_none());
         drop(a);
         assert!(r.is_empty(), "an ended request leaves");

@@ -24,7 +24,6 @@ use crate::pipeline::router::Candidate;
 use crate::pipeline::sse::{self, Annotator};
 use crate::providers::{Chunk, Driver, Wire, anthropic};
 use hero_aibroker_sdk::sse::{SseEvent, SseParser};
-use tokio_util::sync::WaitForCancellationFutureOwned;
 
 /// Why a stream that outlived `STREAM_MAX_DURATION_MS` ended.
 const TOO_LONG: &str = "the stream ran past its maximum duration (STREAM_MAX_DURATION_MS)";
@@ -53,9 +52,6 @@ pub(super) struct StreamRelay {
     wire: Wire,
     /// Anthropic's usage counts so far, for a passed-through Messages stream.
     anthropic_usage: serde_json::Map<String, serde_json::Value>,
-    /// The operator's cancellation, waited on for the whole stream (one registration, not one
-    /// per upstream read).
-    cancel: Pin<Box<WaitForCancellationFutureOwned>>,
     /// When the upstream last delivered bytes.
     last_read: Instant,
     /// Armed at or before the silence limit and moved on lazily: when it fires before the
@@ -92,7 +88,6 @@ impl StreamRelay {
                 .and_then(|v| v.id),
             Wire::Messages => anthropic::stream_id(&first.data),
         };
-        let cancel = Box::pin(ctx.running.cancelled().cancelled_owned());
         let last_read = Instant::now();
         let idle = Box::pin(tokio::time::sleep_until(silence_limit(&ctx, last_read)));
         StreamRelay {
@@ -111,7 +106,6 @@ impl StreamRelay {
             saw_finish: false,
             wire,
             anthropic_usage: serde_json::Map::new(),
-            cancel,
             last_read,
             idle,
         }
@@ -174,7 +168,7 @@ impl StreamRelay {
             let next = if out.is_empty() {
                 tokio::select! {
                     biased;
-                    () = self.cancel.as_mut() => {
+                    () = std::future::poll_fn(|cx| self.ctx.running.poll_cancelled(cx)) => {
                         self.cancelled(&mut out);
                         continue;
                     }

@@ -118,10 +118,10 @@ pub(super) async fn admit(
 /// Relays an admitted request. The operator's cancel (`requests.cancel`) drops the relay,
 /// which ends the request as cancelled; a stream already answering watches the same token.
 pub(super) async fn run(ctx: Ctx, body: Bytes) -> Result<Response, ApiError> {
-    let cancel = ctx.running.cancelled();
+    let running = ctx.running.entry();
     tokio::select! {
         r = relay(ctx, body) => r,
-        () = cancel.cancelled() => Err(ApiError::new(
+        () = std::future::poll_fn(|cx| running.poll_cancelled(cx)) => Err(ApiError::new(
             ErrorCode::Cancelled,
             "The operator cancelled this request.",
         )),
