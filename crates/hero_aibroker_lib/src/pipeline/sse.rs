@@ -7,6 +7,7 @@
 //! Replies of a verbatim driver (OpenRouter) are passed exactly as sent; they are only read
 //! for their usage, cost and id.
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use bytes::{BufMut, BytesMut};
@@ -20,6 +21,45 @@ use crate::config::registry::Prices;
 /// The per-event key scans' searchers, built once (`memmem::find` builds one per call).
 static USAGE_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"usage\""));
 static PROVIDER_KEY: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(b"\"provider\""));
+
+/// A top-level key of a reply, borrowed from it unless it had escapes.
+#[derive(Debug, PartialEq, Eq, Hash, serde::Deserialize)]
+struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl std::borrow::Borrow<str> for Key<'_> {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&'static str> for Key<'_> {
+    fn from(s: &'static str) -> Self {
+        Key(Cow::Borrowed(s))
+    }
+}
+
+/// A top-level value of a reply as raw JSON text: borrowed from the reply, or written by the
+/// broker.
+#[derive(Debug)]
+enum Val<'a> {
+    Borrowed(&'a RawValue),
+    Owned(Box<RawValue>),
+}
+
+impl Val<'_> {
+    fn get(&self) -> &str {
+        match self {
+            Val::Borrowed(r) => r.get(),
+            Val::Owned(r) => r.get(),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Val<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&'de RawValue>::deserialize(d).map(Val::Borrowed)
+    }
+}
 
 /// A rewritten JSON object with what the broker read from it.
 #[derive(Debug)]
@@ -121,7 +161,9 @@ impl Annotator {
         model_id: &str,
         whole: bool,
     ) -> Result<Annotated, serde_json::Error> {
-        let mut map: IndexMap<String, Box<RawValue>> = serde_json::from_slice(json)?;
+        // Keys and values borrow from `json` (values stay raw text): the rewrite copies each
+        // byte once, into the new body, instead of into a key string and a value box first.
+        let mut map: IndexMap<Key<'_>, Val<'_>> = serde_json::from_slice(json)?;
         let id = map
             .get("id")
             .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok());
@@ -139,23 +181,41 @@ impl Annotator {
         if let Some(u) = &usage_out
             && let Some(raw) = map.get_mut("usage")
         {
-            *raw = serde_json::value::to_raw_value(u)?;
+            *raw = Val::Owned(serde_json::value::to_raw_value(u)?);
         }
         if let Some(theirs) = map.shift_remove("provider") {
-            map.insert("upstream_provider".into(), theirs);
+            map.insert(Key::from("upstream_provider"), theirs);
         }
         let at = map.get_index_of("id").map_or(0, |i| i + 1);
-        map.shift_insert(at, "provider".into(), self.provider_json.clone());
+        map.shift_insert(
+            at,
+            Key::from("provider"),
+            Val::Borrowed(&self.provider_json),
+        );
         if !map.contains_key("model") {
-            map.insert("model".into(), serde_json::value::to_raw_value(model_id)?);
+            map.insert(
+                Key::from("model"),
+                Val::Owned(serde_json::value::to_raw_value(model_id)?),
+            );
         }
         if (whole || usage_out.is_some())
             && let Some(env) = self.envelope_json(usage_out.as_ref().and_then(|u| u.cost))
         {
-            map.insert("x_aibroker".into(), env);
+            map.insert(Key::from("x_aibroker"), Val::Owned(env));
         }
+        let mut body = Vec::with_capacity(json.len() + 256);
+        body.push(b'{');
+        for (i, (k, v)) in map.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            serde_json::to_writer(&mut body, k.0.as_ref())?;
+            body.push(b':');
+            body.extend_from_slice(v.get().as_bytes());
+        }
+        body.push(b'}');
         Ok(Annotated {
-            body: serde_json::to_vec(&map)?,
+            body,
             usage: usage_out,
             id,
         })
@@ -314,6 +374,24 @@ mod tests {
         let u = a.chunk_into(last, "m", &mut out).expect("usage read");
         assert_eq!(u.cost, Some(0.1));
         assert_eq!(&out[..], format!("data: {last}\n\n").as_bytes());
+    }
+
+    #[test]
+    fn a_rewritten_reply_keeps_every_key_in_order_escapes_included() {
+        let got = ann()
+            .object(
+                br#"{"id":"c","we\"ird":[1, {"x":"\u00e9"}],"choices":[],"dup":1,"dup":2,"usage":null}"#,
+                "m",
+                true,
+            )
+            .expect("valid");
+        let text = String::from_utf8(got.body).expect("utf8");
+        assert_eq!(
+            text,
+            r#"{"id":"c","provider":"openai","we\"ird":[1, {"x":"\u00e9"}],"choices":[],"dup":2,"usage":null,"model":"m"}"#
+        );
+        assert!(got.usage.is_none());
+        assert_eq!(got.id.as_deref(), Some("c"));
     }
 
     #[test]
