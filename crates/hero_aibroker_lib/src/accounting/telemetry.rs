@@ -3,8 +3,11 @@
 //! no global lock (the exporter's registry is sharded).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 
+use dashmap::DashMap;
 use hero_aibroker_sdk::admin::RequestStatus;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
 
 /// Latency buckets in seconds: 1 ms … 5 min (LLM calls are long).
@@ -20,6 +23,27 @@ pub struct Telemetry {
     refused: AtomicU64,
     last_refused_log_ms: AtomicU64,
     epoch: std::time::Instant,
+    /// The handles of each model and provider seen, by model then provider.
+    pairs: DashMap<String, DashMap<String, Arc<Pair>>>,
+}
+
+/// The metric handles of one model served by one provider, registered once: recording a
+/// request is then a few atomic adds, not a label set built (two strings per metric) and
+/// looked up in the registry for each of six metrics.
+struct Pair {
+    /// `hero_aibroker_requests_total` and `hero_aibroker_errors_total` by status (the order of
+    /// [`RequestStatus::ALL`]), registered when a status first occurs.
+    requests: [OnceLock<Counter>; RequestStatus::ALL.len()],
+    errors: [OnceLock<Counter>; RequestStatus::ALL.len()],
+    prompt_tokens: Counter,
+    completion_tokens: Counter,
+    /// Registered with the first request that cost something (as before: a free model shows
+    /// no cost series).
+    cost: OnceLock<Counter>,
+    duration: Histogram,
+    /// Registered with the first request that had a first byte.
+    ttfb: OnceLock<Histogram>,
+    labels: [(&'static str, String); 2],
 }
 
 impl std::fmt::Debug for Telemetry {
@@ -61,35 +85,102 @@ impl Telemetry {
             refused: AtomicU64::new(0),
             last_refused_log_ms: AtomicU64::new(0),
             epoch: std::time::Instant::now(),
+            pairs: DashMap::new(),
         }
     }
 
     /// Records a finished request.
     pub fn request(&self, s: &Sample<'_>) {
-        metrics::with_local_recorder(&self.recorder, || {
+        let pair = self.pair(s.model, s.provider);
+        let at = RequestStatus::ALL
+            .iter()
+            .position(|x| *x == s.status)
+            .unwrap_or(0);
+        let registered = |name: &'static str, labels: [(&'static str, String); 3]| {
+            metrics::with_local_recorder(&self.recorder, || metrics::counter!(name, &labels))
+        };
+        pair.requests[at]
+            .get_or_init(|| {
+                registered(
+                    "hero_aibroker_requests_total",
+                    [
+                        ("model", s.model.to_owned()),
+                        ("provider", s.provider.to_owned()),
+                        ("status", s.status.as_str().to_owned()),
+                    ],
+                )
+            })
+            .increment(1);
+        if s.status != RequestStatus::Ok {
+            pair.errors[at]
+                .get_or_init(|| {
+                    metrics::with_local_recorder(&self.recorder, || {
+                        metrics::counter!("hero_aibroker_errors_total", "model" => s.model.to_owned(), "status" => s.status.as_str())
+                    })
+                })
+                .increment(1);
+        }
+        pair.prompt_tokens.increment(s.prompt_tokens);
+        pair.completion_tokens.increment(s.completion_tokens);
+        if s.cost_usd > 0.0 {
+            // Counters are integers: cost is kept in micro-USD.
+            pair.cost
+                .get_or_init(|| {
+                    metrics::with_local_recorder(&self.recorder, || {
+                        metrics::counter!("hero_aibroker_cost_microusd_total", &pair.labels)
+                    })
+                })
+                .increment((s.cost_usd * 1e6).round() as u64);
+        }
+        pair.duration.record(s.latency_s);
+        if let Some(t) = s.ttfb_s {
+            pair.ttfb
+                .get_or_init(|| {
+                    metrics::with_local_recorder(&self.recorder, || {
+                        metrics::histogram!(
+                            "hero_aibroker_time_to_first_byte_seconds",
+                            &pair.labels
+                        )
+                    })
+                })
+                .record(t);
+        }
+    }
+
+    /// The handles of `model` served by `provider`, registered on first use.
+    fn pair(&self, model: &str, provider: &str) -> Arc<Pair> {
+        if let Some(p) = self
+            .pairs
+            .get(model)
+            .and_then(|m| m.get(provider).map(|p| p.clone()))
+        {
+            return p;
+        }
+        let pair = metrics::with_local_recorder(&self.recorder, || {
             let labels = [
-                ("model", s.model.to_owned()),
-                ("provider", s.provider.to_owned()),
+                ("model", model.to_owned()),
+                ("provider", provider.to_owned()),
             ];
-            metrics::counter!("hero_aibroker_requests_total", "model" => s.model.to_owned(), "provider" => s.provider.to_owned(), "status" => s.status.as_str()).increment(1);
-            if s.status != RequestStatus::Ok {
-                metrics::counter!("hero_aibroker_errors_total", "model" => s.model.to_owned(), "status" => s.status.as_str()).increment(1);
-            }
-            metrics::counter!("hero_aibroker_prompt_tokens_total", &labels)
-                .increment(s.prompt_tokens);
-            metrics::counter!("hero_aibroker_completion_tokens_total", &labels)
-                .increment(s.completion_tokens);
-            if s.cost_usd > 0.0 {
-                // Counters are integers: cost is kept in micro-USD.
-                metrics::counter!("hero_aibroker_cost_microusd_total", &labels)
-                    .increment((s.cost_usd * 1e6).round() as u64);
-            }
-            metrics::histogram!("hero_aibroker_request_duration_seconds", &labels)
-                .record(s.latency_s);
-            if let Some(t) = s.ttfb_s {
-                metrics::histogram!("hero_aibroker_time_to_first_byte_seconds", &labels).record(t);
-            }
+            Arc::new(Pair {
+                requests: Default::default(),
+                errors: Default::default(),
+                prompt_tokens: metrics::counter!("hero_aibroker_prompt_tokens_total", &labels),
+                completion_tokens: metrics::counter!(
+                    "hero_aibroker_completion_tokens_total",
+                    &labels
+                ),
+                cost: OnceLock::new(),
+                duration: metrics::histogram!("hero_aibroker_request_duration_seconds", &labels),
+                ttfb: OnceLock::new(),
+                labels,
+            })
         });
+        self.pairs
+            .entry(model.to_owned())
+            .or_default()
+            .entry(provider.to_owned())
+            .or_insert(pair)
+            .clone()
     }
 
     /// Counts a request turned away before it was admitted (`reason`: `overloaded`), and
@@ -171,5 +262,41 @@ mod tests {
             text.contains("hero_aibroker_in_flight_requests 3"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn handles_made_once_count_every_request_of_each_pair_and_status() {
+        let t = Telemetry::new();
+        let sample = |model, provider, status, cost_usd| Sample {
+            model,
+            provider,
+            status,
+            prompt_tokens: 1,
+            completion_tokens: 2,
+            cost_usd,
+            latency_s: 0.01,
+            ttfb_s: None,
+        };
+        for _ in 0..3 {
+            t.request(&sample("m", "a-0", RequestStatus::Ok, 0.0));
+        }
+        t.request(&sample("m", "a-0", RequestStatus::Partial, 0.000_001));
+        t.request(&sample("m", "b-0", RequestStatus::Error, 0.0));
+        let text = t.render(0, 0);
+        for line in [
+            r#"hero_aibroker_requests_total{model="m",provider="a-0",status="ok"} 3"#,
+            r#"hero_aibroker_requests_total{model="m",provider="a-0",status="partial"} 1"#,
+            r#"hero_aibroker_requests_total{model="m",provider="b-0",status="error"} 1"#,
+            r#"hero_aibroker_errors_total{model="m",status="partial"} 1"#,
+            r#"hero_aibroker_errors_total{model="m",status="error"} 1"#,
+            r#"hero_aibroker_prompt_tokens_total{model="m",provider="a-0"} 4"#,
+            r#"hero_aibroker_completion_tokens_total{model="m",provider="b-0"} 2"#,
+            r#"hero_aibroker_cost_microusd_total{model="m",provider="a-0"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // Series appear only once they have something to say, as before the handles.
+        assert!(!text.contains(r#"hero_aibroker_cost_microusd_total{model="m",provider="b-0"}"#));
+        assert!(!text.contains("hero_aibroker_time_to_first_byte_seconds"));
     }
 }
