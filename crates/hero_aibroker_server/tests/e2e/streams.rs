@@ -263,3 +263,53 @@ async fn a_client_that_leaves_before_the_first_byte_cancels_the_upstream_call() 
         "no second attempt for a client that left"
     );
 }
+
+/// What one upstream read brought goes out in one write: a whole stream that the fake provider
+/// sends at once (35 events, no delay) reaches the client in a few HTTP chunks, not one chunk
+/// per event. Read with a raw HTTP/1.1 client so the chunk framing itself is seen.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_that_arrive_together_leave_in_one_write() {
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    let fake = FakeProvider::start().await;
+    let b = Start::with_fake(&fake).start().await;
+    let body = stream_body("solo").to_string();
+    let mut sock = tokio::net::UnixStream::connect(&b.sock)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(head.as_bytes()).await.expect("send");
+    let mut r = BufReader::new(sock);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        r.read_line(&mut line).await.expect("head");
+        if line == "\r\n" {
+            break;
+        }
+        assert!(!line.is_empty(), "the connection closed in the head");
+    }
+    let (mut chunks, mut text) = (0, Vec::new());
+    loop {
+        line.clear();
+        r.read_line(&mut line).await.expect("chunk size");
+        let size = usize::from_str_radix(line.trim(), 16).expect("hex chunk size");
+        if size == 0 {
+            break;
+        }
+        let mut data = vec![0; size + 2];
+        r.read_exact(&mut data).await.expect("chunk");
+        text.extend_from_slice(&data[..size]);
+        chunks += 1;
+    }
+    let text = String::from_utf8(text).expect("utf8");
+    let events = text.matches("data: ").count();
+    assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    assert!(events >= 30, "{events} events: {text}");
+    assert!(
+        chunks <= 4,
+        "{events} events that arrived together went out in {chunks} writes"
+    );
+}
