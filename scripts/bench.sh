@@ -12,6 +12,9 @@
 #                                      # scripts/bench_store.sh)
 #   BENCH_SECS=10 BENCH_CONC="1 32" scripts/bench.sh
 #   BENCH_LOG=info scripts/bench.sh    # with the per-request log line on (default: warn)
+#   BENCH_SERVER=/path/to/hero_aibroker_server scripts/bench.sh --profile
+#                                      # another build of the server (e.g. an older commit's), to
+#                                      # compare two builds in one sitting; the docs are not written
 #   scripts/bench.sh --quick           # 2 s per run at concurrency 1 and 32, the broker table and
 #                                      # its RSS only (run by scripts/test.sh after the tests;
 #                                      # informational, never a pass/fail gate)
@@ -82,8 +85,9 @@ if [ "$QUICK" = 0 ] && [ "$PERF" = 0 ]; then
 fi
 bench_models "$WORK/models.yml" "$FAKE_URL" "$SLOW_URL"
 
+SERVER_BIN="${BENCH_SERVER:-target/release/hero_aibroker_server}"
 FAKE_KEY=bench-key SLOW_KEY=bench-key RUST_LOG="$LOGLEVEL" HERO_SOCKET_DIR="$WORK/sockets" DATABASE_URL="$WORK/bench.db" \
-  target/release/hero_aibroker_server --models-config "$WORK/models.yml" >"$WORK/server.log" 2>&1 &
+  "$SERVER_BIN" --models-config "$WORK/models.yml" >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!
 SOCK="$WORK/sockets/hero_aibroker/rest.sock"
 for _ in $(seq 1 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
@@ -198,7 +202,7 @@ if [ "$QUICK" = 1 ]; then
   echo "(quick run: informational; scripts/bench.sh without --quick runs everything)"
   exit 0
 fi
-if [ "$PERF" = 0 ] && [ "${BENCH_WRITE_DOCS:-1}" != 0 ]; then
+if [ "$PERF" = 0 ] && [ -z "${BENCH_SERVER:-}" ] && [ "${BENCH_WRITE_DOCS:-1}" != 0 ]; then
   python3 "$REPO/scripts/bench_summary.py" "$RESULTS" "$STREAMS_RSS" --write "$REPO/docs/performance.md" | tail -1
 fi
 if [ "$PERF" = 1 ]; then
