@@ -96,27 +96,21 @@ impl Telemetry {
             .iter()
             .position(|x| *x == s.status)
             .unwrap_or(0);
-        let registered = |name: &'static str, labels: [(&'static str, String); 3]| {
-            metrics::with_local_recorder(&self.recorder, || metrics::counter!(name, &labels))
-        };
+        let status = ("status", s.status.as_str().to_owned());
         pair.requests[at]
             .get_or_init(|| {
-                registered(
+                let [model, provider] = pair.labels.clone();
+                self.counter(
                     "hero_aibroker_requests_total",
-                    [
-                        ("model", s.model.to_owned()),
-                        ("provider", s.provider.to_owned()),
-                        ("status", s.status.as_str().to_owned()),
-                    ],
+                    &[model, provider, status.clone()],
                 )
             })
             .increment(1);
         if s.status != RequestStatus::Ok {
             pair.errors[at]
                 .get_or_init(|| {
-                    metrics::with_local_recorder(&self.recorder, || {
-                        metrics::counter!("hero_aibroker_errors_total", "model" => s.model.to_owned(), "status" => s.status.as_str())
-                    })
+                    let [model, _] = pair.labels.clone();
+                    self.counter("hero_aibroker_errors_total", &[model, status.clone()])
                 })
                 .increment(1);
         }
@@ -125,26 +119,27 @@ impl Telemetry {
         if s.cost_usd > 0.0 {
             // Counters are integers: cost is kept in micro-USD.
             pair.cost
-                .get_or_init(|| {
-                    metrics::with_local_recorder(&self.recorder, || {
-                        metrics::counter!("hero_aibroker_cost_microusd_total", &pair.labels)
-                    })
-                })
+                .get_or_init(|| self.counter("hero_aibroker_cost_microusd_total", &pair.labels))
                 .increment((s.cost_usd * 1e6).round() as u64);
         }
         pair.duration.record(s.latency_s);
         if let Some(t) = s.ttfb_s {
             pair.ttfb
                 .get_or_init(|| {
-                    metrics::with_local_recorder(&self.recorder, || {
-                        metrics::histogram!(
-                            "hero_aibroker_time_to_first_byte_seconds",
-                            &pair.labels
-                        )
-                    })
+                    self.histogram("hero_aibroker_time_to_first_byte_seconds", &pair.labels)
                 })
                 .record(t);
         }
+    }
+
+    /// Registers (or finds) counter `name` with `labels` in this broker's recorder.
+    fn counter(&self, name: &'static str, labels: &[(&'static str, String)]) -> Counter {
+        metrics::with_local_recorder(&self.recorder, || metrics::counter!(name, labels))
+    }
+
+    /// Registers (or finds) histogram `name` with `labels` in this broker's recorder.
+    fn histogram(&self, name: &'static str, labels: &[(&'static str, String)]) -> Histogram {
+        metrics::with_local_recorder(&self.recorder, || metrics::histogram!(name, labels))
     }
 
     /// The handles of `model` served by `provider`, registered on first use.
@@ -156,24 +151,19 @@ impl Telemetry {
         {
             return p;
         }
-        let pair = metrics::with_local_recorder(&self.recorder, || {
-            let labels = [
-                ("model", model.to_owned()),
-                ("provider", provider.to_owned()),
-            ];
-            Arc::new(Pair {
-                requests: Default::default(),
-                errors: Default::default(),
-                prompt_tokens: metrics::counter!("hero_aibroker_prompt_tokens_total", &labels),
-                completion_tokens: metrics::counter!(
-                    "hero_aibroker_completion_tokens_total",
-                    &labels
-                ),
-                cost: OnceLock::new(),
-                duration: metrics::histogram!("hero_aibroker_request_duration_seconds", &labels),
-                ttfb: OnceLock::new(),
-                labels,
-            })
+        let labels = [
+            ("model", model.to_owned()),
+            ("provider", provider.to_owned()),
+        ];
+        let pair = Arc::new(Pair {
+            requests: Default::default(),
+            errors: Default::default(),
+            prompt_tokens: self.counter("hero_aibroker_prompt_tokens_total", &labels),
+            completion_tokens: self.counter("hero_aibroker_completion_tokens_total", &labels),
+            cost: OnceLock::new(),
+            duration: self.histogram("hero_aibroker_request_duration_seconds", &labels),
+            ttfb: OnceLock::new(),
+            labels,
         });
         self.pairs
             .entry(model.to_owned())
